@@ -1,0 +1,142 @@
+"""Atomic writes, schema-checked reads and content hashes for lakehouse files."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from alpha_assets.errors import LakehouseReadError
+
+
+def write_bytes_atomic(data: bytes, path: Path) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part.
+
+    The bytes go to a temporary file in the same directory, are flushed and fsynced, then renamed over
+    ``path`` (``os.replace`` is atomic on POSIX within one file system); the directory is fsynced so the
+    rename survives a power loss.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    _fsync_directory(path.parent)
+
+
+def write_table_atomic(table: pa.Table, path: Path) -> None:
+    """Write ``table`` as parquet to ``path`` atomically (see :func:`write_bytes_atomic`)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    write_bytes_atomic(sink.getvalue().to_pybytes(), path)
+
+
+def encode_json(document: Any) -> bytes:
+    """Deterministic JSON: sorted keys, two-space indent, UTF-8, trailing newline."""
+    return (json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
+
+
+def write_json_atomic(document: Any, path: Path) -> None:
+    """Write ``document`` as deterministic JSON to ``path`` atomically."""
+    write_bytes_atomic(encode_json(document), path)
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file written by :func:`write_json_atomic`.
+
+    Raises
+    ------
+    LakehouseReadError
+        When the file is missing or is not valid JSON.
+    """
+    try:
+        return json.loads(path.read_bytes())
+    except FileNotFoundError as err:
+        raise LakehouseReadError(str(path), "file does not exist") from err
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise LakehouseReadError(str(path), f"not valid JSON ({err})") from err
+
+
+def read_table(path: Path, schema: pa.Schema | None = None) -> pa.Table:
+    """Read a parquet file, checking it against ``schema`` when one is given.
+
+    Columns are selected and cast to ``schema``'s types when the cast is safe (e.g. timestamp units), so
+    files written by older versions with extra columns still read.
+
+    Raises
+    ------
+    LakehouseReadError
+        When the file is missing, is not parquet (truncated, corrupted), lacks a column of ``schema``, or
+        has a column whose type cannot be cast safely.
+    """
+    try:
+        table = pq.read_table(path)
+    except FileNotFoundError as err:
+        raise LakehouseReadError(str(path), "file does not exist") from err
+    except (pa.ArrowInvalid, OSError) as err:
+        raise LakehouseReadError(str(path), f"not a readable parquet file ({err})") from err
+    if schema is None:
+        return table
+    missing = [name for name in schema.names if name not in table.column_names]
+    if missing:
+        raise LakehouseReadError(
+            str(path), f"missing columns {missing}; expected {schema.names}, found {table.column_names}"
+        )
+    try:
+        return table.select(schema.names).cast(schema, safe=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as err:
+        raise LakehouseReadError(str(path), f"wrong column types ({err})") from err
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 hex digest of a file's bytes: its data version and its fingerprint in run artifacts."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def bytes_sha256(data: bytes) -> str:
+    """The sha256 hex digest of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``<path>.lock`` for a read-merge-write of ``path``.
+
+    One lock per file, so writers of different symbols never wait for each other.
+    """
+    lock_path = path.with_name(path.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,163 @@
+"""Every path under the data directory is built here, from validated keys only.
+
+No other module joins paths under the data directory, so moving the root to an object store is a change to
+this module alone.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from alpha_assets.lakehouse.keys import validate_run_id, validate_symbol_key
+
+DATA_DIR_ENV = "ALPHA_ASSETS_DATA_DIR"
+DEFAULT_DATA_DIR = "data"
+
+
+def resolve_data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The data directory: ``explicit`` if given, else ``$ALPHA_ASSETS_DATA_DIR``, else ``./data``.
+
+    Read at call time, never at import time.
+    """
+    chosen = explicit if explicit not in (None, "") else os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
+    return Path(chosen).expanduser().resolve()
+
+
+@dataclass(frozen=True)
+class LakehousePaths:
+    """Paths of the lakehouse, the exports and the run artifacts under one data directory.
+
+    Parameters
+    ----------
+    root : Path
+        The data directory (``./data`` by default).
+    """
+
+    root: Path
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        object.__setattr__(self, "root", Path(root).expanduser().resolve())
+
+    # --- lakehouse -------------------------------------------------------------------------------------
+    @property
+    def lakehouse_dir(self) -> Path:
+        """``lakehouse/``: the market data the DataOps cycle owns."""
+        return self.root / "lakehouse"
+
+    def ohlcv_file(self, symbol_key: str) -> Path:
+        """``lakehouse/<EXCHANGE>_<SYMBOL>_1d.parquet``."""
+        return self.lakehouse_dir / f"{validate_symbol_key(symbol_key)}_1d.parquet"
+
+    @property
+    def symbols_dir(self) -> Path:
+        """``lakehouse/symbols.parquet/``: a dataset directory, one SCD-2 history file per symbol."""
+        return self.lakehouse_dir / "symbols.parquet"
+
+    def symbol_metadata_file(self, symbol_key: str) -> Path:
+        """``lakehouse/symbols.parquet/<KEY>.parquet``."""
+        return self.symbols_dir / f"{validate_symbol_key(symbol_key)}.parquet"
+
+    @property
+    def features_dir(self) -> Path:
+        """``lakehouse/features_matrix.parquet/``: a dataset directory, one long-form file per symbol."""
+        return self.lakehouse_dir / "features_matrix.parquet"
+
+    def features_file(self, symbol_key: str) -> Path:
+        """``lakehouse/features_matrix.parquet/<KEY>.parquet``."""
+        return self.features_dir / f"{validate_symbol_key(symbol_key)}.parquet"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        """``lakehouse/quarantine/``: rows and files refused on the way in, with the reason."""
+        return self.lakehouse_dir / "quarantine"
+
+    def quarantine_file(self, symbol_key: str) -> Path:
+        """``lakehouse/quarantine/<KEY>.jsonl``: one JSON record per refused row or file."""
+        return self.quarantine_dir / f"{validate_symbol_key(symbol_key)}.jsonl"
+
+    @property
+    def repairs_dir(self) -> Path:
+        """``lakehouse/repairs/``: per symbol, the gaps tried and what came of each try."""
+        return self.lakehouse_dir / "repairs"
+
+    def repair_log_file(self, symbol_key: str) -> Path:
+        """``lakehouse/repairs/<KEY>.json``."""
+        return self.repairs_dir / f"{validate_symbol_key(symbol_key)}.json"
+
+    @property
+    def audit_dir(self) -> Path:
+        """``lakehouse/audit/``: the latest audit verdict per symbol."""
+        return self.lakehouse_dir / "audit"
+
+    def audit_file(self, symbol_key: str) -> Path:
+        """``lakehouse/audit/<KEY>.json``."""
+        return self.audit_dir / f"{validate_symbol_key(symbol_key)}.json"
+
+    @property
+    def duckdb_file(self) -> Path:
+        """``lakehouse.duckdb``: views over the lakehouse and the run artifacts."""
+        return self.root / "lakehouse.duckdb"
+
+    # --- exports (one folder per RUN_ID, written by DataOps) --------------------------------------------
+    @property
+    def export_root(self) -> Path:
+        """``export/``: one folder per RUN_ID."""
+        return self.root / "export"
+
+    def export_dir(self, run_id: str) -> Path:
+        """``export/<RUN_ID>/``."""
+        return self.export_root / validate_run_id(run_id)
+
+    def candidates_file(self, run_id: str) -> Path:
+        """``export/<RUN_ID>/candidates.json``: the discovery output."""
+        return self.export_dir(run_id) / "candidates.json"
+
+    def audit_report_file(self, run_id: str) -> Path:
+        """``export/<RUN_ID>/audit.json``: every candidate's verdict and reasons."""
+        return self.export_dir(run_id) / "audit.json"
+
+    def candidates_validated_file(self, run_id: str) -> Path:
+        """``export/<RUN_ID>/candidates_validated.json``: the candidates that passed the audit."""
+        return self.export_dir(run_id) / "candidates_validated.json"
+
+    # --- run artifacts (written by the Alpha cycle) ------------------------------------------------------
+    @property
+    def runs_root(self) -> Path:
+        """``artifacts/summaries/runs/``."""
+        return self.root / "artifacts" / "summaries" / "runs"
+
+    def run_dir(self, run_id: str) -> Path:
+        """``artifacts/summaries/runs/<RUN_ID>/``."""
+        return self.runs_root / validate_run_id(run_id)
+
+    def run_data_dir(self, run_id: str) -> Path:
+        """``artifacts/summaries/runs/<RUN_ID>/data/``."""
+        return self.run_dir(run_id) / "data"
+
+    def run_data_file(self, run_id: str, name: str) -> Path:
+        """A named artifact in the run's ``data/`` folder, e.g. ``returns_matrix.parquet``."""
+        if name not in RUN_DATA_FILES:
+            raise ValueError(f"run artifact name must be one of {sorted(RUN_DATA_FILES)}, got {name!r}")
+        return self.run_data_dir(run_id) / name
+
+    def run_report_dir(self, run_id: str) -> Path:
+        """``artifacts/summaries/runs/<RUN_ID>/reports/``."""
+        return self.run_dir(run_id) / "reports"
+
+
+#: The artifacts the Alpha cycle writes into ``runs/<RUN_ID>/data/``.
+RUN_DATA_FILES = frozenset(
+    {
+        "manifest_resolved.json",
+        "snapshot.json",
+        "returns_matrix.parquet",
+        "returns_drops.json",
+        "features_asof.parquet",
+        "gate_verdict.json",
+        "selection.json",
+        "optimization.json",
+        "portfolio_flattened.json",
+    }
+)

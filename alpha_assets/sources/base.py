@@ -1,0 +1,74 @@
+"""The interface every market-data source implements, and the records it returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Market:
+    """One tradable pair as the source lists it.
+
+    ``symbol_key`` is the lakehouse key (``BINANCE_BTCUSDT``); ``ccxt_symbol`` the source's own name
+    (``BTC/USDT``). Sizes are in the pair's units; ``None`` where the source does not say.
+    """
+
+    symbol_key: str
+    ccxt_symbol: str
+    base: str
+    quote: str
+    market_type: str = "spot"
+    active: bool = True
+    sector: str | None = None
+    tick_size: float | None = None
+    lot_size: float | None = None
+    min_notional: float | None = None
+
+
+@dataclass(frozen=True)
+class Ticker:
+    """The last 24 hours of one pair: ``quote_volume`` is the traded value in the quote currency."""
+
+    symbol_key: str
+    last: float
+    quote_volume: float
+
+
+@runtime_checkable
+class MarketSource(Protocol):
+    """What DataOps needs from a source of daily bars.
+
+    Attributes
+    ----------
+    exchange_key : str
+        The key prefix of every symbol this source lists (``BINANCE``, ``SIM``).
+    requests_made : int
+        Requests sent to the remote end so far (HTTP calls, or their simulated equivalent).
+    """
+
+    exchange_key: str
+    requests_made: int
+
+    def load_markets(self) -> list[Market]:
+        """Every market the source lists, active or not."""
+        ...
+
+    def fetch_tickers(self) -> dict[str, Ticker]:
+        """24 h tickers by symbol key."""
+        ...
+
+    def fetch_daily_bars(self, market: Market, *, since: pd.Timestamp, until: pd.Timestamp) -> pd.DataFrame:
+        """Daily bars opening in ``[since, until)``, as the source sent them (not validated).
+
+        Returns a frame with columns ``timestamp`` (UTC), ``open``, ``high``, ``low``, ``close``, ``volume``.
+        The still-forming bar (opening at or after the start of the current UTC day) is never included.
+
+        Raises
+        ------
+        SourceError
+            When the source keeps failing after its retries, naming the market and the cause.
+        """
+        ...
