@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -214,19 +214,19 @@ def write_ohlcv(paths: LakehousePaths, symbol_key: str, bars: pd.DataFrame) -> N
     write_table_atomic(bars_to_table(bars), paths.ohlcv_file(symbol_key))
 
 
-def read_closes(paths: LakehousePaths, symbol_keys: Sequence[str], *, until: pd.Timestamp) -> pd.DataFrame:
-    """Wide closes for the Alpha snapshot: UTC-midnight index x symbol columns, NaN where a symbol has no bar.
+def wide_closes(bars_by_symbol: Mapping[str, pd.DataFrame], *, until: pd.Timestamp) -> pd.DataFrame:
+    """Wide closes: UTC-midnight index x symbol columns (sorted), NaN where a symbol has no bar that day.
 
-    Only bars opening on or before ``until`` are kept, so a later append to the lakehouse does not change a
-    snapshot taken for an earlier as-of date.
+    Only bars opening on or before ``until`` are kept, so bars appended later do not change a snapshot
+    taken for an earlier as-of date.
     """
     columns = {}
-    for key in symbol_keys:
-        bars = read_ohlcv(paths, key)
+    for key in sorted(bars_by_symbol):
+        bars = bars_by_symbol[key]
         bars = bars[bars["timestamp"] <= until]
         columns[key] = pd.Series(bars["close"].to_numpy(), index=pd.DatetimeIndex(bars["timestamp"]).floor("D"))
     closes = pd.DataFrame(columns).sort_index()
-    closes.index = closes.index.astype("datetime64[ns, UTC]")
+    closes.index = pd.DatetimeIndex(closes.index).astype("datetime64[ns, UTC]")
     closes.index.name = "date"
     return closes
 

@@ -73,6 +73,28 @@ def read_json(path: Path) -> Any:
         raise LakehouseReadError(str(path), f"not valid JSON ({err})") from err
 
 
+def read_table_and_sha256(path: Path, schema: pa.Schema | None = None) -> tuple[pa.Table, str]:
+    """Read a parquet file once and return it with the sha256 of exactly the bytes that were parsed.
+
+    Hashing and parsing the same bytes means the fingerprint a run records is the data it used, even if
+    a writer replaces the file in between.
+
+    Raises
+    ------
+    LakehouseReadError
+        As :func:`read_table`.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as err:
+        raise LakehouseReadError(str(path), "file does not exist") from err
+    except IsADirectoryError as err:
+        raise LakehouseReadError(str(path), "is a directory, not a parquet file") from err
+    except OSError as err:
+        raise LakehouseReadError(str(path), f"cannot be read ({err})") from err
+    return _parse_table(pa.BufferReader(data), str(path), schema), bytes_sha256(data)
+
+
 def read_table(path: Path, schema: pa.Schema | None = None) -> pa.Table:
     """Read a parquet file, checking it against ``schema`` when one is given.
 
@@ -85,23 +107,42 @@ def read_table(path: Path, schema: pa.Schema | None = None) -> pa.Table:
         When the file is missing, is not parquet (truncated, corrupted), lacks a column of ``schema``, or
         has a column whose type cannot be cast safely.
     """
+    return read_table_and_sha256(Path(path), schema)[0]
+
+
+def _parse_table(source: pa.BufferReader, path: str, schema: pa.Schema | None) -> pa.Table:
     try:
-        table = pq.read_table(path)
-    except FileNotFoundError as err:
-        raise LakehouseReadError(str(path), "file does not exist") from err
+        table = pq.read_table(source)
     except (pa.ArrowInvalid, OSError) as err:
-        raise LakehouseReadError(str(path), f"not a readable parquet file ({err})") from err
+        raise LakehouseReadError(path, f"not a readable parquet file ({err})") from err
     if schema is None:
         return table
     missing = [name for name in schema.names if name not in table.column_names]
     if missing:
         raise LakehouseReadError(
-            str(path), f"missing columns {missing}; expected {schema.names}, found {table.column_names}"
+            path, f"missing columns {missing}; expected {schema.names}, found {table.column_names}"
         )
+    # Arrow would cast a naive or integer column to a UTC timestamp (and strings to floats) without a word.
+    wrong = [
+        f"{field.name} is {table.schema.field(field.name).type}, expected {field.type}"
+        for field in schema
+        if not _castable(table.schema.field(field.name).type, field.type)
+    ]
+    if wrong:
+        raise LakehouseReadError(path, f"wrong column types ({'; '.join(wrong)})")
     try:
         return table.select(schema.names).cast(schema, safe=True)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as err:
-        raise LakehouseReadError(str(path), f"wrong column types ({err})") from err
+    except (ValueError, pa.ArrowNotImplementedError, pa.ArrowTypeError) as err:
+        # ArrowInvalid is a ValueError, and so is the error for a null in a non-nullable column.
+        raise LakehouseReadError(path, f"wrong column types ({err})") from err
+
+
+def _castable(source: pa.DataType, target: pa.DataType) -> bool:
+    if pa.types.is_timestamp(target):
+        return pa.types.is_timestamp(source) and (source.tz is None) == (target.tz is None)
+    if pa.types.is_floating(target):
+        return pa.types.is_floating(source) or pa.types.is_integer(source) or pa.types.is_null(source)
+    return True
 
 
 def file_sha256(path: Path) -> str:

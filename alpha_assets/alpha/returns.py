@@ -1,0 +1,230 @@
+"""Closes -> the trimmed matrix of daily simple returns, every drop recorded with its reason."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alpha_assets.alpha.params import ReturnsParams
+
+#: Trimming stages, in the order they run.
+STAGE_MIN_HISTORY = "min_history"
+STAGE_MAX_ABS_RETURN = "max_abs_return"
+STAGE_ZERO_VARIANCE = "zero_variance"
+STAGE_MAX_MISSING = "max_missing_fraction"
+STAGE_ROW_NAN = "row_nan"
+
+
+@dataclass(frozen=True)
+class DropRecord:
+    """One symbol (column) or one date (row) removed from the returns matrix.
+
+    Attributes
+    ----------
+    axis : {"symbol", "row"}
+        What was dropped.
+    key : str
+        The symbol key, or the row's date in ISO format (``2024-03-05T00:00:00+00:00``).
+    stage : str
+        The trimming stage, one of the ``STAGE_*`` constants.
+    reason : str
+        A sentence naming the key, the observed value and the threshold.
+    observed : float
+        The value that failed (bar count, max |return|, standard deviation, missing fraction, NaN count).
+    threshold : float
+        The limit it was compared with.
+    """
+
+    axis: str
+    key: str
+    stage: str
+    reason: str
+    observed: float
+    threshold: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the record as a JSON-ready dict (python floats)."""
+        out = asdict(self)
+        out["observed"] = float(self.observed)
+        out["threshold"] = float(self.threshold)
+        return out
+
+
+@dataclass(frozen=True)
+class ReturnsMatrix:
+    """The trimmed returns and the log of what trimming removed.
+
+    Attributes
+    ----------
+    returns : pandas.DataFrame of shape (n_observations, n_assets)
+        Daily simple returns as fractions (0.01 = +1 %), float64, no NaN. Index: the tz-aware UTC-midnight
+        dates of the close grid (the return on date t is close_t / close_{t-1} - 1, t-1 being the previous
+        row of the grid); columns: symbol keys in the order of ``closes``.
+    drops : list of DropRecord
+        Symbols first, in stage order, then rows, in date order.
+    """
+
+    returns: pd.DataFrame
+    drops: list[DropRecord] = field(default_factory=list)
+
+    def drops_frame(self) -> pd.DataFrame:
+        """Return the drops as a frame with columns axis, key, stage, reason, observed, threshold."""
+        columns = ["axis", "key", "stage", "reason", "observed", "threshold"]
+        return pd.DataFrame([d.to_dict() for d in self.drops], columns=columns)
+
+
+def _validate_closes(closes: pd.DataFrame) -> None:
+    if not isinstance(closes, pd.DataFrame):
+        raise TypeError(
+            f"`closes` must be a pandas DataFrame (n_dates, n_assets), got {type(closes).__name__}"
+        )
+    index = closes.index
+    if not isinstance(index, pd.DatetimeIndex) or index.tz is None or str(index.tz) != "UTC":
+        raise ValueError(
+            "`closes` index must be a tz-aware UTC DatetimeIndex, got "
+            f"{type(index).__name__} with tz={getattr(index, 'tz', None)}"
+        )
+    if not (index.is_unique and index.is_monotonic_increasing):
+        raise ValueError("`closes` index must be strictly increasing (sorted, no duplicate dates)")
+    off_midnight = index[index != index.normalize()]
+    if len(off_midnight):
+        raise ValueError(f"`closes` index must hold UTC midnights, got {off_midnight[0].isoformat()}")
+    if not closes.columns.is_unique:
+        duplicated = sorted(set(closes.columns[closes.columns.duplicated()]))
+        raise ValueError(f"`closes` columns must be unique symbol keys, got duplicates {duplicated}")
+    non_numeric = [c for c, dt in closes.dtypes.items() if not pd.api.types.is_numeric_dtype(dt)]
+    if non_numeric:
+        raise TypeError(f"`closes` columns must be numeric, got non-numeric {non_numeric}")
+    values = closes.to_numpy(dtype=np.float64)
+    bad = ~np.isnan(values) & ~(np.isfinite(values) & (values > 0))
+    if bad.any():
+        cols = sorted({str(closes.columns[j]) for j in np.nonzero(bad)[1]})
+        raise ValueError(
+            f"`closes` must be positive and finite where present (NaN = no bar), got bad values in {cols}"
+        )
+
+
+def _symbol_drops(
+    symbols: np.ndarray, failed: np.ndarray, observed: np.ndarray, stage: str, threshold: float, what: str
+) -> list[DropRecord]:
+    return [
+        DropRecord(
+            axis="symbol",
+            key=str(sym),
+            stage=stage,
+            reason=f"{sym}: {what} {obs:.6g} vs threshold {threshold:.6g}",
+            observed=float(obs),
+            threshold=float(threshold),
+        )
+        for sym, obs in zip(symbols[failed], observed[failed], strict=True)
+    ]
+
+
+def compute_returns_matrix(closes: pd.DataFrame, params: ReturnsParams) -> ReturnsMatrix:
+    """Compute daily simple returns on the aligned date grid and trim bad symbols, then incomplete rows.
+
+    Parameters
+    ----------
+    closes : pandas.DataFrame of shape (n_dates, n_assets)
+        Daily closes, float64, in quote currency. Index: tz-aware UTC-midnight ``DatetimeIndex``, strictly
+        increasing (the grid: the union of the symbols' bar dates). Columns: unique symbol keys such as
+        ``BINANCE_BTCUSDT``. NaN where a symbol has no bar on that date; present values must be > 0.
+    params : ReturnsParams
+        Trimming thresholds.
+
+    Returns
+    -------
+    ReturnsMatrix
+        ``returns`` of shape (n_observations, n_assets) with n_observations <= n_dates - 1, and the drops.
+
+    Raises
+    ------
+    TypeError
+        If ``closes`` is not a DataFrame, has non-numeric columns, or ``params`` is not a ReturnsParams.
+    ValueError
+        If the index is not tz-aware UTC, not strictly increasing or not at midnight, if the columns are not
+        unique, or if a close is non-positive or infinite.
+
+    Notes
+    -----
+    Returns are computed row to row on the grid, column by column: a NaN close (a gap) makes the returns of
+    its own row and of the next row NaN, never a jump across the gap, and no value crosses symbols. The first
+    row of the grid has no return and is not part of the output. Trimming runs in this order, each stage on
+    the survivors of the previous one:
+
+    1. ``min_history``: fewer than ``params.min_history`` non-NaN closes;
+    2. ``max_abs_return``: any |return| > ``params.max_abs_return``;
+    3. ``zero_variance``: the returns' standard deviation is 0 (or fewer than 2 returns);
+    4. ``max_missing_fraction``: more than ``params.max_missing_fraction`` of the n_dates - 1 return rows NaN
+       (leading rows before a listing count as missing);
+    5. ``row_nan``: rows where any surviving symbol still has a NaN return.
+    """
+    _validate_closes(closes)
+    if not isinstance(params, ReturnsParams):
+        raise TypeError(f"`params` must be a ReturnsParams, got {type(params).__name__}")
+
+    symbols = np.asarray(closes.columns.astype(str), dtype=object)
+    prices = closes.to_numpy(dtype=np.float64)
+    # Row-to-row on the grid: NaN on either side gives NaN, so gaps never turn into jumps.
+    rets = prices[1:] / prices[:-1] - 1.0 if len(prices) > 1 else np.empty((0, prices.shape[1]))
+    dates = closes.index[1:]
+    n_rows = rets.shape[0]
+    drops: list[DropRecord] = []
+    keep = np.ones(len(symbols), dtype=bool)
+
+    bars = np.sum(~np.isnan(prices), axis=0).astype(np.float64)
+    failed = keep & (bars < params.min_history)
+    drops += _symbol_drops(symbols, failed, bars, STAGE_MIN_HISTORY, params.min_history, "bars")
+    keep &= ~failed
+
+    # fmax skips NaN, so a symbol without any return gets -inf rather than a warning.
+    max_abs = np.fmax.reduce(np.abs(rets), axis=0, initial=-np.inf)
+    failed = keep & (max_abs > params.max_abs_return)
+    drops += _symbol_drops(
+        symbols, failed, max_abs, STAGE_MAX_ABS_RETURN, params.max_abs_return, "max |return|"
+    )
+    keep &= ~failed
+
+    n_valid = np.sum(~np.isnan(rets), axis=0)
+    # Columns with fewer than 2 returns are zeroed first so nanstd never sees an empty slice.
+    std = np.where(n_valid >= 2, np.nanstd(np.where(n_valid >= 2, rets, 0.0), axis=0), 0.0)
+    failed = keep & (std == 0.0)
+    drops += _symbol_drops(symbols, failed, std, STAGE_ZERO_VARIANCE, 0.0, "return std")
+    keep &= ~failed
+
+    missing = (n_rows - n_valid) / n_rows if n_rows else np.zeros(len(symbols))
+    failed = keep & (missing > params.max_missing_fraction)
+    drops += _symbol_drops(
+        symbols, failed, missing, STAGE_MAX_MISSING, params.max_missing_fraction, "missing fraction"
+    )
+    keep &= ~failed
+
+    kept = rets[:, keep]
+    nan_per_row = np.sum(np.isnan(kept), axis=1)
+    bad_rows = nan_per_row > 0
+    kept_symbols = symbols[keep]
+    for i in np.nonzero(bad_rows)[0]:
+        missing_syms = kept_symbols[np.isnan(kept[i])]
+        shown = ", ".join(missing_syms[:5]) + (
+            f" and {len(missing_syms) - 5} more" if len(missing_syms) > 5 else ""
+        )
+        drops.append(
+            DropRecord(
+                axis="row",
+                key=dates[i].isoformat(),
+                stage=STAGE_ROW_NAN,
+                reason=f"{dates[i].date()}: {nan_per_row[i]} NaN return(s) ({shown}) vs threshold 0",
+                observed=float(nan_per_row[i]),
+                threshold=0.0,
+            )
+        )
+
+    returns = pd.DataFrame(
+        kept[~bad_rows], index=dates[~bad_rows], columns=pd.Index(kept_symbols.astype(str))
+    )
+    returns.index.name = closes.index.name
+    returns.columns.name = closes.columns.name
+    return ReturnsMatrix(returns=returns, drops=drops)

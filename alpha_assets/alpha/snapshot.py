@@ -1,0 +1,202 @@
+"""The immutable input of one RUN_ID: read once from the lakehouse, frozen into the run folder, reused after.
+
+The first materialisation of a RUN_ID reads the validated candidates' bars and feature rows up to the as-of
+date, hashes exactly the bytes it parsed, trims the returns and writes everything into
+``artifacts/summaries/runs/<RUN_ID>/data/``. Every later materialisation of that RUN_ID loads the frozen files
+(after checking their hashes) and never looks at the lakehouse again, so appended bars or re-upserted
+features cannot change an old run's weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from alpha_assets.alpha.returns import ReturnsMatrix
+from alpha_assets.errors import LakehouseReadError
+from alpha_assets.lakehouse.ohlcv import wide_closes
+from alpha_assets.lakehouse.parquet import (
+    bytes_sha256,
+    encode_json,
+    file_sha256,
+    read_json,
+    read_table_and_sha256,
+    write_bytes_atomic,
+    write_json_atomic,
+    write_table_atomic,
+)
+from alpha_assets.lakehouse.paths import LakehousePaths
+from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA
+
+#: The frozen files, in the run's ``data/`` folder.
+MANIFEST_FILE = "manifest_resolved.json"
+SNAPSHOT_FILE = "snapshot.json"
+RETURNS_FILE = "returns_matrix.parquet"
+DROPS_FILE = "returns_drops.json"
+FEATURES_FILE = "features_asof.parquet"
+FROZEN_FILES = (MANIFEST_FILE, RETURNS_FILE, DROPS_FILE, FEATURES_FILE)
+
+
+@dataclass(frozen=True)
+class LakehouseSnapshot:
+    """What a RUN_ID reads from the lakehouse, with the sha256 of every file read.
+
+    Attributes
+    ----------
+    as_of : Timestamp
+        The last closed daily bar the run may see (UTC midnight): the day before the discovery time.
+    closes : DataFrame of shape (n_observations, n_assets)
+        Closes, UTC-midnight index, one column per validated symbol (sorted); NaN where a symbol had no bar.
+    features : DataFrame of shape (n_assets_with_features, 2 + n_features)
+        Per symbol the latest feature row dated on or before ``as_of``: ``symbol``, ``date``, features.
+    metadata : DataFrame of shape (n_assets, 3)
+        ``symbol``, ``market`` (exchange key) and ``sector`` from the discovery record.
+    fingerprints : dict
+        Data-directory-relative path -> sha256 of every lakehouse and export file read.
+    """
+
+    run_id: str
+    as_of: pd.Timestamp
+    closes: pd.DataFrame
+    features: pd.DataFrame
+    metadata: pd.DataFrame
+    fingerprints: dict[str, str]
+
+
+@dataclass(frozen=True)
+class FrozenRun:
+    """The frozen inputs of a RUN_ID as loaded back from its run folder."""
+
+    run_id: str
+    as_of: pd.Timestamp
+    returns: pd.DataFrame
+    features: pd.DataFrame
+    metadata: pd.DataFrame
+    manifest: dict[str, Any]
+    snapshot: dict[str, Any]
+
+
+def last_closed_day(discovery_time: str | pd.Timestamp) -> pd.Timestamp:
+    """The open time of the last daily bar closed at ``discovery_time``: its UTC day minus one."""
+    return pd.Timestamp(discovery_time).tz_convert("UTC").floor("D") - pd.Timedelta(days=1)
+
+
+def take_snapshot(paths: LakehousePaths, run_id: str) -> LakehouseSnapshot:
+    """Read the validated candidates' bars and as-of feature rows of ``run_id`` from the lakehouse.
+
+    Raises
+    ------
+    LakehouseReadError
+        When the validated candidate list or a candidate's bars are missing or unreadable. A candidate
+        without a feature file is left out of ``features`` (the gate then names it).
+    """
+    validated_path = paths.candidates_validated_file(run_id)
+    validated_bytes = _read_bytes(validated_path)
+    validated = json.loads(validated_bytes)
+    if validated.get("run_id") != run_id:
+        raise LakehouseReadError(str(validated_path), f"names run {validated.get('run_id')!r}, not {run_id!r}")
+    as_of = last_closed_day(validated["as_of"])
+    fingerprints = {_relative(paths, validated_path): bytes_sha256(validated_bytes)}
+    bars, feature_rows = {}, []
+    for key in validated["symbols"]:
+        table, sha = read_table_and_sha256(paths.ohlcv_file(key), OHLCV_SCHEMA)
+        bars[key] = table.to_pandas()
+        fingerprints[_relative(paths, paths.ohlcv_file(key))] = sha
+        if paths.features_file(key).exists():
+            features, sha = read_table_and_sha256(paths.features_file(key))
+            fingerprints[_relative(paths, paths.features_file(key))] = sha
+            frame = features.to_pandas()
+            frame = frame[frame["date"] <= as_of]
+            feature_rows.append(frame.tail(1))
+    features = (
+        pd.concat(feature_rows, ignore_index=True) if feature_rows else pd.DataFrame(columns=["symbol", "date"])
+    )
+    metadata = pd.DataFrame(
+        [{"symbol": c["symbol_key"], "market": validated.get("exchange") or c["symbol_key"].split("_")[0],
+          "sector": c.get("sector") or "unknown"} for c in validated["candidates"]],
+        columns=["symbol", "market", "sector"],
+    )
+    return LakehouseSnapshot(
+        run_id=run_id, as_of=as_of, closes=wide_closes(bars, until=as_of),
+        features=features.sort_values("symbol", ignore_index=True), metadata=metadata,
+        fingerprints=dict(sorted(fingerprints.items())),
+    )
+
+
+def freeze_run(
+    paths: LakehousePaths,
+    snapshot: LakehouseSnapshot,
+    returns: ReturnsMatrix,
+    manifest_document: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Write the frozen inputs into the run folder and return the ``snapshot.json`` document."""
+    run_id = snapshot.run_id
+    write_json_atomic(dict(manifest_document), paths.run_data_file(run_id, MANIFEST_FILE))
+    frame = returns.returns.reset_index(names="date")
+    write_table_atomic(pa.Table.from_pandas(frame, preserve_index=False), paths.run_data_file(run_id, RETURNS_FILE))
+    write_json_atomic([_drop_json(d) for d in returns.drops], paths.run_data_file(run_id, DROPS_FILE))
+    write_table_atomic(
+        pa.Table.from_pandas(snapshot.features, preserve_index=False), paths.run_data_file(run_id, FEATURES_FILE)
+    )
+    document = {
+        "run_id": run_id,
+        "as_of": snapshot.as_of.isoformat(),
+        "inputs": snapshot.fingerprints,
+        "metadata": snapshot.metadata.to_dict(orient="records"),
+        "frozen": {name: file_sha256(paths.run_data_file(run_id, name)) for name in FROZEN_FILES},
+    }
+    write_bytes_atomic(encode_json(document), paths.run_data_file(run_id, SNAPSHOT_FILE))
+    return document
+
+
+def is_frozen(paths: LakehousePaths, run_id: str) -> bool:
+    """True when ``run_id`` already has a frozen snapshot."""
+    return paths.run_data_file(run_id, SNAPSHOT_FILE).exists()
+
+
+def load_frozen_run(paths: LakehousePaths, run_id: str) -> FrozenRun:
+    """Load a RUN_ID's frozen inputs after checking each file against the hash recorded at freezing.
+
+    Raises
+    ------
+    LakehouseReadError
+        When a frozen file is missing or its content changed since it was frozen.
+    """
+    snapshot = read_json(paths.run_data_file(run_id, SNAPSHOT_FILE))
+    for name, expected in snapshot["frozen"].items():
+        path = paths.run_data_file(run_id, name)
+        if not path.exists() or file_sha256(path) != expected:
+            raise LakehouseReadError(str(path), "frozen artifact is missing or changed since the run froze it")
+    returns = read_table_and_sha256(paths.run_data_file(run_id, RETURNS_FILE))[0].to_pandas().set_index("date")
+    returns.columns.name = None
+    features = read_table_and_sha256(paths.run_data_file(run_id, FEATURES_FILE))[0].to_pandas()
+    return FrozenRun(
+        run_id=run_id,
+        as_of=pd.Timestamp(snapshot["as_of"]),
+        returns=returns,
+        features=features,
+        metadata=pd.DataFrame(snapshot["metadata"], columns=["symbol", "market", "sector"]),
+        manifest=read_json(paths.run_data_file(run_id, MANIFEST_FILE)),
+        snapshot=snapshot,
+    )
+
+
+def _drop_json(record: Any) -> dict[str, Any]:
+    return {k: (v if not isinstance(v, float) or v == v else None) for k, v in dataclasses.asdict(record).items()}
+
+
+def _read_bytes(path: Any) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as err:
+        raise LakehouseReadError(str(path), "file does not exist: run the DataOps validation first") from err
+
+
+def _relative(paths: LakehousePaths, path: Any) -> str:
+    return str(path.relative_to(paths.root))

@@ -1,0 +1,153 @@
+"""``alpha-assets``: run flow_data, flow_production or the whole demo through Dagster from a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from dagster import DagsterInstance
+
+from alpha_assets.defs import keys
+from alpha_assets.defs.dataops.resources import MarketSourceResource, SourceKind
+from alpha_assets.defs.resources import LakehouseResource, ManifestResource
+from alpha_assets.defs.runner import ensure_run_partition, run_flow_data, run_link
+from alpha_assets.definitions import build_definitions
+from alpha_assets.errors import AlphaAssetsError
+from alpha_assets.lakehouse.keys import new_run_id, validate_run_id
+from alpha_assets.lakehouse.parquet import read_json
+from alpha_assets.lakehouse.paths import LakehousePaths, resolve_data_dir
+
+PROJECT_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
+
+
+def dagster_instance() -> DagsterInstance:
+    """The persistent instance: ``$DAGSTER_HOME``, else ``./.dagster_home`` (created with the project's settings)."""
+    home = Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / ".dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists() and PROJECT_DAGSTER_YAML.exists():
+        shutil.copyfile(PROJECT_DAGSTER_YAML, home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return DagsterInstance.get()
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="data directory (default $ALPHA_ASSETS_DATA_DIR or ./data)")
+    parser.add_argument("--manifest", help="manifest JSON (default: the packaged configs/manifest.json)")
+    parser.add_argument("--profile", help="manifest profile (default: the manifest's default_profile)")
+
+
+def _source_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", choices=[k.value for k in SourceKind], default=SourceKind.SIMULATED.value)
+    parser.add_argument("--exchange", default="binance", help="ccxt exchange id (with --source ccxt)")
+    parser.add_argument("--base-url", help="override the exchange's API URLs (with --source ccxt)")
+    parser.add_argument("--files-dir", help="folder of <EXCHANGE>_<SYMBOL>_1d.csv|parquet (with --source files)")
+    parser.add_argument("--clock", help="ISO-8601 UTC time to treat as now (reproducible runs)")
+    parser.add_argument("--run-id", help="RUN_ID (default: from the UTC time)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``alpha-assets``."""
+    parser = argparse.ArgumentParser(prog="alpha-assets", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    flow_data = commands.add_parser("flow-data", help="discover, ingest, repair, audit and backfill features")
+    _common(flow_data)
+    _source_args(flow_data)
+    production = commands.add_parser("flow-production", help="target weights of one RUN_ID, offline")
+    _common(production)
+    production.add_argument("--run-id", required=True)
+    production.add_argument("--refreeze", action="store_true", help="re-read the lakehouse for this RUN_ID")
+    demo = commands.add_parser("demo", help="flow-data on the simulated exchange, then flow-production")
+    _common(demo)
+    _source_args(demo)
+    return parser
+
+
+def _resources(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
+    resources: dict[str, Any] = {
+        "lakehouse": LakehouseResource(data_dir=str(data_dir)),
+        "manifest": ManifestResource(path=args.manifest, profile=args.profile),
+    }
+    if hasattr(args, "source"):
+        resources["market_source"] = MarketSourceResource(
+            source=SourceKind(args.source), exchange=args.exchange, base_url=args.base_url,
+            files_dir=args.files_dir, clock=args.clock,
+        )
+    return resources
+
+
+def flow_data(args: argparse.Namespace, instance: DagsterInstance) -> str:
+    """Run the four links of flow_data; print the RUN_ID and what was ingested, repaired and rejected."""
+    data_dir = resolve_data_dir(args.data_dir)
+    paths = LakehousePaths(data_dir)
+    now = pd.Timestamp(args.clock).tz_convert("UTC") if args.clock else pd.Timestamp.now(tz="UTC")
+    run_id = validate_run_id(args.run_id) if args.run_id else new_run_id(now.to_pydatetime())
+    defs = build_definitions(_resources(args, data_dir))
+    links = run_flow_data(defs, instance, paths, run_id)
+    ingest = links[1].materializations.get("ohlcv", {})
+    validated = read_json(paths.candidates_validated_file(run_id))
+    print(f"\nRUN_ID {run_id}")
+    print(f"  symbols ingested: {ingest.get('symbols')}, new bars: {ingest.get('new_bars')}, "
+          f"requests per symbol: {ingest.get('requests_per_symbol')}")
+    print(f"  failed to ingest: {', '.join(ingest.get('failed_symbols') or []) or 'none'}")
+    print(f"  validated: {len(validated['symbols'])}, rejected: {len(validated['rejected'])}")
+    for key, rejection in sorted(validated["rejected"].items()):
+        print(f"    {key}: {rejection['verdict']} - {'; '.join(rejection['reasons'])}")
+    print(f"  export: {paths.export_dir(run_id)}")
+    return run_id
+
+
+def flow_production(args: argparse.Namespace, instance: DagsterInstance, run_id: str) -> Path:
+    """Run flow_production for ``run_id`` and return the path of portfolio_flattened.json."""
+    data_dir = resolve_data_dir(args.data_dir)
+    paths = LakehousePaths(data_dir)
+    run_id = validate_run_id(run_id)
+    ensure_run_partition(instance, run_id)
+    defs = build_definitions(_resources(args, data_dir))
+    run_config = {"ops": {"returns_matrix": {"config": {"refreeze": bool(getattr(args, "refreeze", False))}}}}
+    print(f"flow_production for RUN_ID {run_id}")
+    run_link(defs, instance, keys.PRODUCTION_JOB, partition_key=run_id, run_config=run_config,
+             tags={keys.RUN_ID_TAG: run_id})
+    return paths.run_data_file(run_id, "portfolio_flattened.json")
+
+
+def print_portfolio(path: Path) -> None:
+    """Each profile's weights as a table, then where the files are."""
+    document = read_json(path)
+    for profile, body in sorted(document["profiles"].items()):
+        report = body["report"]
+        print(f"\n{profile}: {report['status']}" + (f" ({report['reason']})" if report.get("reason") else
+                                                    f" via {report.get('solver')}"))
+        rows = sorted(body["rows"], key=lambda r: -r["Weight"])
+        for row in rows:
+            if row["Direction"] != "FLAT":
+                print(f"  {row['Symbol']:<22} {row['Direction']:<5} {row['Weight']:8.4f}  cluster {row['Cluster_ID']}"
+                      f"  {row['Sector']}")
+    print(f"\nportfolio: {path}\nrun folder: {path.parent.parent}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``alpha-assets`` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        instance = dagster_instance()
+        if args.command == "flow-data":
+            flow_data(args, instance)
+        elif args.command == "flow-production":
+            print_portfolio(flow_production(args, instance, args.run_id))
+        else:
+            run_id = flow_data(args, instance)
+            print_portfolio(flow_production(args, instance, run_id))
+    except (AlphaAssetsError, ValueError) as err:
+        print(f"alpha-assets: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

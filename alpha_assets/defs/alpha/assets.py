@@ -1,0 +1,195 @@
+"""Alpha assets: frozen returns snapshot with the blocking foundation gate, selection, flattened portfolio."""
+
+# No `from __future__ import annotations` here: Dagster resolves the `config: SnapshotConfig` annotation
+# at decoration time and cannot resolve it from a string.
+
+from collections.abc import Iterator
+
+from dagster import (
+    AllPartitionMapping,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetDep,
+    AssetExecutionContext,
+    AutomationCondition,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from alpha_assets.alpha import pipeline
+from alpha_assets.alpha.portfolio import encode_portfolio_json
+from alpha_assets.alpha.returns import compute_returns_matrix
+from alpha_assets.alpha.snapshot import freeze_run, is_frozen, load_frozen_run, take_snapshot
+from alpha_assets.defs import keys
+from alpha_assets.defs.alpha.gate import GATE_CHECKS, require_gate_passed
+from alpha_assets.defs.metadata import data_version_of, file_metadata, markdown_table
+from alpha_assets.defs.partitions import runs_partitions
+from alpha_assets.defs.resources import LakehouseResource, ManifestResource, OfflineGuardResource
+from alpha_assets.lakehouse.keys import validate_run_id
+from alpha_assets.lakehouse.parquet import read_json, write_bytes_atomic, write_json_atomic
+
+OWNERS = ["team:alpha"]
+CODE_VERSION = "1"
+#: Selection runs by automation only once every blocking check upstream has passed.
+GATED_AUTOMATION = AutomationCondition.eager() & AutomationCondition.all_deps_blocking_checks_passed()
+
+
+class SnapshotConfig(Config):
+    """Per-run option of returns_matrix."""
+
+    refreeze: bool = False
+    """Read the lakehouse again for this RUN_ID, replacing its frozen inputs (and its manifest)."""
+
+
+@asset(
+    key=keys.RETURNS_MATRIX,
+    deps=[
+        keys.CANDIDATES_VALIDATED,
+        AssetDep(keys.OHLCV, partition_mapping=AllPartitionMapping()),
+        AssetDep(keys.FEATURES_MATRIX, partition_mapping=AllPartitionMapping()),
+    ],
+    group_name=keys.ALPHA_GROUP,
+    partitions_def=runs_partitions,
+    check_specs=[
+        AssetCheckSpec(name, asset=keys.RETURNS_MATRIX, description=text, blocking=True)
+        for name, text in GATE_CHECKS.values()
+    ],
+    kinds={"parquet"},
+    owners=OWNERS,
+    code_version=CODE_VERSION,
+)
+def returns_matrix(
+    context: AssetExecutionContext,
+    config: SnapshotConfig,
+    lakehouse: LakehouseResource,
+    manifest: ManifestResource,
+    offline_guard: OfflineGuardResource,
+) -> Iterator[MaterializeResult | AssetCheckResult]:
+    """Daily simple returns of the validated candidates, frozen with the run's inputs -> runs/<RUN_ID>/data/returns_matrix.parquet."""
+    paths = lakehouse.paths
+    run_id = validate_run_id(context.partition_key)
+    if config.refreeze or not is_frozen(paths, run_id):
+        profile = manifest.resolve(pipeline.ALPHA_SECTIONS)
+        snapshot = take_snapshot(paths, run_id)
+        trimmed = compute_returns_matrix(snapshot.closes, profile.sections["returns"])
+        freeze_run(paths, snapshot, trimmed, profile.document)
+        context.log.info(f"froze {len(snapshot.fingerprints)} lakehouse files for {run_id} (profile {profile.name})")
+    else:
+        context.log.info(f"{run_id} is frozen: reusing its snapshot and manifest (refreeze to re-read)")
+    frozen = load_frozen_run(paths, run_id)
+    verdicts = pipeline.evaluate_gate(frozen, pipeline.alpha_params(frozen.manifest)["gate"])
+    gate_path = paths.run_data_file(run_id, "gate_verdict.json")
+    write_json_atomic(pipeline.gate_document(run_id, verdicts), gate_path)
+    drops = read_json(paths.run_data_file(run_id, "returns_drops.json"))
+    returns_path = paths.run_data_file(run_id, "returns_matrix.parquet")
+    context.log.info(
+        f"returns {run_id}: {frozen.returns.shape[0]} days x {frozen.returns.shape[1]} symbols, {len(drops)} drops, "
+        f"gate {'passed' if all(v.passed for v in verdicts) else 'FAILED'}"
+    )
+    yield MaterializeResult(
+        metadata={
+            **file_metadata(returns_path),
+            "dagster/row_count": frozen.returns.shape[0],
+            "n_assets": frozen.returns.shape[1],
+            "as_of": frozen.as_of.strftime("%Y-%m-%d"),
+            "first_date": str(frozen.returns.index.min()) if len(frozen.returns) else "",
+            "gate_verdict": MetadataValue.path(str(gate_path)),
+            "drops": markdown_table(drops, ["axis", "key", "stage", "reason", "observed", "threshold"]),
+        },
+        data_version=data_version_of([returns_path, gate_path]),
+    )
+    for verdict in verdicts:
+        check_name, _ = GATE_CHECKS[verdict.name]
+        yield AssetCheckResult(
+            check_name=check_name,
+            passed=verdict.passed,
+            severity=AssetCheckSeverity.ERROR,
+            description=verdict.message,
+            metadata={"observed": MetadataValue.json(verdict.observed),
+                      "threshold": MetadataValue.json(verdict.threshold)},
+        )
+
+
+@asset(
+    key=keys.SELECTION,
+    deps=[keys.RETURNS_MATRIX],
+    group_name=keys.ALPHA_GROUP,
+    partitions_def=runs_partitions,
+    automation_condition=GATED_AUTOMATION,
+    kinds={"json"},
+    owners=OWNERS,
+    code_version=CODE_VERSION,
+)
+def selection(
+    context: AssetExecutionContext, lakehouse: LakehouseResource, offline_guard: OfflineGuardResource
+) -> MaterializeResult:
+    """HTR selection: scores, clusters, vetoes, stage reached and LONG/SHORT atoms -> runs/<RUN_ID>/data/selection.json."""
+    paths = lakehouse.paths
+    run_id = validate_run_id(context.partition_key)
+    require_gate_passed(paths, run_id)
+    frozen = load_frozen_run(paths, run_id)
+    result = pipeline.run_selection(frozen, pipeline.alpha_params(frozen.manifest)["selection"])
+    document = {"run_id": run_id, "as_of": frozen.as_of.strftime("%Y-%m-%d"), **result.to_json_dict()}
+    path = paths.run_data_file(run_id, "selection.json")
+    write_json_atomic(document, path)
+    context.log.info(
+        f"selection {run_id}: {len(result.winners)} winners of {document['n_assets']} in {result.n_clusters} "
+        f"clusters, stage {result.stage_reached}, {len(result.vetoes)} vetoes"
+    )
+    return MaterializeResult(
+        metadata={
+            **file_metadata(path),
+            "winners": len(result.winners),
+            "n_clusters": result.n_clusters,
+            "stage_reached": result.stage_reached,
+            "vetoes": len(result.vetoes),
+            "atoms": markdown_table(document["atoms"], ["symbol", "direction", "cluster"]),
+        },
+        data_version=data_version_of([path]),
+    )
+
+
+@asset(
+    key=keys.PORTFOLIO_FLATTENED,
+    deps=[keys.SELECTION],
+    group_name=keys.ALPHA_GROUP,
+    partitions_def=runs_partitions,
+    automation_condition=GATED_AUTOMATION,
+    kinds={"json"},
+    owners=OWNERS,
+    code_version=CODE_VERSION,
+)
+def portfolio_flattened(
+    context: AssetExecutionContext, lakehouse: LakehouseResource, offline_guard: OfflineGuardResource
+) -> MaterializeResult:
+    """Target weights per optimisation profile with the solver report of each -> runs/<RUN_ID>/data/portfolio_flattened.json."""
+    paths = lakehouse.paths
+    run_id = validate_run_id(context.partition_key)
+    require_gate_passed(paths, run_id)
+    frozen = load_frozen_run(paths, run_id)
+    selection_doc = read_json(paths.run_data_file(run_id, "selection.json"))
+    results, atoms = pipeline.run_optimization(
+        frozen, selection_doc, pipeline.alpha_params(frozen.manifest)["optimization"]
+    )
+    document = pipeline.portfolio_document(frozen, results, atoms)
+    path = paths.run_data_file(run_id, "portfolio_flattened.json")
+    write_bytes_atomic(encode_portfolio_json(document), path)
+    summary = [
+        {"profile": p.value, "status": r.status, "solver": r.solver, "assets": 0 if r.weights is None
+         else int((r.weights > 1e-9).sum()), "max_weight": None if r.weights is None else float(r.weights.max()),
+         "reason": r.reason}
+        for p, r in results.items()
+    ]
+    for row in summary:
+        context.log.info(f"profile {row['profile']}: {row['status']} ({row['solver'] or row['reason']})")
+    return MaterializeResult(
+        metadata={
+            **file_metadata(path),
+            "profiles": markdown_table(summary, ["profile", "status", "solver", "assets", "max_weight", "reason"]),
+            "failed_profiles": MetadataValue.json(sorted(r["profile"] for r in summary if r["status"] != "optimal")),
+        },
+        data_version=data_version_of([path]),
+    )

@@ -1,0 +1,49 @@
+"""The foundation gate: check names shown in the UI, and the verdict every later step verifies.
+
+Blocking checks stop downstream steps within one run only. A later launch of selection or of the portfolio
+for a RUN_ID whose gate failed must refuse too, so the verdict is kept in the run folder and checked here.
+"""
+
+from __future__ import annotations
+
+from alpha_assets.alpha import quality
+from alpha_assets.defs import keys
+from alpha_assets.errors import GateFailedError, LakehouseReadError
+from alpha_assets.lakehouse.parquet import read_json
+from alpha_assets.lakehouse.paths import LakehousePaths
+
+#: Gate predicate name -> (asset check name, description).
+GATE_CHECKS = {
+    quality.CHECK_NO_NAN: (keys.GATE_NO_NAN, "No missing return anywhere in the matrix."),
+    quality.CHECK_MAX_ABS_RETURN: (keys.GATE_MAX_ABS_RETURN, "Every |daily return| is below the limit (5.0)."),
+    quality.CHECK_INDEX_UTC_INCREASING: (
+        keys.GATE_INDEX_UTC_INCREASING, "Dates are tz-aware UTC and strictly increasing."),
+    quality.CHECK_DENSITY: (keys.GATE_DENSITY, "At least the manifest's minimum symbols and days."),
+    quality.CHECK_FEATURES_PRESENT: (
+        keys.GATE_FEATURES_PRESENT, "Every symbol has its feature row at the as-of date."),
+}
+
+
+def require_gate_passed(paths: LakehousePaths, run_id: str) -> None:
+    """Refuse to go on unless the RUN_ID's recorded gate verdict passed.
+
+    Raises
+    ------
+    GateFailedError
+        When no verdict was recorded (returns_matrix never ran) or a check failed; the message names the
+        failed checks and what they saw.
+    """
+    path = paths.run_data_file(run_id, "gate_verdict.json")
+    try:
+        verdict = read_json(path)
+    except LakehouseReadError as err:
+        raise GateFailedError(
+            f"run {run_id}: no foundation-gate verdict ({err.reason}); materialise returns_matrix first"
+        ) from err
+    if not verdict["passed"]:
+        failed = {name: check["message"] for name, check in verdict["checks"].items() if not check["passed"]}
+        names = ", ".join(GATE_CHECKS[name][0] for name in failed)
+        raise GateFailedError(
+            f"run {run_id}: the foundation gate failed ({names}); refusing to continue. "
+            + " | ".join(failed.values())
+        )

@@ -1,0 +1,311 @@
+"""DataOps assets: discovery, OHLCV ingestion with repair and audit, symbol metadata, validation, features."""
+
+# No `from __future__ import annotations`: Dagster inspects these signatures at decoration time.
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pandas as pd
+from dagster import (
+    AllPartitionMapping,
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetDep,
+    AssetExecutionContext,
+    AssetSpec,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    multi_asset,
+)
+
+from alpha_assets.defs import keys
+from alpha_assets.defs.dataops.checks import audit_check_results, feature_check_results
+from alpha_assets.defs.dataops.resources import MarketSourceResource
+from alpha_assets.defs.metadata import column_schema, data_version_of, file_metadata, markdown_table
+from alpha_assets.defs.partitions import runs_partitions, symbols_partitions
+from alpha_assets.defs.resources import LakehouseResource, ManifestResource
+from alpha_assets.features.backfill import backfill_features
+from alpha_assets.lakehouse.audit import AuditParams, audit_symbol_file
+from alpha_assets.lakehouse.keys import validate_run_id
+from alpha_assets.lakehouse.parquet import read_json, write_json_atomic
+from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA, SYMBOLS_SCHEMA
+from alpha_assets.lakehouse.symbols import upsert_symbol_metadata
+from alpha_assets.lakehouse.validation import validate_candidates
+from alpha_assets.sources.discovery import discover_candidates
+from alpha_assets.sources.ingest import IngestReport, IngestStatus, ingest_symbols
+from alpha_assets.sources.params import DiscoveryParams, IngestionParams
+
+#: The manifest sections this cycle owns.
+DATAOPS_SECTIONS = {"discovery": DiscoveryParams, "ingestion": IngestionParams, "audit": AuditParams}
+OWNERS = ["team:dataops"]
+CODE_VERSION = "1"
+
+
+@asset(
+    key=keys.CANDIDATES,
+    group_name=keys.DATAOPS_GROUP,
+    partitions_def=runs_partitions,
+    kinds={"json"},
+    owners=OWNERS,
+    code_version=CODE_VERSION,
+)
+def candidates(
+    context: AssetExecutionContext,
+    lakehouse: LakehouseResource,
+    market_source: MarketSourceResource,
+    manifest: ManifestResource,
+) -> MaterializeResult:
+    """The RUN_ID's universe: pairs passing the manifest's discovery filters -> export/<RUN_ID>/candidates.json."""
+    run_id = validate_run_id(context.partition_key)
+    profile = manifest.resolve(DATAOPS_SECTIONS)
+    source = market_source.build()
+    discovery = discover_candidates(source.load_markets(), source.fetch_tickers(), profile.sections["discovery"])
+    document = {
+        "run_id": run_id,
+        "as_of": market_source.now().isoformat(),
+        "exchange": source.exchange_key,
+        "source": market_source.source.value,
+        "manifest_profile": profile.name,
+        "manifest_sha256": profile.sha256,
+        **discovery.to_json_dict(),
+    }
+    path = lakehouse.paths.candidates_file(run_id)
+    write_json_atomic(document, path)
+    symbol_keys = [c["symbol_key"] for c in document["candidates"]]
+    new_keys = [k for k in symbol_keys if not context.instance.has_dynamic_partition("symbols", k)]
+    context.instance.add_dynamic_partitions("symbols", new_keys)
+    context.log.info(
+        f"discovery {run_id}: {len(symbol_keys)} candidates, {len(document['excluded'])} excluded, "
+        f"{len(new_keys)} new symbol partitions"
+    )
+    return MaterializeResult(
+        metadata={
+            **file_metadata(path),
+            "dagster/row_count": len(symbol_keys),
+            "excluded": len(document["excluded"]),
+            "new_symbol_partitions": len(new_keys),
+            "candidates": markdown_table(document["candidates"], ["rank", "symbol_key", "sector", "quote_volume_24h"]),
+        },
+        data_version=data_version_of([path]),
+    )
+
+
+OHLCV_CHECK_DESCRIPTIONS = {
+    keys.OHLCV_INGEST_SUCCEEDED: "Every symbol of the run was fetched without a source error.",
+    keys.OHLCV_SCHEMA_IS_VALID: "Files read with the OHLCV schema; timestamps UTC, sorted and unique.",
+    keys.OHLCV_PRICES_ARE_SANE: "low <= open, close <= high; prices > 0; volume >= 0.",
+    keys.OHLCV_HAS_NO_UNREPAIRED_GAPS: "No step over 1.5 days between bars is left after repair.",
+    keys.OHLCV_IS_FRESH: "The last bar is the last closed day (within the manifest's staleness allowance).",
+    keys.OHLCV_IS_NOT_TOXIC: "No daily return above 500%, no volume z-score above 10, no frozen close.",
+}
+
+
+@multi_asset(
+    specs=[
+        AssetSpec(
+            keys.OHLCV,
+            group_name=keys.DATAOPS_GROUP,
+            description="Closed daily bars per symbol -> lakehouse/<EXCHANGE>_<SYMBOL>_1d.parquet.",
+            kinds={"parquet"},
+            owners=OWNERS,
+            code_version=CODE_VERSION,
+        ),
+        AssetSpec(
+            keys.SYMBOLS,
+            deps=[keys.OHLCV],
+            group_name=keys.DATAOPS_GROUP,
+            description="Versioned market metadata per symbol -> lakehouse/symbols.parquet/<KEY>.parquet.",
+            kinds={"parquet"},
+            owners=OWNERS,
+            code_version=CODE_VERSION,
+        ),
+    ],
+    check_specs=[
+        AssetCheckSpec(name, asset=keys.OHLCV, description=text) for name, text in OHLCV_CHECK_DESCRIPTIONS.items()
+    ],
+    partitions_def=symbols_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    name="ingest_ohlcv",
+)
+def ingest_ohlcv(
+    context: AssetExecutionContext,
+    lakehouse: LakehouseResource,
+    market_source: MarketSourceResource,
+    manifest: ManifestResource,
+) -> Iterator[MaterializeResult | AssetCheckResult]:
+    """Incremental ingestion with gap repair, then the audit and metadata of every symbol in the run."""
+    paths = lakehouse.paths
+    profile = manifest.resolve(DATAOPS_SECTIONS)
+    symbol_keys = list(context.partition_keys)
+    source = market_source.build()
+    now = market_source.now()
+    markets = {m.symbol_key: m for m in source.load_markets()}
+    listed = ingest_symbols(source, [markets[k] for k in symbol_keys if k in markets], paths, now=now,
+                            params=profile.sections["ingestion"])
+    by_key = {r.symbol_key: r for r in listed}
+    reports = [by_key.get(k) or _unlisted_report(k, source.exchange_key) for k in symbol_keys]
+    verdicts = [audit_symbol_file(paths, r.symbol_key, as_of=now, params=profile.sections["audit"]) for r in reports]
+    for verdict in verdicts:
+        write_json_atomic(verdict.to_json_dict(), paths.audit_file(verdict.symbol_key))
+    upserts = [
+        upsert_symbol_metadata(paths, key, _metadata_record(markets[key], verdict), now=now)
+        for key, verdict in zip(symbol_keys, verdicts, strict=True)
+        if key in markets
+    ]
+    statuses = Counter(r.status for r in reports)
+    context.log.info(
+        f"ingest: {len(reports)} symbols {dict(statuses)}, {sum(r.new_bars for r in reports)} new bars, "
+        f"{source.requests_made} requests; audit {dict(Counter(v.verdict.value for v in verdicts))}"
+    )
+    written = [paths.ohlcv_file(k) for k in symbol_keys]
+    yield MaterializeResult(
+        asset_key=keys.OHLCV,
+        metadata={
+            "dagster/row_count": sum(r.bars_after for r in reports),
+            "dagster/column_schema": column_schema(OHLCV_SCHEMA),
+            "symbols": len(reports),
+            "new_bars": sum(r.new_bars for r in reports),
+            "requests": source.requests_made,
+            "requests_per_symbol": round(source.requests_made / max(len(reports), 1), 3),
+            "failed_symbols": MetadataValue.json(sorted(r.symbol_key for r in reports if r.status == "failed")),
+            "per_symbol": markdown_table(
+                [r.to_json_dict() for r in reports],
+                ["symbol_key", "status", "new_bars", "bars_after", "first_bar", "last_bar", "gaps_repaired", "error"],
+                limit=200,
+            ),
+            "lakehouse_dir": MetadataValue.path(str(paths.lakehouse_dir)),
+        },
+        data_version=data_version_of(written),
+    )
+    yield MaterializeResult(
+        asset_key=keys.SYMBOLS,
+        metadata={
+            "dagster/column_schema": column_schema(SYMBOLS_SCHEMA),
+            "actions": MetadataValue.json(dict(Counter(u.action for u in upserts))),
+            "path": MetadataValue.path(str(paths.symbols_dir)),
+        },
+        data_version=data_version_of([paths.symbol_metadata_file(u.symbol_key) for u in upserts]),
+    )
+    yield from audit_check_results(reports, verdicts)
+
+
+@asset(
+    key=keys.CANDIDATES_VALIDATED,
+    deps=[keys.CANDIDATES, AssetDep(keys.OHLCV, partition_mapping=AllPartitionMapping())],
+    group_name=keys.DATAOPS_GROUP,
+    partitions_def=runs_partitions,
+    kinds={"json"},
+    owners=OWNERS,
+    code_version=CODE_VERSION,
+)
+def candidates_validated(
+    context: AssetExecutionContext, lakehouse: LakehouseResource, manifest: ManifestResource
+) -> MaterializeResult:
+    """Candidates whose stored bars passed the audit at the run's as-of time -> export/<RUN_ID>/candidates_validated.json."""
+    paths = lakehouse.paths
+    run_id = validate_run_id(context.partition_key)
+    profile = manifest.resolve(DATAOPS_SECTIONS)
+    candidates_doc = read_json(paths.candidates_file(run_id))
+    as_of = pd.Timestamp(candidates_doc["as_of"])
+    verdicts = [
+        audit_symbol_file(paths, c["symbol_key"], as_of=as_of, params=profile.sections["audit"]).to_json_dict()
+        for c in candidates_doc["candidates"]
+    ]
+    audit_path = paths.audit_report_file(run_id)
+    write_json_atomic({"run_id": run_id, "as_of": as_of.isoformat(), "verdicts": verdicts}, audit_path)
+    document = validate_candidates(candidates_doc, verdicts)
+    path = paths.candidates_validated_file(run_id)
+    write_json_atomic(document, path)
+    counts = Counter(v["verdict"] for v in verdicts)
+    context.log.info(f"validation {run_id}: {len(document['symbols'])} of {len(verdicts)} OK, {dict(counts)}")
+    return MaterializeResult(
+        metadata={
+            **file_metadata(path),
+            "audit_report": MetadataValue.path(str(audit_path)),
+            "dagster/row_count": len(document["symbols"]),
+            "verdicts": MetadataValue.json(dict(sorted(counts.items()))),
+            "rejected": markdown_table(
+                [{"symbol_key": k, "verdict": v["verdict"], "reasons": "; ".join(v["reasons"])}
+                 for k, v in sorted(document["rejected"].items())],
+                ["symbol_key", "verdict", "reasons"],
+            ),
+        },
+        data_version=data_version_of([path, audit_path]),
+    )
+
+
+FEATURE_CHECK_DESCRIPTIONS = {
+    keys.FEATURES_HAVE_NO_INF: "No feature value is +/-inf (NaN only where history is too short).",
+    keys.FEATURES_COVER_LAST_BAR: "Every symbol has features up to its last stored bar.",
+    keys.FEATURES_ARE_POINT_IN_TIME: "Recomputing a sample from truncated bars gives the stored values.",
+}
+
+
+@asset(
+    key=keys.FEATURES_MATRIX,
+    deps=[keys.OHLCV],
+    group_name=keys.DATAOPS_GROUP,
+    partitions_def=symbols_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    check_specs=[
+        AssetCheckSpec(name, asset=keys.FEATURES_MATRIX, description=text)
+        for name, text in FEATURE_CHECK_DESCRIPTIONS.items()
+    ],
+    kinds={"parquet"},
+    owners=OWNERS,
+    code_version=CODE_VERSION,
+)
+def features_matrix(
+    context: AssetExecutionContext, lakehouse: LakehouseResource
+) -> Iterator[MaterializeResult | AssetCheckResult]:
+    """Point-in-time technical ratings and statistics per symbol and day -> lakehouse/features_matrix.parquet/<KEY>.parquet."""
+    paths = lakehouse.paths
+    symbol_keys = list(context.partition_keys)
+    report = backfill_features(paths, symbol_keys)
+    rows = [r.to_json_dict() for r in report.symbols]
+    context.log.info(
+        f"features: {len(rows)} symbols, {sum(r['rows_changed'] for r in rows)} rows changed, "
+        f"{sum(1 for r in rows if r['error'])} failed"
+    )
+    yield MaterializeResult(
+        metadata={
+            "path": MetadataValue.path(str(paths.features_dir)),
+            "symbols": len(rows),
+            "rows_changed": sum(r["rows_changed"] for r in rows),
+            "failed_symbols": MetadataValue.json(sorted(r["symbol_key"] for r in rows if r["error"])),
+            "per_symbol": markdown_table(rows, ["symbol_key", "rows_written", "rows_changed", "last_date", "error"],
+                                         limit=200),
+        },
+        data_version=data_version_of([paths.features_file(k) for k in symbol_keys]),
+    )
+    yield from feature_check_results(paths, symbol_keys)
+
+
+def _unlisted_report(symbol_key: str, exchange_key: str) -> IngestReport:
+    return IngestReport(
+        symbol_key=symbol_key, status=IngestStatus.FAILED, bars_before=0, bars_after=0, new_bars=0,
+        first_bar=None, last_bar=None, requests=0,
+        error=f"{symbol_key}: not listed by the {exchange_key} source any more; stored bars kept as they are",
+    )
+
+
+def _metadata_record(market: Any, verdict: Any) -> dict[str, Any]:
+    return {
+        "exchange": market.symbol_key.split("_", 1)[0],
+        "symbol_key": market.symbol_key,
+        "ccxt_symbol": market.ccxt_symbol,
+        "base": market.base,
+        "quote": market.quote,
+        "market_type": market.market_type,
+        "sector": market.sector,
+        "tick_size": market.tick_size,
+        "lot_size": market.lot_size,
+        "min_notional": market.min_notional,
+        "first_bar": verdict.first_bar,
+        "last_bar": verdict.last_bar,
+        "status": "active" if market.active else "inactive",
+    }
+

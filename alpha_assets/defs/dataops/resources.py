@@ -1,0 +1,64 @@
+"""The market-data source resource: one interface, a simulated, a ccxt and a files implementation."""
+
+from __future__ import annotations
+
+import os
+from enum import Enum
+from pathlib import Path
+
+import pandas as pd
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from alpha_assets.sources.base import MarketSource
+from alpha_assets.sources.exchange import CcxtSource
+from alpha_assets.sources.files import FileSource
+from alpha_assets.sources.simulated import SimulatedExchange
+
+#: Credentials are read from these variables when the source is built, never from config or files.
+API_KEY_ENV = "ALPHA_ASSETS_EXCHANGE_API_KEY"
+API_SECRET_ENV = "ALPHA_ASSETS_EXCHANGE_SECRET"
+
+
+class SourceKind(str, Enum):
+    """Which implementation serves the bars."""
+
+    SIMULATED = "simulated"
+    CCXT = "ccxt"
+    FILES = "files"
+
+
+class MarketSourceResource(ConfigurableResource):
+    """Where DataOps gets markets, tickers and daily bars; the clock it treats as now."""
+
+    source: SourceKind = Field(default=SourceKind.SIMULATED, description="simulated (default), ccxt or files.")
+    exchange: str = Field(default="binance", description="ccxt exchange id (source=ccxt).")
+    base_url: str | None = Field(default=None, description="Override every API URL of the exchange (tests, proxies).")
+    timeout_ms: int = Field(default=10_000, description="Per-request timeout of the ccxt source.")
+    files_dir: str | None = Field(default=None, description="Folder of <EXCHANGE>_<SYMBOL>_1d.csv|parquet (source=files).")
+    seed: int = Field(default=7, description="Seed of the simulated exchange.")
+    n_symbols: int = Field(default=60, description="Pairs listed by the simulated exchange.")
+    clock: str | None = Field(
+        default=None, description="ISO-8601 UTC time treated as now (reproducible demos, tests); empty: wall clock."
+    )
+
+    def now(self) -> pd.Timestamp:
+        """The current UTC time, or the configured clock."""
+        return pd.Timestamp(self.clock).tz_convert("UTC") if self.clock else pd.Timestamp.now(tz="UTC")
+
+    def build(self) -> MarketSource:
+        """A fresh source instance for one step."""
+        if self.source is SourceKind.SIMULATED:
+            return SimulatedExchange(seed=self.seed, now=self.now(), n_symbols=self.n_symbols)
+        if self.source is SourceKind.FILES:
+            if not self.files_dir:
+                raise ValueError("market_source.files_dir must name a folder when source is 'files'")
+            return FileSource(Path(self.files_dir))
+        return CcxtSource(
+            self.exchange,
+            base_url=self.base_url,
+            timeout_ms=self.timeout_ms,
+            now=self.now if self.clock else None,
+            api_key=os.environ.get(API_KEY_ENV) or None,
+            secret=os.environ.get(API_SECRET_ENV) or None,
+        )

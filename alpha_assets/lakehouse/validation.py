@@ -1,0 +1,57 @@
+"""From discovery candidates and audit verdicts to the validated candidate list of one RUN_ID."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from alpha_assets.errors import EmptyUniverseError
+
+OK_VERDICT = "OK"
+
+
+def validate_candidates(
+    candidates: Mapping[str, Any], verdicts: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The ``candidates_validated.json`` document: candidates whose verdict is OK, reasons for the rest.
+
+    Parameters
+    ----------
+    candidates : Mapping
+        The ``candidates.json`` document (``run_id``, ``as_of``, ``candidates`` with ``symbol_key`` each).
+    verdicts : Sequence of Mapping
+        One audit verdict per candidate (``symbol_key``, ``verdict``, ``reasons``), as written to ``audit.json``.
+
+    Raises
+    ------
+    EmptyUniverseError
+        When no candidate passed, with the count of each verdict.
+    ValueError
+        When a candidate has no verdict.
+    """
+    by_key = {v["symbol_key"]: v for v in verdicts}
+    rows = list(candidates["candidates"])
+    missing = [c["symbol_key"] for c in rows if c["symbol_key"] not in by_key]
+    if missing:
+        raise ValueError(f"no audit verdict for candidates {missing[:10]} of run {candidates['run_id']}")
+    validated = [c for c in rows if by_key[c["symbol_key"]]["verdict"] == OK_VERDICT]
+    rejected = {
+        c["symbol_key"]: {"verdict": by_key[c["symbol_key"]]["verdict"], "reasons": by_key[c["symbol_key"]]["reasons"]}
+        for c in rows
+        if by_key[c["symbol_key"]]["verdict"] != OK_VERDICT
+    }
+    if not validated:
+        counts: dict[str, int] = {}
+        for verdict in rejected.values():
+            counts[verdict["verdict"]] = counts.get(verdict["verdict"], 0) + 1
+        raise EmptyUniverseError(
+            f"run {candidates['run_id']}: none of {len(rows)} candidates passed the audit ({counts})"
+        )
+    return {
+        "run_id": candidates["run_id"],
+        "as_of": candidates["as_of"],
+        "exchange": candidates.get("exchange"),
+        "symbols": [c["symbol_key"] for c in validated],
+        "candidates": validated,
+        "rejected": rejected,
+    }
