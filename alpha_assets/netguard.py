@@ -1,6 +1,11 @@
 """Refuse every network connection that does not stay on this machine (loopback or a unix socket).
 
-Used by the Alpha cycle at run time and by the test suite, so both enforce the same rule.
+One implementation for two users: the Alpha cycle's runtime guard (an offline resource) and the test
+suite's guard (a pytest plugin). It wraps ``socket.socket.connect``, ``socket.socket.connect_ex`` and
+``socket.getaddrinfo`` (through which ``socket.create_connection``, urllib3, requests and asyncio resolve):
+any host that is not ``localhost``, an address in 127.0.0.0/8, ``::1`` or an IPv4-mapped loopback is
+refused before a packet is sent or a name is resolved. Unix sockets and ``bind`` are left alone.
+Installs nest: the guard lifts when every :func:`install` has been undone.
 """
 
 from __future__ import annotations
@@ -12,45 +17,72 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-
-class NetworkRefusedError(ConnectionRefusedError):
-    """A connection to a non-loopback address was attempted under the guard."""
-
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
+# A passive lookup (host None or "") resolves the wildcard address for binding: no traffic.
+_PASSIVE_HOSTS = frozenset({None, "", b""})
 
 _lock = threading.Lock()
 _depth = 0
 _original_connect = socket.socket.connect
 _original_connect_ex = socket.socket.connect_ex
+_original_getaddrinfo = socket.getaddrinfo
 
 
-def is_loopback_address(address: Any) -> bool:
-    """True for unix-socket paths, ``localhost``, 127.0.0.0/8 and ::1."""
-    if isinstance(address, str | bytes):  # AF_UNIX path
-        return True
-    host = address[0] if isinstance(address, tuple) and address else address
+class NetworkRefusedError(RuntimeError):
+    """A connection to, or a lookup of, a non-loopback host was attempted under the guard.
+
+    Not an ``OSError`` on purpose: HTTP clients catch ``OSError`` and retry or wrap it; this must surface.
+    """
+
+
+def is_loopback_host(host: object) -> bool:
+    """Whether ``host`` (a name, an IP literal, ``bytes`` or ``None``) is loopback.
+
+    ``"localhost"``, ``"127.0.0.1"``, ``"::1"`` and ``"::ffff:127.0.0.1"`` are loopback; a zone suffix
+    (``"::1%lo"``) is ignored. Any other name is refused without resolving it.
+    """
     if isinstance(host, bytes):
-        host = host.decode()
-    if host == "localhost":
+        host = host.decode("ascii", "replace")
+    if not isinstance(host, str):
+        return False
+    name = host.strip().strip("[]").split("%", 1)[0].rstrip(".").lower()
+    if name in _LOOPBACK_NAMES:
         return True
     try:
-        return ipaddress.ip_address(str(host).split("%", 1)[0]).is_loopback
+        address = ipaddress.ip_address(name)
     except ValueError:
         return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
-def _check(address: Any) -> None:
-    if not is_loopback_address(address):
-        raise NetworkRefusedError(f"network access to {address!r} refused: only loopback is allowed here")
+def _refuse(host: object, port: object) -> None:
+    target = host if port is None else f"{host}:{port}"
+    raise NetworkRefusedError(f"network access to {target} refused: only loopback is allowed here")
+
+
+def _check_address(sock: socket.socket, address: object) -> None:
+    if sock.family == getattr(socket, "AF_UNIX", object()):
+        return
+    host, port = (address[0], address[1]) if isinstance(address, tuple) and len(address) >= 2 else (address, None)
+    if not is_loopback_host(host):
+        _refuse(host, port)
 
 
 def _guarded_connect(self: socket.socket, address: Any) -> None:
-    _check(address)
+    _check_address(self, address)
     return _original_connect(self, address)
 
 
 def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
-    _check(address)
+    _check_address(self, address)
     return _original_connect_ex(self, address)
+
+
+def _guarded_getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+    if host not in _PASSIVE_HOSTS and not is_loopback_host(host):
+        _refuse(host, port)
+    return _original_getaddrinfo(host, port, *args, **kwargs)
 
 
 def install() -> None:
@@ -60,6 +92,7 @@ def install() -> None:
         _depth += 1
         socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
         socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+        socket.getaddrinfo = _guarded_getaddrinfo
 
 
 def uninstall() -> None:
@@ -70,11 +103,22 @@ def uninstall() -> None:
         if _depth == 0:
             socket.socket.connect = _original_connect  # type: ignore[method-assign]
             socket.socket.connect_ex = _original_connect_ex  # type: ignore[method-assign]
+            socket.getaddrinfo = _original_getaddrinfo
+
+
+def install_depth() -> int:
+    """How many installs are in force (0: unguarded); lets a test see that a runtime guard added its own."""
+    return _depth
+
+
+def is_installed() -> bool:
+    """Whether the guard is active in this process."""
+    return socket.socket.connect is _guarded_connect
 
 
 @contextlib.contextmanager
 def loopback_only() -> Iterator[None]:
-    """Within the block, any connection to a non-loopback address raises :class:`NetworkRefusedError`."""
+    """Within the block, any non-loopback connection or lookup raises :class:`NetworkRefusedError`."""
     install()
     try:
         yield
