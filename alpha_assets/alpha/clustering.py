@@ -126,14 +126,17 @@ def _canonical_labels(raw: np.ndarray) -> IntArray:
 
 
 def _ward_n_clusters(link: FloatArray, n_assets: int, min_clusters: int, max_clusters: int) -> int:
-    """Return the number of clusters whose cut falls in the largest merge-height gap within the bounds."""
-    heights = np.concatenate([[0.0], link[:, 2]])
-    # Cutting to k clusters keeps the first n - k merges; its gap is heights[n-k+1] - heights[n-k]
-    # (heights[0] = 0 stands for "before the first merge").
-    ks = np.arange(max(min_clusters, 2), max_clusters + 1)
+    """Return the number of clusters whose cut falls in the largest merge-height gap within the bounds.
+
+    Only gaps between two merges count: the step from zero to the first merge height reflects how far
+    apart any two assets are, not a structure, and would always vote for one cluster per asset.
+    """
+    heights = link[:, 2]
+    # Cutting to k clusters keeps the first n - k merges; its gap is heights[n-k] - heights[n-k-1].
+    ks = np.arange(max(min_clusters, 2), min(max_clusters, n_assets - 1) + 1)
     if len(ks) == 0:
-        return max_clusters
-    gaps = heights[n_assets - ks + 1] - heights[n_assets - ks]
+        return min(max_clusters, n_assets)
+    gaps = heights[n_assets - ks] - heights[n_assets - ks - 1]
     return int(ks[np.argmax(gaps)])  # argmax takes the first, i.e. the fewest clusters, on ties
 
 

@@ -149,3 +149,18 @@ def test_ward_linkage_shape_and_single_asset(sel_distance):
 def test_clustering_bad_arguments_raise(sel_market, sel_distance, call, error, match):
     with pytest.raises(error, match=match):
         call(sel_market.returns.to_numpy(), sel_distance[0])
+
+
+def test_cluster_assets_ward_far_apart_assets_do_not_become_singletons():
+    # Every pair is at least 0.5 apart (sectors only 0.1 closer), so the step from 0 to the first merge is the
+    # largest of all; it
+    # must not count as a cut, or every asset would be its own cluster and cluster caps would mean nothing.
+    rng = np.random.default_rng(11)
+    n_assets = 20
+    sector = np.repeat([0, 1, 2, 3], 5)
+    distance = np.where(sector[:, None] == sector[None, :], 0.5, 0.6) + rng.uniform(0, 0.05, (n_assets, n_assets))
+    distance = (distance + distance.T) / 2
+    np.fill_diagonal(distance, 0.0)
+    labels = cluster_assets(distance, ClusterMethod.WARD, min_clusters=2, max_clusters=25)
+    assert len(np.unique(labels)) == 4
+    assert adjusted_rand_score(sector, labels) == 1.0

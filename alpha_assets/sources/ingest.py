@@ -1,0 +1,548 @@
+"""Incremental ingestion of daily bars into the lakehouse, with quarantine and bounded gap repair.
+
+Per symbol, under the file's lock: read the stored bars (an unreadable file is moved aside, never
+overwritten), fetch only the bars after the last stored one, quarantine malformed rows, merge without ever
+losing a stored bar, re-fetch gaps within bounds (count, depth, time, attempts, one try per gap and UTC
+day), and write the file atomically only when a bar changed. Nothing is forward-filled: what stays missing is
+reported with its range.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alpha_assets.errors import LakehouseReadError, SourceError
+from alpha_assets.lakehouse.keys import split_symbol_key, validate_symbol_key
+from alpha_assets.lakehouse.ohlcv import (
+    DAY,
+    VALUE_COLUMNS,
+    Gap,
+    QuarantineRecord,
+    clean_bars,
+    empty_bars,
+    find_gaps,
+    merge_bars,
+    read_ohlcv_or_empty,
+    write_ohlcv,
+)
+from alpha_assets.lakehouse.parquet import exclusive_lock, read_json, write_bytes_atomic, write_json_atomic
+from alpha_assets.lakehouse.paths import LakehousePaths
+from alpha_assets.sources.base import Market, MarketSource
+from alpha_assets.sources.params import IngestionParams
+
+REPAIR_LOG_VERSION = 1
+
+
+class IngestStatus(str, Enum):
+    """Outcome of one symbol's ingestion."""
+
+    OK = "ok"  # the stored file was written (new, repaired or re-ingested bars)
+    UP_TO_DATE = "up_to_date"  # nothing changed in the stored bars
+    FAILED = "failed"  # the source failed or answered malformed data; stored bars untouched
+
+
+@dataclass(frozen=True)
+class UnrepairedGap:
+    """Bars still missing after repair, ``first_missing`` to ``last_missing`` inclusive (ISO UTC)."""
+
+    first_missing: str
+    last_missing: str
+    missing_bars: int
+    attempts: int
+    reason: str
+
+    def to_json(self) -> dict[str, object]:
+        """JSON-ready form."""
+        return {
+            "first_missing": self.first_missing,
+            "last_missing": self.last_missing,
+            "missing_bars": self.missing_bars,
+            "attempts": self.attempts,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What ingestion did for one symbol; times are ISO-8601 UTC strings.
+
+    Attributes
+    ----------
+    symbol_key : str
+        The symbol.
+    status : IngestStatus
+        ``ok`` (file written), ``up_to_date`` (nothing changed) or ``failed`` (see ``error``).
+    bars_before, bars_after : int
+        Stored bars before and after the run.
+    new_bars : int
+        Timestamps added by this run (incremental and repaired), ``bars_after - bars_before`` unless the
+        stored file was moved aside.
+    first_bar, last_bar : str or None
+        Open times of the first and last stored bar after the run.
+    requests : int
+        Requests sent to the source for this symbol.
+    quarantined : int
+        Rows refused by validation in this run.
+    quarantine_reasons : Mapping of str to int
+        Reason -> number of rows refused for it.
+    gaps_found : int
+        Gaps in the merged bars before repair.
+    gaps_repaired : int
+        Gaps completely filled by re-fetching.
+    unrepaired : tuple of UnrepairedGap
+        Gaps left, oldest first, each with its range and why it is left.
+    moved_aside : str or None
+        Where an unreadable stored file was moved (``lakehouse/quarantine/...``).
+    written : bool
+        Whether the stored file was rewritten.
+    error : str or None
+        Why the run failed, naming the symbol.
+    """
+
+    symbol_key: str
+    status: IngestStatus
+    bars_before: int
+    bars_after: int
+    new_bars: int
+    first_bar: str | None
+    last_bar: str | None
+    requests: int
+    quarantined: int = 0
+    quarantine_reasons: Mapping[str, int] = field(default_factory=dict)
+    gaps_found: int = 0
+    gaps_repaired: int = 0
+    unrepaired: tuple[UnrepairedGap, ...] = ()
+    moved_aside: str | None = None
+    written: bool = False
+    error: str | None = None
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """JSON-ready form with sorted reasons."""
+        return {
+            "symbol_key": self.symbol_key,
+            "status": self.status.value,
+            "bars_before": self.bars_before,
+            "bars_after": self.bars_after,
+            "new_bars": self.new_bars,
+            "first_bar": self.first_bar,
+            "last_bar": self.last_bar,
+            "requests": self.requests,
+            "quarantined": self.quarantined,
+            "quarantine_reasons": dict(sorted(self.quarantine_reasons.items())),
+            "gaps_found": self.gaps_found,
+            "gaps_repaired": self.gaps_repaired,
+            "unrepaired": [gap.to_json() for gap in self.unrepaired],
+            "moved_aside": self.moved_aside,
+            "written": self.written,
+            "error": self.error,
+        }
+
+
+def ingest_symbols(
+    source: MarketSource,
+    markets: Sequence[Market],
+    paths: LakehousePaths,
+    *,
+    now: pd.Timestamp,
+    params: IngestionParams,
+) -> list[IngestReport]:
+    """Ingest each market in turn; one symbol's failure is reported, never raised.
+
+    Every symbol key is validated before anything is read or written, so an unsafe key stops the run with
+    nothing written.
+
+    Parameters
+    ----------
+    source : MarketSource
+        Where the bars come from.
+    markets : Sequence of Market
+        Markets of ``source`` (their key prefix is ``source.exchange_key``).
+    paths : LakehousePaths
+        The lakehouse.
+    now : Timestamp
+        Timezone-aware clock; bars opening before the start of its UTC day are closed.
+    params : IngestionParams
+        History length and repair bounds.
+
+    Returns
+    -------
+    list of IngestReport
+        One per market, in the order of ``markets``.
+
+    Raises
+    ------
+    UnsafeKeyError
+        When a market's symbol key is not a safe key.
+    TypeError, ValueError
+        As :func:`ingest_symbol`, for the arguments shared by all symbols.
+    """
+    now = _validate_common(source, paths, now, params)
+    for market in markets:
+        _validate_market(source, market)
+    return [ingest_symbol(source, market, paths, now=now, params=params) for market in markets]
+
+
+def ingest_symbol(
+    source: MarketSource,
+    market: Market,
+    paths: LakehousePaths,
+    *,
+    now: pd.Timestamp,
+    params: IngestionParams,
+) -> IngestReport:
+    """Bring one symbol's stored bars up to date and repair its gaps within bounds.
+
+    Parameters
+    ----------
+    source : MarketSource
+        Where the bars come from.
+    market : Market
+        A market of ``source``.
+    paths : LakehousePaths
+        The lakehouse: ``ohlcv_file``, ``quarantine_file`` and ``repair_log_file`` of the symbol are used.
+    now : Timestamp
+        Timezone-aware clock. The first run fetches ``history_days + warmup_days`` bars back from the start
+        of its UTC day; later runs fetch the bars after the last stored one.
+    params : IngestionParams
+        History length and repair bounds.
+
+    Returns
+    -------
+    IngestReport
+        Counts, ranges and status; ``failed`` (stored file untouched) when the source raises
+        :class:`SourceError` or answers a batch that cannot be validated.
+
+    Raises
+    ------
+    UnsafeKeyError
+        When ``market.symbol_key`` is not a safe key (nothing is read or written).
+    TypeError
+        When ``market`` is not a :class:`Market`, ``paths`` not a :class:`LakehousePaths`, ``params`` not an
+        :class:`IngestionParams`, or ``source`` lacks the :class:`MarketSource` members.
+    ValueError
+        When ``now`` is naive or the market's key prefix is not ``source.exchange_key``.
+    """
+    now = _validate_common(source, paths, now, params)
+    key = _validate_market(source, market)
+    requests_before = source.requests_made
+    with exclusive_lock(paths.ohlcv_file(key)):
+        report = _ingest_locked(source, market, key, paths, now, params)
+    return IngestReport(**{**report, "requests": source.requests_made - requests_before})
+
+
+def _ingest_locked(
+    source: MarketSource,
+    market: Market,
+    key: str,
+    paths: LakehousePaths,
+    now: pd.Timestamp,
+    params: IngestionParams,
+) -> dict[str, Any]:
+    """The body of :func:`ingest_symbol`, run while holding the symbol's file lock."""
+    today = now.floor("D")
+    records: list[QuarantineRecord] = []
+    moved_aside = None
+    try:
+        stored = read_ohlcv_or_empty(paths, key)
+    except LakehouseReadError as err:
+        moved_aside = _move_aside(paths, key, now)
+        stored = empty_bars()
+        records.append(
+            QuarantineRecord(
+                symbol_key=key, reason=f"stored file unreadable ({err.reason}); moved to {moved_aside}"
+            )
+        )
+    since = (
+        today - (params.history_days + params.warmup_days) * DAY
+        if stored.empty
+        else (stored["timestamp"].iat[-1] + DAY)
+    )
+    merged = stored
+    if since < today:
+        try:
+            cleaned = clean_bars(
+                source.fetch_daily_bars(market, since=since, until=today), symbol_key=key, now=now
+            )
+        except (SourceError, ValueError) as err:
+            _append_quarantine(paths, key, records)
+            return _summary(
+                key,
+                IngestStatus.FAILED,
+                stored,
+                stored,
+                records,
+                moved_aside=moved_aside,
+                error=f"{key}: {type(err).__name__}: {err}",
+            )
+        records += cleaned.quarantined
+        merged = merge_bars(stored, cleaned.bars)
+    repair = _repair_gaps(source, market, key, merged, paths, today, now, params)
+    records += repair["records"]
+    merged = repair["bars"]
+    written = moved_aside is not None or not _same_bars(stored, merged)
+    if written:
+        write_ohlcv(paths, key, merged)
+    _append_quarantine(paths, key, records)
+    status = IngestStatus.OK if written else IngestStatus.UP_TO_DATE
+    return _summary(
+        key,
+        status,
+        stored,
+        merged,
+        records,
+        moved_aside=moved_aside,
+        written=written,
+        gaps_found=repair["gaps_found"],
+        gaps_repaired=repair["gaps_repaired"],
+        unrepaired=repair["unrepaired"],
+    )
+
+
+def _repair_gaps(
+    source: MarketSource,
+    market: Market,
+    key: str,
+    bars: pd.DataFrame,
+    paths: LakehousePaths,
+    today: pd.Timestamp,
+    now: pd.Timestamp,
+    params: IngestionParams,
+) -> dict[str, Any]:
+    """Re-fetch gaps of ``bars``, most recent first, within the bounds; update the repair log.
+
+    A gap is tried at most once per UTC day and at most ``max_repair_attempts`` times in all; a partly
+    filled gap leaves sub-gaps that inherit its attempts, so the bound holds across partial fills.
+    """
+    gaps = find_gaps(bars["timestamp"])
+    log_path = paths.repair_log_file(key)
+    old_log = _read_repair_log(log_path)
+    tried = {(e["first_missing"], e["last_missing"]): e for e in old_log.get("gaps", [])}
+    outcome: dict[tuple[str, str], dict[str, Any]] = {}
+    records: list[QuarantineRecord] = []
+    depth_limit = today - params.max_gap_repair_depth_days * DAY
+    day = today.date().isoformat()
+    started = time.monotonic()
+    fetched = 0
+    for gap in sorted(gaps, key=lambda g: g.first_missing, reverse=True):
+        gap_id = (gap.first_missing.isoformat(), gap.last_missing.isoformat())
+        entry = dict(
+            tried.get(gap_id, {"first_missing": gap_id[0], "last_missing": gap_id[1], "attempts": 0})
+        )
+        reason = _skip_reason(gap, entry, day, fetched, started, depth_limit, params)
+        if reason is None:
+            fetched += 1
+            entry.update(attempts=entry["attempts"] + 1, last_attempt_day=day)
+            try:
+                answer = clean_bars(
+                    source.fetch_daily_bars(market, since=gap.first_missing, until=gap.last_missing + DAY),
+                    symbol_key=key,
+                    now=now,
+                )
+            except (SourceError, ValueError) as err:
+                entry["last_result"] = f"{type(err).__name__}: {err}"
+            else:
+                inside = answer.bars[
+                    (answer.bars["timestamp"] >= gap.first_missing)
+                    & (answer.bars["timestamp"] <= gap.last_missing)
+                ]
+                records += answer.quarantined
+                bars = merge_bars(bars, inside)
+                entry["last_result"] = f"{len(inside)} of {gap.missing_bars} missing bars returned"
+            reason = f"still missing after {entry['attempts']} attempt(s): {entry['last_result']}"
+        outcome[gap_id] = {"entry": entry, "reason": reason, "gap": gap}
+    remaining = find_gaps(bars["timestamp"])
+    unrepaired, log_entries = [], []
+    for gap in remaining:
+        parent = next(
+            o
+            for o in outcome.values()
+            if o["gap"].first_missing <= gap.first_missing and gap.last_missing <= o["gap"].last_missing
+        )
+        attempts = parent["entry"]["attempts"]
+        unrepaired.append(
+            UnrepairedGap(
+                gap.first_missing.isoformat(),
+                gap.last_missing.isoformat(),
+                gap.missing_bars,
+                attempts,
+                parent["reason"],
+            )
+        )
+        if attempts:
+            log_entries.append(
+                {
+                    **parent["entry"],
+                    "first_missing": gap.first_missing.isoformat(),
+                    "last_missing": gap.last_missing.isoformat(),
+                }
+            )
+    new_log = {"version": REPAIR_LOG_VERSION, "symbol_key": key, "gaps": log_entries}
+    if new_log != old_log and (log_entries or log_path.exists()):
+        write_json_atomic(new_log, log_path)
+    repaired = sum(
+        1
+        for o in outcome.values()
+        if not any(o["gap"].first_missing <= g.first_missing <= o["gap"].last_missing for g in remaining)
+    )
+    return {
+        "bars": bars,
+        "records": records,
+        "gaps_found": len(gaps),
+        "gaps_repaired": repaired,
+        "unrepaired": tuple(unrepaired),
+    }
+
+
+def _skip_reason(
+    gap: Gap,
+    entry: Mapping[str, Any],
+    day: str,
+    fetched: int,
+    started: float,
+    depth_limit: pd.Timestamp,
+    params: IngestionParams,
+) -> str | None:
+    """Why ``gap`` is not re-fetched in this run, or ``None`` when it is, checked in this order."""
+    attempts = entry["attempts"]
+    if gap.first_missing < depth_limit:
+        return f"older than the repair depth of {params.max_gap_repair_depth_days} days"
+    if attempts >= params.max_repair_attempts:
+        return (
+            f"unrepairable: still missing at the source after {attempts} attempt(s) "
+            f"({entry.get('last_result', 'no attempt allowed')}); not retried"
+        )
+    if entry.get("last_attempt_day") == day:
+        return (
+            f"still missing after {attempts} attempt(s) ({entry.get('last_result')}); next try on a later day"
+        )
+    if fetched >= params.max_gaps_per_symbol:
+        return f"over the limit of {params.max_gaps_per_symbol} gaps re-fetched per run"
+    if time.monotonic() - started >= params.repair_time_budget_s:
+        return f"repair time budget of {params.repair_time_budget_s} s spent"
+    return None
+
+
+def _summary(
+    key: str,
+    status: IngestStatus,
+    before: pd.DataFrame,
+    after: pd.DataFrame,
+    records: Sequence[QuarantineRecord],
+    **extra: Any,
+) -> dict[str, Any]:
+    """The fields of an :class:`IngestReport` except ``requests``."""
+    refused = [r for r in records if r.timestamp is not None or r.row]
+    return {
+        "symbol_key": key,
+        "status": status,
+        "bars_before": len(before),
+        "bars_after": len(after),
+        "new_bars": int((~after["timestamp"].isin(before["timestamp"])).sum()),
+        "first_bar": after["timestamp"].iat[0].isoformat() if len(after) else None,
+        "last_bar": after["timestamp"].iat[-1].isoformat() if len(after) else None,
+        "quarantined": len(refused),
+        "quarantine_reasons": dict(Counter(r.reason for r in refused)),
+        **extra,
+    }
+
+
+def _same_bars(stored: pd.DataFrame, merged: pd.DataFrame) -> bool:
+    """Whether ``merged`` holds exactly the stored bars (same timestamps, bit-identical values)."""
+    if merged is stored:
+        return True
+    if len(stored) != len(merged):
+        return False
+    # ``.values`` of a tz-aware column is datetime64 in UTC: compared as integers, not as Timestamp objects.
+    return np.array_equal(stored["timestamp"].values, merged["timestamp"].values) and np.array_equal(
+        stored[list(VALUE_COLUMNS)].to_numpy(), merged[list(VALUE_COLUMNS)].to_numpy()
+    )
+
+
+def _read_repair_log(path: Path) -> dict[str, Any]:
+    """The repair log, or an empty one when missing or unreadable (it only bounds retries)."""
+    if not path.exists():
+        return {}
+    try:
+        document = read_json(path)
+    except LakehouseReadError:
+        return {}
+    return document if isinstance(document, dict) and document.get("version") == REPAIR_LOG_VERSION else {}
+
+
+def _append_quarantine(paths: LakehousePaths, key: str, records: Sequence[QuarantineRecord]) -> None:
+    """Append records not yet in ``quarantine/<KEY>.jsonl`` (a re-sent bad row is recorded once); atomic."""
+    if not records:
+        return
+    path = paths.quarantine_file(key)
+    existing = path.read_bytes() if path.exists() else b""
+    seen = set(existing.decode().splitlines())
+    lines = []
+    for record in records:
+        line = json.dumps(record.to_json(), sort_keys=True, ensure_ascii=False)
+        if line not in seen:
+            seen.add(line)
+            lines.append(line)
+    if lines:
+        if existing and not existing.endswith(b"\n"):
+            existing += b"\n"
+        write_bytes_atomic(existing + ("\n".join(lines) + "\n").encode(), path)
+
+
+def _quarantined_file_path(paths: LakehousePaths, key: str, now: pd.Timestamp) -> Path:
+    """``quarantine/<KEY>_1d.<UTC stamp>.parquet``, a fresh name; the key is validated first."""
+    stem = f"{validate_symbol_key(key)}_1d.{now.strftime('%Y%m%dT%H%M%SZ')}"
+    candidate = paths.quarantine_dir / f"{stem}.parquet"
+    number = 1
+    while candidate.exists():
+        candidate = paths.quarantine_dir / f"{stem}.{number}.parquet"
+        number += 1
+    return candidate
+
+
+def _move_aside(paths: LakehousePaths, key: str, now: pd.Timestamp) -> str:
+    """Move the symbol's unreadable file into the quarantine folder (same file system: an atomic rename)."""
+    target = _quarantined_file_path(paths, key, now)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(paths.ohlcv_file(key), target)
+    return str(target)
+
+
+def _validate_common(source: object, paths: object, now: object, params: object) -> pd.Timestamp:
+    """Check the arguments shared by every symbol; return ``now`` in UTC."""
+    if not isinstance(source, MarketSource):
+        raise TypeError(f"`source` must implement MarketSource, got {type(source).__name__}")
+    if not isinstance(paths, LakehousePaths):
+        raise TypeError(f"`paths` must be a LakehousePaths, got {type(paths).__name__}")
+    if not isinstance(params, IngestionParams):
+        raise TypeError(f"`params` must be an IngestionParams, got {type(params).__name__}")
+    try:
+        stamp = pd.Timestamp(now)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"`now` must be a timezone-aware Timestamp, got {type(now).__name__}") from err
+    if stamp.tzinfo is None:
+        raise ValueError(f"`now` must be timezone-aware (UTC), got naive {stamp.isoformat()}")
+    return stamp.tz_convert("UTC")
+
+
+def _validate_market(source: MarketSource, market: object) -> str:
+    """Check ``market`` and return its validated key."""
+    if not isinstance(market, Market):
+        raise TypeError(f"`market` must be a Market, got {type(market).__name__}")
+    key = validate_symbol_key(market.symbol_key)
+    exchange = split_symbol_key(key)[0]
+    if exchange != source.exchange_key:
+        raise ValueError(
+            f"market {key} is not of source exchange {source.exchange_key!r} (prefix {exchange!r})"
+        )
+    return key

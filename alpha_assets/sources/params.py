@@ -1,0 +1,132 @@
+"""Parameter dataclasses of the DataOps cycle (discovery and ingestion), resolved from a manifest.
+
+Every field carries ``metadata={"doc": ..., "min": ..., "max": ...}`` (bounds inclusive, ``None`` meaning
+unbounded) so that the manifest loader can refuse unknown keys, wrong types and out-of-range values with one
+message shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: Bases that are pegged to a fiat currency: pairs of them carry no market risk worth selecting.
+STABLECOIN_BASES: tuple[str, ...] = (
+    "USDT",
+    "USDC",
+    "FDUSD",
+    "TUSD",
+    "DAI",
+    "BUSD",
+    "USDP",
+    "USDE",
+    "PYUSD",
+    "USDD",
+    "GUSD",
+    "FRAX",
+    "LUSD",
+    "EUR",
+    "EURI",
+    "EURC",
+    "AEUR",
+    "GBP",
+    "TRY",
+    "BRL",
+)
+
+
+@dataclass(frozen=True)
+class DiscoveryParams:
+    """Filters that turn an exchange's markets and tickers into the candidate list of a RUN_ID."""
+
+    quote_currencies: tuple[str, ...] = field(
+        default=("USDT",),
+        metadata={"doc": "Quote currencies kept (exact, upper case).", "min": None, "max": None},
+    )
+    min_traded_value_24h: float = field(
+        default=1e6,
+        metadata={"doc": "Minimum 24 h traded value, in the quote currency.", "min": 0.0, "max": None},
+    )
+    top_n: int = field(
+        default=50,
+        metadata={
+            "doc": "Candidates kept, by 24 h traded value descending (ties by symbol key).",
+            "min": 1,
+            "max": None,
+        },
+    )
+    exclude_bases: tuple[str, ...] = field(
+        default=STABLECOIN_BASES,
+        metadata={"doc": "Bases excluded as stablecoins (fiat-pegged tokens).", "min": None, "max": None},
+    )
+    exclude_leveraged: bool = field(
+        default=True,
+        metadata={
+            "doc": "Exclude leveraged tokens: a base that is another listed base followed by UP, DOWN, "
+            "BULL, BEAR or digits and L/S (BTCUP, ETH3L).",
+            "min": None,
+            "max": None,
+        },
+    )
+    include_inactive: bool = field(
+        default=False,
+        metadata={
+            "doc": "Keep markets the source marks inactive (delisted, halted).",
+            "min": None,
+            "max": None,
+        },
+    )
+
+
+@dataclass(frozen=True)
+class IngestionParams:
+    """How much history the first ingest fetches and how hard gap repair tries, per symbol."""
+
+    history_days: int = field(
+        default=1095,
+        metadata={
+            "doc": "Days of history the Alpha cycle uses (first ingest fetches these plus warmup_days).",
+            "min": 1,
+            "max": 36500,
+        },
+    )
+    warmup_days: int = field(
+        default=300,
+        metadata={
+            "doc": "Extra days fetched before the history for indicator warm-up (~280 bars needed).",
+            "min": 0,
+            "max": 36500,
+        },
+    )
+    max_gaps_per_symbol: int = field(
+        default=10,
+        metadata={
+            "doc": "Gaps re-fetched per symbol and run, most recent first; 0 disables repair.",
+            "min": 0,
+            "max": None,
+        },
+    )
+    max_gap_repair_depth_days: int = field(
+        default=3650,
+        metadata={
+            "doc": "Gaps starting more than this many days before today are not re-fetched.",
+            "min": 1,
+            "max": None,
+        },
+    )
+    repair_time_budget_s: float = field(
+        default=10.0,
+        metadata={
+            "doc": "Wall time per symbol and run after which no further gap is re-fetched, in seconds.",
+            "min": 0.0,
+            "max": None,
+        },
+    )
+    max_repair_attempts: int = field(
+        default=3,
+        metadata={
+            "doc": "Re-fetches of one gap (at most one per UTC day) before it is reported unrepairable "
+            "and no longer tried.",
+            "min": 0,
+            "max": None,
+        },
+    )

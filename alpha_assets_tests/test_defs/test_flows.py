@@ -1,0 +1,173 @@
+"""Both cycles end to end through Dagster on an on-disk instance: flow_data on the simulated exchange, then
+flow_production; the planted defects rejected, the contract files written, the gate blocking within and across
+runs, the offline guard, and a byte-identical re-run after the lakehouse changed.
+
+Leaves to other modules: the ccxt source through Dagster (test_flow_ccxt.py), the UI/daemon (test_e2e).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+
+import pyarrow.parquet as pq
+import pytest
+from dagster import AssetKey, materialize
+
+from alpha_assets import netguard
+from alpha_assets.alpha import pipeline
+from alpha_assets.defs import keys
+from alpha_assets.defs.alpha.assets import selection as selection_asset
+from alpha_assets.defs.runner import FlowFailedError, ensure_run_partition, run_flow_data, run_link
+from alpha_assets.lakehouse.parquet import file_sha256, read_json, write_json_atomic
+from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA
+from alpha_assets_tests.test_defs.conftest import NEXT_DAY_CLOCK
+
+RUN_ID = "RUN_TEST_1"
+
+
+@pytest.fixture(scope="module")
+def first_run(flow_env):
+    defs = flow_env.defs()
+    links = run_flow_data(defs, flow_env.instance, flow_env.paths, RUN_ID, progress=lambda _: None)
+    production = run_link(defs, flow_env.instance, keys.PRODUCTION_JOB, partition_key=RUN_ID)
+    return links, production
+
+
+def _portfolio_path(env, run_id):
+    return env.paths.run_data_file(run_id, "portfolio_flattened.json")
+
+
+def test_flow_data_rejects_the_planted_defects_with_reasons(flow_env, first_run):
+    validated = read_json(flow_env.paths.candidates_validated_file(RUN_ID))
+    rejected = validated["rejected"]
+    assert rejected["SIM_PUMPUSDT"]["verdict"] == "TOXIC"
+    assert "daily return" in rejected["SIM_PUMPUSDT"]["reasons"][0]
+    assert rejected["SIM_FRZNUSDT"]["verdict"] == "TOXIC"
+    assert "close unchanged" in " ".join(rejected["SIM_FRZNUSDT"]["reasons"])
+    assert rejected["SIM_HOLEUSDT"]["verdict"] == "DEGRADED"
+    assert "SIM_BTCUSDT" in validated["symbols"]
+    assert not set(validated["symbols"]) & set(rejected)
+
+
+def test_flow_data_writes_every_contract_file(flow_env, first_run):
+    paths = flow_env.paths
+    candidates = read_json(paths.candidates_file(RUN_ID))
+    assert {"SIM_PUMPUSDT", "SIM_FRZNUSDT", "SIM_HOLEUSDT", "SIM_NEWBUSDT"} <= {
+        c["symbol_key"] for c in candidates["candidates"]}
+    assert "SIM_GONEUSDT" in candidates["excluded"], "the delisted pair is inactive and excluded by discovery"
+    assert read_json(paths.audit_report_file(RUN_ID))["run_id"] == RUN_ID
+    for key in (c["symbol_key"] for c in candidates["candidates"]):
+        table = pq.read_table(paths.ohlcv_file(key))
+        assert table.schema.equals(OHLCV_SCHEMA, check_metadata=False), key
+        assert paths.symbol_metadata_file(key).exists()
+    for key in read_json(paths.candidates_validated_file(RUN_ID))["symbols"]:
+        assert paths.features_file(key).exists(), key
+
+
+def test_flow_data_links_are_recorded_on_the_instance(flow_env, first_run):
+    links, production = first_run
+    assert [link.job_name for link in links] == [
+        keys.DISCOVERY_JOB, keys.INGEST_JOB, keys.VALIDATION_JOB, keys.FEATURES_JOB]
+    for link in [*links, production]:
+        assert flow_env.instance.get_run_by_id(link.dagster_run_id).is_success
+    assert flow_env.instance.has_dynamic_partition("symbols", "SIM_BTCUSDT")
+    materialized = flow_env.instance.get_latest_materialization_event(AssetKey("portfolio_flattened"))
+    assert materialized is not None
+
+
+def test_flow_production_weights_are_fully_invested_within_caps(flow_env, first_run):
+    document = read_json(_portfolio_path(flow_env, RUN_ID))
+    assert set(document["profiles"]) == {"equal_weight", "min_variance", "max_sharpe", "risk_parity", "hrp"}
+    for name, body in document["profiles"].items():
+        assert body["status"] == "optimal", (name, body["reason"])
+        weights = [row["Weight"] for row in body["rows"]]
+        assert sum(weights) == pytest.approx(1.0, abs=1e-6), name
+        cap = body["report"]["cluster_cap"]
+        per_cluster = {}
+        for row in body["rows"]:
+            per_cluster[row["Cluster_ID"]] = per_cluster.get(row["Cluster_ID"], 0.0) + row["Weight"]
+        assert max(per_cluster.values()) <= cap + 1e-6, name
+        for row in body["rows"]:
+            sign = {"LONG": 1.0, "SHORT": -1.0}.get(row["Direction"])
+            if sign is None:
+                assert row["Direction"] == "FLAT" and abs(row["Weight"]) < 1e-9
+            else:
+                assert row["Net_Weight"] == pytest.approx(sign * row["Weight"])
+
+
+def test_flow_production_rerun_after_lakehouse_changed_is_byte_identical(flow_env, first_run):
+    before = _portfolio_path(flow_env, RUN_ID).read_bytes()
+    btc_file = flow_env.paths.ohlcv_file("SIM_BTCUSDT")
+    btc_before = file_sha256(btc_file)
+    run_flow_data(flow_env.defs(clock=NEXT_DAY_CLOCK), flow_env.instance, flow_env.paths, "RUN_TEST_NEXT_DAY",
+                  progress=lambda _: None)
+    assert file_sha256(btc_file) != btc_before, "the next day's ingest must append a bar"
+    run_link(flow_env.defs(), flow_env.instance, keys.PRODUCTION_JOB, partition_key=RUN_ID)
+    assert _portfolio_path(flow_env, RUN_ID).read_bytes() == before
+    fingerprints = read_json(_portfolio_path(flow_env, RUN_ID))["metadata"]["input_fingerprints"]
+    assert fingerprints["lakehouse/SIM_BTCUSDT_1d.parquet"] == btc_before
+
+
+def _clone_run(env, source_run_id, new_run_id, extra_symbols=()):
+    """A new RUN_ID over the same export, optionally naming extra symbols as validated."""
+    document = read_json(env.paths.candidates_validated_file(source_run_id))
+    document["run_id"] = new_run_id
+    document["symbols"] = sorted({*document["symbols"], *extra_symbols})
+    document["candidates"] += [{"symbol_key": key, "sector": "unknown"} for key in extra_symbols]
+    write_json_atomic(document, env.paths.candidates_validated_file(new_run_id))
+    ensure_run_partition(env.instance, new_run_id)
+
+
+def test_gate_failure_stops_selection_and_writes_no_weights(flow_env, first_run):
+    # A candidate whose bars are sound but whose features were never computed: the gate must name it.
+    shutil.copyfile(flow_env.paths.ohlcv_file("SIM_ETHUSDT"), flow_env.paths.ohlcv_file("SIM_NOFEATUSDT"))
+    _clone_run(flow_env, RUN_ID, "RUN_TEST_GATE", extra_symbols=["SIM_NOFEATUSDT"])
+    with pytest.raises(FlowFailedError, match="blocking asset check failed"):
+        run_link(flow_env.defs(), flow_env.instance, keys.PRODUCTION_JOB, partition_key="RUN_TEST_GATE")
+    verdict = read_json(flow_env.paths.run_data_file("RUN_TEST_GATE", "gate_verdict.json"))
+    assert verdict["passed"] is False
+    assert verdict["checks"]["features_present"]["passed"] is False
+    assert "SIM_NOFEATUSDT" in verdict["checks"]["features_present"]["message"]
+    assert not flow_env.paths.run_data_file("RUN_TEST_GATE", "selection.json").exists()
+    assert not _portfolio_path(flow_env, "RUN_TEST_GATE").exists()
+
+
+def test_gate_failure_also_refuses_a_later_launch_of_selection(flow_env, first_run):
+    if not flow_env.paths.run_data_file("RUN_TEST_GATE", "gate_verdict.json").exists():
+        test_gate_failure_stops_selection_and_writes_no_weights(flow_env, first_run)
+    defs = flow_env.defs()
+    result = materialize(
+        [selection_asset], partition_key="RUN_TEST_GATE", instance=flow_env.instance,
+        resources={name: defs.resources[name] for name in ("lakehouse", "offline_guard")}, raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = str(failure.step_failure_data.error.cause or failure.step_failure_data.error)
+    assert "features_present_at_as_of" in message and "refusing to continue" in message
+    assert not flow_env.paths.run_data_file("RUN_TEST_GATE", "selection.json").exists()
+
+
+def test_offline_guard_refuses_a_connection_attempt_inside_the_cycle(flow_env, first_run, monkeypatch):
+    _clone_run(flow_env, RUN_ID, "RUN_TEST_OFFLINE")
+    seen = {}
+    suite_depth = netguard.install_depth()
+
+    def selection_that_phones_home(frozen, params):
+        seen["depth"] = netguard.install_depth()
+        with socket.create_connection(("198.51.100.7", 443), timeout=1):
+            pass
+
+    monkeypatch.setattr(pipeline, "run_selection", selection_that_phones_home)
+    with pytest.raises(FlowFailedError, match=r"198\.51\.100\.7:443 refused: only loopback is allowed"):
+        run_link(flow_env.defs(), flow_env.instance, keys.PRODUCTION_JOB, partition_key="RUN_TEST_OFFLINE")
+    assert seen["depth"] == suite_depth + 1, "the cycle's own guard must be installed inside the step"
+    assert netguard.install_depth() == suite_depth, "the guard is lifted after the step"
+
+
+def test_flow_production_unknown_run_names_the_missing_export(flow_env, first_run):
+    ensure_run_partition(flow_env.instance, "RUN_TEST_NO_EXPORT")
+    with pytest.raises(FlowFailedError, match=r"candidates_validated\.json.*does not exist"):
+        run_link(flow_env.defs(), flow_env.instance, keys.PRODUCTION_JOB, partition_key="RUN_TEST_NO_EXPORT")
+    shutil.rmtree(flow_env.paths.run_dir("RUN_TEST_NO_EXPORT"), ignore_errors=True)
