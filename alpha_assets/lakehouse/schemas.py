@@ -40,7 +40,11 @@ SYMBOLS_SCHEMA = pa.schema(
     ]
 )
 
-#: The columns of ``SYMBOLS_SCHEMA`` whose change opens a new version (timestamps of validity excluded).
+#: The columns of ``SYMBOLS_SCHEMA`` updated in place on the current version: ``last_bar`` moves every day,
+#: and a version per day would bury the real changes.
+SYMBOL_IN_PLACE_COLUMNS = ("first_bar", "last_bar")
+#: The columns of ``SYMBOLS_SCHEMA`` whose change opens a new version (validity and in-place columns
+#: excluded).
 SYMBOL_TRACKED_COLUMNS = tuple(
-    name for name in SYMBOLS_SCHEMA.names if name not in {"valid_from", "valid_to"}
+    name for name in SYMBOLS_SCHEMA.names if name not in {"valid_from", "valid_to", *SYMBOL_IN_PLACE_COLUMNS}
 )

@@ -1,0 +1,288 @@
+"""All the features of one symbol, per daily bar, in the long form stored in ``features_matrix``.
+
+One call per symbol: the symbol's bars are turned into contiguous float64 arrays once, then every indicator,
+vote and statistic is one call into TA-Lib or numpy over the whole series. ``FEATURE_COLUMNS`` fixes the order
+of the feature columns; ``docs/features.md`` gives each column's window, formula and meaning.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from alpha_assets.features import indicators as ind
+from alpha_assets.features import ratings
+from alpha_assets.features import statistics as stats
+from alpha_assets.lakehouse.keys import validate_symbol_key
+from alpha_assets.typing import FloatArray
+
+__all__ = [
+    "FEATURE_COLUMNS",
+    "MA_VOTE_COLUMNS",
+    "OHLCV_INPUT_COLUMNS",
+    "OTHER_VOTE_COLUMNS",
+    "compute_features",
+    "compute_symbol_features",
+]
+
+MA_LENGTHS = (10, 20, 30, 50, 100, 200)
+
+#: The 15 moving-average votes, in the order of the rating's moving-average group.
+MA_VOTE_COLUMNS: tuple[str, ...] = (
+    *(f"vote_sma_{n}" for n in MA_LENGTHS),
+    *(f"vote_ema_{n}" for n in MA_LENGTHS),
+    "vote_hma_9",
+    "vote_vwma_20",
+    "vote_ichimoku",
+)
+
+#: The 11 oscillator votes, in the order of the rating's oscillator group.
+OTHER_VOTE_COLUMNS: tuple[str, ...] = (
+    "vote_rsi_14",
+    "vote_stoch",
+    "vote_cci_20",
+    "vote_adx_14",
+    "vote_ao",
+    "vote_mom_10",
+    "vote_macd",
+    "vote_stochrsi",
+    "vote_willr_14",
+    "vote_bbpower",
+    "vote_uo",
+)
+
+RATING_COLUMNS: tuple[str, ...] = ("recommend_ma", "recommend_other", "recommend_all", "rating")
+
+INDICATOR_COLUMNS: tuple[str, ...] = (
+    "rsi_14",
+    "macd",
+    "macd_signal",
+    "macd_hist",
+    "stoch_k",
+    "stoch_d",
+    "cci_20",
+    "adx_14",
+    "plus_di_14",
+    "minus_di_14",
+    "ao",
+    "mom_10",
+    "willr_14",
+    "uo",
+    "stochrsi_k",
+    "stochrsi_d",
+    "bull_power_13",
+    "bear_power_13",
+    "bbpower",
+    *(f"sma_{n}" for n in MA_LENGTHS),
+    *(f"ema_{n}" for n in MA_LENGTHS),
+    "hma_9",
+    "vwma_20",
+    "ichimoku_conversion",
+    "ichimoku_base",
+    "ichimoku_lead1",
+    "ichimoku_lead2",
+)
+
+STATISTIC_COLUMNS: tuple[str, ...] = (
+    "return_20d",
+    "return_60d",
+    "return_120d",
+    "volatility_60d",
+    "efficiency_ratio_20d",
+    "skewness_60d",
+    "kurtosis_60d",
+    "max_drawdown_252d",
+    "history_length",
+    "avg_traded_value_20d",
+    "permutation_entropy_120d",
+)
+
+#: Every feature column of ``features_matrix``, in stored order (after ``date`` and ``symbol``).
+FEATURE_COLUMNS: tuple[str, ...] = (
+    *MA_VOTE_COLUMNS,
+    *OTHER_VOTE_COLUMNS,
+    *RATING_COLUMNS,
+    *INDICATOR_COLUMNS,
+    *STATISTIC_COLUMNS,
+)
+
+#: The columns :func:`compute_symbol_features` reads from a symbol's bars.
+OHLCV_INPUT_COLUMNS: tuple[str, ...] = ("timestamp", "open", "high", "low", "close", "volume")
+
+
+def compute_features(
+    high: FloatArray,
+    low: FloatArray,
+    close: FloatArray,
+    volume: FloatArray,
+    *,
+    periods_per_year: float = 365.0,
+) -> FloatArray:
+    """Every feature of one symbol at every bar, from that bar and the bars before it only.
+
+    Parameters
+    ----------
+    high, low, close : ndarray of shape (n_observations,), float64
+        Daily bar prices, quote currency, oldest bar first, finite and > 0. Bars are used as stored: a
+        missing calendar day is not filled, so every window counts stored bars.
+    volume : ndarray of shape (n_observations,), float64
+        Base-currency volume, finite and >= 0 (zero-volume bars allowed).
+    periods_per_year : float, default 365.0
+        Bars per year for ``volatility_60d`` (365 for crypto, 252 for exchange-traded assets).
+
+    Returns
+    -------
+    ndarray of shape (n_features, n_observations), float64
+        Row ``i`` is the feature ``FEATURE_COLUMNS[i]`` (feature-major, so each feature is contiguous and
+        ``.T`` is the (n_observations, n_features) table without a copy). NaN where a feature is not
+        defined yet (its warm-up) or undefined (documented per column); never inf.
+
+    Raises
+    ------
+    ValueError
+        When an input is not 1-D float64, the shapes differ, a value is not finite, a price is <= 0, a volume
+        is negative, or ``periods_per_year`` is not positive.
+    """
+    high, low, close, volume = _check_bars(high=high, low=low, close=close, volume=volume)
+    f: dict[str, FloatArray] = {}
+
+    # Indicators.
+    f["rsi_14"] = ind.rsi(close, 14)
+    f["macd"], f["macd_signal"], f["macd_hist"] = ind.macd(close, 12, 26, 9)
+    f["stoch_k"], f["stoch_d"] = ind.stoch(high, low, close, 14, 3, 3)
+    f["cci_20"] = ind.cci(high, low, close, 20)
+    f["plus_di_14"], f["minus_di_14"], f["adx_14"] = ind.dmi(high, low, close, 14)
+    f["ao"] = ind.awesome_oscillator(high, low, 5, 34)
+    f["mom_10"] = ind.momentum(close, 10)
+    f["willr_14"] = ind.williams_r(high, low, close, 14)
+    f["uo"] = ind.ultimate_oscillator(high, low, close, 7, 14, 28)
+    f["stochrsi_k"], f["stochrsi_d"] = ind.stoch_rsi(close, 3, 3, 14, 14)
+    f["bull_power_13"], f["bear_power_13"] = ind.bull_bear_power(high, low, close, 13)
+    f["bbpower"] = f["bull_power_13"] + f["bear_power_13"]
+    for n in MA_LENGTHS:
+        f[f"sma_{n}"] = ind.sma(close, n)
+        f[f"ema_{n}"] = ind.ema(close, n)
+    f["hma_9"] = ind.hull_ma(close, 9)
+    f["vwma_20"] = ind.vwma(close, volume, 20)
+    lines = ind.ichimoku(high, low, 9, 26, 52, 26)
+    f["ichimoku_conversion"], f["ichimoku_base"], f["ichimoku_lead1"], f["ichimoku_lead2"] = lines
+
+    # Votes and the rating.
+    for n in MA_LENGTHS:
+        f[f"vote_sma_{n}"] = ratings.ma_vote(close, f[f"sma_{n}"])
+        f[f"vote_ema_{n}"] = ratings.ma_vote(close, f[f"ema_{n}"])
+    f["vote_hma_9"] = ratings.ma_vote(close, f["hma_9"])
+    f["vote_vwma_20"] = ratings.ma_vote(close, f["vwma_20"])
+    f["vote_ichimoku"] = ratings.ichimoku_vote(close, *lines)
+    f["vote_rsi_14"] = ratings.rsi_vote(f["rsi_14"])
+    f["vote_stoch"] = ratings.stoch_vote(f["stoch_k"], f["stoch_d"])
+    f["vote_cci_20"] = ratings.cci_vote(f["cci_20"])
+    f["vote_adx_14"] = ratings.adx_vote(f["adx_14"], f["plus_di_14"], f["minus_di_14"])
+    f["vote_ao"] = ratings.ao_vote(f["ao"])
+    f["vote_mom_10"] = ratings.mom_vote(f["mom_10"])
+    f["vote_macd"] = ratings.macd_vote(f["macd"], f["macd_signal"])
+    f["vote_stochrsi"] = ratings.stochrsi_vote(close, f["ema_50"], f["stochrsi_k"], f["stochrsi_d"])
+    f["vote_willr_14"] = ratings.willr_vote(f["willr_14"])
+    f["vote_bbpower"] = ratings.bbpower_vote(close, f["ema_50"], f["bull_power_13"], f["bear_power_13"])
+    f["vote_uo"] = ratings.uo_vote(f["uo"])
+    # Stacked feature-major then transposed: a (n_observations, n_votes) view without strided writes.
+    ma_votes = np.stack([f[name] for name in MA_VOTE_COLUMNS]).T
+    other_votes = np.stack([f[name] for name in OTHER_VOTE_COLUMNS]).T
+    f["recommend_ma"], f["recommend_other"], f["recommend_all"] = ratings.recommend(ma_votes, other_votes)
+    f["rating"] = ratings.rating_label(f["recommend_all"])
+
+    # Statistics.
+    for n in (20, 60, 120):
+        f[f"return_{n}d"] = stats.simple_return(close, n)
+    f["volatility_60d"], f["skewness_60d"], f["kurtosis_60d"] = stats.rolling_moments(
+        close, 60, periods_per_year
+    )
+    f["efficiency_ratio_20d"] = stats.efficiency_ratio(close, 20)
+    f["max_drawdown_252d"] = stats.max_drawdown(close, 252)
+    f["history_length"] = stats.history_length(close.size)
+    f["avg_traded_value_20d"] = stats.average_traded_value(close, volume, 20)
+    f["permutation_entropy_120d"] = stats.permutation_entropy(close, 3, 120)
+    return np.stack([f[name] for name in FEATURE_COLUMNS])
+
+
+def compute_symbol_features(
+    bars: pd.DataFrame, symbol_key: str, *, periods_per_year: float = 365.0
+) -> pd.DataFrame:
+    """Compute the long-form feature rows of one symbol: one row per stored daily bar.
+
+    Parameters
+    ----------
+    bars : DataFrame of shape (n_observations, 6)
+        The symbol's daily bars: ``timestamp`` (bar open time, tz-aware UTC, strictly increasing) and
+        float64 ``open``, ``high``, ``low``, ``close`` (quote currency, finite, > 0) and ``volume`` (finite,
+        >= 0). Calendar gaps are allowed and are not filled.
+    symbol_key : str
+        The symbol key written in every row, e.g. ``"BINANCE_BTCUSDT"``.
+    periods_per_year : float, default 365.0
+        Bars per year for ``volatility_60d``.
+
+    Returns
+    -------
+    DataFrame of shape (n_observations, 2 + n_features)
+        Columns ``date`` (``datetime64[ns, UTC]``, the bar's open time), ``symbol`` (str) then
+        ``FEATURE_COLUMNS`` (float64, NaN where undefined); sorted by ``date``, unique, index ``0..n-1``.
+
+    Raises
+    ------
+    UnsafeKeyError
+        When ``symbol_key`` is not a valid symbol key.
+    ValueError
+        When ``bars`` lacks a column, its timestamps are not tz-aware UTC or not strictly increasing, or a
+        value breaks the rules above.
+    TypeError
+        When ``bars`` is not a DataFrame.
+    """
+    symbol_key = validate_symbol_key(symbol_key)
+    if not isinstance(bars, pd.DataFrame):
+        raise TypeError(f"`bars` must be a pandas DataFrame, got {type(bars).__name__}")
+    missing = [c for c in OHLCV_INPUT_COLUMNS if c not in bars.columns]
+    if missing:
+        raise ValueError(
+            f"`bars` of {symbol_key} must have columns {list(OHLCV_INPUT_COLUMNS)}, missing {missing}"
+        )
+    timestamps = bars["timestamp"]
+    if not isinstance(timestamps.dtype, pd.DatetimeTZDtype) or str(timestamps.dtype.tz) != "UTC":
+        raise ValueError(
+            f"`bars.timestamp` of {symbol_key} must be tz-aware UTC, got dtype {timestamps.dtype}"
+        )
+    dates = pd.DatetimeIndex(timestamps).as_unit("ns")
+    if len(dates) > 1 and not (np.diff(dates.asi8) > 0).all():
+        raise ValueError(f"`bars.timestamp` of {symbol_key} must be strictly increasing (sorted, unique)")
+    arrays = {c: bars[c].to_numpy(dtype=np.float64) for c in ("high", "low", "close", "volume")}
+    values = compute_features(**arrays, periods_per_year=periods_per_year)
+    frame = pd.DataFrame(values.T, columns=list(FEATURE_COLUMNS), copy=False)
+    frame.insert(0, "symbol", np.full(len(dates), symbol_key, dtype=object))
+    frame.insert(0, "date", dates)
+    return frame
+
+
+def _check_bars(**arrays: FloatArray) -> tuple[FloatArray, ...]:
+    shapes = {}
+    for name, values in arrays.items():
+        if not isinstance(values, np.ndarray) or values.ndim != 1 or values.dtype != np.float64:
+            got = (
+                f"shape {values.shape} dtype {values.dtype}"
+                if isinstance(values, np.ndarray)
+                else type(values).__name__
+            )
+            raise ValueError(f"`{name}` must be a 1-D float64 array (n_observations,), got {got}")
+        if not np.isfinite(values).all():
+            raise ValueError(
+                f"`{name}` must be finite, got {int((~np.isfinite(values)).sum())} NaN or inf values"
+            )
+        shapes[name] = values.shape
+    if len(set(shapes.values())) > 1:
+        raise ValueError(
+            f"`high`, `low`, `close`, `volume` must share the shape (n_observations,), got {shapes}"
+        )
+    for name in ("high", "low", "close"):
+        if (arrays[name] <= 0).any():
+            raise ValueError(f"`{name}` must be > 0, got minimum {arrays[name].min()}")
+    if (arrays["volume"] < 0).any():
+        raise ValueError(f"`volume` must be >= 0, got minimum {arrays['volume'].min()}")
+    return tuple(np.ascontiguousarray(arrays[name]) for name in ("high", "low", "close", "volume"))

@@ -1,0 +1,54 @@
+"""Health predicates over stored feature rows: infinities, coverage of the last bar, point-in-time spot check."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from alpha_assets.features.matrix import FEATURE_COLUMNS, compute_symbol_features
+
+#: Stored and recomputed values may differ by floating-point summation order only.
+POINT_IN_TIME_RTOL = 1e-9
+
+
+def count_infinite(features: pd.DataFrame) -> int:
+    """How many cells of the feature columns of ``features`` are +inf or -inf (NaN is allowed)."""
+    values = features.loc[:, [c for c in FEATURE_COLUMNS if c in features.columns]].to_numpy(dtype="float64")
+    return int(np.isinf(values).sum())
+
+
+def point_in_time_mismatches(
+    bars: pd.DataFrame, stored: pd.DataFrame, symbol_key: str, *, cut: int
+) -> list[str]:
+    """Feature columns whose stored values differ from a recomputation on the first ``cut`` bars only.
+
+    Parameters
+    ----------
+    bars : DataFrame of shape (n_observations, 6)
+        The symbol's stored daily bars (``timestamp`` and OHLCV).
+    stored : DataFrame of shape (n_rows, 2 + n_features)
+        The symbol's stored feature rows (``date``, ``symbol``, feature columns).
+    symbol_key : str
+        The symbol.
+    cut : int
+        Number of leading bars kept; every stored row dated on or before the last kept bar must equal the
+        recomputation (NaN equals NaN) if nothing looks ahead.
+
+    Raises
+    ------
+    ValueError
+        When ``cut`` is not in ``[1, n_observations]``.
+    """
+    if not 1 <= cut <= len(bars):
+        raise ValueError(f"`cut` must be in [1, {len(bars)}] (n_observations), got {cut}")
+    truncated = compute_symbol_features(bars.iloc[:cut].reset_index(drop=True), symbol_key)
+    last_kept = truncated["date"].iloc[-1]
+    past = stored[stored["date"] <= last_kept]
+    recomputed = truncated.set_index("date").reindex(pd.DatetimeIndex(past["date"]))
+    mismatched = []
+    for column in FEATURE_COLUMNS:
+        a = past[column].to_numpy(dtype="float64")
+        b = recomputed[column].to_numpy(dtype="float64")
+        if not np.allclose(a, b, rtol=POINT_IN_TIME_RTOL, atol=0.0, equal_nan=True):
+            mismatched.append(column)
+    return mismatched

@@ -1,0 +1,753 @@
+"""Health audit of stored daily bars: one verdict per symbol, with its reasons and the observed numbers.
+
+The audit judges the health of the data, never its suitability for a strategy: a symbol listed last week with
+clean bars is ``OK`` here, and the Alpha cycle's ``min_history`` decides later whether its history is long
+enough.
+
+Checks, each recorded as a :class:`CheckResult` (observed value next to threshold) under its name:
+
+``bars_present``
+    The file exists, reads as parquet and holds at least one row. Fails as ``MISSING``.
+``schema``
+    Columns ``timestamp`` (datetime64) and ``open``, ``high``, ``low``, ``close``, ``volume`` (float64).
+    Fails as ``TOXIC``; when a column is missing or not numeric nothing else is checked.
+``utc_timestamps``
+    ``timestamp`` is timezone-aware UTC, has no null and every bar opens at 00:00 UTC. Fails as ``TOXIC``;
+    naive timestamps are read as UTC for the checks that follow, so their reasons are still reported.
+``sorted_unique_timestamps``
+    Strictly increasing timestamps. Fails as ``TOXIC``; later checks run on the bars sorted, with the last
+    of duplicated timestamps kept (as :func:`~alpha_assets.lakehouse.ohlcv.clean_bars` keeps them).
+``ohlc_sanity``
+    Finite values, prices > 0, volume >= 0, low <= high, open and close inside [low, high]. Fails as
+    ``TOXIC``.
+``closed_bars``
+    No bar opens after the expected last closed bar (defined below): the lakehouse holds closed bars only.
+    Fails as ``TOXIC``.
+``gaps``
+    Steps between consecutive bars over 1.5 days (:func:`~alpha_assets.lakehouse.ohlcv.find_gaps`) on the
+    stored bars, which are the truth; ``unrepaired_gaps`` (the repair step's report) only labels the gaps the
+    repair could not fill. Any gap fails as ``DEGRADED``, and as ``TOXIC`` when the missing bars exceed
+    ``max_gap_fraction`` of the span from the first to the last bar.
+``staleness``
+    The expected last closed bar opens at ``floor(as_of, 1 day) - 1 day`` (UTC). The symbol is ``STALE``
+    when its last bar opens more than ``max_staleness_days`` days before that.
+``daily_return``
+    Simple return ``close[t] / close[t-1] - 1`` between consecutive stored bars (across a gap too: a jump is
+    a jump). Fails as ``TOXIC`` when one exceeds ``max_daily_return``. Upward only, as the contract states; a
+    spike that reverts is caught on its way up. The whole history is checked.
+``volume_zscore``
+    ``x = log(1 + volume)``; each bar's ``x`` is compared with the mean and standard deviation (ddof 0) of
+    the ``volume_window`` bars before it, the deviation floored at ``volume_std_floor`` so a flat window
+    does not make every change infinite. Fails as ``TOXIC`` when a z-score exceeds ``max_volume_zscore``
+    (upward only). Bars without a full trailing window are not scored. The log makes the score a ratio
+    test (z = 10 with a typical 0.4 deviation is a volume about 55 times the usual), insensitive to the
+    price level.
+``frozen_close``
+    The longest run of identical consecutive closes within the last ``frozen_lookback_bars`` bars. Fails as
+    ``TOXIC`` when it reaches ``frozen_close_bars`` bars.
+
+Verdict precedence: ``MISSING`` > ``TOXIC`` > ``STALE`` > ``DEGRADED`` > ``OK``; every failed check adds its
+reason, whatever the final verdict. All checks are vectorised over the bars (no Python loop over time).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alpha_assets.errors import LakehouseReadError
+from alpha_assets.lakehouse.keys import validate_symbol_key
+from alpha_assets.lakehouse.ohlcv import DAY, GAP_FACTOR, OHLCV_COLUMNS, VALUE_COLUMNS, Gap, find_gaps
+from alpha_assets.lakehouse.parquet import read_table
+from alpha_assets.lakehouse.paths import LakehousePaths
+
+CHECK_BARS_PRESENT = "bars_present"
+CHECK_SCHEMA = "schema"
+CHECK_UTC_TIMESTAMPS = "utc_timestamps"
+CHECK_SORTED_UNIQUE = "sorted_unique_timestamps"
+CHECK_OHLC_SANITY = "ohlc_sanity"
+CHECK_CLOSED_BARS = "closed_bars"
+CHECK_GAPS = "gaps"
+CHECK_STALENESS = "staleness"
+CHECK_DAILY_RETURN = "daily_return"
+CHECK_VOLUME_ZSCORE = "volume_zscore"
+CHECK_FROZEN_CLOSE = "frozen_close"
+#: Every check name, in the order the checks run and their reasons are listed.
+CHECK_NAMES = (
+    CHECK_BARS_PRESENT,
+    CHECK_SCHEMA,
+    CHECK_UTC_TIMESTAMPS,
+    CHECK_SORTED_UNIQUE,
+    CHECK_OHLC_SANITY,
+    CHECK_CLOSED_BARS,
+    CHECK_GAPS,
+    CHECK_STALENESS,
+    CHECK_DAILY_RETURN,
+    CHECK_VOLUME_ZSCORE,
+    CHECK_FROZEN_CLOSE,
+)
+#: How many gap ranges a reason lists before it says "and N more".
+_MAX_LISTED_GAPS = 5
+_NS_PER_DAY = DAY.value
+
+
+class Verdict(StrEnum):
+    """A symbol's data health, from best to worst: only ``OK`` symbols become validated candidates."""
+
+    OK = "OK"
+    DEGRADED = "DEGRADED"
+    STALE = "STALE"
+    TOXIC = "TOXIC"
+    MISSING = "MISSING"
+
+
+#: Precedence of the verdicts: the worst failed check decides.
+_SEVERITY = {Verdict.OK: 0, Verdict.DEGRADED: 1, Verdict.STALE: 2, Verdict.TOXIC: 3, Verdict.MISSING: 4}
+
+
+@dataclass(frozen=True)
+class AuditParams:
+    """Thresholds of the audit (manifest section ``audit``); bounds in ``metadata`` are inclusive."""
+
+    max_daily_return: float = field(
+        default=5.0,
+        metadata={"doc": "Largest simple daily return (fraction; 5.0 = +500 %) before the symbol is TOXIC.",
+                  "min": 0.0, "max": None},
+    )
+    max_volume_zscore: float = field(
+        default=10.0,
+        metadata={"doc": "Largest z-score of log(1 + volume) against its trailing window before TOXIC.",
+                  "min": 0.0, "max": None},
+    )
+    volume_window: int = field(
+        default=60,
+        metadata={"doc": "Bars in the trailing window of the volume z-score (the scored bar excluded).",
+                  "min": 2, "max": None},
+    )
+    volume_std_floor: float = field(
+        default=0.05,
+        metadata={"doc": "Floor of the trailing deviation of log(1 + volume), so a flat window gives a "
+                         "finite z-score.", "min": 0.001, "max": None},
+    )
+    frozen_close_bars: int = field(
+        default=10,
+        metadata={"doc": "A run of this many identical consecutive closes makes the symbol TOXIC.",
+                  "min": 2, "max": None},
+    )
+    frozen_lookback_bars: int = field(
+        default=90,
+        metadata={"doc": "How many of the latest bars are searched for a frozen close.",
+                  "min": 2, "max": None},
+    )
+    max_staleness_days: int = field(
+        default=1,
+        metadata={"doc": "Days the last bar may lag the expected last closed bar (as_of's UTC day - 1) "
+                         "before STALE.", "min": 0, "max": None},
+    )
+    max_gap_fraction: float = field(
+        default=0.05,
+        metadata={"doc": "Fraction of the first-to-last-bar span that gaps may miss before TOXIC (any gap is "
+                         "DEGRADED).", "min": 0.0, "max": 1.0},
+    )
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for spec in dataclasses.fields(self):
+            value = getattr(self, spec.name)
+            kind = hints[spec.name]
+            if isinstance(value, bool) or not isinstance(value, int if kind is int else int | float):
+                raise TypeError(f"AuditParams.{spec.name} must be {kind.__name__}, got {value!r}")
+            low, high = spec.metadata.get("min"), spec.metadata.get("max")
+            if (low is not None and value < low) or (high is not None and value > high):
+                raise ValueError(f"AuditParams.{spec.name} must be in [{low}, {high}], got {value!r}")
+
+    def to_json_dict(self) -> dict[str, float | int]:
+        """Return the thresholds as plain JSON."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One named check of one symbol.
+
+    Attributes
+    ----------
+    passed : bool
+        True when the data is healthy for this check.
+    verdict : Verdict
+        ``OK`` when passed, else the verdict this failure implies.
+    observed : object
+        JSON-ready observed number(s).
+    threshold : object
+        JSON-ready threshold(s) the observation was compared with.
+    """
+
+    passed: bool
+    verdict: Verdict
+    observed: Any
+    threshold: Any
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"passed": self.passed, "verdict": self.verdict.value, "observed": self.observed,
+                "threshold": self.threshold}
+
+
+@dataclass(frozen=True)
+class AuditVerdict:
+    """The audit of one symbol.
+
+    Attributes
+    ----------
+    symbol_key : str
+        The audited symbol.
+    verdict : Verdict
+        The worst verdict among the failed checks, ``OK`` when none failed.
+    reasons : tuple of str
+        One sentence per failed check (in :data:`CHECK_NAMES` order) with the observed number and the
+        threshold.
+    checks : dict
+        Check name -> :class:`CheckResult`, for the checks that ran.
+    first_bar, last_bar : Timestamp or None
+        Open times (UTC) of the earliest and latest stored bars; None without bars.
+    n_bars : int
+        Rows stored (duplicates included).
+    as_of : Timestamp
+        The UTC instant the staleness was judged at.
+    """
+
+    symbol_key: str
+    verdict: Verdict
+    reasons: tuple[str, ...]
+    checks: dict[str, CheckResult]
+    first_bar: pd.Timestamp | None
+    last_bar: pd.Timestamp | None
+    n_bars: int
+    as_of: pd.Timestamp
+
+    @property
+    def passed(self) -> bool:
+        """True when the verdict is ``OK``."""
+        return self.verdict is Verdict.OK
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """Deterministic JSON-ready form (checks in :data:`CHECK_NAMES` order, timestamps as ISO 8601)."""
+        return {
+            "symbol_key": self.symbol_key,
+            "verdict": self.verdict.value,
+            "reasons": list(self.reasons),
+            "checks": {name: self.checks[name].to_json_dict() for name in CHECK_NAMES if name in self.checks},
+            "first_bar": _iso(self.first_bar),
+            "last_bar": _iso(self.last_bar),
+            "n_bars": self.n_bars,
+            "as_of": self.as_of.isoformat(),
+        }
+
+
+def expected_last_bar(as_of: pd.Timestamp) -> pd.Timestamp:
+    """Open time of the last daily bar closed at ``as_of``: ``floor(as_of, 1 day) - 1 day`` in UTC.
+
+    Raises
+    ------
+    ValueError
+        When ``as_of`` is timezone-naive.
+    """
+    return _timestamp(_expected_last_ns(_utc_timestamp(as_of, "as_of")))
+
+
+def audit_bars(
+    bars: pd.DataFrame | None,
+    *,
+    symbol_key: str,
+    as_of: pd.Timestamp,
+    params: AuditParams,
+    unrepaired_gaps: Sequence[Gap] = (),
+) -> AuditVerdict:
+    """Audit one symbol's stored daily bars.
+
+    Parameters
+    ----------
+    bars : DataFrame of shape (n_observations, 6) or None
+        Columns ``timestamp`` (bar open time, ``datetime64[*, UTC]``), ``open``, ``high``, ``low``, ``close``
+        (quote currency per unit of base) and ``volume`` (base units), float64, one row per daily bar. None
+        when nothing is stored. NaN or infinite values are not dropped: they fail ``ohlc_sanity``.
+    symbol_key : str
+        The symbol's key, e.g. ``BINANCE_BTCUSDT``.
+    as_of : Timestamp
+        Timezone-aware instant of the audit; defines the expected last closed bar.
+    params : AuditParams
+        Thresholds.
+    unrepaired_gaps : sequence of Gap, optional
+        Gaps the repair step reported it could not fill; they label the matching stored gaps in the reasons.
+
+    Returns
+    -------
+    AuditVerdict
+        The verdict, its reasons and every check's observed numbers (see the module docstring).
+
+    Raises
+    ------
+    UnsafeKeyError
+        When ``symbol_key`` is not a valid symbol key.
+    TypeError
+        When ``bars`` is neither a DataFrame nor None, ``params`` is not an AuditParams, ``as_of`` is not a
+        timestamp or an element of ``unrepaired_gaps`` is not a Gap.
+    ValueError
+        When ``as_of`` is timezone-naive.
+    """
+    symbol_key = validate_symbol_key(symbol_key)
+    as_of = _utc_timestamp(as_of, "as_of")
+    if not isinstance(params, AuditParams):
+        raise TypeError(f"`params` must be an AuditParams, got {type(params).__name__}")
+    if bars is not None and not isinstance(bars, pd.DataFrame):
+        raise TypeError(f"`bars` must be a pandas DataFrame or None, got {type(bars).__name__}")
+    for gap in unrepaired_gaps:
+        if not isinstance(gap, Gap):
+            raise TypeError(f"`unrepaired_gaps` must hold Gap records, got {type(gap).__name__}")
+    if bars is None or len(bars) == 0:
+        return missing_verdict(symbol_key, as_of=as_of, reason="no bars stored")
+    return _Audit(bars, symbol_key, as_of, params, unrepaired_gaps).run()
+
+
+def missing_verdict(symbol_key: str, *, as_of: pd.Timestamp, reason: str) -> AuditVerdict:
+    """Build the ``MISSING`` verdict of a symbol without usable bars (no file, unreadable file, no rows).
+
+    Raises
+    ------
+    UnsafeKeyError
+        When ``symbol_key`` is not a valid symbol key.
+    ValueError
+        When ``as_of`` is timezone-naive.
+    """
+    return AuditVerdict(
+        symbol_key=validate_symbol_key(symbol_key),
+        verdict=Verdict.MISSING,
+        reasons=(reason,),
+        checks={CHECK_BARS_PRESENT: CheckResult(False, Verdict.MISSING, 0, 1)},
+        first_bar=None,
+        last_bar=None,
+        n_bars=0,
+        as_of=_utc_timestamp(as_of, "as_of"),
+    )
+
+
+def audit_symbol_file(
+    paths: LakehousePaths,
+    symbol_key: str,
+    *,
+    as_of: pd.Timestamp,
+    params: AuditParams,
+    unrepaired_gaps: Sequence[Gap] = (),
+) -> AuditVerdict:
+    """Read ``lakehouse/<KEY>_1d.parquet`` as stored (no schema cast) and audit it.
+
+    A missing or unreadable file gives ``MISSING``; a readable file of the wrong schema is judged by the
+    ``schema`` check (``TOXIC``).
+
+    Raises
+    ------
+    UnsafeKeyError
+        When ``symbol_key`` is not a valid symbol key (nothing is read).
+    TypeError, ValueError
+        As :func:`audit_bars`.
+    """
+    if not isinstance(paths, LakehousePaths):
+        raise TypeError(f"`paths` must be a LakehousePaths, got {type(paths).__name__}")
+    path = paths.ohlcv_file(symbol_key)
+    if not path.exists():
+        return missing_verdict(symbol_key, as_of=as_of, reason=f"no file {path.name}")
+    try:
+        table = read_table(path)
+    except LakehouseReadError as err:
+        return missing_verdict(symbol_key, as_of=as_of, reason=f"unreadable file {path.name}: {err.reason}")
+    return audit_bars(table.to_pandas(), symbol_key=symbol_key, as_of=as_of, params=params,
+                      unrepaired_gaps=unrepaired_gaps)
+
+
+def audit_many(
+    bars_by_symbol: Mapping[str, pd.DataFrame | None],
+    *,
+    as_of: pd.Timestamp,
+    params: AuditParams,
+    unrepaired_gaps: Mapping[str, Sequence[Gap]] | None = None,
+) -> dict[str, AuditVerdict]:
+    """Audit several symbols; one :func:`audit_bars` call per symbol.
+
+    Parameters
+    ----------
+    bars_by_symbol : Mapping[str, DataFrame or None]
+        Symbol key -> its bars, as :func:`audit_bars` takes them.
+    as_of, params
+        As :func:`audit_bars`.
+    unrepaired_gaps : Mapping[str, sequence of Gap], optional
+        Symbol key -> the gaps its repair could not fill.
+
+    Returns
+    -------
+    dict
+        Symbol key -> verdict, keys sorted.
+
+    Raises
+    ------
+    TypeError
+        When ``bars_by_symbol`` is not a mapping, or as :func:`audit_bars`.
+    ValueError
+        When ``unrepaired_gaps`` names a symbol absent from ``bars_by_symbol``, or as :func:`audit_bars`.
+    """
+    if not isinstance(bars_by_symbol, Mapping):
+        raise TypeError(
+            f"`bars_by_symbol` must be a mapping of symbol key -> bars, got {type(bars_by_symbol).__name__}"
+        )
+    gaps = dict(unrepaired_gaps or {})
+    unknown = sorted(set(gaps) - set(bars_by_symbol))
+    if unknown:
+        raise ValueError(f"`unrepaired_gaps` names symbols that are not audited: {unknown}")
+    return {
+        key: audit_bars(bars_by_symbol[key], symbol_key=key, as_of=as_of, params=params,
+                        unrepaired_gaps=gaps.get(key, ()))
+        for key in sorted(bars_by_symbol)
+    }
+
+
+def summarize_verdicts(verdicts: Iterable[AuditVerdict]) -> dict[str, int]:
+    """Count the symbols per verdict: every verdict is a key (zero included), in :class:`Verdict` order.
+
+    Raises
+    ------
+    TypeError
+        When an element is not an AuditVerdict.
+    """
+    counts = dict.fromkeys((v.value for v in Verdict), 0)
+    for verdict in verdicts:
+        if not isinstance(verdict, AuditVerdict):
+            raise TypeError(f"`verdicts` must hold AuditVerdict records, got {type(verdict).__name__}")
+        counts[verdict.verdict.value] += 1
+    return counts
+
+
+def audit_report(
+    verdicts: Iterable[AuditVerdict], *, as_of: pd.Timestamp, params: AuditParams
+) -> dict[str, Any]:
+    """Build the JSON document of an audit (``export/<RUN_ID>/audit.json``): thresholds, counts, verdicts.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`summarize_verdicts` and :func:`expected_last_bar`; ValueError when a symbol appears twice.
+    """
+    verdicts = list(verdicts)
+    keys = [v.symbol_key for v in verdicts if isinstance(v, AuditVerdict)]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"`verdicts` must hold one verdict per symbol, got duplicates of "
+                         f"{sorted({k for k in keys if keys.count(k) > 1})}")
+    counts = summarize_verdicts(verdicts)
+    return {
+        "as_of": _utc_timestamp(as_of, "as_of").isoformat(),
+        "expected_last_bar": expected_last_bar(as_of).isoformat(),
+        "params": params.to_json_dict(),
+        "counts": counts,
+        "symbols": {v.symbol_key: v.to_json_dict() for v in sorted(verdicts, key=lambda v: v.symbol_key)},
+    }
+
+
+class _Audit:
+    """The checks of one symbol, sharing the arrays extracted once from the frame."""
+
+    def __init__(
+        self, bars: pd.DataFrame, symbol_key: str, as_of: pd.Timestamp, params: AuditParams,
+        unrepaired_gaps: Sequence[Gap],
+    ) -> None:
+        self.bars = bars
+        self.symbol_key = symbol_key
+        self.as_of = as_of
+        self.params = params
+        self.expected_last = _expected_last_ns(as_of)
+        self.unrepaired = {(_ns(g.first_missing), _ns(g.last_missing)) for g in unrepaired_gaps}
+        self.checks: dict[str, CheckResult] = {
+            CHECK_BARS_PRESENT: CheckResult(True, Verdict.OK, len(bars), 1)
+        }
+        self.reasons: list[str] = []
+        self.ts = np.empty(0, dtype=np.int64)  # bar open times, ns since epoch, UTC, sorted and unique
+        self.values = np.empty((0, len(VALUE_COLUMNS)))  # (n_observations, 5) float64, rows aligned with ts
+
+    def run(self) -> AuditVerdict:
+        if self._schema():
+            self._timestamps()
+            if len(self.ts):
+                self._ohlc_sanity()
+                self._closed_bars()
+                self._gaps()
+                self._staleness()
+                self._daily_return()
+                self._volume_zscore()
+                self._frozen_close()
+        worst = max((c.verdict for c in self.checks.values()), key=_SEVERITY.__getitem__)
+        first = _timestamp(self.ts[0]) if len(self.ts) else None
+        last = _timestamp(self.ts[-1]) if len(self.ts) else None
+        return AuditVerdict(self.symbol_key, worst, tuple(self.reasons), self.checks, first, last,
+                            len(self.bars), self.as_of)
+
+    def _record(self, name: str, passed: bool, failure: Verdict, observed: Any, threshold: Any,
+                reason: str | None = None) -> None:
+        self.checks[name] = CheckResult(passed, Verdict.OK if passed else failure, observed, threshold)
+        if not passed and reason:
+            self.reasons.append(reason)
+
+    def _schema(self) -> bool:
+        """Check columns and dtypes; False when the bars cannot be read as numbers at all."""
+        expected = {"timestamp": "datetime64[ms, UTC]", **dict.fromkeys(VALUE_COLUMNS, "float64")}
+        missing = [c for c in OHLCV_COLUMNS if c not in self.bars.columns]
+        present = [c for c in OHLCV_COLUMNS if c in self.bars.columns]
+        dtypes = {c: self.bars[c].dtype for c in present}
+        wrong = {
+            c: str(dtypes[c]) for c in present
+            if (c == "timestamp" and not pd.api.types.is_datetime64_any_dtype(dtypes[c]))
+            or (c != "timestamp" and dtypes[c] != np.float64)
+        }
+        unusable = bool(missing) or "timestamp" in wrong or any(
+            not pd.api.types.is_numeric_dtype(dtypes[c]) or pd.api.types.is_bool_dtype(dtypes[c])
+            for c in wrong if c != "timestamp"
+        )
+        problems = ([f"missing columns {missing}"] if missing else []) + [
+            f"{c} is {d}" for c, d in wrong.items()
+        ]
+        self._record(
+            CHECK_SCHEMA, not problems, Verdict.TOXIC, {"missing_columns": missing, "wrong_dtypes": wrong},
+            expected, "schema: " + ", ".join(problems) + f"; expected {expected}",
+        )
+        return not unusable
+
+    def _timestamps(self) -> None:
+        column = self.bars["timestamp"]
+        tz = getattr(column.dtype, "tz", None)
+        # Series.values of a tz-aware column is its UTC wall time; a naive one is read as UTC.
+        raw = np.asarray(column.values, dtype="datetime64[ns]").view(np.int64)
+        null = raw == np.iinfo(np.int64).min
+        stamps = raw[~null]
+        off_midnight = int(np.count_nonzero(stamps % _NS_PER_DAY))
+        tz_name = None if tz is None else str(tz)
+        zone = None if tz_name == "UTC" else f"time zone {tz_name}" if tz else "timezone-naive timestamps"
+        utc_problems = (
+            ([zone] if zone else [])
+            + ([f"{int(null.sum())} null timestamps"] if null.any() else [])
+            + ([f"{off_midnight} bars not opening at 00:00 UTC"] if off_midnight else [])
+        )
+        self._record(
+            CHECK_UTC_TIMESTAMPS, not utc_problems, Verdict.TOXIC,
+            {"time_zone": tz_name, "null": int(null.sum()), "not_at_midnight": off_midnight},
+            {"time_zone": "UTC", "null": 0, "not_at_midnight": 0},
+            "timestamps: " + ", ".join(utc_problems),
+        )
+        values = np.stack(
+            [self.bars[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in VALUE_COLUMNS], axis=1
+        )[~null]
+        steps = np.diff(stamps)
+        unsorted = int(np.count_nonzero(steps < 0))
+        if unsorted:
+            order = np.argsort(stamps, kind="stable")
+            stamps, values = stamps[order], values[order]
+            steps = np.diff(stamps)
+        duplicated = steps == 0
+        n_duplicates = int(np.count_nonzero(duplicated))
+        if n_duplicates:
+            keep = np.append(~duplicated, True)  # the last of equal timestamps wins
+            stamps, values = stamps[keep], values[keep]
+        self._record(
+            CHECK_SORTED_UNIQUE, not (unsorted or n_duplicates), Verdict.TOXIC,
+            {"unsorted_steps": unsorted, "duplicates": n_duplicates}, {"unsorted_steps": 0, "duplicates": 0},
+            f"timestamps: {unsorted} steps backwards, {n_duplicates} duplicated timestamps",
+        )
+        self.ts, self.values = stamps, values
+
+    def _ohlc_sanity(self) -> None:
+        open_, high, low, close, volume = self.values.T
+        with np.errstate(invalid="ignore"):
+            rules = {
+                "non_finite": ~np.isfinite(self.values).all(axis=1),
+                "price_not_positive": (self.values[:, :4] <= 0).any(axis=1),
+                "negative_volume": volume < 0,
+                "high_below_low": high < low,
+                "open_close_outside_range": (np.minimum(open_, close) < low)
+                | (np.maximum(open_, close) > high),
+            }
+        labels = {
+            "non_finite": "null, NaN or infinite values",
+            "price_not_positive": "a price <= 0",
+            "negative_volume": "volume < 0",
+            "high_below_low": "high < low",
+            "open_close_outside_range": "open or close outside [low, high]",
+        }
+        counts = {name: int(np.count_nonzero(mask)) for name, mask in rules.items()}
+        problems = [
+            f"{counts[name]} bars with {labels[name]} (first {_day(self.ts[np.argmax(mask)])})"
+            for name, mask in rules.items() if counts[name]
+        ]
+        self._record(CHECK_OHLC_SANITY, not problems, Verdict.TOXIC, counts, dict.fromkeys(counts, 0),
+                     "OHLC sanity: " + "; ".join(problems))
+
+    def _closed_bars(self) -> None:
+        expected = self.expected_last
+        future = self.ts > expected
+        n_future = int(np.count_nonzero(future))
+        self._record(
+            CHECK_CLOSED_BARS, not n_future, Verdict.TOXIC,
+            {"bars_after_expected_last": n_future}, {"expected_last_bar": _day(expected)},
+            f"{n_future} bars open after {_day(expected)}, the last bar closed at as_of "
+            f"{self.as_of.isoformat()} (first {_day(self.ts[np.argmax(future)])})",
+        )
+
+    def _gaps(self) -> None:
+        # find_gaps builds Gap records; skip its pandas overhead on the usual gap-free series.
+        has_gap = bool(np.any(np.diff(self.ts) > GAP_FACTOR * _NS_PER_DAY))
+        gaps = find_gaps(pd.DatetimeIndex(pd.to_datetime(self.ts, unit="ns", utc=True))) if has_gap else []
+        span = int((self.ts[-1] - self.ts[0]) // _NS_PER_DAY) + 1
+        missing = sum(g.missing_bars for g in gaps)
+        fraction = missing / span
+        labelled = [
+            (g, (_ns(g.first_missing), _ns(g.last_missing)) in self.unrepaired) for g in gaps
+        ]
+        n_unrepaired = sum(flag for _, flag in labelled)
+        too_many = fraction > self.params.max_gap_fraction
+        reason = None
+        if gaps:
+            ranges = [
+                f"{_day(g.first_missing)}..{_day(g.last_missing)}"
+                + (" (repair could not fill it)" if flag else "")
+                for g, flag in labelled[:_MAX_LISTED_GAPS]
+            ]
+            more = f" and {len(gaps) - _MAX_LISTED_GAPS} more" if len(gaps) > _MAX_LISTED_GAPS else ""
+            noun = "gap" if len(gaps) == 1 else "gaps"
+            reason = f"{len(gaps)} {noun} missing {missing} bars: {', '.join(ranges)}{more}"
+            if too_many:
+                reason += (f"; they miss {fraction:.1%} of the {span}-bar span, above "
+                           f"{self.params.max_gap_fraction:.1%}")
+        self._record(
+            CHECK_GAPS, not gaps, Verdict.TOXIC if too_many else Verdict.DEGRADED,
+            {"n_gaps": len(gaps), "missing_bars": missing, "span_bars": span, "missing_fraction": fraction,
+             "unrepaired": n_unrepaired, "ranges": [g.to_json() for g in gaps]},
+            {"n_gaps": 0, "max_gap_fraction": self.params.max_gap_fraction},
+            reason,
+        )
+
+    def _staleness(self) -> None:
+        expected = self.expected_last
+        behind = int((expected - self.ts[-1]) // _NS_PER_DAY)
+        limit = self.params.max_staleness_days
+        self._record(
+            CHECK_STALENESS, behind <= limit, Verdict.STALE,
+            {"last_bar": _day(self.ts[-1]), "expected_last_bar": _day(expected), "days_behind": behind},
+            {"max_staleness_days": limit},
+            f"last bar {_day(self.ts[-1])} is {behind} days behind the expected {_day(expected)}, "
+            f"above {limit}",
+        )
+
+    def _daily_return(self) -> None:
+        close = self.values[:, 3]
+        limit = self.params.max_daily_return
+        with np.errstate(divide="ignore", invalid="ignore"):
+            returns = close[1:] / close[:-1] - 1.0
+        # Returns from non-positive or non-finite prices are meaningless here; ohlc_sanity reports those.
+        valid = np.isfinite(returns) & (close[1:] > 0) & (close[:-1] > 0)
+        scored = np.where(valid, returns, -np.inf)
+        above = int(np.count_nonzero(scored > limit))
+        at = int(np.argmax(scored)) if valid.any() else -1
+        largest = float(scored[at]) if at >= 0 else None
+        on = _day(self.ts[at + 1]) if at >= 0 else None
+        more = f" ({above} bars above)" if above > 1 else ""
+        self._record(
+            CHECK_DAILY_RETURN, not above, Verdict.TOXIC,
+            {"max_return": largest, "on": on, "bars_above": above}, {"max_daily_return": limit},
+            f"daily return {largest:.2f} on {on} above {limit:.2f}{more}" if above else None,
+        )
+
+    def _volume_zscore(self) -> None:
+        window, limit = self.params.volume_window, self.params.max_volume_zscore
+        threshold = {"max_volume_zscore": limit, "volume_window": window}
+        volume = self.values[:, 4]
+        if len(volume) <= window:
+            self._record(CHECK_VOLUME_ZSCORE, True, Verdict.TOXIC,
+                         {"max_zscore": None, "on": None, "bars_above": 0, "bars_scored": 0}, threshold)
+            return
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            logs = np.log1p(volume)
+            # Rolling moments from cumulative sums (O(n_observations)); centring first limits cancellation.
+            finite = logs[np.isfinite(logs)]
+            centred = logs - finite.mean() if len(finite) else logs
+            sums = np.concatenate(([0.0], np.cumsum(centred)))
+            squares = np.concatenate(([0.0], np.cumsum(centred * centred)))
+            mean = (sums[window:-1] - sums[:-window - 1]) / window  # window before each scored bar
+            var = (squares[window:-1] - squares[:-window - 1]) / window - mean * mean
+            std = np.maximum(np.sqrt(np.maximum(var, 0.0)), self.params.volume_std_floor)
+            z = (centred[window:] - mean) / std
+        scored = np.where(np.isfinite(z), z, -np.inf)
+        above = int(np.count_nonzero(scored > limit))
+        at = int(np.argmax(scored))
+        largest = float(scored[at]) if np.isfinite(scored[at]) else None
+        on = _day(self.ts[at + window]) if largest is not None else None
+        more = f" ({above} bars above)" if above > 1 else ""
+        self._record(
+            CHECK_VOLUME_ZSCORE, not above, Verdict.TOXIC,
+            {"max_zscore": largest, "on": on, "bars_above": above, "bars_scored": int(len(z))}, threshold,
+            f"volume z-score {largest:.2f} on {on} above {limit:.2f}{more}" if above else None,
+        )
+
+    def _frozen_close(self) -> None:
+        limit, lookback = self.params.frozen_close_bars, self.params.frozen_lookback_bars
+        close, stamps = self.values[-lookback:, 3], self.ts[-lookback:]
+        same = np.concatenate(([False], close[1:] == close[:-1], [False])).astype(np.int8)
+        edges = np.diff(same)
+        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        # A run of k equal steps starting at step s covers the bars s .. s + k.
+        run, first, last, value = 1, None, None, None
+        if len(starts):
+            best = int(np.argmax(ends - starts))
+            run = int(ends[best] - starts[best]) + 1
+            first, last = _day(stamps[starts[best]]), _day(stamps[ends[best]])
+            value = float(close[starts[best]])
+        self._record(
+            CHECK_FROZEN_CLOSE, run < limit, Verdict.TOXIC,
+            {"longest_run_bars": run, "from": first, "to": last, "close": value,
+             "bars_searched": int(len(close))},
+            {"frozen_close_bars": limit, "frozen_lookback_bars": lookback},
+            f"close unchanged at {value:g} for {run} bars from {first} to {last}, at least {limit}"
+            if run >= limit else None,
+        )
+
+
+def _utc_timestamp(value: object, name: str) -> pd.Timestamp:
+    if not isinstance(value, pd.Timestamp | np.datetime64) and not hasattr(value, "tzinfo"):
+        raise TypeError(f"`{name}` must be a timezone-aware timestamp, got {type(value).__name__}")
+    stamp = pd.Timestamp(value)
+    if stamp.tzinfo is None:
+        raise ValueError(f"`{name}` must be timezone-aware (UTC), got naive {stamp.isoformat()}")
+    return stamp.tz_convert("UTC")
+
+
+def _ns(stamp: pd.Timestamp) -> int:
+    return int(pd.Timestamp(stamp).as_unit("ns").value)
+
+
+def _expected_last_ns(as_of: pd.Timestamp) -> int:
+    # Integer day arithmetic on the UTC epoch: as exact as Timestamp.floor, and cheap per symbol.
+    return (int(as_of.value) // _NS_PER_DAY - 1) * _NS_PER_DAY
+
+
+def _timestamp(ns: int | np.integer) -> pd.Timestamp:
+    return pd.Timestamp(int(ns), unit="ns", tz="UTC")
+
+
+def _day(stamp: int | np.integer | pd.Timestamp) -> str:
+    if isinstance(stamp, pd.Timestamp):
+        return stamp.strftime("%Y-%m-%d")
+    return str(np.datetime64(int(stamp), "ns").astype("datetime64[D]"))
+
+
+def _iso(stamp: pd.Timestamp | None) -> str | None:
+    return None if stamp is None else stamp.isoformat()

@@ -1,0 +1,190 @@
+"""lakehouse.features_store on a tmp lakehouse: new-wins merge, write only on change, atomic replace under a
+per-file lock (two processes upserting the same symbol), as-of lookups, and input validation.
+
+Lives with the feature tests because the store is part of the feature backfill; it touches only tmp_path.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from alpha_assets.errors import LakehouseReadError
+from alpha_assets.lakehouse.features_store import (
+    features_schema,
+    last_feature_date,
+    read_features,
+    read_features_asof,
+    upsert_symbol_features,
+)
+from alpha_assets.lakehouse.paths import LakehousePaths
+
+KEY = "BINANCE_ETHUSDT"
+COLUMNS = ("alpha", "beta", "gamma")
+
+
+def _frame(start: str, n: int, seed: int, key: str = KEY) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    values = rng.normal(size=(n, len(COLUMNS)))
+    values[: min(n, 3), 0] = np.nan  # warm-up NaN must survive the round trip
+    frame = pd.DataFrame(values, columns=list(COLUMNS))
+    frame.insert(0, "symbol", key)
+    frame.insert(0, "date", pd.date_range(start, periods=n, tz="UTC"))
+    return frame
+
+
+@pytest.fixture
+def paths(tmp_path) -> LakehousePaths:
+    return LakehousePaths(tmp_path)
+
+
+def test_upsert_new_symbol_writes_every_row(paths):
+    result = upsert_symbol_features(paths, KEY, _frame("2024-01-01", 50, 1))
+    assert (result.rows_written, result.rows_changed, result.changed) == (50, 50, True)
+    stored = read_features(paths, [KEY])
+    pd.testing.assert_frame_equal(stored, _frame("2024-01-01", 50, 1), check_exact=True)
+    assert pq.read_schema(paths.features_file(KEY)).equals(features_schema(COLUMNS))
+
+
+def test_upsert_same_rows_does_not_rewrite_the_file(paths):
+    upsert_symbol_features(paths, KEY, _frame("2024-01-01", 50, 1))
+    before = paths.features_file(KEY).stat().st_mtime_ns
+    result = upsert_symbol_features(paths, KEY, _frame("2024-01-01", 50, 1))
+    assert (result.rows_written, result.rows_changed, result.changed) == (0, 0, False)
+    assert paths.features_file(KEY).stat().st_mtime_ns == before
+
+
+def test_upsert_overlap_new_values_win_and_old_dates_are_kept(paths):
+    upsert_symbol_features(paths, KEY, _frame("2024-01-01", 40, 1))
+    newer = _frame("2024-01-31", 20, 2)  # overlaps the last 10 stored days, adds 10
+    result = upsert_symbol_features(paths, KEY, newer)
+    assert (result.rows_written, result.rows_changed) == (50, 20)
+    stored = read_features(paths, [KEY])
+    assert stored["date"].is_unique and stored["date"].is_monotonic_increasing
+    pd.testing.assert_frame_equal(stored.iloc[30:].reset_index(drop=True), newer, check_exact=True)
+    pd.testing.assert_frame_equal(stored.iloc[:30], _frame("2024-01-01", 40, 1).iloc[:30], check_exact=True)
+
+
+def test_upsert_one_changed_value_counts_one_row(paths):
+    frame = _frame("2024-01-01", 30, 1)
+    upsert_symbol_features(paths, KEY, frame)
+    frame.loc[7, "beta"] += 1e-12
+    assert upsert_symbol_features(paths, KEY, frame).rows_changed == 1
+
+
+def test_upsert_other_feature_columns_replace_the_file(paths):
+    upsert_symbol_features(paths, KEY, _frame("2024-01-01", 30, 1))
+    renamed = _frame("2024-02-01", 5, 2).rename(columns={"gamma": "delta"})
+    result = upsert_symbol_features(paths, KEY, renamed)
+    assert (result.rows_written, result.rows_changed) == (5, 5)
+    assert list(read_features(paths, [KEY]).columns) == ["date", "symbol", "alpha", "beta", "delta"]
+
+
+def _hammer(root: str, offset: int) -> None:
+    paths = LakehousePaths(root)
+    for i in range(12):
+        upsert_symbol_features(
+            paths,
+            KEY,
+            _frame(str(pd.Timestamp("2024-01-01") + pd.Timedelta(days=offset + 3 * i)), 10, seed=offset + i),
+        )
+
+
+def test_upsert_concurrent_processes_never_lose_or_duplicate_rows(paths):
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_hammer, args=(str(paths.root), offset)) for offset in (0, 1)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    stored = read_features(paths, [KEY])
+    expected_dates = pd.date_range("2024-01-01", periods=1 + 3 * 11 + 10, tz="UTC")
+    assert stored["date"].is_unique
+    assert list(stored["date"]) == list(expected_dates)
+
+
+def test_read_features_sorted_by_symbol_then_date_missing_symbols_absent(paths):
+    upsert_symbol_features(paths, "BINANCE_BBB", _frame("2024-01-01", 5, 1, "BINANCE_BBB"))
+    upsert_symbol_features(paths, "BINANCE_AAA", _frame("2024-01-03", 5, 2, "BINANCE_AAA"))
+    frame = read_features(paths, ["BINANCE_BBB", "BINANCE_AAA", "BINANCE_NONE"])
+    assert frame["symbol"].tolist() == ["BINANCE_AAA"] * 5 + ["BINANCE_BBB"] * 5
+    assert str(frame["date"].dtype) == "datetime64[ns, UTC]"
+    assert read_features(paths, ["BINANCE_NONE"]).empty
+
+
+def test_read_features_asof_latest_row_not_after_cutoff(paths):
+    upsert_symbol_features(paths, "BINANCE_AAA", _frame("2024-01-01", 10, 1, "BINANCE_AAA"))
+    upsert_symbol_features(paths, "BINANCE_BBB", _frame("2024-01-08", 10, 2, "BINANCE_BBB"))
+    as_of = pd.Timestamp("2024-01-05 12:00", tz="UTC")
+    rows = read_features_asof(paths, ["BINANCE_AAA", "BINANCE_BBB"], as_of)
+    assert rows["symbol"].tolist() == ["BINANCE_AAA"]  # BBB starts after as_of
+    assert rows["date"].iat[0] == pd.Timestamp("2024-01-05", tz="UTC")
+    expected = _frame("2024-01-01", 10, 1, "BINANCE_AAA").iloc[4]
+    np.testing.assert_array_equal(
+        rows.iloc[0][list(COLUMNS)].to_numpy(float), expected[list(COLUMNS)].to_numpy(float)
+    )
+
+
+def test_last_feature_date_none_without_file_else_max_date(paths):
+    assert last_feature_date(paths, KEY) is None
+    upsert_symbol_features(paths, KEY, _frame("2024-01-01", 10, 1))
+    assert last_feature_date(paths, KEY) == pd.Timestamp("2024-01-10", tz="UTC")
+
+
+def test_read_features_corrupt_file_raises_lakehouse_read_error(paths):
+    paths.features_dir.mkdir(parents=True)
+    paths.features_file(KEY).write_bytes(b"not parquet")
+    with pytest.raises(LakehouseReadError, match="BINANCE_ETHUSDT.parquet"):
+        read_features(paths, [KEY])
+    with pytest.raises(LakehouseReadError, match="BINANCE_ETHUSDT.parquet"):
+        upsert_symbol_features(paths, KEY, _frame("2024-01-01", 3, 1))
+
+
+def test_upsert_wrong_symbol_raises_value_error(paths):
+    with pytest.raises(ValueError, match="`frame.symbol` must equal 'BINANCE_ETHUSDT' on every row"):
+        upsert_symbol_features(paths, KEY, _frame("2024-01-01", 3, 1, "BINANCE_OTHER"))
+
+
+def test_upsert_unsorted_dates_raise_value_error(paths):
+    with pytest.raises(ValueError, match="strictly increasing"):
+        upsert_symbol_features(paths, KEY, _frame("2024-01-01", 5, 1).iloc[::-1])
+
+
+def test_upsert_naive_dates_raise_value_error(paths):
+    frame = _frame("2024-01-01", 5, 1)
+    frame["date"] = frame["date"].dt.tz_localize(None)
+    with pytest.raises(ValueError, match="`frame.date` must be tz-aware UTC"):
+        upsert_symbol_features(paths, KEY, frame)
+
+
+def test_upsert_inf_value_raises_value_error(paths):
+    frame = _frame("2024-01-01", 5, 1)
+    frame.loc[2, "gamma"] = np.inf
+    with pytest.raises(ValueError, match="feature column `gamma` holds inf"):
+        upsert_symbol_features(paths, KEY, frame)
+
+
+def test_upsert_non_float_column_raises_type_error(paths):
+    frame = _frame("2024-01-01", 5, 1).assign(gamma=1)
+    with pytest.raises(TypeError, match="feature column `gamma` must be float64, got int64"):
+        upsert_symbol_features(paths, KEY, frame)
+
+
+def test_upsert_missing_key_columns_raise_value_error(paths):
+    with pytest.raises(ValueError, match=r"`frame` must have columns \['date', 'symbol', <features>...\]"):
+        upsert_symbol_features(paths, KEY, _frame("2024-01-01", 5, 1).drop(columns="symbol"))
+
+
+def test_features_schema_reserved_name_raises_value_error():
+    with pytest.raises(ValueError, match="must be non-empty, unique and exclude"):
+        features_schema(["date", "x"])
+
+
+def test_read_features_asof_naive_timestamp_raises_value_error(paths):
+    with pytest.raises(ValueError, match="`as_of` must be a tz-aware pandas Timestamp"):
+        read_features_asof(paths, [KEY], pd.Timestamp("2024-01-01"))
