@@ -1,16 +1,30 @@
-"""The one Definitions object of the alpha_assets code location: both cycles and their resources."""
+"""The one Definitions object of the alpha_assets code location: both cycles, their resources and automation."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
-from dagster import Definitions
+from dagster import AssetSelection, AutomationConditionSensorDefinition, DefaultSensorStatus, Definitions
 
-from alpha_assets.defs.alpha.definitions import ALPHA_ASSETS, ALPHA_JOBS
+from alpha_assets.defs.alpha.definitions import ALPHA_ASSETS, ALPHA_JOBS, ALPHA_SENSORS
 from alpha_assets.defs.dataops.definitions import DATAOPS_ASSETS, DATAOPS_JOBS, DATAOPS_SENSORS
 from alpha_assets.defs.dataops.resources import MarketSourceResource
+from alpha_assets.defs.dataops.schedules import DEFAULT_DAILY_CRON, build_daily_schedule
 from alpha_assets.defs.resources import LakehouseResource, ManifestResource, OfflineGuardResource
+
+#: Deployment settings, read when the code location is built (not at import of any other module).
+DAILY_CRON_ENV = "ALPHA_ASSETS_DAILY_CRON"
+DAILY_SCHEDULE_ON_ENV = "ALPHA_ASSETS_DAILY_SCHEDULE"
+
+automation_sensor = AutomationConditionSensorDefinition(
+    "automation_sensor",
+    target=AssetSelection.all(),
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Evaluates the assets' automation conditions: features follow ohlcv; selection and the "
+    "portfolio follow returns_matrix only when its blocking checks passed.",
+)
 
 
 def default_resources() -> dict[str, Any]:
@@ -23,12 +37,24 @@ def default_resources() -> dict[str, Any]:
     }
 
 
-def build_definitions(resources: Mapping[str, Any] | None = None) -> Definitions:
-    """Both cycles, with ``resources`` replacing the defaults by name (tests, other deployments)."""
+def build_definitions(
+    resources: Mapping[str, Any] | None = None, *, environ: Mapping[str, str] | None = None
+) -> Definitions:
+    """Both cycles, with ``resources`` replacing the defaults by name (tests, other deployments).
+
+    ``$ALPHA_ASSETS_DAILY_CRON`` sets the daily flow_data time (default ``15 0 * * *``, UTC) and
+    ``$ALPHA_ASSETS_DAILY_SCHEDULE=on`` starts that schedule by default; it is stopped otherwise.
+    """
+    environ = os.environ if environ is None else environ
+    daily = build_daily_schedule(
+        environ.get(DAILY_CRON_ENV) or DEFAULT_DAILY_CRON,
+        running=environ.get(DAILY_SCHEDULE_ON_ENV, "").lower() in {"1", "on", "true", "yes"},
+    )
     return Definitions(
         assets=[*DATAOPS_ASSETS, *ALPHA_ASSETS],
         jobs=[*DATAOPS_JOBS, *ALPHA_JOBS],
-        sensors=[*DATAOPS_SENSORS],
+        sensors=[*DATAOPS_SENSORS, *ALPHA_SENSORS, automation_sensor],
+        schedules=[daily],
         resources={**default_resources(), **(resources or {})},
     )
 

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from alpha_assets.lakehouse.keys import validate_run_id, validate_symbol_key
+from alpha_assets.lakehouse.keys import RUN_ID_PATTERN, validate_run_id, validate_symbol_key
 
 DATA_DIR_ENV = "ALPHA_ASSETS_DATA_DIR"
 DEFAULT_DATA_DIR = "data"
@@ -117,6 +117,19 @@ class LakehousePaths:
     def audit_report_file(self, run_id: str) -> Path:
         """``export/<RUN_ID>/audit.json``: every candidate's verdict and reasons."""
         return self.export_dir(run_id) / "audit.json"
+
+    def validated_exports(self) -> list[tuple[str, Path]]:
+        """``(RUN_ID, candidates_validated.json)`` of every export folder whose name is a valid RUN_ID, sorted.
+
+        Folders whose names are not RUN_IDs are left out, so a stray folder never becomes a partition key.
+        """
+        if not self.export_root.is_dir():
+            return []
+        found = []
+        for folder in sorted(self.export_root.iterdir()):
+            if RUN_ID_PATTERN.fullmatch(folder.name) and (folder / "candidates_validated.json").is_file():
+                found.append((folder.name, folder / "candidates_validated.json"))
+        return found
 
     def candidates_validated_file(self, run_id: str) -> Path:
         """``export/<RUN_ID>/candidates_validated.json``: the candidates that passed the audit."""

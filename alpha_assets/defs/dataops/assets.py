@@ -14,6 +14,7 @@ from dagster import (
     AssetDep,
     AssetExecutionContext,
     AssetSpec,
+    AutomationCondition,
     BackfillPolicy,
     MaterializeResult,
     MetadataValue,
@@ -250,6 +251,7 @@ FEATURE_CHECK_DESCRIPTIONS = {
     group_name=keys.DATAOPS_GROUP,
     partitions_def=symbols_partitions,
     backfill_policy=BackfillPolicy.single_run(),
+    automation_condition=AutomationCondition.eager(),
     check_specs=[
         AssetCheckSpec(name, asset=keys.FEATURES_MATRIX, description=text)
         for name, text in FEATURE_CHECK_DESCRIPTIONS.items()
