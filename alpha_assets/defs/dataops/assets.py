@@ -7,19 +7,19 @@ from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
+import sqlalchemy.exc
 from dagster import (
     AllPartitionMapping,
     AssetCheckResult,
     AssetCheckSpec,
     AssetDep,
     AssetExecutionContext,
-    AssetSpec,
     AutomationCondition,
     BackfillPolicy,
+    DagsterInstance,
     MaterializeResult,
     MetadataValue,
     asset,
-    multi_asset,
 )
 
 from alpha_assets.defs import keys
@@ -35,6 +35,7 @@ from alpha_assets.lakehouse.parquet import read_json, write_json_atomic
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA, SYMBOLS_SCHEMA
 from alpha_assets.lakehouse.symbols import upsert_symbol_metadata
 from alpha_assets.lakehouse.validation import validate_candidates
+from alpha_assets.sources.base import Market
 from alpha_assets.sources.discovery import discover_candidates
 from alpha_assets.sources.ingest import IngestReport, IngestStatus, ingest_symbols
 from alpha_assets.sources.params import DiscoveryParams, IngestionParams
@@ -44,6 +45,27 @@ DATAOPS_SECTIONS = {"discovery": DiscoveryParams, "ingestion": IngestionParams, 
 OWNERS = ["team:dataops"]
 CODE_VERSION = "1"
 
+
+#: Tries to add the symbol partitions when concurrent runs keep inserting some of the same keys.
+_PARTITION_ADD_TRIES = 3
+
+
+def _add_symbol_partitions(instance: DagsterInstance, symbol_keys: list[str]) -> list[str]:
+    """Add the keys not yet in ``symbols``; return them. Safe against flows adding the same keys at once.
+
+    Dagster checks which keys exist and then inserts the others, without a lock: two flow_data on one instance
+    can both insert a key, and the second hits the table's unique constraint. The keys are then re-read and
+    only those still missing are added.
+    """
+    for attempt in range(_PARTITION_ADD_TRIES):
+        missing = [k for k in symbol_keys if not instance.has_dynamic_partition("symbols", k)]
+        try:
+            instance.add_dynamic_partitions("symbols", missing)
+            return missing
+        except sqlalchemy.exc.IntegrityError:
+            if attempt + 1 == _PARTITION_ADD_TRIES:
+                raise
+    raise AssertionError("unreachable: the loop returns or raises")
 
 @asset(
     key=keys.CANDIDATES,
@@ -63,7 +85,9 @@ def candidates(
     run_id = validate_run_id(context.partition_key)
     profile = manifest.resolve(DATAOPS_SECTIONS)
     source = market_source.build()
-    discovery = discover_candidates(source.load_markets(), source.fetch_tickers(), profile.sections["discovery"])
+    markets = source.load_markets()
+    discovery = discover_candidates(markets, source.fetch_tickers(), profile.sections["discovery"])
+    chosen = {c.symbol_key for c in discovery.candidates}
     document = {
         "run_id": run_id,
         "as_of": market_source.now().isoformat(),
@@ -72,12 +96,13 @@ def candidates(
         "manifest_profile": profile.name,
         "manifest_sha256": profile.sha256,
         **discovery.to_json_dict(),
+        # What the symbols asset versions later, as the source described each candidate at discovery.
+        "markets": {m.symbol_key: market_record(m, source.exchange_key) for m in markets if m.symbol_key in chosen},
     }
     path = lakehouse.paths.candidates_file(run_id)
     write_json_atomic(document, path)
     symbol_keys = [c["symbol_key"] for c in document["candidates"]]
-    new_keys = [k for k in symbol_keys if not context.instance.has_dynamic_partition("symbols", k)]
-    context.instance.add_dynamic_partitions("symbols", new_keys)
+    new_keys = _add_symbol_partitions(context.instance, symbol_keys)
     context.log.info(
         f"discovery {run_id}: {len(symbol_keys)} candidates, {len(document['excluded'])} excluded, "
         f"{len(new_keys)} new symbol partitions"
@@ -104,40 +129,25 @@ OHLCV_CHECK_DESCRIPTIONS = {
 }
 
 
-@multi_asset(
-    specs=[
-        AssetSpec(
-            keys.OHLCV,
-            group_name=keys.DATAOPS_GROUP,
-            description="Closed daily bars per symbol -> lakehouse/<EXCHANGE>_<SYMBOL>_1d.parquet.",
-            kinds={"parquet"},
-            owners=OWNERS,
-            code_version=CODE_VERSION,
-        ),
-        AssetSpec(
-            keys.SYMBOLS,
-            deps=[keys.OHLCV],
-            group_name=keys.DATAOPS_GROUP,
-            description="Versioned market metadata per symbol -> lakehouse/symbols.parquet/<KEY>.parquet.",
-            kinds={"parquet"},
-            owners=OWNERS,
-            code_version=CODE_VERSION,
-        ),
-    ],
+@asset(
+    key=keys.OHLCV,
+    group_name=keys.DATAOPS_GROUP,
+    partitions_def=symbols_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
     check_specs=[
         AssetCheckSpec(name, asset=keys.OHLCV, description=text) for name, text in OHLCV_CHECK_DESCRIPTIONS.items()
     ],
-    partitions_def=symbols_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    name="ingest_ohlcv",
+    kinds={"parquet"},
+    owners=OWNERS,
+    code_version=CODE_VERSION,
 )
-def ingest_ohlcv(
+def ohlcv(
     context: AssetExecutionContext,
     lakehouse: LakehouseResource,
     market_source: MarketSourceResource,
     manifest: ManifestResource,
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
-    """Incremental ingestion with gap repair, then the audit and metadata of every symbol in the run."""
+    """Closed daily bars per symbol, fetched incrementally, gaps repaired, audited -> lakehouse/<EXCHANGE>_<SYMBOL>_1d.parquet."""
     paths = lakehouse.paths
     profile = manifest.resolve(DATAOPS_SECTIONS)
     symbol_keys = list(context.partition_keys)
@@ -151,19 +161,12 @@ def ingest_ohlcv(
     verdicts = [audit_symbol_file(paths, r.symbol_key, as_of=now, params=profile.sections["audit"]) for r in reports]
     for verdict in verdicts:
         write_json_atomic(verdict.to_json_dict(), paths.audit_file(verdict.symbol_key))
-    upserts = [
-        upsert_symbol_metadata(paths, key, _metadata_record(markets[key], verdict), now=now)
-        for key, verdict in zip(symbol_keys, verdicts, strict=True)
-        if key in markets
-    ]
-    statuses = Counter(r.status for r in reports)
+    statuses = Counter(r.status.value for r in reports)
     context.log.info(
         f"ingest: {len(reports)} symbols {dict(statuses)}, {sum(r.new_bars for r in reports)} new bars, "
         f"{source.requests_made} requests; audit {dict(Counter(v.verdict.value for v in verdicts))}"
     )
-    written = [paths.ohlcv_file(k) for k in symbol_keys]
     yield MaterializeResult(
-        asset_key=keys.OHLCV,
         metadata={
             "dagster/row_count": sum(r.bars_after for r in reports),
             "dagster/column_schema": column_schema(OHLCV_SCHEMA),
@@ -179,16 +182,7 @@ def ingest_ohlcv(
             ),
             "lakehouse_dir": MetadataValue.path(str(paths.lakehouse_dir)),
         },
-        data_version=data_version_of(written),
-    )
-    yield MaterializeResult(
-        asset_key=keys.SYMBOLS,
-        metadata={
-            "dagster/column_schema": column_schema(SYMBOLS_SCHEMA),
-            "actions": MetadataValue.json(dict(Counter(u.action for u in upserts))),
-            "path": MetadataValue.path(str(paths.symbols_dir)),
-        },
-        data_version=data_version_of([paths.symbol_metadata_file(u.symbol_key) for u in upserts]),
+        data_version=data_version_of([paths.ohlcv_file(k) for k in symbol_keys]),
     )
     yield from audit_check_results(reports, verdicts)
 
@@ -235,6 +229,44 @@ def candidates_validated(
             ),
         },
         data_version=data_version_of([path, audit_path]),
+    )
+
+
+@asset(
+    key=keys.SYMBOLS,
+    deps=[keys.CANDIDATES_VALIDATED],
+    group_name=keys.DATAOPS_GROUP,
+    partitions_def=runs_partitions,
+    kinds={"parquet"},
+    owners=OWNERS,
+    code_version=CODE_VERSION,
+)
+def symbols(context: AssetExecutionContext, lakehouse: LakehouseResource) -> MaterializeResult:
+    """Versioned market metadata of the RUN_ID's candidates -> lakehouse/symbols.parquet/<KEY>.parquet."""
+    paths = lakehouse.paths
+    run_id = validate_run_id(context.partition_key)
+    candidates_doc = read_json(paths.candidates_file(run_id))
+    bars = {v["symbol_key"]: v for v in read_json(paths.audit_report_file(run_id))["verdicts"]}
+    now = pd.Timestamp(candidates_doc["as_of"])
+    upserts = [
+        upsert_symbol_metadata(
+            paths, key, {**market, **{end: _timestamp(bars[key][end]) for end in ("first_bar", "last_bar")}}, now=now
+        )
+        for key, market in sorted(candidates_doc["markets"].items())
+    ]
+    actions = Counter(u.action for u in upserts)
+    context.log.info(f"symbols {run_id}: {dict(actions)}")
+    return MaterializeResult(
+        metadata={
+            "path": MetadataValue.path(str(paths.symbols_dir)),
+            "dagster/row_count": len(upserts),
+            "dagster/column_schema": column_schema(SYMBOLS_SCHEMA),
+            "actions": MetadataValue.json(dict(sorted(actions.items()))),
+            "versioned": markdown_table(
+                [{"symbol_key": u.symbol_key, "changed": ", ".join(u.changed_columns)}
+                 for u in upserts if u.action == "versioned"], ["symbol_key", "changed"]),
+        },
+        data_version=data_version_of([paths.symbol_metadata_file(u.symbol_key) for u in upserts]),
     )
 
 
@@ -294,9 +326,14 @@ def _unlisted_report(symbol_key: str, exchange_key: str) -> IngestReport:
     )
 
 
-def _metadata_record(market: Any, verdict: Any) -> dict[str, Any]:
+def _timestamp(iso: str | None) -> pd.Timestamp | None:
+    return None if iso is None else pd.Timestamp(iso)
+
+
+def market_record(market: Market, exchange_key: str) -> dict[str, Any]:
+    """The descriptive columns of ``symbols.parquet`` for one market (bars come from the audit)."""
     return {
-        "exchange": market.symbol_key.split("_", 1)[0],
+        "exchange": exchange_key,
         "symbol_key": market.symbol_key,
         "ccxt_symbol": market.ccxt_symbol,
         "base": market.base,
@@ -306,8 +343,5 @@ def _metadata_record(market: Any, verdict: Any) -> dict[str, Any]:
         "tick_size": market.tick_size,
         "lot_size": market.lot_size,
         "min_notional": market.min_notional,
-        "first_bar": verdict.first_bar,
-        "last_bar": verdict.last_bar,
         "status": "active" if market.active else "inactive",
     }
-
