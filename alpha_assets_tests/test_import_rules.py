@@ -71,7 +71,7 @@ def test_import_rules_only_dataops_wiring_imports_sources():
     assert _violations(lambda m: not _within(m, allowed), lambda i: _within(i, "alpha_assets.sources")) == []
 
 
-@pytest.mark.parametrize("side", ["alpha_assets.alpha", "alpha_assets.defs.alpha"])
+@pytest.mark.parametrize("side", ["alpha_assets.alpha", "alpha_assets.defs.alpha", "alpha_assets.reports"])
 def test_import_rules_alpha_side_never_imports_dataops(side):
     forbidden = ("alpha_assets.sources", "alpha_assets.defs.dataops", "ccxt", "alpha_assets.features")
     assert _violations(lambda m: _within(m, side), lambda i: _within(i, forbidden)) == []
@@ -84,8 +84,9 @@ def test_import_rules_alpha_side_never_imports_dataops(side):
         ("alpha_assets.features", ()),
         ("alpha_assets.alpha", ()),
         ("alpha_assets.sources", ()),
+        ("alpha_assets.reports", ()),
     ],
-    ids=["lakehouse", "features", "alpha", "sources"],
+    ids=["lakehouse", "features", "alpha", "sources", "reports"],
 )
 def test_import_rules_pure_packages_import_only_shared_modules(package, may_also_import):
     own = (package, *PURE_SHARED, *may_also_import)

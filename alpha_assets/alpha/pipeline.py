@@ -58,7 +58,7 @@ def run_selection(frozen: FrozenRun, params: SelectionParams) -> SelectionResult
 
 def run_optimization(
     frozen: FrozenRun, selection: Mapping[str, Any], params: OptimizationParams
-) -> tuple[dict[Profile, OptimizationResult], pd.DataFrame]:
+) -> tuple[dict[Profile, OptimizationResult], pd.DataFrame, pd.DataFrame]:
     """Optimise every profile over the selected atoms.
 
     Parameters
@@ -75,6 +75,8 @@ def run_optimization(
     results : dict of Profile to OptimizationResult
     atoms : DataFrame of shape (n_atoms, 5)
         ``symbol``, ``direction``, ``cluster``, ``market``, ``sector``.
+    atom_returns : DataFrame of shape (n_observations, n_atoms)
+        The atoms' return streams the optimiser saw (SHORT streams negated and clipped).
     """
     ratings = frozen.features.set_index("symbol")[RATING_FEATURE]
     atoms = synthesize_atoms(frozen.returns, selection["winners"], ratings, selection["clusters"])
@@ -85,7 +87,7 @@ def run_optimization(
         params,
         symbols=list(table["symbol"]),
     )
-    return results, table.loc[:, ["symbol", "direction", "cluster", "market", "sector"]]
+    return results, table.loc[:, ["symbol", "direction", "cluster", "market", "sector"]], atoms.returns
 
 
 def portfolio_document(

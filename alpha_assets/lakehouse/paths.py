@@ -159,6 +159,12 @@ class LakehousePaths:
         """``artifacts/summaries/runs/<RUN_ID>/reports/``."""
         return self.run_dir(run_id) / "reports"
 
+    def run_report_file(self, run_id: str, name: str) -> Path:
+        """A named file of the run's ``reports/`` folder, e.g. ``report.html``."""
+        if name not in RUN_REPORT_FILES:
+            raise ValueError(f"run report name must be one of {sorted(RUN_REPORT_FILES)}, got {name!r}")
+        return self.run_report_dir(run_id) / name
+
 
 #: The artifacts the Alpha cycle writes into ``runs/<RUN_ID>/data/``.
 RUN_DATA_FILES = frozenset(
@@ -173,4 +179,9 @@ RUN_DATA_FILES = frozenset(
         "optimization.json",
         "portfolio_flattened.json",
     }
+)
+
+#: The files of ``runs/<RUN_ID>/reports/``.
+RUN_REPORT_FILES = frozenset(
+    {"report.md", "report.html", "weights.png", "cluster_correlation.png", "equity_curves.png"}
 )

@@ -97,6 +97,33 @@ def test_flow_production_weights_are_fully_invested_within_caps(flow_env, first_
                 assert row["Net_Weight"] == pytest.approx(sign * row["Weight"])
 
 
+def test_flow_production_writes_the_run_report_with_plots(flow_env, first_run):
+    from PIL import Image
+
+    paths = flow_env.paths
+    html = paths.run_report_file(RUN_ID, "report.html").read_text()
+    for profile in ("equal_weight", "min_variance", "max_sharpe", "risk_parity", "hrp"):
+        assert profile in html
+    assert html.count("<img") == 3
+    for name in ("weights.png", "cluster_correlation.png", "equity_curves.png"):
+        with Image.open(paths.run_report_file(RUN_ID, name)) as image:
+            assert image.size[0] >= 600, name
+
+
+def test_flow_data_refreshes_duckdb_views_queryable_by_name(flow_env, first_run):
+    import duckdb
+
+    with duckdb.connect(str(flow_env.paths.duckdb_file), read_only=True) as db:
+        bars = db.execute("select count(*) from ohlcv where symbol_key = 'SIM_BTCUSDT'").fetchone()[0]
+        weights = db.execute(
+            "select sum(Weight) from weights where run_id = ? and profile = 'min_variance'", [RUN_ID]).fetchone()[0]
+        features = db.execute("select count(distinct symbol) from features").fetchone()[0]
+    assert bars == len(pq.read_table(flow_env.paths.ohlcv_file("SIM_BTCUSDT")))
+    assert weights == pytest.approx(1.0, abs=1e-6)
+    validated = read_json(flow_env.paths.candidates_validated_file(RUN_ID))["symbols"]
+    assert features == len(list(flow_env.paths.features_dir.glob("*.parquet"))) >= len(validated)
+
+
 def test_flow_production_rerun_after_lakehouse_changed_is_byte_identical(flow_env, first_run):
     before = _portfolio_path(flow_env, RUN_ID).read_bytes()
     btc_file = flow_env.paths.ohlcv_file("SIM_BTCUSDT")

@@ -28,8 +28,17 @@ from alpha_assets.defs.alpha.gate import GATE_CHECKS, require_gate_passed
 from alpha_assets.defs.metadata import data_version_of, file_metadata, markdown_table
 from alpha_assets.defs.partitions import runs_partitions
 from alpha_assets.defs.resources import LakehouseResource, ManifestResource, OfflineGuardResource
+from alpha_assets.lakehouse.duckdb_views import refresh_views
 from alpha_assets.lakehouse.keys import validate_run_id
 from alpha_assets.lakehouse.parquet import read_json, write_bytes_atomic, write_json_atomic
+from alpha_assets.reports.plots import png_data_url
+from alpha_assets.reports.run_folder import (
+    CORRELATION_PNG,
+    EQUITY_PNG,
+    REPORT_HTML,
+    WEIGHTS_PNG,
+    render_run_reports,
+)
 
 OWNERS = ["team:alpha"]
 CODE_VERSION = "1"
@@ -171,12 +180,21 @@ def portfolio_flattened(
     require_gate_passed(paths, run_id)
     frozen = load_frozen_run(paths, run_id)
     selection_doc = read_json(paths.run_data_file(run_id, "selection.json"))
-    results, atoms = pipeline.run_optimization(
+    results, atoms, atom_returns = pipeline.run_optimization(
         frozen, selection_doc, pipeline.alpha_params(frozen.manifest)["optimization"]
     )
     document = pipeline.portfolio_document(frozen, results, atoms)
     path = paths.run_data_file(run_id, "portfolio_flattened.json")
     write_bytes_atomic(encode_portfolio_json(document), path)
+    reports = render_run_reports(
+        returns=frozen.returns, atom_returns=atom_returns, selection_doc=selection_doc, portfolio_doc=document,
+        gate_doc=read_json(paths.run_data_file(run_id, "gate_verdict.json")),
+        drops=read_json(paths.run_data_file(run_id, "returns_drops.json")),
+    )
+    for name, content in reports.items():
+        write_bytes_atomic(content, paths.run_report_file(run_id, name))
+    # The catalog holds views only (no lakehouse data): rebuilding it makes this run's weights queryable now.
+    refresh_views(paths)
     summary = [
         {"profile": p.value, "status": r.status, "solver": r.solver, "assets": 0 if r.weights is None
          else int((r.weights > 1e-9).sum()), "max_weight": None if r.weights is None else float(r.weights.max()),
@@ -190,6 +208,9 @@ def portfolio_flattened(
             **file_metadata(path),
             "profiles": markdown_table(summary, ["profile", "status", "solver", "assets", "max_weight", "reason"]),
             "failed_profiles": MetadataValue.json(sorted(r["profile"] for r in summary if r["status"] != "optimal")),
+            "report": MetadataValue.path(str(paths.run_report_file(run_id, REPORT_HTML))),
+            "plots": MetadataValue.md("\n\n".join(
+                f"![{name}]({png_data_url(reports[name])})" for name in (WEIGHTS_PNG, EQUITY_PNG, CORRELATION_PNG))),
         },
         data_version=data_version_of([path]),
     )

@@ -30,6 +30,7 @@ from alpha_assets.defs.partitions import runs_partitions, symbols_partitions
 from alpha_assets.defs.resources import LakehouseResource, ManifestResource
 from alpha_assets.features.backfill import backfill_features
 from alpha_assets.lakehouse.audit import AuditParams, audit_symbol_file
+from alpha_assets.lakehouse.duckdb_views import refresh_views
 from alpha_assets.lakehouse.keys import validate_run_id
 from alpha_assets.lakehouse.parquet import read_json, write_json_atomic
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA, SYMBOLS_SCHEMA
@@ -215,11 +216,17 @@ def candidates_validated(
     path = paths.candidates_validated_file(run_id)
     write_json_atomic(document, path)
     counts = Counter(v["verdict"] for v in verdicts)
-    context.log.info(f"validation {run_id}: {len(document['symbols'])} of {len(verdicts)} OK, {dict(counts)}")
+    views = refresh_views(paths)
+    context.log.info(
+        f"validation {run_id}: {len(document['symbols'])} of {len(verdicts)} OK, {dict(counts)}; "
+        f"{len(views)} DuckDB views refreshed"
+    )
     return MaterializeResult(
         metadata={
             **file_metadata(path),
             "audit_report": MetadataValue.path(str(audit_path)),
+            "duckdb": MetadataValue.path(str(paths.duckdb_file)),
+            "duckdb_views": MetadataValue.json(views),
             "dagster/row_count": len(document["symbols"]),
             "verdicts": MetadataValue.json(dict(sorted(counts.items()))),
             "rejected": markdown_table(

@@ -1,0 +1,271 @@
+"""``lakehouse.duckdb``: DuckDB views over the lakehouse files and the runs' artifacts, rebuilt atomically.
+
+The database holds views only (SQL text, no data): each view reads its parquet or JSON files when it is
+queried, so ``duckdb data/lakehouse.duckdb`` (or any DuckDB client) sees the files as they are at query time.
+
+- **Absolute paths.** The views name the files by absolute path, taken from
+  :class:`~alpha_assets.lakehouse.paths.LakehousePaths` (every pattern is that class's path of one key with
+  the key replaced by ``*``). Moving or copying the data folder needs a refresh before its views work again.
+- **Globs.** Without ``run_ids``, each view reads a glob pattern (``lakehouse/*_1d.parquet``,
+  ``artifacts/summaries/runs/*/data/selection.json``, ...), so symbols and runs written after the refresh
+  appear without another one. A view is created only when its pattern matches at least one file at refresh
+  time: a missing view means no such file existed yet (DuckDB fails on a glob that matches nothing). With
+  ``run_ids``, the per-run views read exactly the files of those runs that exist (a fixed list).
+- **Safe for readers.** The new database is built in a temporary directory next to the old one, checkpointed,
+  closed, then renamed over it with ``os.replace``: a reader that has the old file open keeps its view of it
+  (POSIX keeps an open file alive) and the next connection opens the new one. The file is rebuilt by every
+  refresh: keep your own tables in another database (``ATTACH``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import string
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import duckdb
+
+from alpha_assets.errors import LakehouseReadError
+from alpha_assets.lakehouse.keys import validate_run_id
+from alpha_assets.lakehouse.paths import LakehousePaths
+
+# Valid keys that appear nowhere else in a path: each file pattern is LakehousePaths' path of the sentinel
+# with the sentinel replaced by ``*``, so the patterns follow any change of layout in ``paths.py``.
+_SYMBOL_SENTINEL = "GLOBSENTINEL_KEY"
+_RUN_SENTINEL = "GLOBSENTINEL-RUN"
+# A data folder whose path holds a glob metacharacter cannot be globbed literally: list its files instead.
+_GLOB_CHARACTERS = re.compile(r"[*?\[\]{}]")
+
+_RUN_FILES = {
+    "returns": "returns_matrix.parquet",
+    "portfolio": "portfolio_flattened.json",
+    "selection": "selection.json",
+    "gate": "gate_verdict.json",
+}
+
+_PORTFOLIO_JSON = """read_json($files, format = 'unstructured', columns = {
+    metadata: 'STRUCT(run_id VARCHAR, as_of VARCHAR, manifest_sha256 VARCHAR)',
+    profiles: 'MAP(VARCHAR, STRUCT(status VARCHAR, reason VARCHAR,
+        "rows" STRUCT("Symbol" VARCHAR, "Weight" DOUBLE, "Net_Weight" DOUBLE, "Gross_Weight" DOUBLE,
+                      "Direction" VARCHAR, "Cluster_ID" BIGINT, "Market" VARCHAR, "Sector" VARCHAR)[],
+        report STRUCT(solver VARCHAR, status VARCHAR, objective DOUBLE, cluster_cap DOUBLE,
+                      reason VARCHAR)))'})"""
+
+_SELECTION_JSON = """read_json($files, format = 'unstructured', columns = {
+    run_id: 'VARCHAR', as_of: 'VARCHAR', method: 'VARCHAR', stage_reached: 'BIGINT',
+    scores: 'MAP(VARCHAR, DOUBLE)', clusters: 'MAP(VARCHAR, BIGINT)', admitted_at: 'MAP(VARCHAR, BIGINT)',
+    atoms: 'STRUCT(symbol VARCHAR, direction VARCHAR, cluster BIGINT)[]',
+    vetoes: 'STRUCT(symbol VARCHAR, stage BIGINT, reason VARCHAR, feature VARCHAR, observed DOUBLE,
+                    threshold DOUBLE)[]'})"""
+
+#: View name -> (source it reads, SQL of its body). ``$files`` is the source's files, ``$key`` an RE2
+#: pattern whose group 1 is the symbol key or RUN_ID in a file name. Created in this order.
+VIEWS: dict[str, tuple[str, str]] = {
+    "ohlcv": (
+        "ohlcv",
+        """
+        SELECT regexp_extract(filename, '$key', 1) AS symbol_key,
+               "timestamp", "open", high, low, "close", volume
+        FROM read_parquet($files, filename = true, union_by_name = true)""",
+    ),
+    "symbols": ("symbols", "SELECT * FROM read_parquet($files, union_by_name = true)"),
+    "symbols_current": ("symbols", "SELECT * FROM symbols WHERE valid_to IS NULL"),
+    "features": ("features", "SELECT * FROM read_parquet($files, union_by_name = true)"),
+    "candidates_validated": (
+        "candidates_validated",
+        """
+        SELECT d.run_id, CAST(d.as_of AS TIMESTAMPTZ) AS as_of, d.exchange, c.symbol_key, c.ccxt_symbol,
+               c.base, c.quote, c.sector, c."rank", c.quote_volume_24h
+        FROM read_json($files, format = 'unstructured', columns = {
+                run_id: 'VARCHAR', as_of: 'VARCHAR', exchange: 'VARCHAR',
+                candidates: 'STRUCT(symbol_key VARCHAR, ccxt_symbol VARCHAR, base VARCHAR, quote VARCHAR,
+                                    sector VARCHAR, "rank" BIGINT, quote_volume_24h DOUBLE)[]'}) AS d,
+             unnest(d.candidates) AS t(c)""",
+    ),
+    "returns": (
+        "returns",
+        """
+        UNPIVOT (SELECT regexp_extract(filename, '$key', 1) AS run_id, * EXCLUDE (filename)
+                 FROM read_parquet($files, filename = true, union_by_name = true))
+        ON COLUMNS(* EXCLUDE (run_id, "date")) INTO NAME symbol_key VALUE daily_return""",
+    ),
+    "weights": (
+        "portfolio",
+        f"""
+        SELECT p.metadata.run_id AS run_id, CAST(p.metadata.as_of AS DATE) AS as_of, e.key AS profile,
+               r."Symbol", r."Weight", r."Net_Weight", r."Gross_Weight", r."Direction", r."Cluster_ID",
+               r."Market", r."Sector"
+        FROM {_PORTFOLIO_JSON} AS p, unnest(map_entries(p.profiles)) AS t(e),
+             unnest(e.value."rows") AS u(r)""",
+    ),
+    "profiles": (
+        "portfolio",
+        f"""
+        SELECT p.metadata.run_id AS run_id, CAST(p.metadata.as_of AS DATE) AS as_of, e.key AS profile,
+               e.value.status AS status, e.value.reason AS reason, e.value.report.solver AS solver,
+               e.value.report.objective AS objective, e.value.report.cluster_cap AS cluster_cap,
+               len(e.value."rows") AS n_rows, p.metadata.manifest_sha256 AS manifest_sha256
+        FROM {_PORTFOLIO_JSON} AS p, unnest(map_entries(p.profiles)) AS t(e)""",
+    ),
+    "selection": (
+        "selection",
+        f"""
+        WITH docs AS (SELECT * FROM {_SELECTION_JSON}),
+        labels AS (SELECT run_id, as_of, method, stage_reached, e.key AS symbol_key, e.value AS cluster
+                   FROM docs, unnest(map_entries(clusters)) AS t(e)),
+        scores AS (SELECT run_id, e.key AS symbol_key, e.value AS score
+                   FROM docs, unnest(map_entries(scores)) AS t(e)),
+        admitted AS (SELECT run_id, e.key AS symbol_key, e.value AS admitted_at_stage
+                     FROM docs, unnest(map_entries(admitted_at)) AS t(e)),
+        atoms AS (SELECT run_id, a.symbol AS symbol_key, a.direction FROM docs, unnest(atoms) AS t(a))
+        SELECT run_id, CAST(as_of AS DATE) AS as_of, method, stage_reached, symbol_key, score, cluster,
+               direction IS NOT NULL AS selected, direction, admitted_at_stage
+        FROM labels LEFT JOIN scores USING (run_id, symbol_key) LEFT JOIN atoms USING (run_id, symbol_key)
+             LEFT JOIN admitted USING (run_id, symbol_key)""",
+    ),
+    "vetoes": (
+        "selection",
+        f"""
+        SELECT d.run_id, v.symbol AS symbol_key, v.stage, v.reason, v.feature, v.observed, v.threshold
+        FROM {_SELECTION_JSON} AS d, unnest(d.vetoes) AS t(v)""",
+    ),
+    "gate_checks": (
+        "gate",
+        """
+        SELECT d.run_id, d.passed AS gate_passed, e.key AS check_name, e.value.passed AS passed,
+               e.value.message AS message, e.value.observed AS observed, e.value.threshold AS threshold
+        FROM read_json($files, format = 'unstructured', columns = {
+                run_id: 'VARCHAR', passed: 'BOOLEAN',
+                checks: 'MAP(VARCHAR, STRUCT(passed BOOLEAN, message VARCHAR, observed JSON,
+                                             threshold JSON))'}) AS d,
+             unnest(map_entries(d.checks)) AS t(e)""",
+    ),
+}
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _source_sql(
+    paths: LakehousePaths, build: Callable[[str], Path], sentinel: str, keys: Sequence[str] | None
+) -> dict[str, str] | None:
+    """``{"files": SQL, "key": RE2}`` of one source, or None when none of its files exists."""
+    head, tail = build(sentinel).relative_to(paths.root).as_posix().split(sentinel)
+    key = "([^/]+)" + re.escape(tail) + "$"
+    if keys is not None:
+        files = [p for p in (build(k) for k in keys) if p.is_file()]
+    else:
+        files = sorted(p for p in paths.root.glob(f"{head}*{tail}") if p.is_file())
+    if not files:
+        return None
+    if keys is None and not _GLOB_CHARACTERS.search(paths.root.as_posix()):
+        return {"files": _quote(f"{paths.root.as_posix()}/{head}*{tail}"), "key": key}
+    return {"files": "[" + ", ".join(_quote(p.as_posix()) for p in files) + "]", "key": key}
+
+
+def _sources(paths: LakehousePaths, run_ids: Sequence[str] | None) -> dict[str, dict[str, str] | None]:
+    sources = {
+        "ohlcv": _source_sql(paths, paths.ohlcv_file, _SYMBOL_SENTINEL, None),
+        "symbols": _source_sql(paths, paths.symbol_metadata_file, _SYMBOL_SENTINEL, None),
+        "features": _source_sql(paths, paths.features_file, _SYMBOL_SENTINEL, None),
+        "candidates_validated": _source_sql(paths, paths.candidates_validated_file, _RUN_SENTINEL, run_ids),
+    }
+    for name, file_name in _RUN_FILES.items():
+        sources[name] = _source_sql(
+            paths, lambda run_id, f=file_name: paths.run_data_file(run_id, f), _RUN_SENTINEL, run_ids
+        )
+    return sources
+
+
+def _create_views(
+    connection: duckdb.DuckDBPyConnection, paths: LakehousePaths, run_ids: Sequence[str] | None
+) -> dict[str, int]:
+    sources = _sources(paths, run_ids)
+    counts: dict[str, int] = {}
+    for name, (source_name, body) in VIEWS.items():
+        source = sources[source_name]
+        if source is None:
+            continue
+        try:
+            connection.execute(f"CREATE VIEW {name} AS {string.Template(body).substitute(source)}")
+            counts[name] = int(connection.execute(f"SELECT count(*) FROM {name}").fetchone()[0])
+        except duckdb.Error as err:
+            raise LakehouseReadError(source["files"], f"DuckDB view `{name}` cannot read it: {err}") from err
+    return counts
+
+
+def refresh_views(paths: LakehousePaths, *, run_ids: Sequence[str] | None = None) -> dict[str, int]:
+    """(Re)create ``lakehouse.duckdb`` in the data folder with a view per lakehouse table and run artifact.
+
+    Parameters
+    ----------
+    paths : LakehousePaths
+        The data folder; the database is ``paths.duckdb_file``.
+    run_ids : sequence of str, optional
+        Limit the per-run views (``candidates_validated``, ``returns``, ``weights``, ``profiles``,
+        ``selection``, ``vetoes``, ``gate_checks``) to these RUN_IDs' files as they exist now. None (the
+        default) makes them read every run folder, present and future, through a glob.
+
+    Returns
+    -------
+    dict of str to int
+        Each view created -> its number of rows at refresh time, in :data:`VIEWS` order. A view whose files
+        do not exist (yet) is not created and not listed. The views and their columns:
+
+        - ``ohlcv``: ``symbol_key`` (from the file name), ``timestamp`` (bar open, TIMESTAMPTZ UTC),
+          ``open``, ``high``, ``low``, ``close``, ``volume``;
+        - ``symbols`` (every SCD-2 version) and ``symbols_current`` (``valid_to IS NULL``): the columns of
+          ``SYMBOLS_SCHEMA``;
+        - ``features``: ``date``, ``symbol`` and the feature columns, long form;
+        - ``candidates_validated``: one row per run and validated candidate (``run_id``, ``as_of``,
+          ``exchange``, ``symbol_key``, ``ccxt_symbol``, ``base``, ``quote``, ``sector``, ``rank``,
+          ``quote_volume_24h``);
+        - ``returns``: the frozen returns matrices in long form (``run_id``, ``date``, ``symbol_key``,
+          ``daily_return`` as a fraction); symbols absent from a run have no row;
+        - ``weights``: one row per run, profile and atom (``run_id``, ``as_of``, ``profile``,
+          ``Symbol``, ``Weight``, ``Net_Weight``, ``Gross_Weight``, ``Direction``, ``Cluster_ID``,
+          ``Market``, ``Sector``);
+        - ``profiles``: one row per run and profile (``status``, ``reason``, ``solver``, ``objective``,
+          ``cluster_cap``, ``n_rows``, ``manifest_sha256``), failed profiles included;
+        - ``selection``: one row per run and symbol (``score``, ``cluster``, ``selected``, ``direction``,
+          ``admitted_at_stage``, ``method``, ``stage_reached``, ``as_of``);
+        - ``vetoes``: one row per veto (``run_id``, ``symbol_key``, ``stage``, ``reason``, ``feature``,
+          ``observed``, ``threshold``);
+        - ``gate_checks``: one row per run and gate check (``gate_passed``, ``check_name``, ``passed``,
+          ``message``, ``observed`` and ``threshold`` as JSON).
+
+    Raises
+    ------
+    TypeError
+        If ``paths`` is not a LakehousePaths or ``run_ids`` is a str or not a sequence.
+    UnsafeKeyError
+        If a RUN_ID of ``run_ids`` is not a safe key.
+    LakehouseReadError
+        If DuckDB cannot read an existing file of a view (corrupt parquet, malformed JSON); the old
+        database is left in place.
+    """
+    if not isinstance(paths, LakehousePaths):
+        raise TypeError(f"`paths` must be a LakehousePaths, got {type(paths).__name__}")
+    if run_ids is not None:
+        if isinstance(run_ids, str) or not isinstance(run_ids, Sequence):
+            raise TypeError(f"`run_ids` must be a sequence of RUN_IDs or None, got {type(run_ids).__name__}")
+        run_ids = sorted({validate_run_id(r) for r in run_ids})
+    target = paths.duckdb_file
+    target.parent.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        staged = workdir / target.name
+        with contextlib.closing(duckdb.connect(str(staged))) as connection:
+            counts = _create_views(connection, paths, run_ids)
+            # Everything in the main file before the rename: no write-ahead log is left behind.
+            connection.execute("CHECKPOINT")
+        os.replace(staged, target)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return counts

@@ -1,0 +1,61 @@
+"""Every file of a run's ``reports/`` folder, rendered from the run's documents (no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alpha_assets.reports.plots import (
+    extract_profile_weights,
+    plot_cluster_correlation,
+    plot_equity_curves,
+    plot_weights,
+)
+from alpha_assets.reports.run_report import build_run_report, render_html
+
+WEIGHTS_PNG = "weights.png"
+CORRELATION_PNG = "cluster_correlation.png"
+EQUITY_PNG = "equity_curves.png"
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+
+
+def render_run_reports(
+    *,
+    returns: pd.DataFrame,
+    atom_returns: pd.DataFrame,
+    selection_doc: Mapping[str, Any],
+    portfolio_doc: Mapping[str, Any],
+    gate_doc: Mapping[str, Any],
+    drops: list[Mapping[str, Any]],
+) -> dict[str, bytes]:
+    """File name -> bytes of the run's plots and its Markdown and self-contained HTML report.
+
+    Parameters
+    ----------
+    returns : DataFrame of shape (n_observations, n_assets)
+        The frozen returns matrix (for the cluster correlation heatmap).
+    atom_returns : DataFrame of shape (n_observations, n_atoms)
+        The atoms' return streams, SHORT streams already negated (for the in-sample equity curves).
+    selection_doc, portfolio_doc, gate_doc : Mapping
+        ``selection.json``, ``portfolio_flattened.json`` and ``gate_verdict.json`` of the run.
+    drops : list of Mapping
+        ``returns_drops.json`` of the run.
+    """
+    linkage = selection_doc.get("linkage")
+    plots = {
+        WEIGHTS_PNG: plot_weights(portfolio_doc),
+        CORRELATION_PNG: plot_cluster_correlation(
+            returns, selection_doc["clusters"], None if linkage is None else np.asarray(linkage, dtype=float)
+        ),
+        EQUITY_PNG: plot_equity_curves(atom_returns, extract_profile_weights(portfolio_doc)),
+    }
+    markdown = build_run_report(
+        portfolio_doc=portfolio_doc, selection_doc=selection_doc, gate_doc=gate_doc, drops=drops,
+        plots={name.removesuffix(".png"): name for name in plots},
+    )
+    html = render_html(markdown, f"alpha_assets run {portfolio_doc['metadata']['run_id']}", images=plots)
+    return {**plots, REPORT_MD: markdown.encode(), REPORT_HTML: html.encode()}
