@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from alpha_assets.alpha.returns import ReturnsMatrix
 from alpha_assets.errors import LakehouseReadError
@@ -111,9 +112,10 @@ def take_snapshot(paths: LakehousePaths, run_id: str) -> LakehouseSnapshot:
         if paths.features_file(key).exists():
             features, sha = read_table_and_sha256(paths.features_file(key))
             fingerprints[_relative(paths, paths.features_file(key))] = sha
-            frame = features.to_pandas()
-            frame = frame[frame["date"] <= as_of]
-            feature_rows.append(frame.tail(1))
+            # Only the last row on or before the as-of date is needed: filter in arrow, convert one row.
+            dates = features.column("date")
+            upto = features.filter(pc.less_equal(dates, pa.scalar(as_of, type=dates.type)))
+            feature_rows.append(upto.slice(max(upto.num_rows - 1, 0)).to_pandas())
     features = (
         pd.concat(feature_rows, ignore_index=True) if feature_rows else pd.DataFrame(columns=["symbol", "date"])
     )
