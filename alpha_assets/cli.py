@@ -12,15 +12,16 @@ from typing import Any
 
 import pandas as pd
 from dagster import DagsterInstance
+from tqdm import tqdm
 
 from alpha_assets.defs import keys
 from alpha_assets.defs.dataops.resources import MarketSourceResource, SourceKind
 from alpha_assets.defs.resources import LakehouseResource, ManifestResource
-from alpha_assets.defs.runner import ensure_run_partition, run_flow_data, run_link
+from alpha_assets.defs.runner import FLOW_DATA_LINKS, ensure_run_partition, run_flow_data, run_link
 from alpha_assets.definitions import build_definitions
 from alpha_assets.errors import AlphaAssetsError
 from alpha_assets.lakehouse.keys import new_run_id, validate_run_id
-from alpha_assets.lakehouse.parquet import read_json
+from alpha_assets.lakehouse.parquet import exclusive_lock, read_json
 from alpha_assets.lakehouse.paths import LakehousePaths, resolve_data_dir
 
 PROJECT_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
@@ -33,7 +34,10 @@ def dagster_instance() -> DagsterInstance:
     if not (home / "dagster.yaml").exists() and PROJECT_DAGSTER_YAML.exists():
         shutil.copyfile(PROJECT_DAGSTER_YAML, home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
-    return DagsterInstance.get()
+    # Dagster creates the sqlite tables of a fresh home without a lock: two commands starting together both
+    # run CREATE TABLE and one fails ("table ... already exists"). Opening under a lock on the home serialises it.
+    with exclusive_lock(home / "instance"):
+        return DagsterInstance.get()
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -88,7 +92,15 @@ def flow_data(args: argparse.Namespace, instance: DagsterInstance) -> str:
     now = pd.Timestamp(args.clock).tz_convert("UTC") if args.clock else pd.Timestamp.now(tz="UTC")
     run_id = validate_run_id(args.run_id) if args.run_id else new_run_id(now.to_pydatetime())
     defs = build_definitions(_resources(args, data_dir))
-    links = run_flow_data(defs, instance, paths, run_id)
+    with tqdm(total=FLOW_DATA_LINKS, desc=f"flow_data {run_id}", unit="link", file=sys.stdout) as bar:
+
+        def advance(stage: str) -> None:
+            # Called as each link starts: the previous one has finished.
+            bar.update(0 if bar.postfix is None else 1)
+            bar.set_postfix_str(stage.split("] ", 1)[-1][:60])
+
+        links = run_flow_data(defs, instance, paths, run_id, progress=advance)
+        bar.update(1)
     ingest = links[1].materializations.get("ohlcv", {})
     validated = read_json(paths.candidates_validated_file(run_id))
     print(f"\nRUN_ID {run_id}")

@@ -19,6 +19,8 @@ from alpha_assets.lakehouse.keys import validate_run_id
 from alpha_assets.lakehouse.paths import LakehousePaths
 
 Progress = Callable[[str], None]
+#: Links of flow_data, for progress bars.
+FLOW_DATA_LINKS = 4
 
 
 class FlowFailedError(AlphaAssetsError):
