@@ -30,7 +30,6 @@ KNOWN_SECTIONS = (
     "discovery",
     "ingestion",
     "audit",
-    "features",
     "returns",
     "gate",
     "selection",
