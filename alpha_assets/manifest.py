@@ -104,9 +104,7 @@ def profile_names(manifest: Mapping[str, Any]) -> list[str]:
     return sorted(manifest.get("profiles", {}))
 
 
-def load_profile(
-    path: Path, profile: str | None, *, sections: Mapping[str, type]
-) -> ResolvedProfile:
+def load_profile(path: Path, profile: str | None, *, sections: Mapping[str, type]) -> ResolvedProfile:
     """Resolve ``profile`` of the manifest at ``path`` and validate the ``sections`` the caller owns.
 
     Parameters
@@ -132,14 +130,15 @@ def load_profile(
             f"manifest {path}: unknown profile {profile!r}; allowed profiles: {profile_names(manifest)}"
         )
     merged = _deep_merge(manifest.get("defaults", {}), profiles.get(profile, {}) if profile else {})
-    validated = {
-        name: parse_params(cls, merged.get(name, {}), where=name) for name, cls in sections.items()
-    }
+    validated = {name: parse_params(cls, merged.get(name, {}), where=name) for name, cls in sections.items()}
     document = dict(merged)
     document.update({name: params_to_json(params) for name, params in validated.items()})
     document = {"profile": profile or "defaults", "sections": dict(sorted(document.items()))}
     return ResolvedProfile(
-        name=profile or "defaults", sections=validated, document=document, sha256=bytes_sha256(encode_json(document))
+        name=profile or "defaults",
+        sections=validated,
+        document=document,
+        sha256=bytes_sha256(encode_json(document)),
     )
 
 
@@ -156,9 +155,7 @@ def parse_params(cls: type, data: object, *, where: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ManifestError(
-            f"manifest key '{where}.{unknown[0]}' is unknown; allowed keys: {sorted(fields)}"
-        )
+        raise ManifestError(f"manifest key '{where}.{unknown[0]}' is unknown; allowed keys: {sorted(fields)}")
     hints = typing.get_type_hints(cls)
     values = {
         name: _parse_value(hints[name], data[name], where=f"{where}.{name}", meta=fields[name].metadata)
@@ -203,7 +200,9 @@ def _parse_value(hint: Any, value: object, *, where: str, meta: Mapping[str, Any
         if not isinstance(value, Mapping):
             raise ManifestError(f"manifest key '{where}' must be an object, got {type(value).__name__}")
         value_hint = args[1] if args else Any
-        return {str(k): _parse_value(value_hint, v, where=f"{where}.{k}", meta=meta) for k, v in value.items()}
+        return {
+            str(k): _parse_value(value_hint, v, where=f"{where}.{k}", meta=meta) for k, v in value.items()
+        }
     return _parse_scalar(hint, value, where=where, meta=meta)
 
 

@@ -14,8 +14,13 @@ import pytest
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1] / "alpha_assets"
 WIRING = ("alpha_assets.definitions", "alpha_assets.cli", "alpha_assets.defs")
-PURE_SHARED = ("alpha_assets.lakehouse", "alpha_assets.errors", "alpha_assets.typing",
-               "alpha_assets.manifest", "alpha_assets.netguard")
+PURE_SHARED = (
+    "alpha_assets.lakehouse",
+    "alpha_assets.errors",
+    "alpha_assets.typing",
+    "alpha_assets.manifest",
+    "alpha_assets.netguard",
+)
 
 
 def _module_name(path: Path) -> str:
@@ -67,7 +72,12 @@ def test_import_rules_only_sources_imports_ccxt():
 
 
 def test_import_rules_only_dataops_wiring_imports_sources():
-    allowed = ("alpha_assets.sources", "alpha_assets.defs.dataops", "alpha_assets.definitions", "alpha_assets.cli")
+    allowed = (
+        "alpha_assets.sources",
+        "alpha_assets.defs.dataops",
+        "alpha_assets.definitions",
+        "alpha_assets.cli",
+    )
     assert _violations(lambda m: not _within(m, allowed), lambda i: _within(i, "alpha_assets.sources")) == []
 
 
@@ -90,10 +100,13 @@ def test_import_rules_alpha_side_never_imports_dataops(side):
 )
 def test_import_rules_pure_packages_import_only_shared_modules(package, may_also_import):
     own = (package, *PURE_SHARED, *may_also_import)
-    assert _violations(
-        lambda m: _within(m, package),
-        lambda i: _within(i, "alpha_assets") and not _within(i, own) and i != "alpha_assets",
-    ) == []
+    assert (
+        _violations(
+            lambda m: _within(m, package),
+            lambda i: _within(i, "alpha_assets") and not _within(i, own) and i != "alpha_assets",
+        )
+        == []
+    )
 
 
 def test_import_rules_nothing_but_wiring_imports_defs():

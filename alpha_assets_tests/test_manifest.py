@@ -33,10 +33,13 @@ def test_packaged_manifest_every_profile_validates_for_both_cycles():
 
 
 def test_load_profile_lays_profile_over_defaults_key_by_key(tmp_path):
-    path = _write(tmp_path, {
-        "defaults": {"optimization": {"periods_per_year": 252, "max_weight": 0.5}},
-        "profiles": {"crypto": {"optimization": {"periods_per_year": 365}}},
-    })
+    path = _write(
+        tmp_path,
+        {
+            "defaults": {"optimization": {"periods_per_year": 252, "max_weight": 0.5}},
+            "profiles": {"crypto": {"optimization": {"periods_per_year": 365}}},
+        },
+    )
     resolved = load_profile(path, "crypto", sections=ALPHA_SECTIONS)
     params = resolved.sections["optimization"]
     assert isinstance(params, OptimizationParams)
@@ -45,16 +48,26 @@ def test_load_profile_lays_profile_over_defaults_key_by_key(tmp_path):
 
 
 def test_load_profile_without_name_takes_default_profile(tmp_path):
-    path = _write(tmp_path, {"default_profile": "fast", "defaults": {},
-                             "profiles": {"fast": {"returns": {"min_history": 30}}}})
+    path = _write(
+        tmp_path,
+        {"default_profile": "fast", "defaults": {}, "profiles": {"fast": {"returns": {"min_history": 30}}}},
+    )
     resolved = load_profile(path, None, sections=ALPHA_SECTIONS)
     assert resolved.name == "fast" and resolved.sections["returns"].min_history == 30
 
 
 def test_load_profile_nested_enum_and_mapping_round_trip_through_the_frozen_document(tmp_path):
-    path = _write(tmp_path, {"defaults": {"selection": {
-        "clustering": {"method": "hdbscan", "windows": [30, 90]},
-        "inference": {"feature_weights": {"recommend_all": 2.0, "volatility_60d": -1.0}}}}})
+    path = _write(
+        tmp_path,
+        {
+            "defaults": {
+                "selection": {
+                    "clustering": {"method": "hdbscan", "windows": [30, 90]},
+                    "inference": {"feature_weights": {"recommend_all": 2.0, "volatility_60d": -1.0}},
+                }
+            }
+        },
+    )
     resolved = load_profile(path, None, sections=ALPHA_SECTIONS)
     selection = resolved.sections["selection"]
     assert isinstance(selection, SelectionParams)
@@ -65,12 +78,21 @@ def test_load_profile_nested_enum_and_mapping_round_trip_through_the_frozen_docu
 
 
 def test_load_profile_hash_changes_with_any_value_and_not_with_key_order(tmp_path):
-    a = load_profile(_write(tmp_path, {"defaults": {"gate": {"min_assets": 5, "min_observations": 60}}}),
-                     None, sections=ALPHA_SECTIONS).sha256
-    b = load_profile(_write(tmp_path, {"defaults": {"gate": {"min_observations": 60, "min_assets": 5}}}),
-                     None, sections=ALPHA_SECTIONS).sha256
-    c = load_profile(_write(tmp_path, {"defaults": {"gate": {"min_assets": 6, "min_observations": 60}}}),
-                     None, sections=ALPHA_SECTIONS).sha256
+    a = load_profile(
+        _write(tmp_path, {"defaults": {"gate": {"min_assets": 5, "min_observations": 60}}}),
+        None,
+        sections=ALPHA_SECTIONS,
+    ).sha256
+    b = load_profile(
+        _write(tmp_path, {"defaults": {"gate": {"min_observations": 60, "min_assets": 5}}}),
+        None,
+        sections=ALPHA_SECTIONS,
+    ).sha256
+    c = load_profile(
+        _write(tmp_path, {"defaults": {"gate": {"min_assets": 6, "min_observations": 60}}}),
+        None,
+        sections=ALPHA_SECTIONS,
+    ).sha256
     assert a == b != c
 
 
@@ -78,25 +100,62 @@ def test_load_profile_hash_changes_with_any_value_and_not_with_key_order(tmp_pat
     ("document", "profile", "message"),
     [
         ({"defaults": {"optimisation": {}}}, None, r"unknown section 'optimisation' in 'defaults'; allowed"),
-        ({"defaults": {}, "profiles": {"p": {"gate": {"min_asets": 3}}}}, "p",
-         r"'gate\.min_asets' is unknown; allowed keys: \['max_abs_return', 'min_assets', 'min_observations'\]"),
-        ({"defaults": {"gate": {"min_assets": "five"}}}, None, r"'gate\.min_assets' must be an integer, got 'five'"),
-        ({"defaults": {"gate": {"min_assets": 2.5}}}, None, r"'gate\.min_assets' must be an integer, got 2\.5"),
-        ({"defaults": {"gate": {"min_assets": True}}}, None, r"'gate\.min_assets' must be an integer, got True"),
-        ({"defaults": {"returns": {"max_missing_fraction": 1.5}}}, None,
-         r"'returns\.max_missing_fraction' must be <= 1(\.0)?, got 1\.5"),
+        (
+            {"defaults": {}, "profiles": {"p": {"gate": {"min_asets": 3}}}},
+            "p",
+            r"'gate\.min_asets' is unknown; allowed keys: \['max_abs_return', 'min_assets', 'min_observations'\]",
+        ),
+        (
+            {"defaults": {"gate": {"min_assets": "five"}}},
+            None,
+            r"'gate\.min_assets' must be an integer, got 'five'",
+        ),
+        (
+            {"defaults": {"gate": {"min_assets": 2.5}}},
+            None,
+            r"'gate\.min_assets' must be an integer, got 2\.5",
+        ),
+        (
+            {"defaults": {"gate": {"min_assets": True}}},
+            None,
+            r"'gate\.min_assets' must be an integer, got True",
+        ),
+        (
+            {"defaults": {"returns": {"max_missing_fraction": 1.5}}},
+            None,
+            r"'returns\.max_missing_fraction' must be <= 1(\.0)?, got 1\.5",
+        ),
         ({"defaults": {"gate": {"min_assets": -1}}}, None, r"'gate\.min_assets' must be >= \d+, got -1"),
-        ({"defaults": {"optimization": {"covariance": "shrunk"}}}, None,
-         r"'optimization\.covariance' must be one of \['sample', 'ledoit_wolf'\], got 'shrunk'"),
-        ({"defaults": {"optimization": {"profiles": "hrp"}}}, None, r"'optimization\.profiles' must be a list"),
+        (
+            {"defaults": {"optimization": {"covariance": "shrunk"}}},
+            None,
+            r"'optimization\.covariance' must be one of \['sample', 'ledoit_wolf'\], got 'shrunk'",
+        ),
+        (
+            {"defaults": {"optimization": {"profiles": "hrp"}}},
+            None,
+            r"'optimization\.profiles' must be a list",
+        ),
         ({"defaults": {"selection": {"clustering": []}}}, None, r"'selection\.clustering' must be an object"),
         ({"defaults": {}}, "nope", r"unknown profile 'nope'; allowed profiles: \[\]"),
         ({"defaults": {}, "default_profile": "x"}, None, r"default_profile 'x' is not among the profiles"),
         ({"defaults": {}, "extra": 1}, None, r"top level must be an object with keys"),
     ],
-    ids=["unknown-section", "unknown-key", "string-for-int", "float-for-int", "bool-for-int", "above-max",
-         "below-min", "bad-enum", "scalar-for-list", "list-for-object", "unknown-profile", "bad-default-profile",
-         "unknown-top-level"],
+    ids=[
+        "unknown-section",
+        "unknown-key",
+        "string-for-int",
+        "float-for-int",
+        "bool-for-int",
+        "above-max",
+        "below-min",
+        "bad-enum",
+        "scalar-for-list",
+        "list-for-object",
+        "unknown-profile",
+        "bad-default-profile",
+        "unknown-top-level",
+    ],
 )
 def test_load_profile_bad_input_names_key_and_reason(tmp_path, document, profile, message):
     with pytest.raises(ManifestError, match=message):

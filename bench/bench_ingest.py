@@ -15,12 +15,12 @@ from pathlib import Path
 from common import peak_rss_mb, timed, write_results
 from dagster import DagsterInstance
 
+from alpha_assets.definitions import build_definitions
 from alpha_assets.defs import keys
-from alpha_assets.defs.dataops.resources import MarketSourceResource
 from alpha_assets.defs.dataops.chain import candidate_symbols, symbol_range_tags
+from alpha_assets.defs.dataops.resources import MarketSourceResource
 from alpha_assets.defs.resources import LakehouseResource, ManifestResource
 from alpha_assets.defs.runner import ensure_run_partition, run_link
-from alpha_assets.definitions import build_definitions
 from alpha_assets.lakehouse.ohlcv import read_ohlcv
 from alpha_assets.lakehouse.paths import LakehousePaths
 
@@ -31,23 +31,31 @@ DAY_2 = "2026-11-26T12:00:00+00:00"
 
 
 def _defs(root: Path, manifest: Path, n_listed: int, clock: str):
-    return build_definitions({
-        "lakehouse": LakehouseResource(data_dir=str(root / "data")),
-        "manifest": ManifestResource(path=str(manifest)),
-        "market_source": MarketSourceResource(clock=clock, n_symbols=n_listed),
-    })
+    return build_definitions(
+        {
+            "lakehouse": LakehouseResource(data_dir=str(root / "data")),
+            "manifest": ManifestResource(path=str(manifest)),
+            "market_source": MarketSourceResource(clock=clock, n_symbols=n_listed),
+        }
+    )
 
 
 def _ingest(defs, instance, paths, run_id):
     ensure_run_partition(instance, run_id)
     discovery_s, _ = timed(lambda: run_link(defs, instance, keys.DISCOVERY_JOB, partition_key=run_id))
     symbols = candidate_symbols(paths, run_id)
-    ingest_s, link = timed(lambda: run_link(defs, instance, keys.INGEST_JOB,
-                                            tags=symbol_range_tags(instance, symbols, run_id)))
+    ingest_s, link = timed(
+        lambda: run_link(defs, instance, keys.INGEST_JOB, tags=symbol_range_tags(instance, symbols, run_id))
+    )
     meta = link.materializations["ohlcv"]
-    return {"symbols": len(symbols), "discovery_s": round(discovery_s, 3), "ingest_s": round(ingest_s, 3),
-            "new_bars": meta["new_bars"], "requests": meta["requests"],
-            "requests_per_symbol": meta["requests_per_symbol"]}
+    return {
+        "symbols": len(symbols),
+        "discovery_s": round(discovery_s, 3),
+        "ingest_s": round(ingest_s, 3),
+        "new_bars": meta["new_bars"],
+        "requests": meta["requests"],
+        "requests_per_symbol": meta["requests_per_symbol"],
+    }
 
 
 def main() -> None:
@@ -58,9 +66,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         manifest = root / "manifest.json"
-        manifest.write_text(json.dumps({"defaults": {
-            "discovery": {"top_n": n_symbols, "min_traded_value_24h": 0},
-            "ingestion": {"history_days": n_days - WARMUP_DAYS, "warmup_days": WARMUP_DAYS}}}))
+        manifest.write_text(
+            json.dumps(
+                {
+                    "defaults": {
+                        "discovery": {"top_n": n_symbols, "min_traded_value_24h": 0},
+                        "ingestion": {"history_days": n_days - WARMUP_DAYS, "warmup_days": WARMUP_DAYS},
+                    }
+                }
+            )
+        )
         (root / "home").mkdir()
         instance = DagsterInstance.local_temp(tempdir=str(root / "home"))
         paths = LakehousePaths(root / "data")
@@ -70,13 +85,25 @@ def main() -> None:
         bars = len(read_ohlcv(paths, "SIM_BTCUSDT"))
         second = _ingest(_defs(root, manifest, listed, DAY_2), instance, paths, "BENCH_DAY_2")
         instance.dispose()
-    print(f"first ingest   {first['symbols']} symbols x {bars} bars: discovery {first['discovery_s']:.2f} s, "
-          f"ingest {first['ingest_s']:.2f} s (target <= 30 s), {first['requests_per_symbol']} requests/symbol")
-    print(f"incremental    +1 day: ingest {second['ingest_s']:.2f} s (target <= 10 s), {second['new_bars']} new "
-          f"bars, {second['requests_per_symbol']} requests/symbol (target 1)")
+    print(
+        f"first ingest   {first['symbols']} symbols x {bars} bars: discovery {first['discovery_s']:.2f} s, "
+        f"ingest {first['ingest_s']:.2f} s (target <= 30 s), {first['requests_per_symbol']} requests/symbol"
+    )
+    print(
+        f"incremental    +1 day: ingest {second['ingest_s']:.2f} s (target <= 10 s), {second['new_bars']} new "
+        f"bars, {second['requests_per_symbol']} requests/symbol (target 1)"
+    )
     print(f"peak memory    {peak_rss_mb():.0f} MiB")
-    write_results("ingest", size, {"bars_per_symbol": bars, "first": first, "incremental": second,
-                                   "peak_rss_mb": round(peak_rss_mb(), 1)})
+    write_results(
+        "ingest",
+        size,
+        {
+            "bars_per_symbol": bars,
+            "first": first,
+            "incremental": second,
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+        },
+    )
 
 
 if __name__ == "__main__":

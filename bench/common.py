@@ -14,8 +14,20 @@ from pathlib import Path
 from typing import Any
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-LIBRARIES = ("dagster", "numpy", "pandas", "pyarrow", "duckdb", "cvxpy", "clarabel", "ta-lib", "ccxt",
-             "pyportfolioopt", "skfolio", "scikit-learn")
+LIBRARIES = (
+    "dagster",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "duckdb",
+    "cvxpy",
+    "clarabel",
+    "ta-lib",
+    "ccxt",
+    "pyportfolioopt",
+    "skfolio",
+    "scikit-learn",
+)
 
 
 def machine_info() -> dict[str, Any]:
@@ -26,8 +38,13 @@ def machine_info() -> dict[str, Any]:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
-    return {"platform": platform.platform(), "python": sys.version.split()[0], "cpus": os.cpu_count(),
-            "processor": platform.processor(), "libraries": versions}
+    return {
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+        "processor": platform.processor(),
+        "libraries": versions,
+    }
 
 
 def timed(call: Callable[[], Any]) -> tuple[float, Any]:
@@ -46,7 +63,14 @@ def write_results(name: str, size: str, figures: dict[str, Any]) -> Path:
     """Write ``results/<name>_<size>.json`` with the machine facts and print where it went."""
     RESULTS_DIR.mkdir(exist_ok=True)
     path = RESULTS_DIR / f"{name}_{size}.json"
-    path.write_text(json.dumps({"benchmark": name, "size": size, "machine": machine_info(), **figures},
-                               indent=2, sort_keys=True, default=str) + "\n")
+    path.write_text(
+        json.dumps(
+            {"benchmark": name, "size": size, "machine": machine_info(), **figures},
+            indent=2,
+            sort_keys=True,
+            default=str,
+        )
+        + "\n"
+    )
     print(f"results: {path}")
     return path

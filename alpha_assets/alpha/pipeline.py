@@ -13,7 +13,13 @@ import pandas as pd
 
 from alpha_assets.alpha.optimize import OptimizationResult, optimize_all
 from alpha_assets.alpha.optimize_params import OptimizationParams, Profile
-from alpha_assets.alpha.params import FEATURE_COLUMNS, RATING_FEATURE, GateParams, ReturnsParams, SelectionParams
+from alpha_assets.alpha.params import (
+    FEATURE_COLUMNS,
+    RATING_FEATURE,
+    GateParams,
+    ReturnsParams,
+    SelectionParams,
+)
 from alpha_assets.alpha.portfolio import build_portfolio_document
 from alpha_assets.alpha.quality import GateVerdict, run_gate
 from alpha_assets.alpha.selection import SelectionResult, select
@@ -33,7 +39,9 @@ ALPHA_SECTIONS: dict[str, type] = {
 def alpha_params(manifest_document: Mapping[str, Any]) -> dict[str, Any]:
     """The Alpha sections of a resolved (frozen) manifest document, as parameter dataclasses."""
     sections = manifest_document["sections"]
-    return {name: parse_params(cls, sections.get(name, {}), where=name) for name, cls in ALPHA_SECTIONS.items()}
+    return {
+        name: parse_params(cls, sections.get(name, {}), where=name) for name, cls in ALPHA_SECTIONS.items()
+    }
 
 
 def evaluate_gate(frozen: FrozenRun, params: GateParams) -> list[GateVerdict]:
@@ -46,8 +54,15 @@ def gate_document(run_id: str, verdicts: list[GateVerdict]) -> dict[str, Any]:
     return {
         "run_id": run_id,
         "passed": all(v.passed for v in verdicts),
-        "checks": {v.name: {"passed": v.passed, "message": v.message, "observed": v.observed,
-                            "threshold": v.threshold} for v in verdicts},
+        "checks": {
+            v.name: {
+                "passed": v.passed,
+                "message": v.message,
+                "observed": v.observed,
+                "threshold": v.threshold,
+            }
+            for v in verdicts
+        },
     }
 
 
@@ -94,7 +109,10 @@ def portfolio_document(
     frozen: FrozenRun, results: Mapping[Profile, OptimizationResult], atoms: pd.DataFrame
 ) -> dict[str, Any]:
     """``portfolio_flattened.json`` of the run: rows per profile, clusters, reports and fingerprints."""
-    fingerprints = {**frozen.snapshot["inputs"], **{f"frozen/{k}": v for k, v in frozen.snapshot["frozen"].items()}}
+    fingerprints = {
+        **frozen.snapshot["inputs"],
+        **{f"frozen/{k}": v for k, v in frozen.snapshot["frozen"].items()},
+    }
     return build_portfolio_document(
         run_id=frozen.run_id,
         as_of=frozen.as_of.strftime("%Y-%m-%d"),

@@ -101,7 +101,9 @@ def take_snapshot(paths: LakehousePaths, run_id: str) -> LakehouseSnapshot:
     validated_bytes = _read_bytes(validated_path)
     validated = json.loads(validated_bytes)
     if validated.get("run_id") != run_id:
-        raise LakehouseReadError(str(validated_path), f"names run {validated.get('run_id')!r}, not {run_id!r}")
+        raise LakehouseReadError(
+            str(validated_path), f"names run {validated.get('run_id')!r}, not {run_id!r}"
+        )
     as_of = last_closed_day(validated["as_of"])
     fingerprints = {_relative(paths, validated_path): bytes_sha256(validated_bytes)}
     bars, feature_rows = {}, []
@@ -117,16 +119,27 @@ def take_snapshot(paths: LakehousePaths, run_id: str) -> LakehouseSnapshot:
             upto = features.filter(pc.less_equal(dates, pa.scalar(as_of, type=dates.type)))
             feature_rows.append(upto.slice(max(upto.num_rows - 1, 0)).to_pandas())
     features = (
-        pd.concat(feature_rows, ignore_index=True) if feature_rows else pd.DataFrame(columns=["symbol", "date"])
+        pd.concat(feature_rows, ignore_index=True)
+        if feature_rows
+        else pd.DataFrame(columns=["symbol", "date"])
     )
     metadata = pd.DataFrame(
-        [{"symbol": c["symbol_key"], "market": validated.get("exchange") or c["symbol_key"].split("_")[0],
-          "sector": c.get("sector") or "unknown"} for c in validated["candidates"]],
+        [
+            {
+                "symbol": c["symbol_key"],
+                "market": validated.get("exchange") or c["symbol_key"].split("_")[0],
+                "sector": c.get("sector") or "unknown",
+            }
+            for c in validated["candidates"]
+        ],
         columns=["symbol", "market", "sector"],
     )
     return LakehouseSnapshot(
-        run_id=run_id, as_of=as_of, closes=wide_closes(bars, until=as_of),
-        features=features.sort_values("symbol", ignore_index=True), metadata=metadata,
+        run_id=run_id,
+        as_of=as_of,
+        closes=wide_closes(bars, until=as_of),
+        features=features.sort_values("symbol", ignore_index=True),
+        metadata=metadata,
         fingerprints=dict(sorted(fingerprints.items())),
     )
 
@@ -141,10 +154,13 @@ def freeze_run(
     run_id = snapshot.run_id
     write_json_atomic(dict(manifest_document), paths.run_data_file(run_id, MANIFEST_FILE))
     frame = returns.returns.reset_index(names="date")
-    write_table_atomic(pa.Table.from_pandas(frame, preserve_index=False), paths.run_data_file(run_id, RETURNS_FILE))
+    write_table_atomic(
+        pa.Table.from_pandas(frame, preserve_index=False), paths.run_data_file(run_id, RETURNS_FILE)
+    )
     write_json_atomic([_drop_json(d) for d in returns.drops], paths.run_data_file(run_id, DROPS_FILE))
     write_table_atomic(
-        pa.Table.from_pandas(snapshot.features, preserve_index=False), paths.run_data_file(run_id, FEATURES_FILE)
+        pa.Table.from_pandas(snapshot.features, preserve_index=False),
+        paths.run_data_file(run_id, FEATURES_FILE),
     )
     document = {
         "run_id": run_id,
@@ -174,8 +190,12 @@ def load_frozen_run(paths: LakehousePaths, run_id: str) -> FrozenRun:
     for name, expected in snapshot["frozen"].items():
         path = paths.run_data_file(run_id, name)
         if not path.exists() or file_sha256(path) != expected:
-            raise LakehouseReadError(str(path), "frozen artifact is missing or changed since the run froze it")
-    returns = read_table_and_sha256(paths.run_data_file(run_id, RETURNS_FILE))[0].to_pandas().set_index("date")
+            raise LakehouseReadError(
+                str(path), "frozen artifact is missing or changed since the run froze it"
+            )
+    returns = (
+        read_table_and_sha256(paths.run_data_file(run_id, RETURNS_FILE))[0].to_pandas().set_index("date")
+    )
     returns.columns.name = None
     features = read_table_and_sha256(paths.run_data_file(run_id, FEATURES_FILE))[0].to_pandas()
     return FrozenRun(
@@ -190,7 +210,9 @@ def load_frozen_run(paths: LakehousePaths, run_id: str) -> FrozenRun:
 
 
 def _drop_json(record: Any) -> dict[str, Any]:
-    return {k: (v if not isinstance(v, float) or v == v else None) for k, v in dataclasses.asdict(record).items()}
+    return {
+        k: (v if not isinstance(v, float) or v == v else None) for k, v in dataclasses.asdict(record).items()
+    }
 
 
 def _read_bytes(path: Any) -> bytes:

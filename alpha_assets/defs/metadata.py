@@ -30,7 +30,9 @@ def column_schema(schema: pa.Schema) -> MetadataValue:
     )
 
 
-def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, limit: int = 50) -> MetadataValue:
+def markdown_table(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, limit: int = 50
+) -> MetadataValue:
     """A markdown table of the first ``limit`` rows (the UI renders it), with a line saying what was cut."""
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_cell(row.get(c)) for c in columns) + " |" for row in rows[:limit]]

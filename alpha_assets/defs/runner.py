@@ -59,20 +59,29 @@ def run_link(
         When the run does not succeed, with the first step error.
     """
     result: ExecuteInProcessResult = defs.get_job_def(job_name).execute_in_process(
-        instance=instance, partition_key=partition_key, tags=dict(tags or {}), run_config=dict(run_config or {}),
+        instance=instance,
+        partition_key=partition_key,
+        tags=dict(tags or {}),
+        run_config=dict(run_config or {}),
         raise_on_error=False,
     )
     if not result.success:
         raise FlowFailedError(f"{job_name} failed (Dagster run {result.run_id}): {_first_error(result)}")
     materializations = {
-        event.asset_key.to_user_string(): {k: v.value for k, v in event.step_materialization_data.materialization.metadata.items()}
+        event.asset_key.to_user_string(): {
+            k: v.value for k, v in event.step_materialization_data.materialization.metadata.items()
+        }
         for event in result.get_asset_materialization_events()
     }
     return LinkResult(job_name=job_name, dagster_run_id=result.run_id, materializations=materializations)
 
 
 def run_flow_data(
-    defs: Definitions, instance: DagsterInstance, paths: LakehousePaths, run_id: str, progress: Progress = print
+    defs: Definitions,
+    instance: DagsterInstance,
+    paths: LakehousePaths,
+    run_id: str,
+    progress: Progress = print,
 ) -> list[LinkResult]:
     """Discovery, ingestion, validation and features for ``run_id``: four runs, each after the previous one."""
     ensure_run_partition(instance, run_id)
@@ -87,7 +96,9 @@ def run_flow_data(
     links.append(run_link(defs, instance, keys.VALIDATION_JOB, partition_key=run_id, tags=run_tags))
     validated = validated_symbols(paths, run_id)
     progress(f"[4/4] features of {len(validated)} validated symbols")
-    links.append(run_link(defs, instance, keys.FEATURES_JOB, tags=symbol_range_tags(instance, validated, run_id)))
+    links.append(
+        run_link(defs, instance, keys.FEATURES_JOB, tags=symbol_range_tags(instance, validated, run_id))
+    )
     return links
 
 

@@ -48,9 +48,7 @@ def validate_run_id(run_id: object) -> str:
         When ``run_id`` is not a string matching ``^[A-Za-z0-9_-]{1,64}$``.
     """
     if not isinstance(run_id, str) or not RUN_ID_PATTERN.fullmatch(run_id):
-        raise UnsafeKeyError(
-            f"RUN_ID {run_id!r} is refused: expected 1 to 64 characters in [A-Za-z0-9_-]"
-        )
+        raise UnsafeKeyError(f"RUN_ID {run_id!r} is refused: expected 1 to 64 characters in [A-Za-z0-9_-]")
     return run_id
 
 

@@ -36,7 +36,10 @@ def validate_candidates(
         raise ValueError(f"no audit verdict for candidates {missing[:10]} of run {candidates['run_id']}")
     validated = [c for c in rows if by_key[c["symbol_key"]]["verdict"] == OK_VERDICT]
     rejected = {
-        c["symbol_key"]: {"verdict": by_key[c["symbol_key"]]["verdict"], "reasons": by_key[c["symbol_key"]]["reasons"]}
+        c["symbol_key"]: {
+            "verdict": by_key[c["symbol_key"]]["verdict"],
+            "reasons": by_key[c["symbol_key"]]["reasons"],
+        }
         for c in rows
         if by_key[c["symbol_key"]]["verdict"] != OK_VERDICT
     }

@@ -54,7 +54,10 @@ def render_run_reports(
         EQUITY_PNG: plot_equity_curves(atom_returns, extract_profile_weights(portfolio_doc)),
     }
     markdown = build_run_report(
-        portfolio_doc=portfolio_doc, selection_doc=selection_doc, gate_doc=gate_doc, drops=drops,
+        portfolio_doc=portfolio_doc,
+        selection_doc=selection_doc,
+        gate_doc=gate_doc,
+        drops=drops,
         plots={name.removesuffix(".png"): name for name in plots},
     )
     html = render_html(markdown, f"alpha_assets run {portfolio_doc['metadata']['run_id']}", images=plots)

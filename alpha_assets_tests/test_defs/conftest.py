@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from dagster import DagsterInstance, Definitions
 
+from alpha_assets.definitions import build_definitions
 from alpha_assets.defs.dataops.resources import MarketSourceResource
 from alpha_assets.defs.resources import LakehouseResource, ManifestResource
-from alpha_assets.definitions import build_definitions
 from alpha_assets.lakehouse.paths import LakehousePaths
 
 CLOCK = "2026-11-25T12:00:00+00:00"

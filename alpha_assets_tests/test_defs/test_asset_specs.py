@@ -14,8 +14,9 @@ def _spec_summary(spec) -> dict:
         "code_version": spec.code_version,
         "owners": sorted(spec.owners),
         "kinds": sorted(spec.kinds),
-        "automation_condition": None if spec.automation_condition is None else spec.automation_condition.get_label()
-        or type(spec.automation_condition).__name__,
+        "automation_condition": None
+        if spec.automation_condition is None
+        else spec.automation_condition.get_label() or type(spec.automation_condition).__name__,
         "has_description": bool(spec.description),
     }
 

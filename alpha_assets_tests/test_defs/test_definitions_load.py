@@ -11,8 +11,8 @@ from pathlib import Path
 
 from dagster import AssetKey, Definitions
 
-from alpha_assets.defs import keys
 from alpha_assets.definitions import defs
+from alpha_assets.defs import keys
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,7 +22,13 @@ def test_definitions_validate_loadable():
 
 
 def test_definitions_jobs_exist_by_name():
-    for name in (keys.DISCOVERY_JOB, keys.INGEST_JOB, keys.VALIDATION_JOB, keys.FEATURES_JOB, keys.PRODUCTION_JOB):
+    for name in (
+        keys.DISCOVERY_JOB,
+        keys.INGEST_JOB,
+        keys.VALIDATION_JOB,
+        keys.FEATURES_JOB,
+        keys.PRODUCTION_JOB,
+    ):
         assert defs.get_job_def(name).name == name
 
 
@@ -35,8 +41,13 @@ def test_definitions_sensors_exist_and_run_by_default():
 def test_definitions_gate_checks_are_blocking_and_audit_checks_are_not():
     graph = defs.resolve_asset_graph()
     checks = {key.name: graph.get_check_spec(key) for key in graph.asset_check_keys}
-    gate = [keys.GATE_NO_NAN, keys.GATE_MAX_ABS_RETURN, keys.GATE_INDEX_UTC_INCREASING, keys.GATE_DENSITY,
-            keys.GATE_FEATURES_PRESENT]
+    gate = [
+        keys.GATE_NO_NAN,
+        keys.GATE_MAX_ABS_RETURN,
+        keys.GATE_INDEX_UTC_INCREASING,
+        keys.GATE_DENSITY,
+        keys.GATE_FEATURES_PRESENT,
+    ]
     for name in gate:
         assert checks[name].blocking, name
         assert checks[name].asset_key == keys.RETURNS_MATRIX
@@ -55,6 +66,9 @@ def test_definitions_asset_keys_are_unique_and_grouped_by_cycle():
 def test_definitions_cli_validate_passes():
     result = subprocess.run(
         [str(Path(sys.executable).with_name("dagster")), "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr

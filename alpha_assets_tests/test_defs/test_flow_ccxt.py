@@ -26,8 +26,10 @@ def _bars_until(now: str) -> dict[str, pd.DataFrame]:
     simulated = SimulatedExchange(seed=3, now=pd.Timestamp(now))
     markets = {m.ccxt_symbol: m for m in simulated.load_markets()}
     start = pd.Timestamp("2024-06-01", tz="UTC")
-    return {pair: simulated.fetch_daily_bars(markets[pair], since=start, until=pd.Timestamp(now).floor("D"))
-            for pair in PAIRS}
+    return {
+        pair: simulated.fetch_daily_bars(markets[pair], since=start, until=pd.Timestamp(now).floor("D"))
+        for pair in PAIRS
+    }
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,9 @@ def test_ccxt_flow_first_run_fetches_each_history_in_one_request(ccxt_env):
 def test_ccxt_flow_same_day_rerun_fetches_no_bar_again(ccxt_env):
     env, server = ccxt_env
     server.reset_counts()
-    run_flow_data(_defs(env, server, CLOCK), env.instance, env.paths, "CCXT_DAY_1_AGAIN", progress=lambda _: None)
+    run_flow_data(
+        _defs(env, server, CLOCK), env.instance, env.paths, "CCXT_DAY_1_AGAIN", progress=lambda _: None
+    )
     assert server.request_count(KLINES_PATH) == 0
 
 
@@ -66,7 +70,9 @@ def test_ccxt_flow_next_day_fetches_one_bar_per_symbol_in_one_request(ccxt_env):
     for pair, bars in _bars_until(NEXT_DAY_CLOCK).items():
         server.set_bars(pair, bars)
     server.reset_counts()
-    run_flow_data(_defs(env, server, NEXT_DAY_CLOCK), env.instance, env.paths, "CCXT_DAY_2", progress=lambda _: None)
+    run_flow_data(
+        _defs(env, server, NEXT_DAY_CLOCK), env.instance, env.paths, "CCXT_DAY_2", progress=lambda _: None
+    )
     assert server.request_count(KLINES_PATH) == len(PAIRS)
     for key in keys:
         assert len(read_ohlcv(env.paths, key)) == before[key] + 1, key

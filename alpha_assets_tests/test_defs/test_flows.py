@@ -7,7 +7,6 @@ Leaves to other modules: the ccxt source through Dagster (test_flow_ccxt.py), th
 
 from __future__ import annotations
 
-import json
 import shutil
 import socket
 
@@ -55,7 +54,8 @@ def test_flow_data_writes_every_contract_file(flow_env, first_run):
     paths = flow_env.paths
     candidates = read_json(paths.candidates_file(RUN_ID))
     assert {"SIM_PUMPUSDT", "SIM_FRZNUSDT", "SIM_HOLEUSDT", "SIM_NEWBUSDT"} <= {
-        c["symbol_key"] for c in candidates["candidates"]}
+        c["symbol_key"] for c in candidates["candidates"]
+    }
     assert "SIM_GONEUSDT" in candidates["excluded"], "the delisted pair is inactive and excluded by discovery"
     assert read_json(paths.audit_report_file(RUN_ID))["run_id"] == RUN_ID
     for key in (c["symbol_key"] for c in candidates["candidates"]):
@@ -69,7 +69,11 @@ def test_flow_data_writes_every_contract_file(flow_env, first_run):
 def test_flow_data_links_are_recorded_on_the_instance(flow_env, first_run):
     links, production = first_run
     assert [link.job_name for link in links] == [
-        keys.DISCOVERY_JOB, keys.INGEST_JOB, keys.VALIDATION_JOB, keys.FEATURES_JOB]
+        keys.DISCOVERY_JOB,
+        keys.INGEST_JOB,
+        keys.VALIDATION_JOB,
+        keys.FEATURES_JOB,
+    ]
     for link in [*links, production]:
         assert flow_env.instance.get_run_by_id(link.dagster_run_id).is_success
     assert flow_env.instance.has_dynamic_partition("symbols", "SIM_BTCUSDT")
@@ -116,7 +120,8 @@ def test_flow_data_refreshes_duckdb_views_queryable_by_name(flow_env, first_run)
     with duckdb.connect(str(flow_env.paths.duckdb_file), read_only=True) as db:
         bars = db.execute("select count(*) from ohlcv where symbol_key = 'SIM_BTCUSDT'").fetchone()[0]
         weights = db.execute(
-            "select sum(Weight) from weights where run_id = ? and profile = 'min_variance'", [RUN_ID]).fetchone()[0]
+            "select sum(Weight) from weights where run_id = ? and profile = 'min_variance'", [RUN_ID]
+        ).fetchone()[0]
         features = db.execute("select count(distinct symbol) from features").fetchone()[0]
     assert bars == len(pq.read_table(flow_env.paths.ohlcv_file("SIM_BTCUSDT")))
     assert weights == pytest.approx(1.0, abs=1e-6)
@@ -128,8 +133,13 @@ def test_flow_production_rerun_after_lakehouse_changed_is_byte_identical(flow_en
     before = _portfolio_path(flow_env, RUN_ID).read_bytes()
     btc_file = flow_env.paths.ohlcv_file("SIM_BTCUSDT")
     btc_before = file_sha256(btc_file)
-    run_flow_data(flow_env.defs(clock=NEXT_DAY_CLOCK), flow_env.instance, flow_env.paths, "RUN_TEST_NEXT_DAY",
-                  progress=lambda _: None)
+    run_flow_data(
+        flow_env.defs(clock=NEXT_DAY_CLOCK),
+        flow_env.instance,
+        flow_env.paths,
+        "RUN_TEST_NEXT_DAY",
+        progress=lambda _: None,
+    )
     assert file_sha256(btc_file) != btc_before, "the next day's ingest must append a bar"
     run_link(flow_env.defs(), flow_env.instance, keys.PRODUCTION_JOB, partition_key=RUN_ID)
     assert _portfolio_path(flow_env, RUN_ID).read_bytes() == before
@@ -166,8 +176,11 @@ def test_gate_failure_also_refuses_a_later_launch_of_selection(flow_env, first_r
         test_gate_failure_stops_selection_and_writes_no_weights(flow_env, first_run)
     defs = flow_env.defs()
     result = materialize(
-        [selection_asset], partition_key="RUN_TEST_GATE", instance=flow_env.instance,
-        resources={name: defs.resources[name] for name in ("lakehouse", "offline_guard")}, raise_on_error=False,
+        [selection_asset],
+        partition_key="RUN_TEST_GATE",
+        instance=flow_env.instance,
+        resources={name: defs.resources[name] for name in ("lakehouse", "offline_guard")},
+        raise_on_error=False,
     )
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)

@@ -25,12 +25,12 @@ from dagster import (
 )
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from alpha_assets.definitions import build_definitions
 from alpha_assets.defs import keys
 from alpha_assets.defs.alpha.sensors import export_sensor, new_exports
 from alpha_assets.defs.dataops.sensors import discovery_succeeded_sensor
 from alpha_assets.defs.resources import LakehouseResource
 from alpha_assets.defs.runner import ensure_run_partition, run_flow_data, run_link
-from alpha_assets.definitions import build_definitions
 from alpha_assets.lakehouse.parquet import read_json, write_json_atomic
 from alpha_assets_tests.test_defs.conftest import make_flow_env
 
@@ -66,14 +66,16 @@ def test_export_sensor_new_export_requests_production_once_and_adds_partition(tm
         assert first.dynamic_partitions_requests[0].partition_keys == ["RUN_A"]
         assert first.cursor == "1000"
 
-        again = export_sensor(build_sensor_context(instance=instance, cursor=first.cursor,
-                                                   resources={"lakehouse": lakehouse}))
+        again = export_sensor(
+            build_sensor_context(instance=instance, cursor=first.cursor, resources={"lakehouse": lakehouse})
+        )
         assert isinstance(again, SkipReason)
 
         _export(lakehouse, "RUN_B", 2_000)
         instance.add_dynamic_partitions("runs", ["RUN_B"])
-        second = export_sensor(build_sensor_context(instance=instance, cursor=first.cursor,
-                                                    resources={"lakehouse": lakehouse}))
+        second = export_sensor(
+            build_sensor_context(instance=instance, cursor=first.cursor, resources={"lakehouse": lakehouse})
+        )
         assert [r.partition_key for r in second.run_requests] == ["RUN_B"]
         assert second.dynamic_partitions_requests == [], "an existing partition is not added again"
         assert second.cursor == "2000"
@@ -91,15 +93,20 @@ def test_daily_schedule_adds_its_run_id_and_requests_discovery(tmp_path):
     schedule = defs.get_schedule_def("daily_flow_data_schedule")
     assert schedule.default_status.value == "STOPPED"
     with DagsterInstance.local_temp(tempdir=str(tmp_path)) as instance:
-        context = build_schedule_context(instance=instance, repository_def=defs.get_repository_def(),
-                                         scheduled_execution_time=datetime(2026, 11, 25, 0, 15, tzinfo=UTC))
+        context = build_schedule_context(
+            instance=instance,
+            repository_def=defs.get_repository_def(),
+            scheduled_execution_time=datetime(2026, 11, 25, 0, 15, tzinfo=UTC),
+        )
         request = schedule.evaluate_tick(context).run_requests[0]
         assert request.partition_key == "20261125T001500Z"
         assert instance.has_dynamic_partition("runs", "20261125T001500Z")
 
 
 def test_daily_schedule_runs_by_default_only_when_the_user_opts_in():
-    on = build_definitions(environ={"ALPHA_ASSETS_DAILY_SCHEDULE": "on", "ALPHA_ASSETS_DAILY_CRON": "0 6 * * *"})
+    on = build_definitions(
+        environ={"ALPHA_ASSETS_DAILY_SCHEDULE": "on", "ALPHA_ASSETS_DAILY_CRON": "0 6 * * *"}
+    )
     schedule = on.get_schedule_def("daily_flow_data_schedule")
     assert schedule.default_status.value == "RUNNING" and schedule.cron_schedule == "0 6 * * *"
     off = build_definitions(environ={}).get_schedule_def("daily_flow_data_schedule")
@@ -119,18 +126,27 @@ def chain_env(tmp_path_factory):
 def test_discovery_succeeded_sensor_requests_ingest_over_the_candidates_range(chain_env):
     env, defs, link = chain_env
     run = env.instance.get_run_by_id(link.dagster_run_id)
-    success = env.instance.get_records_for_run(link.dagster_run_id, of_type=DagsterEventType.RUN_SUCCESS).records[0]
+    success = env.instance.get_records_for_run(
+        link.dagster_run_id, of_type=DagsterEventType.RUN_SUCCESS
+    ).records[0]
     context = build_run_status_sensor_context(
-        sensor_name="discovery_succeeded_sensor", dagster_event=success.event_log_entry.dagster_event,
-        dagster_instance=env.instance, dagster_run=run, resources={"lakehouse": defs.resources["lakehouse"]},
+        sensor_name="discovery_succeeded_sensor",
+        dagster_event=success.event_log_entry.dagster_event,
+        dagster_instance=env.instance,
+        dagster_run=run,
+        resources={"lakehouse": defs.resources["lakehouse"]},
     )
     request = discovery_succeeded_sensor(context)
     candidates = [c["symbol_key"] for c in read_json(env.paths.candidates_file("RUN_CHAIN"))["candidates"]]
     ordered = env.instance.get_dynamic_partitions("symbols")
     assert request.run_key == "RUN_CHAIN:ingest"
     assert request.tags[keys.RUN_ID_TAG] == "RUN_CHAIN"
-    covered = ordered[ordered.index(request.tags[ASSET_PARTITION_RANGE_START_TAG]):
-                      ordered.index(request.tags[ASSET_PARTITION_RANGE_END_TAG]) + 1]
+    covered = ordered[
+        ordered.index(request.tags[ASSET_PARTITION_RANGE_START_TAG]) : ordered.index(
+            request.tags[ASSET_PARTITION_RANGE_END_TAG]
+        )
+        + 1
+    ]
     assert set(candidates) <= set(covered)
 
 
@@ -153,7 +169,8 @@ def test_automation_selection_waits_for_a_passed_gate_across_runs(automation_env
     # returns_matrix alone, in its own run: the gate passes, so automation may take selection next.
     run_link(defs, env.instance, keys.PRODUCTION_JOB, partition_key="RUN_AUTO")
     assert env.instance.get_event_records(
-        EventRecordsFilter(DagsterEventType.ASSET_CHECK_EVALUATION), limit=1)
+        EventRecordsFilter(DagsterEventType.ASSET_CHECK_EVALUATION), limit=1
+    )
     passed = evaluate_automation_conditions(defs=defs, instance=env.instance, cursor=first.cursor)
     assert _requested(passed, "selection") == set(), "selection was materialised in the same run already"
 
@@ -162,6 +179,7 @@ def test_automation_selection_waits_for_a_passed_gate_across_runs(automation_env
     document.update(run_id="RUN_AUTO_BAD", symbols=[*document["symbols"], "SIM_NOFEATUSDT"])
     document["candidates"].append({"symbol_key": "SIM_NOFEATUSDT", "sector": "unknown"})
     import shutil
+
     shutil.copyfile(env.paths.ohlcv_file("SIM_ETHUSDT"), env.paths.ohlcv_file("SIM_NOFEATUSDT"))
     write_json_atomic(document, env.paths.candidates_validated_file("RUN_AUTO_BAD"))
     ensure_run_partition(env.instance, "RUN_AUTO_BAD")
@@ -169,9 +187,13 @@ def test_automation_selection_waits_for_a_passed_gate_across_runs(automation_env
 
     from alpha_assets.defs.alpha.assets import returns_matrix
 
-    result = materialize([returns_matrix], partition_key="RUN_AUTO_BAD", instance=env.instance,
-                         resources={k: defs.resources[k] for k in ("lakehouse", "manifest", "offline_guard")},
-                         raise_on_error=False)
+    result = materialize(
+        [returns_matrix],
+        partition_key="RUN_AUTO_BAD",
+        instance=env.instance,
+        resources={k: defs.resources[k] for k in ("lakehouse", "manifest", "offline_guard")},
+        raise_on_error=False,
+    )
     assert not result.success
     after_fail = evaluate_automation_conditions(defs=defs, instance=env.instance, cursor=passed.cursor)
     assert "RUN_AUTO_BAD" not in _requested(after_fail, "selection")
@@ -180,15 +202,26 @@ def test_automation_selection_waits_for_a_passed_gate_across_runs(automation_env
 def _range_of(env, link):
     tags = env.instance.get_run_by_id(link.dagster_run_id).tags
     ordered = env.instance.get_dynamic_partitions("symbols")
-    return set(ordered[ordered.index(tags[ASSET_PARTITION_RANGE_START_TAG]):
-                       ordered.index(tags[ASSET_PARTITION_RANGE_END_TAG]) + 1])
+    return set(
+        ordered[
+            ordered.index(tags[ASSET_PARTITION_RANGE_START_TAG]) : ordered.index(
+                tags[ASSET_PARTITION_RANGE_END_TAG]
+            )
+            + 1
+        ]
+    )
 
 
 def test_automation_features_follow_new_ohlcv(automation_env):
     env, defs = automation_env
     baseline = evaluate_automation_conditions(defs=defs, instance=env.instance)
-    links = run_flow_data(env.defs(clock="2026-11-26T12:00:00+00:00"), env.instance, env.paths, "RUN_AUTO_2",
-                          progress=lambda _: None)
+    links = run_flow_data(
+        env.defs(clock="2026-11-26T12:00:00+00:00"),
+        env.instance,
+        env.paths,
+        "RUN_AUTO_2",
+        progress=lambda _: None,
+    )
     later = evaluate_automation_conditions(defs=defs, instance=env.instance, cursor=baseline.cursor)
     # The chain's features link covered the validated symbols' range; ohlcv partitions updated outside it
     # (rejected symbols at the ends of the range) are left to automation.

@@ -85,7 +85,9 @@ def returns_matrix(
         snapshot = take_snapshot(paths, run_id)
         trimmed = compute_returns_matrix(snapshot.closes, profile.sections["returns"])
         freeze_run(paths, snapshot, trimmed, profile.document)
-        context.log.info(f"froze {len(snapshot.fingerprints)} lakehouse files for {run_id} (profile {profile.name})")
+        context.log.info(
+            f"froze {len(snapshot.fingerprints)} lakehouse files for {run_id} (profile {profile.name})"
+        )
     else:
         context.log.info(f"{run_id} is frozen: reusing its snapshot and manifest (refreeze to re-read)")
     frozen = load_frozen_run(paths, run_id)
@@ -117,8 +119,10 @@ def returns_matrix(
             passed=verdict.passed,
             severity=AssetCheckSeverity.ERROR,
             description=verdict.message,
-            metadata={"observed": MetadataValue.json(verdict.observed),
-                      "threshold": MetadataValue.json(verdict.threshold)},
+            metadata={
+                "observed": MetadataValue.json(verdict.observed),
+                "threshold": MetadataValue.json(verdict.threshold),
+            },
         )
 
 
@@ -187,7 +191,10 @@ def portfolio_flattened(
     path = paths.run_data_file(run_id, "portfolio_flattened.json")
     write_bytes_atomic(encode_portfolio_json(document), path)
     reports = render_run_reports(
-        returns=frozen.returns, atom_returns=atom_returns, selection_doc=selection_doc, portfolio_doc=document,
+        returns=frozen.returns,
+        atom_returns=atom_returns,
+        selection_doc=selection_doc,
+        portfolio_doc=document,
         gate_doc=read_json(paths.run_data_file(run_id, "gate_verdict.json")),
         drops=read_json(paths.run_data_file(run_id, "returns_drops.json")),
     )
@@ -196,9 +203,14 @@ def portfolio_flattened(
     # The catalog holds views only (no lakehouse data): rebuilding it makes this run's weights queryable now.
     refresh_views(paths)
     summary = [
-        {"profile": p.value, "status": r.status, "solver": r.solver, "assets": 0 if r.weights is None
-         else int((r.weights > 1e-9).sum()), "max_weight": None if r.weights is None else float(r.weights.max()),
-         "reason": r.reason}
+        {
+            "profile": p.value,
+            "status": r.status,
+            "solver": r.solver,
+            "assets": 0 if r.weights is None else int((r.weights > 1e-9).sum()),
+            "max_weight": None if r.weights is None else float(r.weights.max()),
+            "reason": r.reason,
+        }
         for p, r in results.items()
     ]
     for row in summary:
@@ -206,11 +218,19 @@ def portfolio_flattened(
     return MaterializeResult(
         metadata={
             **file_metadata(path),
-            "profiles": markdown_table(summary, ["profile", "status", "solver", "assets", "max_weight", "reason"]),
-            "failed_profiles": MetadataValue.json(sorted(r["profile"] for r in summary if r["status"] != "optimal")),
+            "profiles": markdown_table(
+                summary, ["profile", "status", "solver", "assets", "max_weight", "reason"]
+            ),
+            "failed_profiles": MetadataValue.json(
+                sorted(r["profile"] for r in summary if r["status"] != "optimal")
+            ),
             "report": MetadataValue.path(str(paths.run_report_file(run_id, REPORT_HTML))),
-            "plots": MetadataValue.md("\n\n".join(
-                f"![{name}]({png_data_url(reports[name])})" for name in (WEIGHTS_PNG, EQUITY_PNG, CORRELATION_PNG))),
+            "plots": MetadataValue.md(
+                "\n\n".join(
+                    f"![{name}]({png_data_url(reports[name])})"
+                    for name in (WEIGHTS_PNG, EQUITY_PNG, CORRELATION_PNG)
+                )
+            ),
         },
         data_version=data_version_of([path]),
     )

@@ -15,12 +15,19 @@ from alpha_assets.lakehouse.paths import LakehousePaths
 #: Gate predicate name -> (asset check name, description).
 GATE_CHECKS = {
     quality.CHECK_NO_NAN: (keys.GATE_NO_NAN, "No missing return anywhere in the matrix."),
-    quality.CHECK_MAX_ABS_RETURN: (keys.GATE_MAX_ABS_RETURN, "Every |daily return| is below the limit (5.0)."),
+    quality.CHECK_MAX_ABS_RETURN: (
+        keys.GATE_MAX_ABS_RETURN,
+        "Every |daily return| is below the limit (5.0).",
+    ),
     quality.CHECK_INDEX_UTC_INCREASING: (
-        keys.GATE_INDEX_UTC_INCREASING, "Dates are tz-aware UTC and strictly increasing."),
+        keys.GATE_INDEX_UTC_INCREASING,
+        "Dates are tz-aware UTC and strictly increasing.",
+    ),
     quality.CHECK_DENSITY: (keys.GATE_DENSITY, "At least the manifest's minimum symbols and days."),
     quality.CHECK_FEATURES_PRESENT: (
-        keys.GATE_FEATURES_PRESENT, "Every symbol has its feature row at the as-of date."),
+        keys.GATE_FEATURES_PRESENT,
+        "Every symbol has its feature row at the as-of date.",
+    ),
 }
 
 

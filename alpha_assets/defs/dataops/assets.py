@@ -68,6 +68,7 @@ def _add_symbol_partitions(instance: DagsterInstance, symbol_keys: list[str]) ->
                 raise
     raise AssertionError("unreachable: the loop returns or raises")
 
+
 @asset(
     key=keys.CANDIDATES,
     group_name=keys.DATAOPS_GROUP,
@@ -98,7 +99,9 @@ def candidates(
         "manifest_sha256": profile.sha256,
         **discovery.to_json_dict(),
         # What the symbols asset versions later, as the source described each candidate at discovery.
-        "markets": {m.symbol_key: market_record(m, source.exchange_key) for m in markets if m.symbol_key in chosen},
+        "markets": {
+            m.symbol_key: market_record(m, source.exchange_key) for m in markets if m.symbol_key in chosen
+        },
     }
     path = lakehouse.paths.candidates_file(run_id)
     write_json_atomic(document, path)
@@ -114,7 +117,9 @@ def candidates(
             "dagster/row_count": len(symbol_keys),
             "excluded": len(document["excluded"]),
             "new_symbol_partitions": len(new_keys),
-            "candidates": markdown_table(document["candidates"], ["rank", "symbol_key", "sector", "quote_volume_24h"]),
+            "candidates": markdown_table(
+                document["candidates"], ["rank", "symbol_key", "sector", "quote_volume_24h"]
+            ),
         },
         data_version=data_version_of([path]),
     )
@@ -136,7 +141,8 @@ OHLCV_CHECK_DESCRIPTIONS = {
     partitions_def=symbols_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     check_specs=[
-        AssetCheckSpec(name, asset=keys.OHLCV, description=text) for name, text in OHLCV_CHECK_DESCRIPTIONS.items()
+        AssetCheckSpec(name, asset=keys.OHLCV, description=text)
+        for name, text in OHLCV_CHECK_DESCRIPTIONS.items()
     ],
     kinds={"parquet"},
     owners=OWNERS,
@@ -155,11 +161,18 @@ def ohlcv(
     source = market_source.build()
     now = market_source.now()
     markets = {m.symbol_key: m for m in source.load_markets()}
-    listed = ingest_symbols(source, [markets[k] for k in symbol_keys if k in markets], paths, now=now,
-                            params=profile.sections["ingestion"])
+    listed = ingest_symbols(
+        source,
+        [markets[k] for k in symbol_keys if k in markets],
+        paths,
+        now=now,
+        params=profile.sections["ingestion"],
+    )
     by_key = {r.symbol_key: r for r in listed}
     reports = [by_key.get(k) or _unlisted_report(k, source.exchange_key) for k in symbol_keys]
-    verdicts = [audit_symbol_file(paths, r.symbol_key, as_of=now, params=profile.sections["audit"]) for r in reports]
+    verdicts = [
+        audit_symbol_file(paths, r.symbol_key, as_of=now, params=profile.sections["audit"]) for r in reports
+    ]
     for verdict in verdicts:
         write_json_atomic(verdict.to_json_dict(), paths.audit_file(verdict.symbol_key))
     statuses = Counter(r.status.value for r in reports)
@@ -175,10 +188,21 @@ def ohlcv(
             "new_bars": sum(r.new_bars for r in reports),
             "requests": source.requests_made,
             "requests_per_symbol": round(source.requests_made / max(len(reports), 1), 3),
-            "failed_symbols": MetadataValue.json(sorted(r.symbol_key for r in reports if r.status == "failed")),
+            "failed_symbols": MetadataValue.json(
+                sorted(r.symbol_key for r in reports if r.status == "failed")
+            ),
             "per_symbol": markdown_table(
                 [r.to_json_dict() for r in reports],
-                ["symbol_key", "status", "new_bars", "bars_after", "first_bar", "last_bar", "gaps_repaired", "error"],
+                [
+                    "symbol_key",
+                    "status",
+                    "new_bars",
+                    "bars_after",
+                    "first_bar",
+                    "last_bar",
+                    "gaps_repaired",
+                    "error",
+                ],
                 limit=200,
             ),
             "lakehouse_dir": MetadataValue.path(str(paths.lakehouse_dir)),
@@ -207,7 +231,9 @@ def candidates_validated(
     candidates_doc = read_json(paths.candidates_file(run_id))
     as_of = pd.Timestamp(candidates_doc["as_of"])
     verdicts = [
-        audit_symbol_file(paths, c["symbol_key"], as_of=as_of, params=profile.sections["audit"]).to_json_dict()
+        audit_symbol_file(
+            paths, c["symbol_key"], as_of=as_of, params=profile.sections["audit"]
+        ).to_json_dict()
         for c in candidates_doc["candidates"]
     ]
     audit_path = paths.audit_report_file(run_id)
@@ -230,8 +256,10 @@ def candidates_validated(
             "dagster/row_count": len(document["symbols"]),
             "verdicts": MetadataValue.json(dict(sorted(counts.items()))),
             "rejected": markdown_table(
-                [{"symbol_key": k, "verdict": v["verdict"], "reasons": "; ".join(v["reasons"])}
-                 for k, v in sorted(document["rejected"].items())],
+                [
+                    {"symbol_key": k, "verdict": v["verdict"], "reasons": "; ".join(v["reasons"])}
+                    for k, v in sorted(document["rejected"].items())
+                ],
                 ["symbol_key", "verdict", "reasons"],
             ),
         },
@@ -257,7 +285,10 @@ def symbols(context: AssetExecutionContext, lakehouse: LakehouseResource) -> Mat
     now = pd.Timestamp(candidates_doc["as_of"])
     upserts = [
         upsert_symbol_metadata(
-            paths, key, {**market, **{end: _timestamp(bars[key][end]) for end in ("first_bar", "last_bar")}}, now=now
+            paths,
+            key,
+            {**market, **{end: _timestamp(bars[key][end]) for end in ("first_bar", "last_bar")}},
+            now=now,
         )
         for key, market in sorted(candidates_doc["markets"].items())
     ]
@@ -270,8 +301,13 @@ def symbols(context: AssetExecutionContext, lakehouse: LakehouseResource) -> Mat
             "dagster/column_schema": column_schema(SYMBOLS_SCHEMA),
             "actions": MetadataValue.json(dict(sorted(actions.items()))),
             "versioned": markdown_table(
-                [{"symbol_key": u.symbol_key, "changed": ", ".join(u.changed_columns)}
-                 for u in upserts if u.action == "versioned"], ["symbol_key", "changed"]),
+                [
+                    {"symbol_key": u.symbol_key, "changed": ", ".join(u.changed_columns)}
+                    for u in upserts
+                    if u.action == "versioned"
+                ],
+                ["symbol_key", "changed"],
+            ),
         },
         data_version=data_version_of([paths.symbol_metadata_file(u.symbol_key) for u in upserts]),
     )
@@ -317,8 +353,9 @@ def features_matrix(
             "symbols": len(rows),
             "rows_changed": sum(r["rows_changed"] for r in rows),
             "failed_symbols": MetadataValue.json(sorted(r["symbol_key"] for r in rows if r["error"])),
-            "per_symbol": markdown_table(rows, ["symbol_key", "rows_written", "rows_changed", "last_date", "error"],
-                                         limit=200),
+            "per_symbol": markdown_table(
+                rows, ["symbol_key", "rows_written", "rows_changed", "last_date", "error"], limit=200
+            ),
         },
         data_version=data_version_of([paths.features_file(k) for k in symbol_keys]),
     )
@@ -327,8 +364,14 @@ def features_matrix(
 
 def _unlisted_report(symbol_key: str, exchange_key: str) -> IngestReport:
     return IngestReport(
-        symbol_key=symbol_key, status=IngestStatus.FAILED, bars_before=0, bars_after=0, new_bars=0,
-        first_bar=None, last_bar=None, requests=0,
+        symbol_key=symbol_key,
+        status=IngestStatus.FAILED,
+        bars_before=0,
+        bars_after=0,
+        new_bars=0,
+        first_bar=None,
+        last_bar=None,
+        requests=0,
         error=f"{symbol_key}: not listed by the {exchange_key} source any more; stored bars kept as they are",
     )
 

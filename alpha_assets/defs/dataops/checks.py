@@ -21,8 +21,12 @@ from alpha_assets.lakehouse.paths import LakehousePaths
 
 #: Which audit sub-checks each UI check summarises.
 AUDIT_CHECKS_BY_ASSET_CHECK = {
-    keys.OHLCV_SCHEMA_IS_VALID: (audit.CHECK_BARS_PRESENT, audit.CHECK_SCHEMA, audit.CHECK_UTC_TIMESTAMPS,
-                                 audit.CHECK_SORTED_UNIQUE),
+    keys.OHLCV_SCHEMA_IS_VALID: (
+        audit.CHECK_BARS_PRESENT,
+        audit.CHECK_SCHEMA,
+        audit.CHECK_UTC_TIMESTAMPS,
+        audit.CHECK_SORTED_UNIQUE,
+    ),
     keys.OHLCV_PRICES_ARE_SANE: (audit.CHECK_OHLC_SANITY, audit.CHECK_CLOSED_BARS),
     keys.OHLCV_HAS_NO_UNREPAIRED_GAPS: (audit.CHECK_GAPS,),
     keys.OHLCV_IS_FRESH: (audit.CHECK_STALENESS,),
@@ -33,7 +37,9 @@ SPOT_CHECK_SYMBOLS = 3
 SPOT_CHECK_CUT_BARS = 30
 
 
-def audit_check_results(reports: Sequence[Any], verdicts: Sequence[audit.AuditVerdict]) -> Iterator[AssetCheckResult]:
+def audit_check_results(
+    reports: Sequence[Any], verdicts: Sequence[audit.AuditVerdict]
+) -> Iterator[AssetCheckResult]:
     """One result per ohlcv check, listing every failing symbol with the observed value and threshold."""
     failed_ingest = [r for r in reports if r.status == "failed"]
     yield AssetCheckResult(
@@ -43,14 +49,21 @@ def audit_check_results(reports: Sequence[Any], verdicts: Sequence[audit.AuditVe
         metadata={
             "failed": len(failed_ingest),
             "symbols": len(reports),
-            "failures": markdown_table([{"symbol_key": r.symbol_key, "error": r.error} for r in failed_ingest],
-                                       ["symbol_key", "error"]),
+            "failures": markdown_table(
+                [{"symbol_key": r.symbol_key, "error": r.error} for r in failed_ingest],
+                ["symbol_key", "error"],
+            ),
         },
     )
     for check_name, sub_checks in AUDIT_CHECKS_BY_ASSET_CHECK.items():
         rows = [
-            {"symbol_key": v.symbol_key, "check": name, "verdict": v.checks[name].verdict.value,
-             "observed": v.checks[name].observed, "threshold": v.checks[name].threshold}
+            {
+                "symbol_key": v.symbol_key,
+                "check": name,
+                "verdict": v.checks[name].verdict.value,
+                "observed": v.checks[name].observed,
+                "threshold": v.checks[name].threshold,
+            }
             for v in verdicts
             for name in sub_checks
             if name in v.checks and not v.checks[name].passed
@@ -86,8 +99,14 @@ def feature_check_results(paths: LakehousePaths, symbol_keys: Sequence[str]) -> 
         last_bar = bars["timestamp"].max() if len(bars) else None
         last_feature = stored["date"].max() if len(stored) else None
         if last_bar is not None and (last_feature is None or last_feature < last_bar):
-            uncovered.append({"symbol_key": key, "last_bar": str(last_bar), "last_feature": str(last_feature),
-                              "why": "features end before the last bar"})
+            uncovered.append(
+                {
+                    "symbol_key": key,
+                    "last_bar": str(last_bar),
+                    "last_feature": str(last_feature),
+                    "why": "features end before the last bar",
+                }
+            )
     yield AssetCheckResult(
         check_name=keys.FEATURES_HAVE_NO_INF,
         passed=not infinite,
@@ -96,12 +115,17 @@ def feature_check_results(paths: LakehousePaths, symbol_keys: Sequence[str]) -> 
     yield AssetCheckResult(
         check_name=keys.FEATURES_COVER_LAST_BAR,
         passed=not uncovered,
-        metadata={"uncovered_symbols": len(uncovered), "symbols": len(symbol_keys),
-                  "uncovered": markdown_table(uncovered, ["symbol_key", "last_bar", "last_feature", "why"])},
+        metadata={
+            "uncovered_symbols": len(uncovered),
+            "symbols": len(symbol_keys),
+            "uncovered": markdown_table(uncovered, ["symbol_key", "last_bar", "last_feature", "why"]),
+        },
     )
     sample = sorted(frames)[:: max(1, len(frames) // SPOT_CHECK_SYMBOLS)][:SPOT_CHECK_SYMBOLS]
     mismatches = {
-        key: point_in_time_mismatches(*frames[key], key, cut=max(1, len(frames[key][0]) - SPOT_CHECK_CUT_BARS))
+        key: point_in_time_mismatches(
+            *frames[key], key, cut=max(1, len(frames[key][0]) - SPOT_CHECK_CUT_BARS)
+        )
         for key in sample
         if len(frames[key][0])
     }
@@ -109,6 +133,9 @@ def feature_check_results(paths: LakehousePaths, symbol_keys: Sequence[str]) -> 
     yield AssetCheckResult(
         check_name=keys.FEATURES_ARE_POINT_IN_TIME,
         passed=not mismatches,
-        metadata={"sampled": MetadataValue.json(sample), "cut_bars": SPOT_CHECK_CUT_BARS,
-                  "mismatched_columns": MetadataValue.json(mismatches)},
+        metadata={
+            "sampled": MetadataValue.json(sample),
+            "cut_bars": SPOT_CHECK_CUT_BARS,
+            "mismatched_columns": MetadataValue.json(mismatches),
+        },
     )

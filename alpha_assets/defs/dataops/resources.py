@@ -31,15 +31,22 @@ class SourceKind(str, Enum):
 class MarketSourceResource(ConfigurableResource):
     """Where DataOps gets markets, tickers and daily bars; the clock it treats as now."""
 
-    source: SourceKind = Field(default=SourceKind.SIMULATED, description="simulated (default), ccxt or files.")
+    source: SourceKind = Field(
+        default=SourceKind.SIMULATED, description="simulated (default), ccxt or files."
+    )
     exchange: str = Field(default="binance", description="ccxt exchange id (source=ccxt).")
-    base_url: str | None = Field(default=None, description="Override every API URL of the exchange (tests, proxies).")
+    base_url: str | None = Field(
+        default=None, description="Override every API URL of the exchange (tests, proxies)."
+    )
     timeout_ms: int = Field(default=10_000, description="Per-request timeout of the ccxt source.")
-    files_dir: str | None = Field(default=None, description="Folder of <EXCHANGE>_<SYMBOL>_1d.csv|parquet (source=files).")
+    files_dir: str | None = Field(
+        default=None, description="Folder of <EXCHANGE>_<SYMBOL>_1d.csv|parquet (source=files)."
+    )
     seed: int = Field(default=7, description="Seed of the simulated exchange.")
     n_symbols: int = Field(default=60, description="Pairs listed by the simulated exchange.")
     clock: str | None = Field(
-        default=None, description="ISO-8601 UTC time treated as now (reproducible demos, tests); empty: wall clock."
+        default=None,
+        description="ISO-8601 UTC time treated as now (reproducible demos, tests); empty: wall clock.",
     )
 
     def now(self) -> pd.Timestamp:

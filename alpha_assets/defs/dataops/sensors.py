@@ -19,8 +19,8 @@ from dagster._core.storage.tags import PARTITION_NAME_TAG
 
 from alpha_assets.defs import keys
 from alpha_assets.defs.dataops.chain import candidate_symbols, symbol_range_tags, validated_symbols
-from alpha_assets.defs.partitions import runs_partitions
 from alpha_assets.defs.dataops.jobs import discovery_job, features_job, ingest_job, validation_job
+from alpha_assets.defs.partitions import runs_partitions
 from alpha_assets.defs.resources import LakehouseResource
 from alpha_assets.lakehouse.keys import validate_run_id
 from alpha_assets.lakehouse.paths import LakehousePaths
@@ -35,6 +35,7 @@ def _chain_sensor(
     request: Callable[[RunStatusSensorContext, LakehousePaths, str], RunRequest],
 ) -> SensorDefinition:
     after_is_per_run = after.partitions_def == runs_partitions
+
     @run_status_sensor(
         name=name,
         run_status=DagsterRunStatus.SUCCESS,
@@ -48,7 +49,9 @@ def _chain_sensor(
         # A runs-partitioned link names its RUN_ID in its partition; a symbol range only in the chain's tag.
         run_id = tags.get(keys.RUN_ID_TAG) or (tags.get(PARTITION_NAME_TAG) if after_is_per_run else None)
         if not run_id:
-            return SkipReason(f"run {context.dagster_run.run_id} has no RUN_ID: it was launched outside a chain")
+            return SkipReason(
+                f"run {context.dagster_run.run_id} has no RUN_ID: it was launched outside a chain"
+            )
         return request(context, lakehouse.paths, validate_run_id(run_id))
 
     return _sensor
@@ -68,8 +71,12 @@ def _features_request(context: RunStatusSensorContext, paths: LakehousePaths, ru
     return RunRequest(run_key=f"{run_id}:features", tags=tags)
 
 
-discovery_succeeded_sensor = _chain_sensor("discovery_succeeded_sensor", discovery_job, ingest_job, _ingest_request)
-ingest_succeeded_sensor = _chain_sensor("ingest_succeeded_sensor", ingest_job, validation_job, _validation_request)
+discovery_succeeded_sensor = _chain_sensor(
+    "discovery_succeeded_sensor", discovery_job, ingest_job, _ingest_request
+)
+ingest_succeeded_sensor = _chain_sensor(
+    "ingest_succeeded_sensor", ingest_job, validation_job, _validation_request
+)
 validation_succeeded_sensor = _chain_sensor(
     "validation_succeeded_sensor", validation_job, features_job, _features_request
 )
