@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from dagster import AssetCheckKey, AssetKey
 
 from alpha_assets.defs.dataops.resources import SourceKind
-from alpha_assets.defs.runner import run_flow_data
+from alpha_assets.defs import keys
+from alpha_assets.defs.runner import run_flow_data, run_link
 from alpha_assets.lakehouse.ohlcv import read_ohlcv
 from alpha_assets.lakehouse.parquet import read_json
 from alpha_assets.sources.simulated import SimulatedExchange
-from alpha_assets_tests.exchange_server import KLINES_PATH, ExchangeServer
+from alpha_assets_tests.exchange_server import KLINES_PATH, ExchangeServer, Fault
 from alpha_assets_tests.test_defs.conftest import CLOCK, NEXT_DAY_CLOCK, make_flow_env
 
 PAIRS = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT", "XRP/USDT", "DOGE/USDT")
@@ -41,7 +43,8 @@ def ccxt_env(tmp_path_factory):
 
 
 def _defs(env, server, clock):
-    return env.defs(clock=clock, source=SourceKind.CCXT, exchange="binance", base_url=server.base_url)
+    # One retry keeps a persistent server fault quick to give up on (backoff 0.5 s).
+    return env.defs(clock=clock, source=SourceKind.CCXT, exchange="binance", base_url=server.base_url, max_retries=1)
 
 
 def test_ccxt_flow_first_run_fetches_each_history_in_one_request(ccxt_env):
@@ -76,3 +79,23 @@ def test_ccxt_flow_next_day_fetches_one_bar_per_symbol_in_one_request(ccxt_env):
     assert server.request_count(KLINES_PATH) == len(PAIRS)
     for key in keys:
         assert len(read_ohlcv(env.paths, key)) == before[key] + 1, key
+
+
+def test_ccxt_flow_failed_symbol_is_reported_and_rerun_alone(ccxt_env):
+    env, server = ccxt_env
+    third_day = "2026-11-27T12:00:00+00:00"
+    for pair, bars in _bars_until(third_day).items():
+        server.set_bars(pair, bars)
+    eth_before = read_ohlcv(env.paths, "BINANCE_ETHUSDT")
+    server.inject(Fault.SERVER_ERROR, times=None, symbol="ETHUSDT", path=KLINES_PATH)
+    links = run_flow_data(_defs(env, server, third_day), env.instance, env.paths, "CCXT_DAY_3", progress=lambda _: None)
+    ingest = links[1].materializations["ohlcv"]
+    assert ingest["failed_symbols"] == ["BINANCE_ETHUSDT"]
+    assert read_ohlcv(env.paths, "BINANCE_ETHUSDT").equals(eth_before), "a failed fetch leaves stored bars as they were"
+    check = env.instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [AssetCheckKey(AssetKey("ohlcv"), "ohlcv_ingest_succeeded")])
+    assert check[AssetCheckKey(AssetKey("ohlcv"), "ohlcv_ingest_succeeded")].evaluation.passed is False
+
+    server.clear_faults()
+    run_link(_defs(env, server, third_day), env.instance, keys.INGEST_JOB, partition_key="BINANCE_ETHUSDT")
+    assert len(read_ohlcv(env.paths, "BINANCE_ETHUSDT")) == len(eth_before) + 1

@@ -39,6 +39,7 @@ class MarketSourceResource(ConfigurableResource):
         default=None, description="Override every API URL of the exchange (tests, proxies)."
     )
     timeout_ms: int = Field(default=10_000, description="Per-request timeout of the ccxt source.")
+    max_retries: int = Field(default=5, description="Retries after a ccxt network error (timeouts, 429, 5xx).")
     files_dir: str | None = Field(
         default=None, description="Folder of <EXCHANGE>_<SYMBOL>_1d.csv|parquet (source=files)."
     )
@@ -65,6 +66,7 @@ class MarketSourceResource(ConfigurableResource):
             self.exchange,
             base_url=self.base_url,
             timeout_ms=self.timeout_ms,
+            max_retries=self.max_retries,
             now=self.now if self.clock else None,
             api_key=os.environ.get(API_KEY_ENV) or None,
             secret=os.environ.get(API_SECRET_ENV) or None,
