@@ -14,11 +14,11 @@ import pandas as pd
 from dagster import DagsterInstance
 from tqdm import tqdm
 
+from alpha_assets.definitions import build_definitions
 from alpha_assets.defs import keys
 from alpha_assets.defs.dataops.resources import MarketSourceResource, SourceKind
 from alpha_assets.defs.resources import LakehouseResource, ManifestResource
 from alpha_assets.defs.runner import FLOW_DATA_LINKS, ensure_run_partition, run_flow_data, run_link
-from alpha_assets.definitions import build_definitions
 from alpha_assets.errors import AlphaAssetsError
 from alpha_assets.lakehouse.keys import new_run_id, validate_run_id
 from alpha_assets.lakehouse.parquet import exclusive_lock, read_json
@@ -50,7 +50,9 @@ def _source_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", choices=[k.value for k in SourceKind], default=SourceKind.SIMULATED.value)
     parser.add_argument("--exchange", default="binance", help="ccxt exchange id (with --source ccxt)")
     parser.add_argument("--base-url", help="override the exchange's API URLs (with --source ccxt)")
-    parser.add_argument("--files-dir", help="folder of <EXCHANGE>_<SYMBOL>_1d.csv|parquet (with --source files)")
+    parser.add_argument(
+        "--files-dir", help="folder of <EXCHANGE>_<SYMBOL>_1d.csv|parquet (with --source files)"
+    )
     parser.add_argument("--clock", help="ISO-8601 UTC time to treat as now (reproducible runs)")
     parser.add_argument("--run-id", help="RUN_ID (default: from the UTC time)")
 
@@ -79,8 +81,11 @@ def _resources(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     }
     if hasattr(args, "source"):
         resources["market_source"] = MarketSourceResource(
-            source=SourceKind(args.source), exchange=args.exchange, base_url=args.base_url,
-            files_dir=args.files_dir, clock=args.clock,
+            source=SourceKind(args.source),
+            exchange=args.exchange,
+            base_url=args.base_url,
+            files_dir=args.files_dir,
+            clock=args.clock,
         )
     return resources
 
@@ -104,8 +109,10 @@ def flow_data(args: argparse.Namespace, instance: DagsterInstance) -> str:
     ingest = links[1].materializations.get("ohlcv", {})
     validated = read_json(paths.candidates_validated_file(run_id))
     print(f"\nRUN_ID {run_id}")
-    print(f"  symbols ingested: {ingest.get('symbols')}, new bars: {ingest.get('new_bars')}, "
-          f"requests per symbol: {ingest.get('requests_per_symbol')}")
+    print(
+        f"  symbols ingested: {ingest.get('symbols')}, new bars: {ingest.get('new_bars')}, "
+        f"requests per symbol: {ingest.get('requests_per_symbol')}"
+    )
     print(f"  failed to ingest: {', '.join(ingest.get('failed_symbols') or []) or 'none'}")
     print(f"  validated: {len(validated['symbols'])}, rejected: {len(validated['rejected'])}")
     for key, rejection in sorted(validated["rejected"].items()):
@@ -123,8 +130,14 @@ def flow_production(args: argparse.Namespace, instance: DagsterInstance, run_id:
     defs = build_definitions(_resources(args, data_dir))
     run_config = {"ops": {"returns_matrix": {"config": {"refreeze": bool(getattr(args, "refreeze", False))}}}}
     print(f"flow_production for RUN_ID {run_id}")
-    run_link(defs, instance, keys.PRODUCTION_JOB, partition_key=run_id, run_config=run_config,
-             tags={keys.RUN_ID_TAG: run_id})
+    run_link(
+        defs,
+        instance,
+        keys.PRODUCTION_JOB,
+        partition_key=run_id,
+        run_config=run_config,
+        tags={keys.RUN_ID_TAG: run_id},
+    )
     return paths.run_data_file(run_id, "portfolio_flattened.json")
 
 
@@ -133,13 +146,17 @@ def print_portfolio(path: Path) -> None:
     document = read_json(path)
     for profile, body in sorted(document["profiles"].items()):
         report = body["report"]
-        print(f"\n{profile}: {report['status']}" + (f" ({report['reason']})" if report.get("reason") else
-                                                    f" via {report.get('solver')}"))
+        print(
+            f"\n{profile}: {report['status']}"
+            + (f" ({report['reason']})" if report.get("reason") else f" via {report.get('solver')}")
+        )
         rows = sorted(body["rows"], key=lambda r: -r["Weight"])
         for row in rows:
             if row["Direction"] != "FLAT":
-                print(f"  {row['Symbol']:<22} {row['Direction']:<5} {row['Weight']:8.4f}  cluster {row['Cluster_ID']}"
-                      f"  {row['Sector']}")
+                print(
+                    f"  {row['Symbol']:<22} {row['Direction']:<5} {row['Weight']:8.4f}  cluster {row['Cluster_ID']}"
+                    f"  {row['Sector']}"
+                )
     print(f"\nportfolio: {path}\nrun folder: {path.parent.parent}")
 
 
