@@ -1,26 +1,46 @@
-"""Feature backfill: recompute a scope of symbols from their stored bars and upsert ``features_matrix``.
+"""Feature backfill: bring a scope of symbols' ``features_matrix`` files up to date with their stored bars.
 
-Each symbol is recomputed from its full stored history: EMA and Wilder smoothing depend on every bar since
-their seed, so a tail recomputed from a short warm-up would not be exact, and the compiled pass over a whole
-history takes a few milliseconds. The upsert then writes the symbol's file only when a row changed. One
-symbol's failure is recorded in the report and does not stop the others.
+Per symbol, under the file's lock, the cheapest exact path wins:
+
+- **unchanged**: the file's footer records the sha256 of the OHLCV file it was computed from (and the feature
+  version); when the OHLCV file still hashes the same, nothing is read or written;
+- **append**: the footer also records how many bars were used and a sha256 of their values; when the first
+  bars of the current OHLCV still hash the same, only the new bars' rows are computed
+  (``compute_features(..., start=n)``, bit-identical to a full computation) and appended, and the stored
+  rows are copied as they are;
+- **recompute**: otherwise (new symbol, repaired bar, another feature version), the whole history is
+  recomputed and merged: only new or changed rows count, the file is written only if something changed.
+
+One symbol's failure is recorded in the report and does not stop the others.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from alpha_assets.features.matrix import compute_symbol_features
-from alpha_assets.lakehouse.features_store import upsert_symbol_features
-from alpha_assets.lakehouse.ohlcv import read_ohlcv
+from alpha_assets.errors import LakehouseReadError
+from alpha_assets.features.matrix import (
+    DISCRETE_COLUMNS,
+    FEATURE_COLUMNS,
+    FEATURES_VERSION,
+    compute_features,
+)
+from alpha_assets.lakehouse.features_store import SymbolFeaturesFile, open_symbol_features
+from alpha_assets.lakehouse.parquet import file_sha256, read_table_and_sha256
 from alpha_assets.lakehouse.paths import LakehousePaths
+from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA
 
 __all__ = ["BackfillReport", "SymbolBackfill", "SymbolStatus", "backfill_features"]
 
@@ -28,6 +48,14 @@ __all__ = ["BackfillReport", "SymbolBackfill", "SymbolStatus", "backfill_feature
 MIN_SYMBOLS_PER_WORKER = 32
 #: Chunks per worker: small enough to balance uneven histories, large enough to amortise the hand-offs.
 CHUNKS_PER_WORKER = 4
+#: Threads per process: a symbol's fsyncs, file reads and parquet encoding release the GIL, so they overlap
+#: with the next symbols' computation (one incremental day for 1,000 symbols: 28 s on 1 thread per process
+#: against 19 s on 4, on the loaded 2-core test machine).
+THREADS_PER_WORKER = 4
+#: Bars per year for ``volatility_60d``: crypto trades every day.
+PERIODS_PER_YEAR = 365.0
+#: The bar columns the features read, hashed in this order to recognise bars already used.
+_INPUT_COLUMNS = ("timestamp", "high", "low", "close", "volume")
 
 
 class SymbolStatus(Enum):
@@ -54,7 +82,7 @@ class SymbolBackfill:
     rows_changed : int
         Feature rows that were new or had a changed value.
     last_date : pandas.Timestamp or None
-        Date (UTC) of the symbol's last feature row computed in this run; None when none was.
+        Date (UTC) of the symbol's last bar, whose features the file now holds; None when missing or failed.
     error : str or None
         ``"<ExceptionType>: <message>"`` when the symbol failed, else None.
     """
@@ -112,7 +140,10 @@ class BackfillReport:
 def backfill_features(
     paths: LakehousePaths, symbol_keys: Sequence[str], *, workers: int | None = None
 ) -> BackfillReport:
-    """Recompute the features of ``symbol_keys`` from their stored bars and upsert them, across processes.
+    """Bring the features of ``symbol_keys`` up to date with their stored bars, across processes.
+
+    Each symbol is skipped (OHLCV bytes unchanged), extended (new bars only: their rows are computed and
+    appended) or recomputed and merged (anything else), as the module docstring describes.
 
     Parameters
     ----------
@@ -124,7 +155,7 @@ def backfill_features(
     workers : int, optional
         Processes to spread the symbols over. Default: one per available core, but never fewer than
         ``MIN_SYMBOLS_PER_WORKER`` symbols per process (a small scope runs in the calling process).
-        ``1`` runs in the calling process.
+        ``1`` runs in the calling process. Each process works on ``THREADS_PER_WORKER`` threads.
 
     Returns
     -------
@@ -141,9 +172,7 @@ def backfill_features(
         When ``workers`` is not a positive integer.
     """
     if isinstance(symbol_keys, str):
-        raise TypeError(
-            f"`symbol_keys` must be a sequence of symbol keys, got the single str {symbol_keys!r}"
-        )
+        raise TypeError(f"`symbol_keys` must be a sequence of symbol keys, got the single str {symbol_keys!r}")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ValueError(f"`workers` must be a positive integer or None, got {workers!r}")
     keys = list(dict.fromkeys(symbol_keys))
@@ -167,24 +196,91 @@ def backfill_features(
 
 
 def _backfill_chunk(paths: LakehousePaths, symbol_keys: list[str]) -> list[SymbolBackfill]:
-    return [_backfill_symbol(paths, key) for key in symbol_keys]
+    with ThreadPoolExecutor(THREADS_PER_WORKER) as pool:
+        return list(pool.map(lambda key: _backfill_symbol(paths, key), symbol_keys))
 
 
 def _backfill_symbol(paths: LakehousePaths, symbol_key: str) -> SymbolBackfill:
     try:
-        if not paths.ohlcv_file(symbol_key).exists():
+        ohlcv_path = paths.ohlcv_file(symbol_key)
+        if not ohlcv_path.exists():
             return SymbolBackfill(symbol_key, SymbolStatus.MISSING)
-        frame = compute_symbol_features(read_ohlcv(paths, symbol_key), symbol_key)
-        result = upsert_symbol_features(paths, symbol_key, frame)
+        with open_symbol_features(paths, symbol_key, dictionary_columns=DISCRETE_COLUMNS) as features:
+            return _refresh(features, ohlcv_path, symbol_key)
     except Exception as err:  # noqa: BLE001 - one bad symbol must not sink the others; the report names it.
         return _failure(symbol_key, err)
+
+
+def _refresh(features: SymbolFeaturesFile, ohlcv_path: Path, symbol_key: str) -> SymbolBackfill:
+    """Bring one symbol's file up to date (the caller holds its lock)."""
+    stored = features.stored()
+    previous = stored.provenance if stored is not None else None
+    if previous is not None and not _same_computation(previous, stored.feature_columns):
+        previous = None
+    # The skip test hashes the file on its own; whatever is computed below records the hash of exactly the
+    # bytes it parsed, so a file replaced in between is caught by the next run.
+    if previous is not None and previous["ohlcv_sha256"] == file_sha256(ohlcv_path):
+        return SymbolBackfill(symbol_key, SymbolStatus.UNCHANGED, last_date=_timestamp(previous["last_date"]))
+    table, ohlcv_sha256 = read_table_and_sha256(ohlcv_path, OHLCV_SCHEMA)
+    bars = _input_arrays(table, ohlcv_path)
+    dates, n_bars = bars["timestamp"], table.num_rows
+    provenance = {
+        "features_version": FEATURES_VERSION,
+        "periods_per_year": PERIODS_PER_YEAR,
+        "ohlcv_sha256": ohlcv_sha256,
+        "bars": n_bars,
+        "bars_sha256": _bars_sha256(bars, n_bars),
+        "last_date": int(dates[-1]) if n_bars else None,
+    }
+    prices = {name: bars[name] for name in _INPUT_COLUMNS[1:]}
+    known = previous["bars"] if previous is not None else -1
+    if 0 <= known <= n_bars and stored.n_rows == known and _bars_sha256(bars, known) == previous["bars_sha256"]:
+        # The stored rows are the features of exactly the first ``known`` bars: append the others.
+        values = compute_features(**prices, periods_per_year=PERIODS_PER_YEAR, start=known)
+        result = features.append(dates[known:], values, FEATURE_COLUMNS, provenance)
+    else:
+        values = compute_features(**prices, periods_per_year=PERIODS_PER_YEAR)
+        result = features.upsert(dates, values, FEATURE_COLUMNS, provenance)
     return SymbolBackfill(
         symbol_key,
         SymbolStatus.WRITTEN if result.changed else SymbolStatus.UNCHANGED,
         rows_written=result.rows_written,
         rows_changed=result.rows_changed,
-        last_date=frame["date"].iat[-1] if len(frame) else None,
+        last_date=_timestamp(provenance["last_date"]),
     )
+
+
+def _same_computation(provenance: dict[str, Any], feature_columns: tuple[str, ...]) -> bool:
+    """Whether stored rows came from this feature version, settings and column list."""
+    return (
+        provenance.get("features_version") == FEATURES_VERSION
+        and provenance.get("periods_per_year") == PERIODS_PER_YEAR
+        and feature_columns == FEATURE_COLUMNS
+        and isinstance(provenance.get("bars"), int)
+        and isinstance(provenance.get("last_date"), int | None)
+        and all(isinstance(provenance.get(key), str) for key in ("ohlcv_sha256", "bars_sha256"))
+    )
+
+
+def _input_arrays(table: pa.Table, path: Path) -> dict[str, np.ndarray]:
+    """Return the bar columns the features read as contiguous arrays (timestamps int64 ms, values float64)."""
+    bars = {"timestamp": table.column("timestamp").cast(pa.int64()).to_numpy()}
+    bars.update((name, table.column(name).to_numpy()) for name in _INPUT_COLUMNS[1:])
+    if bars["timestamp"].size > 1 and not (np.diff(bars["timestamp"]) > 0).all():
+        raise LakehouseReadError(str(path), "timestamps are not sorted and unique")
+    return {name: np.ascontiguousarray(values) for name, values in bars.items()}
+
+
+def _bars_sha256(bars: dict[str, np.ndarray], n_bars: int) -> str:
+    """sha256 of the first ``n_bars`` bars' timestamps and values (the inputs of their features)."""
+    digest = hashlib.sha256()
+    for name in _INPUT_COLUMNS:
+        digest.update(bars[name][:n_bars].tobytes())
+    return digest.hexdigest()
+
+
+def _timestamp(milliseconds: int | None) -> pd.Timestamp | None:
+    return None if milliseconds is None else pd.Timestamp(milliseconds, unit="ms", tz="UTC")
 
 
 def _failure(symbol_key: str, err: BaseException) -> SymbolBackfill:

@@ -1,8 +1,14 @@
 """All the features of one symbol, per daily bar, in the long form stored in ``features_matrix``.
 
-One call per symbol: the symbol's bars are turned into contiguous float64 arrays once, then every indicator,
-vote and statistic is one call into TA-Lib or numpy over the whole series. ``FEATURE_COLUMNS`` fixes the order
-of the feature columns; ``docs/features.md`` gives each column's window, formula and meaning.
+One call per symbol: the symbol's bars are turned into contiguous float64 arrays once, then every
+indicator, vote and statistic is one call into TA-Lib or numpy over the series. ``FEATURE_COLUMNS`` fixes the
+order of the feature columns; ``docs/features.md`` gives each column's window, formula and meaning.
+
+``compute_features(..., start=s)`` returns only the bars from ``s`` on (the rows an incremental update
+appends), equal to the full computation there: the TA-Lib indicators, whose value depends on every earlier
+bar (EMA and Wilder seeds, TA-Lib's running sums), still run over the whole history (a few microseconds
+each), while the numpy window features, votes and statistics run over the ``TAIL_LOOKBACK`` bars before ``s``
+and the bars after it only.
 """
 
 from __future__ import annotations
@@ -17,15 +23,27 @@ from alpha_assets.lakehouse.keys import validate_symbol_key
 from alpha_assets.typing import FloatArray
 
 __all__ = [
+    "FEATURES_VERSION",
     "FEATURE_COLUMNS",
     "MA_VOTE_COLUMNS",
     "OHLCV_INPUT_COLUMNS",
+    "DISCRETE_COLUMNS",
     "OTHER_VOTE_COLUMNS",
+    "TAIL_LOOKBACK",
     "compute_features",
     "compute_symbol_features",
 ]
 
 MA_LENGTHS = (10, 20, 30, 50, 100, 200)
+
+#: Version of the feature formulas. Bump it whenever a value could change (a formula, a window, a column):
+#: stored files record it, and the backfill recomputes every symbol whose file carries another version.
+FEATURES_VERSION = 1
+
+#: Bars before ``start`` that ``compute_features(..., start=start)`` feeds its window computations: the
+#: longest window among the numpy features (``max_drawdown_252d``: 252 bars, i.e. 251 bars before the current
+#: one), which also covers the votes' two previous bars and every shorter window.
+TAIL_LOOKBACK = 251
 
 #: The 15 moving-average votes, in the order of the rating's moving-average group.
 MA_VOTE_COLUMNS: tuple[str, ...] = (
@@ -106,6 +124,9 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     *STATISTIC_COLUMNS,
 )
 
+#: The feature columns taking a handful of values (votes in {-1, 0, 1}, rating labels in {-2, ..., 2}, NaN).
+DISCRETE_COLUMNS: tuple[str, ...] = (*MA_VOTE_COLUMNS, *OTHER_VOTE_COLUMNS, "rating")
+
 #: The columns :func:`compute_symbol_features` reads from a symbol's bars.
 OHLCV_INPUT_COLUMNS: tuple[str, ...] = ("timestamp", "open", "high", "low", "close", "volume")
 
@@ -117,8 +138,9 @@ def compute_features(
     volume: FloatArray,
     *,
     periods_per_year: float = 365.0,
+    start: int = 0,
 ) -> FloatArray:
-    """Every feature of one symbol at every bar, from that bar and the bars before it only.
+    """Every feature of one symbol at every bar from ``start`` on, from that bar and the bars before it only.
 
     Parameters
     ----------
@@ -129,24 +151,40 @@ def compute_features(
         Base-currency volume, finite and >= 0 (zero-volume bars allowed).
     periods_per_year : float, default 365.0
         Bars per year for ``volatility_60d`` (365 for crypto, 252 for exchange-traded assets).
+    start : int, default 0
+        First bar returned, in ``[0, n_observations]``. The values are those of the full computation on those
+        bars, bit for bit: an incremental update computes only the bars it appends.
 
     Returns
     -------
-    ndarray of shape (n_features, n_observations), float64
-        Row ``i`` is the feature ``FEATURE_COLUMNS[i]`` (feature-major, so each feature is contiguous and
-        ``.T`` is the (n_observations, n_features) table without a copy). NaN where a feature is not
-        defined yet (its warm-up) or undefined (documented per column); never inf.
+    ndarray of shape (n_features, n_observations - start), float64
+        Row ``i`` is the feature ``FEATURE_COLUMNS[i]`` at bars ``start..n_observations-1`` (feature-major,
+        so each feature is contiguous and ``.T`` is the (n_observations - start, n_features) table without a
+        copy). NaN where a feature is not defined yet (its warm-up) or undefined (documented per column);
+        never inf.
 
     Raises
     ------
     ValueError
         When an input is not 1-D float64, the shapes differ, a value is not finite, a price is <= 0, a volume
-        is negative, or ``periods_per_year`` is not positive.
+        is negative, ``periods_per_year`` is not positive, or ``start`` is not an integer in
+        ``[0, n_observations]``.
+
+    Notes
+    -----
+    The TA-Lib indicators always run over the whole series (EMA and Wilder smoothing depend on every bar since
+    their seed, and TA-Lib's running sums carry rounding from the first bar). The numpy window features (VWMA,
+    the votes, the rating and every statistic) reduce each window on its own, so they are computed on the
+    ``TAIL_LOOKBACK`` bars before ``start`` and the bars after it only.
     """
     high, low, close, volume = _check_bars(high=high, low=low, close=close, volume=volume)
+    if isinstance(start, bool) or not isinstance(start, int | np.integer) or not 0 <= start <= close.size:
+        raise ValueError(f"`start` must be an integer in [0, {close.size}] (n_observations), got {start!r}")
+    # The window computations run on bars ``first..``; rows before ``start`` are their warm-up, dropped below.
+    first = max(0, int(start) - TAIL_LOOKBACK)
     f: dict[str, FloatArray] = {}
 
-    # Indicators.
+    # Indicators over the whole history (TA-Lib), then viewed from ``first`` on.
     f["rsi_14"] = ind.rsi(close, 14)
     f["macd"], f["macd_signal"], f["macd_hist"] = ind.macd(close, 12, 26, 9)
     f["stoch_k"], f["stoch_d"] = ind.stoch(high, low, close, 14, 3, 3)
@@ -163,9 +201,14 @@ def compute_features(
         f[f"sma_{n}"] = ind.sma(close, n)
         f[f"ema_{n}"] = ind.ema(close, n)
     f["hma_9"] = ind.hull_ma(close, 9)
-    f["vwma_20"] = ind.vwma(close, volume, 20)
     lines = ind.ichimoku(high, low, 9, 26, 52, 26)
     f["ichimoku_conversion"], f["ichimoku_base"], f["ichimoku_lead1"], f["ichimoku_lead2"] = lines
+    f = {name: values[first:] for name, values in f.items()}
+    high, low, close, volume = high[first:], low[first:], close[first:], volume[first:]
+    lines = (f["ichimoku_conversion"], f["ichimoku_base"], f["ichimoku_lead1"], f["ichimoku_lead2"])
+
+    # Window features, votes, rating and statistics over bars ``first..`` only.
+    f["vwma_20"] = ind.vwma(close, volume, 20)
 
     # Votes and the rating.
     for n in MA_LENGTHS:
@@ -194,20 +237,17 @@ def compute_features(
     # Statistics.
     for n in (20, 60, 120):
         f[f"return_{n}d"] = stats.simple_return(close, n)
-    f["volatility_60d"], f["skewness_60d"], f["kurtosis_60d"] = stats.rolling_moments(
-        close, 60, periods_per_year
-    )
+    f["volatility_60d"], f["skewness_60d"], f["kurtosis_60d"] = stats.rolling_moments(close, 60, periods_per_year)
     f["efficiency_ratio_20d"] = stats.efficiency_ratio(close, 20)
     f["max_drawdown_252d"] = stats.max_drawdown(close, 252)
-    f["history_length"] = stats.history_length(close.size)
+    f["history_length"] = stats.history_length(first + close.size)[first:]
     f["avg_traded_value_20d"] = stats.average_traded_value(close, volume, 20)
     f["permutation_entropy_120d"] = stats.permutation_entropy(close, 3, 120)
-    return np.stack([f[name] for name in FEATURE_COLUMNS])
+    skip = int(start) - first
+    return np.stack([f[name][skip:] for name in FEATURE_COLUMNS])
 
 
-def compute_symbol_features(
-    bars: pd.DataFrame, symbol_key: str, *, periods_per_year: float = 365.0
-) -> pd.DataFrame:
+def compute_symbol_features(bars: pd.DataFrame, symbol_key: str, *, periods_per_year: float = 365.0) -> pd.DataFrame:
     """Compute the long-form feature rows of one symbol: one row per stored daily bar.
 
     Parameters
@@ -242,14 +282,10 @@ def compute_symbol_features(
         raise TypeError(f"`bars` must be a pandas DataFrame, got {type(bars).__name__}")
     missing = [c for c in OHLCV_INPUT_COLUMNS if c not in bars.columns]
     if missing:
-        raise ValueError(
-            f"`bars` of {symbol_key} must have columns {list(OHLCV_INPUT_COLUMNS)}, missing {missing}"
-        )
+        raise ValueError(f"`bars` of {symbol_key} must have columns {list(OHLCV_INPUT_COLUMNS)}, missing {missing}")
     timestamps = bars["timestamp"]
     if not isinstance(timestamps.dtype, pd.DatetimeTZDtype) or str(timestamps.dtype.tz) != "UTC":
-        raise ValueError(
-            f"`bars.timestamp` of {symbol_key} must be tz-aware UTC, got dtype {timestamps.dtype}"
-        )
+        raise ValueError(f"`bars.timestamp` of {symbol_key} must be tz-aware UTC, got dtype {timestamps.dtype}")
     dates = pd.DatetimeIndex(timestamps).as_unit("ns")
     if len(dates) > 1 and not (np.diff(dates.asi8) > 0).all():
         raise ValueError(f"`bars.timestamp` of {symbol_key} must be strictly increasing (sorted, unique)")
@@ -272,14 +308,10 @@ def _check_bars(**arrays: FloatArray) -> tuple[FloatArray, ...]:
             )
             raise ValueError(f"`{name}` must be a 1-D float64 array (n_observations,), got {got}")
         if not np.isfinite(values).all():
-            raise ValueError(
-                f"`{name}` must be finite, got {int((~np.isfinite(values)).sum())} NaN or inf values"
-            )
+            raise ValueError(f"`{name}` must be finite, got {int((~np.isfinite(values)).sum())} NaN or inf values")
         shapes[name] = values.shape
     if len(set(shapes.values())) > 1:
-        raise ValueError(
-            f"`high`, `low`, `close`, `volume` must share the shape (n_observations,), got {shapes}"
-        )
+        raise ValueError(f"`high`, `low`, `close`, `volume` must share the shape (n_observations,), got {shapes}")
     for name in ("high", "low", "close"):
         if (arrays[name] <= 0).any():
             raise ValueError(f"`{name}` must be > 0, got minimum {arrays[name].min()}")

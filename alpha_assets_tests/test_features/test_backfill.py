@@ -1,14 +1,19 @@
 """backfill_features on a tmp lakehouse: per-symbol outcomes, isolation of failures, processes equal a single
-process, and the incremental one-day update that changes exactly the new row."""
+process, and the three paths of an update: skip (OHLCV bytes unchanged: only the footer is read), append (new
+bars only: the tail is computed and appended, stored rows stay bit-identical) and recompute (a repaired bar,
+another feature version, a file without provenance)."""
 
 from __future__ import annotations
 
+import duckdb
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
+from alpha_assets.features import backfill
 from alpha_assets.features.backfill import SymbolStatus, backfill_features
-from alpha_assets.features.matrix import compute_symbol_features
-from alpha_assets.lakehouse.features_store import read_features
+from alpha_assets.features.matrix import compute_features, compute_symbol_features
+from alpha_assets.lakehouse.features_store import read_features, upsert_symbol_features
 from alpha_assets.lakehouse.ohlcv import write_ohlcv
 from alpha_assets.lakehouse.paths import LakehousePaths
 
@@ -29,9 +34,7 @@ def test_backfill_writes_features_equal_to_direct_computation(lakehouse, make_ba
     assert report.symbols[2].rows_written == 280 and report.symbols[2].rows_changed == 280
     assert report.symbols[2].last_date == make_bars(102, 280)["timestamp"].iat[-1]
     stored = read_features(lakehouse, [KEYS[2]])
-    pd.testing.assert_frame_equal(
-        stored, compute_symbol_features(make_bars(102, 280), KEYS[2]), check_exact=True
-    )
+    pd.testing.assert_frame_equal(stored, compute_symbol_features(make_bars(102, 280), KEYS[2]), check_exact=True)
 
 
 def test_backfill_missing_and_failing_symbols_do_not_stop_the_others(lakehouse):
@@ -54,9 +57,7 @@ def test_backfill_processes_give_the_same_files_as_one_process(lakehouse, tmp_pa
     parallel = backfill_features(other, KEYS, workers=2)
     assert parallel.workers == 2
     assert [s.to_json_dict() for s in parallel.symbols] == [s.to_json_dict() for s in single.symbols]
-    pd.testing.assert_frame_equal(
-        read_features(other, KEYS), read_features(lakehouse, KEYS), check_exact=True
-    )
+    pd.testing.assert_frame_equal(read_features(other, KEYS), read_features(lakehouse, KEYS), check_exact=True)
 
 
 def test_backfill_rerun_without_new_bars_writes_nothing(lakehouse):
@@ -84,9 +85,7 @@ def test_backfill_duplicate_keys_are_done_once(lakehouse):
 
 
 def test_backfill_single_str_scope_raises_type_error(lakehouse):
-    with pytest.raises(
-        TypeError, match="`symbol_keys` must be a sequence of symbol keys, got the single str"
-    ):
+    with pytest.raises(TypeError, match="`symbol_keys` must be a sequence of symbol keys, got the single str"):
         backfill_features(lakehouse, KEYS[0])
 
 
@@ -94,3 +93,107 @@ def test_backfill_single_str_scope_raises_type_error(lakehouse):
 def test_backfill_bad_workers_raises_value_error(lakehouse, workers):
     with pytest.raises(ValueError, match="`workers` must be a positive integer or None"):
         backfill_features(lakehouse, KEYS, workers=workers)
+
+
+@pytest.fixture
+def starts(monkeypatch) -> list[int]:
+    """The ``start`` of every compute_features call the backfill makes (0 = full recompute)."""
+    calls: list[int] = []
+
+    def spy(*args, start=0, **kwargs):
+        calls.append(start)
+        return compute_features(*args, start=start, **kwargs)
+
+    monkeypatch.setattr(backfill, "compute_features", spy)
+    return calls
+
+
+def test_backfill_unchanged_ohlcv_reads_only_the_footer_and_writes_nothing(lakehouse, monkeypatch, starts):
+    backfill_features(lakehouse, KEYS[:2], workers=1)
+    stat = lakehouse.features_file(KEYS[0]).stat()
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the OHLCV file must not be parsed when its bytes did not change")
+
+    monkeypatch.setattr(backfill, "read_table_and_sha256", fail)
+    report = backfill_features(lakehouse, KEYS[:2], workers=1)
+    assert [s.status for s in report.symbols] == [SymbolStatus.UNCHANGED] * 2
+    assert report.symbols[0].last_date == pd.Timestamp("2019-01-01", tz="UTC") + pd.Timedelta(days=259)
+    after = lakehouse.features_file(KEYS[0]).stat()
+    assert (after.st_ino, after.st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)
+    assert starts == [0, 0]  # the first run only
+
+
+@pytest.mark.parametrize("new_days", [1, 5], ids=["one_day", "five_days"])
+def test_backfill_new_bars_append_the_tail_equal_to_full_computation(lakehouse, make_bars, starts, new_days):
+    bars = make_bars(100, 300)
+    write_ohlcv(lakehouse, KEYS[0], bars.iloc[:290])
+    backfill_features(lakehouse, [KEYS[0]], workers=1)
+    before = read_features(lakehouse, [KEYS[0]])
+    write_ohlcv(lakehouse, KEYS[0], bars.iloc[: 290 + new_days])
+    report = backfill_features(lakehouse, [KEYS[0]], workers=1)
+    assert starts == [0, 290]
+    assert (report.symbols[0].rows_changed, report.symbols[0].rows_written) == (new_days, 290 + new_days)
+    after = read_features(lakehouse, [KEYS[0]])
+    pd.testing.assert_frame_equal(after.iloc[:290], before, check_exact=True)
+    expected = compute_symbol_features(bars.iloc[: 290 + new_days], KEYS[0])
+    pd.testing.assert_frame_equal(after, expected, check_exact=True)
+
+
+def test_backfill_repaired_bar_mid_history_recomputes_and_rewrites_changed_rows(lakehouse, make_bars, starts):
+    bars = make_bars(100, 260)
+    backfill_features(lakehouse, [KEYS[0]], workers=1)
+    before = read_features(lakehouse, [KEYS[0]])
+    repaired = bars.copy()
+    repaired.loc[150, ["high", "close"]] *= 1.02  # a corrected print inside the history, no new bar
+    write_ohlcv(lakehouse, KEYS[0], repaired)
+    report = backfill_features(lakehouse, [KEYS[0]], workers=1)
+    assert starts == [0, 0]
+    after = read_features(lakehouse, [KEYS[0]])
+    pd.testing.assert_frame_equal(after, compute_symbol_features(repaired, KEYS[0]), check_exact=True)
+    new, old = after.iloc[:, 2:], before.iloc[:, 2:]
+    differs = ~((new == old) | (new.isna() & old.isna())).all(axis=1)
+    assert not differs.iloc[:150].any() and differs.iloc[150]
+    assert report.symbols[0].rows_changed == int(differs.sum())
+
+
+def test_backfill_new_feature_version_recomputes_every_symbol(lakehouse, monkeypatch, starts):
+    backfill_features(lakehouse, KEYS[:2], workers=1)
+    monkeypatch.setattr(backfill, "FEATURES_VERSION", backfill.FEATURES_VERSION + 1)
+    report = backfill_features(lakehouse, KEYS[:2], workers=1)
+    assert starts == [0, 0, 0, 0]
+    # Same formulas here, so no row changes, but the files now record the new version.
+    assert [(s.status, s.rows_changed) for s in report.symbols] == [(SymbolStatus.WRITTEN, 0)] * 2
+    assert {s.status for s in backfill_features(lakehouse, KEYS[:2], workers=1).symbols} == {SymbolStatus.UNCHANGED}
+
+
+def test_backfill_file_without_provenance_is_recomputed_then_skipped(lakehouse, make_bars, starts):
+    upsert_symbol_features(lakehouse, KEYS[0], compute_symbol_features(make_bars(100, 260), KEYS[0]))
+    report = backfill_features(lakehouse, [KEYS[0]], workers=1)
+    assert (report.symbols[0].status, report.symbols[0].rows_changed) == (SymbolStatus.WRITTEN, 0)
+    assert backfill_features(lakehouse, [KEYS[0]], workers=1).symbols[0].status is SymbolStatus.UNCHANGED
+    assert starts == [0]
+
+
+def test_backfill_ohlcv_rewritten_with_same_bars_updates_provenance_only(lakehouse, make_bars, starts):
+    backfill_features(lakehouse, [KEYS[0]], workers=1)
+    bars = make_bars(100, 260)
+    # ``open`` is not a feature input: the file's bytes change, the bars the features read do not.
+    bars.loc[10, "open"] = bars.loc[10, "low"]
+    write_ohlcv(lakehouse, KEYS[0], bars)
+    report = backfill_features(lakehouse, [KEYS[0]], workers=1)
+    assert (report.symbols[0].status, report.symbols[0].rows_changed) == (SymbolStatus.WRITTEN, 0)
+    assert starts == [0, 260]
+    assert backfill_features(lakehouse, [KEYS[0]], workers=1).symbols[0].status is SymbolStatus.UNCHANGED
+
+
+def test_backfill_files_read_by_duckdb_glob_after_append(lakehouse, make_bars):
+    backfill_features(lakehouse, KEYS[:3], workers=1)
+    write_ohlcv(lakehouse, KEYS[0], make_bars(100, 261))
+    backfill_features(lakehouse, KEYS[:3], workers=1)
+    glob = str(lakehouse.features_dir / "*.parquet")
+    counts = duckdb.sql(
+        f"SELECT symbol, count(*), count(DISTINCT date) FROM read_parquet('{glob}') GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    assert counts == [(KEYS[0], 261, 261), (KEYS[1], 270, 270), (KEYS[2], 280, 280)]
+    assert pq.read_metadata(lakehouse.features_file(KEYS[0])).num_row_groups == 1

@@ -1,5 +1,6 @@
-"""lakehouse.features_store on a tmp lakehouse: new-wins merge, write only on change, atomic replace under a
-per-file lock (two processes upserting the same symbol), as-of lookups, and input validation.
+"""lakehouse.features_store on a tmp lakehouse: new-wins merge, write only on change, append after the last
+stored row (stored rows copied bit for bit), the footer's provenance record, atomic replace under a per-file
+lock (two processes upserting the same symbol), as-of lookups, and input validation.
 
 Lives with the feature tests because the store is part of the feature backfill; it touches only tmp_path.
 """
@@ -17,6 +18,7 @@ from alpha_assets.errors import LakehouseReadError
 from alpha_assets.lakehouse.features_store import (
     features_schema,
     last_feature_date,
+    open_symbol_features,
     read_features,
     read_features_asof,
     upsert_symbol_features,
@@ -125,9 +127,7 @@ def test_read_features_asof_latest_row_not_after_cutoff(paths):
     assert rows["symbol"].tolist() == ["BINANCE_AAA"]  # BBB starts after as_of
     assert rows["date"].iat[0] == pd.Timestamp("2024-01-05", tz="UTC")
     expected = _frame("2024-01-01", 10, 1, "BINANCE_AAA").iloc[4]
-    np.testing.assert_array_equal(
-        rows.iloc[0][list(COLUMNS)].to_numpy(float), expected[list(COLUMNS)].to_numpy(float)
-    )
+    np.testing.assert_array_equal(rows.iloc[0][list(COLUMNS)].to_numpy(float), expected[list(COLUMNS)].to_numpy(float))
 
 
 def test_last_feature_date_none_without_file_else_max_date(paths):
@@ -188,3 +188,116 @@ def test_features_schema_reserved_name_raises_value_error():
 def test_read_features_asof_naive_timestamp_raises_value_error(paths):
     with pytest.raises(ValueError, match="`as_of` must be a tz-aware pandas Timestamp"):
         read_features_asof(paths, [KEY], pd.Timestamp("2024-01-01"))
+
+
+def _arrays(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(dates in int64 ms, feature-major values) of a ``_frame``."""
+    dates = pd.DatetimeIndex(frame["date"]).as_unit("ms").asi8
+    return dates, np.ascontiguousarray(frame[list(COLUMNS)].to_numpy().T)
+
+
+def test_append_keeps_stored_rows_and_records_provenance(paths):
+    with open_symbol_features(paths, KEY) as features:
+        assert features.stored() is None
+        features.upsert(*_arrays(_frame("2024-01-01", 40, 1)), COLUMNS, {"source": "a"})
+    before = paths.features_file(KEY).read_bytes()
+    with open_symbol_features(paths, KEY) as features:
+        stored = features.stored()
+        assert (stored.n_rows, stored.feature_columns, stored.provenance) == (40, COLUMNS, {"source": "a"})
+        result = features.append(*_arrays(_frame("2024-02-10", 3, 2)), COLUMNS, {"source": "b"})
+    assert (result.rows_written, result.rows_changed, result.changed) == (43, 3, True)
+    frame = read_features(paths, [KEY])
+    expected = pd.concat([_frame("2024-01-01", 40, 1), _frame("2024-02-10", 3, 2)], ignore_index=True)
+    pd.testing.assert_frame_equal(frame, expected, check_exact=True)
+    assert paths.features_file(KEY).read_bytes() != before
+    with open_symbol_features(paths, KEY) as features:
+        assert features.stored().provenance == {"source": "b"}
+
+
+def test_append_nothing_with_same_provenance_does_not_rewrite(paths):
+    with open_symbol_features(paths, KEY) as features:
+        features.upsert(*_arrays(_frame("2024-01-01", 10, 1)), COLUMNS, {"source": "a"})
+    mtime = paths.features_file(KEY).stat().st_mtime_ns
+    empty = _frame("2024-03-01", 0, 1)
+    with open_symbol_features(paths, KEY) as features:
+        result = features.append(*_arrays(empty), COLUMNS, {"source": "a"})
+    assert (result.rows_written, result.changed) == (0, False)
+    assert paths.features_file(KEY).stat().st_mtime_ns == mtime
+
+
+def test_upsert_same_rows_new_provenance_rewrites_without_changed_rows(paths):
+    with open_symbol_features(paths, KEY) as features:
+        features.upsert(*_arrays(_frame("2024-01-01", 10, 1)), COLUMNS, {"v": 1})
+    with open_symbol_features(paths, KEY) as features:
+        same = features.upsert(*_arrays(_frame("2024-01-01", 10, 1)), COLUMNS, {"v": 1})
+        renewed = features.upsert(*_arrays(_frame("2024-01-01", 10, 1)), COLUMNS, {"v": 2})
+    assert (same.changed, renewed.changed, renewed.rows_changed) == (False, True, 0)
+
+
+def test_upsert_frame_with_changed_rows_drops_the_provenance(paths):
+    with open_symbol_features(paths, KEY) as features:
+        features.upsert(*_arrays(_frame("2024-01-01", 10, 1)), COLUMNS, {"v": 1})
+    upsert_symbol_features(paths, KEY, _frame("2024-01-05", 10, 2))
+    with open_symbol_features(paths, KEY) as features:
+        assert features.stored().provenance is None and features.stored().n_rows == 14
+
+
+def test_append_date_not_after_last_stored_raises_value_error(paths):
+    upsert_symbol_features(paths, KEY, _frame("2024-01-01", 10, 1))
+    with (
+        open_symbol_features(paths, KEY) as features,
+        pytest.raises(ValueError, match="`dates` must all be after the last stored date of BINANCE_ETHUSDT"),
+    ):
+        features.append(*_arrays(_frame("2024-01-10", 2, 2)), COLUMNS, {})
+
+
+def test_append_other_feature_columns_raises_value_error(paths):
+    upsert_symbol_features(paths, KEY, _frame("2024-01-01", 10, 1))
+    with (
+        open_symbol_features(paths, KEY) as features,
+        pytest.raises(ValueError, match="`feature_columns` must equal the stored columns of BINANCE_ETHUSDT"),
+    ):
+        features.append(*_arrays(_frame("2024-02-01", 2, 2)), ("alpha", "beta", "delta"), {})
+
+
+def test_append_values_of_wrong_shape_raise_value_error(paths):
+    dates, values = _arrays(_frame("2024-01-01", 5, 1))
+    with (
+        open_symbol_features(paths, KEY) as features,
+        pytest.raises(ValueError, match=r"`values` must be float64 of shape \(n_features, n_observations\) = \(3, 5\)"),
+    ):
+        features.append(dates, values.T.copy(), COLUMNS, {})
+
+
+def test_append_dates_not_int64_raise_value_error(paths):
+    dates, values = _arrays(_frame("2024-01-01", 5, 1))
+    with (
+        open_symbol_features(paths, KEY) as features,
+        pytest.raises(ValueError, match="`dates` must be a 1-D int64 array of milliseconds"),
+    ):
+        features.append(dates.astype(float), values, COLUMNS, {})
+
+
+def test_append_unsorted_dates_raise_value_error(paths):
+    dates, values = _arrays(_frame("2024-01-01", 5, 1))
+    with (
+        open_symbol_features(paths, KEY) as features,
+        pytest.raises(ValueError, match="`dates` must be strictly increasing"),
+    ):
+        features.append(dates[::-1].copy(), values, COLUMNS, {})
+
+
+def test_open_symbol_features_corrupt_file_raises_lakehouse_read_error(paths):
+    paths.features_dir.mkdir(parents=True)
+    paths.features_file(KEY).write_bytes(b"not parquet")
+    with (
+        open_symbol_features(paths, KEY) as features,
+        pytest.raises(LakehouseReadError, match="BINANCE_ETHUSDT.parquet"),
+    ):
+        features.stored()
+
+
+def test_upsert_no_rows_without_file_writes_nothing(paths):
+    result = upsert_symbol_features(paths, KEY, _frame("2024-01-01", 0, 1))
+    assert (result.rows_written, result.changed) == (0, False)
+    assert not paths.features_file(KEY).exists()

@@ -48,9 +48,7 @@ def test_compute_symbol_features_prefix_of_bars_gives_identical_past_rows(make_b
             past = full.iloc[:cut] if extra == 700 - cut else compute_symbol_features(bars.iloc[:cut], KEY)
             # Exact equality, NaN equal to NaN, on every feature column and the keys.
             pd.testing.assert_frame_equal(prefix, past, check_exact=True)
-        pd.testing.assert_frame_equal(
-            compute_symbol_features(bars.iloc[:cut], KEY), full.iloc[:cut], check_exact=True
-        )
+        pd.testing.assert_frame_equal(compute_symbol_features(bars.iloc[:cut], KEY), full.iloc[:cut], check_exact=True)
 
 
 TALIB_COLUMNS = {
@@ -186,3 +184,35 @@ def test_compute_symbol_features_not_a_frame_raises_type_error():
 def test_compute_features_shapes_differ_raise_value_error():
     with pytest.raises(ValueError, match="must share the shape"):
         compute_features(np.ones(5), np.ones(5), np.ones(5), np.ones(4))
+
+
+def _arrays(bars: pd.DataFrame) -> dict[str, np.ndarray]:
+    return {name: bars[name].to_numpy() for name in ("high", "low", "close", "volume")}
+
+
+@pytest.mark.parametrize("seed", [31, 32], ids=["sym31_gaps", "sym32"])
+@pytest.mark.parametrize("new_bars", [1, 5], ids=["k1", "k5"])
+def test_compute_features_tail_equals_full_computation_for_every_column(make_bars, seed, new_bars):
+    bars = make_bars(seed, 900, calendar_gaps=seed == 31)
+    full = compute_features(**_arrays(bars))
+    # Cut points in the warm-ups, around the 252-bar look-back, in the flat stretch and at the end.
+    for cut in (0, 1, 30, 150, 250, 251, 252, 253, 400, 460, 777, 900 - new_bars):
+        n_bars = cut + new_bars
+        tail = compute_features(**_arrays(bars.iloc[:n_bars]), start=cut)
+        assert tail.shape == (len(FEATURE_COLUMNS), new_bars)
+        expected = full[:, cut:n_bars]
+        for i, column in enumerate(FEATURE_COLUMNS):
+            np.testing.assert_allclose(
+                tail[i], expected[i], rtol=1e-12, atol=0.0, equal_nan=True, err_msg=f"{column} at cut {cut}"
+            )
+
+
+def test_compute_features_start_at_end_returns_no_rows(make_bars):
+    values = compute_features(**_arrays(make_bars(33, 300)), start=300)
+    assert values.shape == (len(FEATURE_COLUMNS), 0)
+
+
+@pytest.mark.parametrize("start", [-1, 301, 2.0, True], ids=["negative", "past_end", "float", "bool"])
+def test_compute_features_bad_start_raises_value_error(make_bars, start):
+    with pytest.raises(ValueError, match=r"`start` must be an integer in \[0, 300\] \(n_observations\)"):
+        compute_features(**_arrays(make_bars(33, 300)), start=start)
