@@ -53,6 +53,7 @@ reason, whatever the final verdict. All checks are vectorised over the bars (no 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -64,9 +65,19 @@ import pandas as pd
 
 from alpha_assets.errors import LakehouseReadError
 from alpha_assets.lakehouse.keys import validate_symbol_key
-from alpha_assets.lakehouse.ohlcv import DAY, GAP_FACTOR, OHLCV_COLUMNS, VALUE_COLUMNS, Gap, find_gaps
-from alpha_assets.lakehouse.parquet import read_table
+from alpha_assets.lakehouse.ohlcv import (
+    DAY,
+    GAP_FACTOR,
+    OHLCV_COLUMNS,
+    VALUE_COLUMNS,
+    BarArrays,
+    Gap,
+    find_gaps,
+    read_table_fast,
+)
 from alpha_assets.lakehouse.paths import LakehousePaths
+from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA
+from alpha_assets.typing import FloatArray, IntArray
 
 CHECK_BARS_PRESENT = "bars_present"
 CHECK_SCHEMA = "schema"
@@ -96,6 +107,9 @@ CHECK_NAMES = (
 #: How many gap ranges a reason lists before it says "and N more".
 _MAX_LISTED_GAPS = 5
 _NS_PER_DAY = DAY.value
+_NS_PER_MS = 1_000_000
+#: The dtypes the ``schema`` check expects.
+_EXPECTED_DTYPES = {"timestamp": "datetime64[ms, UTC]", **dict.fromkeys(VALUE_COLUMNS, "float64")}
 
 
 class Verdict(StrEnum):
@@ -158,7 +172,7 @@ class AuditParams:
     )
 
     def __post_init__(self) -> None:
-        hints = typing.get_type_hints(type(self))
+        hints = _audit_param_hints()
         for spec in dataclasses.fields(self):
             value = getattr(self, spec.name)
             kind = hints[spec.name]
@@ -263,7 +277,7 @@ def expected_last_bar(as_of: pd.Timestamp) -> pd.Timestamp:
 
 
 def audit_bars(
-    bars: pd.DataFrame | None,
+    bars: pd.DataFrame | BarArrays | None,
     *,
     symbol_key: str,
     as_of: pd.Timestamp,
@@ -274,10 +288,12 @@ def audit_bars(
 
     Parameters
     ----------
-    bars : DataFrame of shape (n_observations, 6) or None
+    bars : DataFrame of shape (n_observations, 6), BarArrays or None
         Columns ``timestamp`` (bar open time, ``datetime64[*, UTC]``), ``open``, ``high``, ``low``, ``close``
         (quote currency per unit of base) and ``volume`` (base units), float64, one row per daily bar. None
         when nothing is stored. NaN or infinite values are not dropped: they fail ``ohlc_sanity``.
+        :class:`~alpha_assets.lakehouse.ohlcv.BarArrays` (UTC epoch-ms timestamps, as read from a file of
+        ``OHLCV_SCHEMA``) pass the ``schema`` check by construction and skip pandas.
     symbol_key : str
         The symbol's key, e.g. ``BINANCE_BTCUSDT``.
     as_of : Timestamp
@@ -297,7 +313,7 @@ def audit_bars(
     UnsafeKeyError
         When ``symbol_key`` is not a valid symbol key.
     TypeError
-        When ``bars`` is neither a DataFrame nor None, ``params`` is not an AuditParams, ``as_of`` is not a
+        When ``bars`` is neither a DataFrame, BarArrays nor None, ``params`` is not an AuditParams, ``as_of`` is not a
         timestamp or an element of ``unrepaired_gaps`` is not a Gap.
     ValueError
         When ``as_of`` is timezone-naive.
@@ -306,14 +322,18 @@ def audit_bars(
     as_of = _utc_timestamp(as_of, "as_of")
     if not isinstance(params, AuditParams):
         raise TypeError(f"`params` must be an AuditParams, got {type(params).__name__}")
-    if bars is not None and not isinstance(bars, pd.DataFrame):
+    if bars is not None and not isinstance(bars, pd.DataFrame | BarArrays):
+        # The message predates BarArrays (an internal fast form) and is part of the contract.
         raise TypeError(f"`bars` must be a pandas DataFrame or None, got {type(bars).__name__}")
     for gap in unrepaired_gaps:
         if not isinstance(gap, Gap):
             raise TypeError(f"`unrepaired_gaps` must hold Gap records, got {type(gap).__name__}")
     if bars is None or len(bars) == 0:
         return missing_verdict(symbol_key, as_of=as_of, reason="no bars stored")
-    return _Audit(bars, symbol_key, as_of, params, unrepaired_gaps).run()
+    audit = _Audit(len(bars), symbol_key, as_of, params, unrepaired_gaps)
+    if isinstance(bars, BarArrays):
+        return audit.run_arrays(bars)
+    return audit.run_frame(bars)
 
 
 def missing_verdict(symbol_key: str, *, as_of: pd.Timestamp, reason: str) -> AuditVerdict:
@@ -349,7 +369,8 @@ def audit_symbol_file(
     """Read ``lakehouse/<KEY>_1d.parquet`` as stored (no schema cast) and audit it.
 
     A missing or unreadable file gives ``MISSING``; a readable file of the wrong schema is judged by the
-    ``schema`` check (``TOXIC``).
+    ``schema`` check (``TOXIC``). A file of exactly ``OHLCV_SCHEMA`` (the usual case) is audited on its
+    arrays, without pandas.
 
     Raises
     ------
@@ -364,11 +385,11 @@ def audit_symbol_file(
     if not path.exists():
         return missing_verdict(symbol_key, as_of=as_of, reason=f"no file {path.name}")
     try:
-        table = read_table(path)
+        table = read_table_fast(path)
     except LakehouseReadError as err:
         return missing_verdict(symbol_key, as_of=as_of, reason=f"unreadable file {path.name}: {err.reason}")
-    return audit_bars(table.to_pandas(), symbol_key=symbol_key, as_of=as_of, params=params,
-                      unrepaired_gaps=unrepaired_gaps)
+    bars = BarArrays.from_table(table) if table.schema.equals(OHLCV_SCHEMA) else table.to_pandas()
+    return audit_bars(bars, symbol_key=symbol_key, as_of=as_of, params=params, unrepaired_gaps=unrepaired_gaps)
 
 
 def audit_many(
@@ -458,41 +479,61 @@ def audit_report(
 
 
 class _Audit:
-    """The checks of one symbol, sharing the arrays extracted once from the frame."""
+    """The checks of one symbol, sharing the arrays extracted once from the bars."""
 
     def __init__(
-        self, bars: pd.DataFrame, symbol_key: str, as_of: pd.Timestamp, params: AuditParams,
+        self, n_rows: int, symbol_key: str, as_of: pd.Timestamp, params: AuditParams,
         unrepaired_gaps: Sequence[Gap],
     ) -> None:
-        self.bars = bars
+        self.n_rows = n_rows
         self.symbol_key = symbol_key
         self.as_of = as_of
         self.params = params
         self.expected_last = _expected_last_ns(as_of)
         self.unrepaired = {(_ns(g.first_missing), _ns(g.last_missing)) for g in unrepaired_gaps}
         self.checks: dict[str, CheckResult] = {
-            CHECK_BARS_PRESENT: CheckResult(True, Verdict.OK, len(bars), 1)
+            CHECK_BARS_PRESENT: CheckResult(True, Verdict.OK, n_rows, 1)
         }
         self.reasons: list[str] = []
         self.ts = np.empty(0, dtype=np.int64)  # bar open times, ns since epoch, UTC, sorted and unique
         self.values = np.empty((0, len(VALUE_COLUMNS)))  # (n_observations, 5) float64, rows aligned with ts
 
-    def run(self) -> AuditVerdict:
-        if self._schema():
-            self._timestamps()
-            if len(self.ts):
-                self._ohlc_sanity()
-                self._closed_bars()
-                self._gaps()
-                self._staleness()
-                self._daily_return()
-                self._volume_zscore()
-                self._frozen_close()
+    def run_frame(self, bars: pd.DataFrame) -> AuditVerdict:
+        if self._schema(bars):
+            column = bars["timestamp"]
+            tz = getattr(column.dtype, "tz", None)
+            # Series.values of a tz-aware column is its UTC wall time; a naive one is read as UTC.
+            raw = np.asarray(column.values, dtype="datetime64[ns]").view(np.int64)
+            values = np.stack(
+                [bars[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in VALUE_COLUMNS], axis=1
+            )
+            self._timestamps(raw, None if tz is None else str(tz), values)
+            self._bar_checks()
+        return self._verdict()
+
+    def run_arrays(self, bars: BarArrays) -> AuditVerdict:
+        self._record(CHECK_SCHEMA, True, Verdict.TOXIC, {"missing_columns": [], "wrong_dtypes": {}},
+                     dict(_EXPECTED_DTYPES))
+        self._timestamps(bars.timestamps * _NS_PER_MS, "UTC", bars.values)
+        self._bar_checks()
+        return self._verdict()
+
+    def _bar_checks(self) -> None:
+        if len(self.ts):
+            self._ohlc_sanity()
+            self._closed_bars()
+            self._gaps()
+            self._staleness()
+            self._daily_return()
+            self._volume_zscore()
+            self._frozen_close()
+
+    def _verdict(self) -> AuditVerdict:
         worst = max((c.verdict for c in self.checks.values()), key=_SEVERITY.__getitem__)
         first = _timestamp(self.ts[0]) if len(self.ts) else None
         last = _timestamp(self.ts[-1]) if len(self.ts) else None
         return AuditVerdict(self.symbol_key, worst, tuple(self.reasons), self.checks, first, last,
-                            len(self.bars), self.as_of)
+                            self.n_rows, self.as_of)
 
     def _record(self, name: str, passed: bool, failure: Verdict, observed: Any, threshold: Any,
                 reason: str | None = None) -> None:
@@ -500,12 +541,12 @@ class _Audit:
         if not passed and reason:
             self.reasons.append(reason)
 
-    def _schema(self) -> bool:
+    def _schema(self, bars: pd.DataFrame) -> bool:
         """Check columns and dtypes; False when the bars cannot be read as numbers at all."""
-        expected = {"timestamp": "datetime64[ms, UTC]", **dict.fromkeys(VALUE_COLUMNS, "float64")}
-        missing = [c for c in OHLCV_COLUMNS if c not in self.bars.columns]
-        present = [c for c in OHLCV_COLUMNS if c in self.bars.columns]
-        dtypes = {c: self.bars[c].dtype for c in present}
+        expected = dict(_EXPECTED_DTYPES)
+        missing = [c for c in OHLCV_COLUMNS if c not in bars.columns]
+        present = [c for c in OHLCV_COLUMNS if c in bars.columns]
+        dtypes = {c: bars[c].dtype for c in present}
         wrong = {
             c: str(dtypes[c]) for c in present
             if (c == "timestamp" and not pd.api.types.is_datetime64_any_dtype(dtypes[c]))
@@ -524,16 +565,16 @@ class _Audit:
         )
         return not unusable
 
-    def _timestamps(self) -> None:
-        column = self.bars["timestamp"]
-        tz = getattr(column.dtype, "tz", None)
-        # Series.values of a tz-aware column is its UTC wall time; a naive one is read as UTC.
-        raw = np.asarray(column.values, dtype="datetime64[ns]").view(np.int64)
+    def _timestamps(self, raw: IntArray, tz_name: str | None, values: FloatArray) -> None:
+        """Check and sort the bar open times.
+
+        ``raw`` has shape (n_rows,), int64 ns since the epoch (UTC), int64 min for null; ``tz_name`` is the
+        column's zone (None when naive); ``values`` has shape (n_rows, 5), float64, rows aligned with ``raw``.
+        """
         null = raw == np.iinfo(np.int64).min
         stamps = raw[~null]
         off_midnight = int(np.count_nonzero(stamps % _NS_PER_DAY))
-        tz_name = None if tz is None else str(tz)
-        zone = None if tz_name == "UTC" else f"time zone {tz_name}" if tz else "timezone-naive timestamps"
+        zone = None if tz_name == "UTC" else f"time zone {tz_name}" if tz_name else "timezone-naive timestamps"
         utc_problems = (
             ([zone] if zone else [])
             + ([f"{int(null.sum())} null timestamps"] if null.any() else [])
@@ -545,9 +586,7 @@ class _Audit:
             {"time_zone": "UTC", "null": 0, "not_at_midnight": 0},
             "timestamps: " + ", ".join(utc_problems),
         )
-        values = np.stack(
-            [self.bars[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in VALUE_COLUMNS], axis=1
-        )[~null]
+        values = values[~null]
         steps = np.diff(stamps)
         unsorted = int(np.count_nonzero(steps < 0))
         if unsorted:
@@ -719,6 +758,12 @@ class _Audit:
             f"close unchanged at {value:g} for {run} bars from {first} to {last}, at least {limit}"
             if run >= limit else None,
         )
+
+
+@functools.cache
+def _audit_param_hints() -> dict[str, Any]:
+    # Resolving the annotations costs more than the checks themselves; they never change.
+    return typing.get_type_hints(AuditParams)
 
 
 def _utc_timestamp(value: object, name: str) -> pd.Timestamp:

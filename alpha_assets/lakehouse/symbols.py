@@ -33,7 +33,8 @@ import pyarrow as pa
 
 from alpha_assets.errors import LakehouseReadError
 from alpha_assets.lakehouse.keys import SYMBOL_KEY_PATTERN, validate_symbol_key
-from alpha_assets.lakehouse.parquet import exclusive_lock, read_table, write_table_atomic
+from alpha_assets.lakehouse.ohlcv import read_table_fast, write_table_with_options
+from alpha_assets.lakehouse.parquet import exclusive_lock
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.schemas import SYMBOL_IN_PLACE_COLUMNS, SYMBOL_TRACKED_COLUMNS, SYMBOLS_SCHEMA
 
@@ -42,6 +43,8 @@ RECORD_COLUMNS = (*SYMBOL_TRACKED_COLUMNS, *SYMBOL_IN_PLACE_COLUMNS)
 _STRING_COLUMNS = tuple(f.name for f in SYMBOLS_SCHEMA if pa.types.is_string(f.type))
 _FLOAT_COLUMNS = tuple(f.name for f in SYMBOLS_SCHEMA if pa.types.is_floating(f.type))
 _NULLABLE = frozenset(f.name for f in SYMBOLS_SCHEMA if f.nullable)
+# A few rows of fifteen columns: compression and dictionaries cost more time than the bytes they save.
+_PARQUET_OPTIONS = {"compression": "none", "use_dictionary": False}
 
 UpsertAction = Literal["inserted", "versioned", "updated", "unchanged"]
 
@@ -109,33 +112,34 @@ def upsert_symbol_metadata(
     row = _normalise_record(symbol_key, record)
     now = _to_ms(now, "now", nullable=False)
     with exclusive_lock(path):
-        history = _read_history(path, symbol_key) if path.exists() else _empty_history()
-        is_current = history["valid_to"].isna().to_numpy()
-        if not is_current.any():
+        # A handful of rows: plain Python records are cheaper than a DataFrame round trip.
+        versions = _read_history_table(path, symbol_key).to_pylist() if path.exists() else []
+        current_rows = [i for i, version in enumerate(versions) if version["valid_to"] is None]
+        if not current_rows:
             action: UpsertAction = "inserted"
             changed: tuple[str, ...] = ()
-            history = _append_version(history, row, now)
+            versions.append({**row, "valid_from": now, "valid_to": None})
         else:
-            at = int(np.flatnonzero(is_current)[0])
-            current = history.iloc[at]
-            changed = tuple(c for c in RECORD_COLUMNS if not _same(current[c], row[c]))
-            changed = tuple(c for c in SYMBOLS_SCHEMA.names if c in changed)
+            current = versions[current_rows[0]]
+            changed = tuple(
+                c for c in SYMBOLS_SCHEMA.names if c in row and not _same(current[c], row[c])
+            )
             if not changed:
                 return SymbolUpsert(symbol_key, "unchanged", ())
             if any(c in SYMBOL_TRACKED_COLUMNS for c in changed):
                 if now <= current["valid_from"]:
                     raise ValueError(
                         f"`now` ({now.isoformat()}) must be after the current version's valid_from "
-                        f"({current['valid_from'].isoformat()}) of {symbol_key} to open a new version"
+                        f"({pd.Timestamp(current['valid_from']).isoformat()}) of {symbol_key} to open a "
+                        "new version"
                     )
                 action = "versioned"
-                history.loc[history.index[at], "valid_to"] = now
-                history = _append_version(history, row, now)
+                current["valid_to"] = now
+                versions.append({**row, "valid_from": now, "valid_to": None})
             else:
                 action = "updated"
-                for column in changed:
-                    history.loc[history.index[at], column] = row[column]
-        write_table_atomic(_to_table(history), path)
+                current.update((column, row[column]) for column in changed)
+        write_table_with_options(pa.Table.from_pylist(versions, schema=SYMBOLS_SCHEMA), path, **_PARQUET_OPTIONS)
     return SymbolUpsert(symbol_key, action, changed)
 
 
@@ -252,7 +256,7 @@ def _to_ms(value: object, name: str, *, nullable: bool) -> pd.Timestamp | None:
     stamp = pd.Timestamp(value)
     if stamp.tzinfo is None:
         raise ValueError(f"`{name}` must be timezone-aware (UTC), got naive {stamp.isoformat()}")
-    return stamp.tz_convert("UTC").as_unit("ms").floor("ms")
+    return stamp.tz_convert("UTC").as_unit("ms")  # as_unit floors to whole milliseconds
 
 
 def _same(stored: object, incoming: object) -> bool:
@@ -266,28 +270,22 @@ def _empty_history() -> pd.DataFrame:
     return SYMBOLS_SCHEMA.empty_table().to_pandas()
 
 
-def _append_version(history: pd.DataFrame, row: Mapping[str, Any], now: pd.Timestamp) -> pd.DataFrame:
-    version = pd.DataFrame([{**row, "valid_from": now, "valid_to": None}], columns=SYMBOLS_SCHEMA.names)
-    version = _to_table(version).to_pandas()
-    return pd.concat([history, version], ignore_index=True) if len(history) else version
-
-
-def _to_table(history: pd.DataFrame) -> pa.Table:
-    return pa.Table.from_pandas(
-        history.loc[:, SYMBOLS_SCHEMA.names], schema=SYMBOLS_SCHEMA, preserve_index=False
-    )
-
-
 def _read_history(path: Any, symbol_key: str) -> pd.DataFrame:
-    history = read_table(path, SYMBOLS_SCHEMA).to_pandas()
-    others = sorted(set(history["symbol_key"]) - {symbol_key})
+    return _read_history_table(path, symbol_key).to_pandas()
+
+
+def _read_history_table(path: Any, symbol_key: str) -> pa.Table:
+    """One symbol's versions as a table of ``SYMBOLS_SCHEMA``, checked to be a well-formed history."""
+    history = read_table_fast(path, SYMBOLS_SCHEMA)
+    others = sorted(set(history.column("symbol_key").to_pylist()) - {symbol_key})
     if others:
         raise LakehouseReadError(
             str(path), f"holds rows of other symbols {others[:5]}, expected only {symbol_key}"
         )
-    if not history["valid_from"].is_monotonic_increasing:
+    valid_from = history.column("valid_from").to_numpy().view(np.int64)
+    if np.any(valid_from[1:] < valid_from[:-1]):
         raise LakehouseReadError(str(path), "versions are not sorted by valid_from")
-    current = int(history["valid_to"].isna().sum())
+    current = history.column("valid_to").null_count
     if current > 1:
         raise LakehouseReadError(str(path), f"{current} current versions (valid_to null), expected at most 1")
     return history

@@ -26,20 +26,21 @@ from alpha_assets.errors import LakehouseReadError, SourceError
 from alpha_assets.lakehouse.keys import split_symbol_key, validate_symbol_key
 from alpha_assets.lakehouse.ohlcv import (
     DAY,
-    VALUE_COLUMNS,
+    BarArrays,
     Gap,
     QuarantineRecord,
-    clean_bars,
-    empty_bars,
-    find_gaps,
-    merge_bars,
-    read_ohlcv_or_empty,
-    write_ohlcv,
+    clean_bar_arrays,
+    find_bar_gaps,
+    merge_bar_arrays,
+    ms_to_iso,
+    read_ohlcv_arrays,
+    write_ohlcv_arrays,
 )
 from alpha_assets.lakehouse.parquet import exclusive_lock, read_json, write_bytes_atomic, write_json_atomic
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.sources.base import Market, MarketSource
 from alpha_assets.sources.params import IngestionParams
+from alpha_assets.typing import IntArray
 
 REPAIR_LOG_VERSION = 1
 
@@ -250,14 +251,15 @@ def _ingest_locked(
     params: IngestionParams,
 ) -> dict[str, Any]:
     """The body of :func:`ingest_symbol`, run while holding the symbol's file lock."""
-    today = now.floor("D")
+    # Integer floor on the UTC epoch: what now.floor("D") gives, without its cost per symbol.
+    today = now - pd.Timedelta(int(now.value) % DAY.value, unit="ns")
     records: list[QuarantineRecord] = []
     moved_aside = None
     try:
-        stored = read_ohlcv_or_empty(paths, key)
+        stored = read_ohlcv_arrays(paths, key) if paths.ohlcv_file(key).exists() else BarArrays.empty()
     except LakehouseReadError as err:
         moved_aside = _move_aside(paths, key, now)
-        stored = empty_bars()
+        stored = BarArrays.empty()
         records.append(
             QuarantineRecord(
                 symbol_key=key, reason=f"stored file unreadable ({err.reason}); moved to {moved_aside}"
@@ -265,13 +267,13 @@ def _ingest_locked(
         )
     since = (
         today - (params.history_days + params.warmup_days) * DAY
-        if stored.empty
-        else (stored["timestamp"].iat[-1] + DAY)
+        if len(stored) == 0
+        else pd.Timestamp(int(stored.timestamps[-1]), unit="ms", tz="UTC") + DAY
     )
     merged = stored
     if since < today:
         try:
-            cleaned = clean_bars(
+            cleaned, quarantined = clean_bar_arrays(
                 source.fetch_daily_bars(market, since=since, until=today), symbol_key=key, now=now
             )
         except (SourceError, ValueError) as err:
@@ -285,14 +287,14 @@ def _ingest_locked(
                 moved_aside=moved_aside,
                 error=f"{key}: {type(err).__name__}: {err}",
             )
-        records += cleaned.quarantined
-        merged = merge_bars(stored, cleaned.bars)
+        records += quarantined
+        merged = merge_bar_arrays(stored, cleaned)
     repair = _repair_gaps(source, market, key, merged, paths, today, now, params)
     records += repair["records"]
     merged = repair["bars"]
     written = moved_aside is not None or not _same_bars(stored, merged)
     if written:
-        write_ohlcv(paths, key, merged)
+        write_ohlcv_arrays(paths, key, merged)
     _append_quarantine(paths, key, records)
     status = IngestStatus.OK if written else IngestStatus.UP_TO_DATE
     return _summary(
@@ -313,7 +315,7 @@ def _repair_gaps(
     source: MarketSource,
     market: Market,
     key: str,
-    bars: pd.DataFrame,
+    bars: BarArrays,
     paths: LakehousePaths,
     today: pd.Timestamp,
     now: pd.Timestamp,
@@ -324,8 +326,11 @@ def _repair_gaps(
     A gap is tried at most once per UTC day and at most ``max_repair_attempts`` times in all; a partly
     filled gap leaves sub-gaps that inherit its attempts, so the bound holds across partial fills.
     """
-    gaps = find_gaps(bars["timestamp"])
+    gaps = find_bar_gaps(bars)
     log_path = paths.repair_log_file(key)
+    if not gaps and not log_path.exists():
+        # The usual day: nothing to repair and no log to clear.
+        return {"bars": bars, "records": [], "gaps_found": 0, "gaps_repaired": 0, "unrepaired": ()}
     old_log = _read_repair_log(log_path)
     tried = {(e["first_missing"], e["last_missing"]): e for e in old_log.get("gaps", [])}
     outcome: dict[tuple[str, str], dict[str, Any]] = {}
@@ -344,7 +349,7 @@ def _repair_gaps(
             fetched += 1
             entry.update(attempts=entry["attempts"] + 1, last_attempt_day=day)
             try:
-                answer = clean_bars(
+                answer, quarantined = clean_bar_arrays(
                     source.fetch_daily_bars(market, since=gap.first_missing, until=gap.last_missing + DAY),
                     symbol_key=key,
                     now=now,
@@ -352,16 +357,16 @@ def _repair_gaps(
             except (SourceError, ValueError) as err:
                 entry["last_result"] = f"{type(err).__name__}: {err}"
             else:
-                inside = answer.bars[
-                    (answer.bars["timestamp"] >= gap.first_missing)
-                    & (answer.bars["timestamp"] <= gap.last_missing)
-                ]
-                records += answer.quarantined
-                bars = merge_bars(bars, inside)
+                inside = answer.take(
+                    (answer.timestamps >= _epoch_ms(gap.first_missing))
+                    & (answer.timestamps <= _epoch_ms(gap.last_missing))
+                )
+                records += quarantined
+                bars = merge_bar_arrays(bars, inside)
                 entry["last_result"] = f"{len(inside)} of {gap.missing_bars} missing bars returned"
             reason = f"still missing after {entry['attempts']} attempt(s): {entry['last_result']}"
         outcome[gap_id] = {"entry": entry, "reason": reason, "gap": gap}
-    remaining = find_gaps(bars["timestamp"])
+    remaining = find_bar_gaps(bars) if gaps else []
     unrepaired, log_entries = [], []
     for gap in remaining:
         parent = next(
@@ -436,8 +441,8 @@ def _skip_reason(
 def _summary(
     key: str,
     status: IngestStatus,
-    before: pd.DataFrame,
-    after: pd.DataFrame,
+    before: BarArrays,
+    after: BarArrays,
     records: Sequence[QuarantineRecord],
     **extra: Any,
 ) -> dict[str, Any]:
@@ -448,25 +453,38 @@ def _summary(
         "status": status,
         "bars_before": len(before),
         "bars_after": len(after),
-        "new_bars": int((~after["timestamp"].isin(before["timestamp"])).sum()),
-        "first_bar": after["timestamp"].iat[0].isoformat() if len(after) else None,
-        "last_bar": after["timestamp"].iat[-1].isoformat() if len(after) else None,
+        "new_bars": _count_new(before.timestamps, after.timestamps),
+        "first_bar": ms_to_iso(after.timestamps[0]) if len(after) else None,
+        "last_bar": ms_to_iso(after.timestamps[-1]) if len(after) else None,
         "quarantined": len(refused),
         "quarantine_reasons": dict(Counter(r.reason for r in refused)),
         **extra,
     }
 
 
-def _same_bars(stored: pd.DataFrame, merged: pd.DataFrame) -> bool:
+def _same_bars(stored: BarArrays, merged: BarArrays) -> bool:
     """Whether ``merged`` holds exactly the stored bars (same timestamps, bit-identical values)."""
     if merged is stored:
         return True
     if len(stored) != len(merged):
         return False
-    # ``.values`` of a tz-aware column is datetime64 in UTC: compared as integers, not as Timestamp objects.
-    return np.array_equal(stored["timestamp"].values, merged["timestamp"].values) and np.array_equal(
-        stored[list(VALUE_COLUMNS)].to_numpy(), merged[list(VALUE_COLUMNS)].to_numpy()
+    return np.array_equal(stored.timestamps, merged.timestamps) and np.array_equal(
+        stored.values, merged.values
     )
+
+
+def _count_new(before: IntArray, after: IntArray) -> int:
+    """How many of ``after`` are not in ``before``; both sorted (shapes (n_before,) and (n_after,))."""
+    if len(before) == 0:
+        return len(after)
+    # A binary search per bar: np.isin sorts both sides again.
+    at = np.minimum(np.searchsorted(before, after), len(before) - 1)
+    return int(np.count_nonzero(before[at] != after))
+
+
+def _epoch_ms(stamp: pd.Timestamp) -> int:
+    """Milliseconds since the epoch of a UTC timestamp (``Timestamp.value`` is in nanoseconds)."""
+    return int(stamp.value) // 1_000_000
 
 
 def _read_repair_log(path: Path) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from scipy.signal import lfilter
 
 from alpha_assets.errors import SourceError
 from alpha_assets.lakehouse.keys import make_symbol_key
+from alpha_assets.lakehouse.ohlcv import DAY_MS, VALUE_COLUMNS, BarArrays
 from alpha_assets.sources.base import Market, Ticker
 from alpha_assets.typing import BoolArray, FloatArray
 
@@ -219,7 +220,9 @@ class SimulatedExchange:
         self.seed = int(seed)
         self.n_symbols = int(n_symbols)
         self.history_start = start
+        self._start_ms = int(start.value) // 1_000_000
         self._now = now
+        self._today = None if now is None else now.floor("D")  # a fixed clock: floored once, not per call
         self._specs = _catalogue(self.seed, self.n_symbols) + _EXTRAS
         self._keys = [make_symbol_key(SIM_EXCHANGE_KEY, s.base, s.quote) for s in self._specs]
         self._index = {key: i for i, key in enumerate(self._keys)}
@@ -283,17 +286,10 @@ class SimulatedExchange:
         # Bar ``day`` opens at history_start + day: keep since <= open < until.
         start = np.searchsorted(bars["day"], np.ceil((since - self.history_start) / _DAY))
         stop = np.searchsorted(bars["day"], np.ceil((until - self.history_start) / _DAY))
-        days = bars["day"][start:stop]
-        frame = pd.DataFrame(
-            {
-                "timestamp": (self.history_start + pd.to_timedelta(days, unit="D")).astype(
-                    "datetime64[ms, UTC]"
-                )
-            }
-        )
-        for column in ("open", "high", "low", "close", "volume"):
-            frame[column] = bars[column][start:stop]
-        return frame
+        # Built from arrays in one go: column-by-column assignment costs more than the bars themselves.
+        open_ms = self._start_ms + bars["day"][start:stop].astype(np.int64) * DAY_MS
+        values = np.column_stack([bars[column][start:stop] for column in VALUE_COLUMNS])
+        return BarArrays(open_ms, values.reshape(len(open_ms), len(VALUE_COLUMNS))).to_frame()
 
     # --- clock ----------------------------------------------------------------------------------------------
     def now(self) -> pd.Timestamp:
@@ -302,6 +298,8 @@ class SimulatedExchange:
 
     def today(self) -> pd.Timestamp:
         """Start of the current UTC day: the open time of the still-forming bar, never served."""
+        if self._today is not None:
+            return self._today
         return self.now().floor("D")
 
     # --- generation -------------------------------------------------------------------------------------
