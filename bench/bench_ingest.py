@@ -8,11 +8,14 @@ first ingest <= 30 s, incremental <= 10 s with one request per symbol.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from common import peak_rss_mb, timed, write_results
+from postgres_instance import postgres_instance
 from dagster import DagsterInstance
 
 from alpha_assets.definitions import build_definitions
@@ -40,6 +43,20 @@ def _defs(root: Path, manifest: Path, n_listed: int, clock: str):
     )
 
 
+@contextlib.contextmanager
+def _instance(root: Path, storage: str) -> Iterator[DagsterInstance]:
+    if storage == "postgres":
+        with postgres_instance(root) as instance:
+            yield instance
+        return
+    (root / "home").mkdir()
+    instance = DagsterInstance.local_temp(tempdir=str(root / "home"))
+    try:
+        yield instance
+    finally:
+        instance.dispose()
+
+
 def _ingest(defs, instance, paths, run_id):
     ensure_run_partition(instance, run_id)
     discovery_s, _ = timed(lambda: run_link(defs, instance, keys.DISCOVERY_JOB, partition_key=run_id))
@@ -61,7 +78,10 @@ def _ingest(defs, instance, paths, run_id):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
-    size = parser.parse_args().size
+    parser.add_argument("--storage", choices=["sqlite", "postgres"], default="sqlite",
+                        help="Dagster instance storage (postgres: a private throwaway cluster on loopback)")
+    args = parser.parse_args()
+    size, storage = args.size, args.storage
     n_symbols, n_days = SIZES[size]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -76,15 +96,14 @@ def main() -> None:
                 }
             )
         )
-        (root / "home").mkdir()
-        instance = DagsterInstance.local_temp(tempdir=str(root / "home"))
         paths = LakehousePaths(root / "data")
         # The simulated exchange also lists stablecoins, leveraged tokens and other quotes: list a few more.
         listed = n_symbols + 12
-        first = _ingest(_defs(root, manifest, listed, DAY_1), instance, paths, "BENCH_DAY_1")
-        bars = len(read_ohlcv(paths, "SIM_BTCUSDT"))
-        second = _ingest(_defs(root, manifest, listed, DAY_2), instance, paths, "BENCH_DAY_2")
-        instance.dispose()
+        with _instance(root, storage) as instance:
+            first = _ingest(_defs(root, manifest, listed, DAY_1), instance, paths, "BENCH_DAY_1")
+            bars = len(read_ohlcv(paths, "SIM_BTCUSDT"))
+            second = _ingest(_defs(root, manifest, listed, DAY_2), instance, paths, "BENCH_DAY_2")
+    print(f"instance       {storage}")
     print(
         f"first ingest   {first['symbols']} symbols x {bars} bars: discovery {first['discovery_s']:.2f} s, "
         f"ingest {first['ingest_s']:.2f} s (target <= 30 s), {first['requests_per_symbol']} requests/symbol"
@@ -95,9 +114,10 @@ def main() -> None:
     )
     print(f"peak memory    {peak_rss_mb():.0f} MiB")
     write_results(
-        "ingest",
+        f"ingest_{storage}",
         size,
         {
+            "storage": storage,
             "bars_per_symbol": bars,
             "first": first,
             "incremental": second,
