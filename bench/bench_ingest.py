@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from common import peak_rss_mb, timed, write_results
-from postgres_instance import postgres_instance
 from dagster import DagsterInstance
+from postgres_instance import postgres_instance
 
 from alpha_assets.definitions import build_definitions
 from alpha_assets.defs import keys
