@@ -5,6 +5,7 @@ Exercises alpha_assets.definitions as `dagster dev` would load it; runs nothing.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -63,12 +64,13 @@ def test_definitions_asset_keys_are_unique_and_grouped_by_cycle():
     assert groups[AssetKey("portfolio_flattened")] == keys.ALPHA_GROUP
 
 
-def test_definitions_cli_validate_passes():
+def test_definitions_cli_validate_passes(tmp_path):
     result = subprocess.run(
         [str(Path(sys.executable).with_name("dagster")), "definitions", "validate", "-w", "workspace.yaml"],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
         timeout=120,
+        env={**os.environ, "DAGSTER_HOME": str(tmp_path)},
     )
     assert result.returncode == 0, result.stdout + result.stderr
