@@ -90,15 +90,16 @@ def main() -> None:
             json.dumps(
                 {
                     "defaults": {
-                        "discovery": {"top_n": n_symbols, "min_traded_value_24h": 0},
+                        # Every eligible pair, both days: a stable universe, so day 2 adds exactly one bar each.
+                        "discovery": {"top_n": 5000, "min_traded_value_24h": 0},
                         "ingestion": {"history_days": n_days - WARMUP_DAYS, "warmup_days": WARMUP_DAYS},
                     }
                 }
             )
         )
         paths = LakehousePaths(root / "data")
-        # The simulated exchange also lists stablecoins, leveraged tokens and other quotes: list a few more.
-        listed = n_symbols + 12
+        # The simulated exchange also lists stablecoins, a leveraged token, other quotes and a delisted pair.
+        listed = n_symbols + 6
         with _instance(root, storage) as instance:
             first = _ingest(_defs(root, manifest, listed, DAY_1), instance, paths, "BENCH_DAY_1")
             bars = len(read_ohlcv(paths, "SIM_BTCUSDT"))

@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from alpha_assets.alpha.params import FEATURE_COLUMNS
 from alpha_assets.alpha.returns import ReturnsMatrix
 from alpha_assets.errors import LakehouseReadError
 from alpha_assets.lakehouse.ohlcv import wide_closes
@@ -35,6 +36,8 @@ from alpha_assets.lakehouse.parquet import (
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA
 
+#: The feature columns a run freezes: the ones the gate and the selection read.
+SNAPSHOT_FEATURE_COLUMNS = ["date", "symbol", *FEATURE_COLUMNS]
 #: The frozen files, in the run's ``data/`` folder.
 MANIFEST_FILE = "manifest_resolved.json"
 SNAPSHOT_FILE = "snapshot.json"
@@ -55,7 +58,8 @@ class LakehouseSnapshot:
     closes : DataFrame of shape (n_observations, n_assets)
         Closes, UTC-midnight index, one column per validated symbol (sorted); NaN where a symbol had no bar.
     features : DataFrame of shape (n_assets_with_features, 2 + n_features)
-        Per symbol the latest feature row dated on or before ``as_of``: ``symbol``, ``date``, features.
+        Per symbol the latest feature row dated on or before ``as_of``: ``symbol``, ``date`` and the
+        ``SNAPSHOT_FEATURE_COLUMNS`` the gate and the selection read.
     metadata : DataFrame of shape (n_assets, 3)
         ``symbol``, ``market`` (exchange key) and ``sector`` from the discovery record.
     fingerprints : dict
@@ -112,7 +116,7 @@ def take_snapshot(paths: LakehousePaths, run_id: str) -> LakehouseSnapshot:
         bars[key] = table.to_pandas()
         fingerprints[_relative(paths, paths.ohlcv_file(key))] = sha
         if paths.features_file(key).exists():
-            features, sha = read_table_and_sha256(paths.features_file(key))
+            features, sha = read_table_and_sha256(paths.features_file(key), columns=SNAPSHOT_FEATURE_COLUMNS)
             fingerprints[_relative(paths, paths.features_file(key))] = sha
             # Only the last row on or before the as-of date is needed: filter in arrow, convert one row.
             dates = features.column("date")

@@ -73,11 +73,14 @@ def read_json(path: Path) -> Any:
         raise LakehouseReadError(str(path), f"not valid JSON ({err})") from err
 
 
-def read_table_and_sha256(path: Path, schema: pa.Schema | None = None) -> tuple[pa.Table, str]:
+def read_table_and_sha256(
+    path: Path, schema: pa.Schema | None = None, *, columns: list[str] | None = None
+) -> tuple[pa.Table, str]:
     """Read a parquet file once and return it with the sha256 of exactly the bytes that were parsed.
 
     Hashing and parsing the same bytes means the fingerprint a run records is the data it used, even if
-    a writer replaces the file in between.
+    a writer replaces the file in between. ``columns`` parses only those columns (the hash still covers the
+    whole file).
 
     Raises
     ------
@@ -92,7 +95,7 @@ def read_table_and_sha256(path: Path, schema: pa.Schema | None = None) -> tuple[
         raise LakehouseReadError(str(path), "is a directory, not a parquet file") from err
     except OSError as err:
         raise LakehouseReadError(str(path), f"cannot be read ({err})") from err
-    return _parse_table(pa.BufferReader(data), str(path), schema), bytes_sha256(data)
+    return _parse_table(pa.BufferReader(data), str(path), schema, columns), bytes_sha256(data)
 
 
 def read_table(path: Path, schema: pa.Schema | None = None) -> pa.Table:
@@ -110,10 +113,12 @@ def read_table(path: Path, schema: pa.Schema | None = None) -> pa.Table:
     return read_table_and_sha256(Path(path), schema)[0]
 
 
-def _parse_table(source: pa.BufferReader, path: str, schema: pa.Schema | None) -> pa.Table:
+def _parse_table(
+    source: pa.BufferReader, path: str, schema: pa.Schema | None, columns: list[str] | None = None
+) -> pa.Table:
     try:
         # One small file per call: a thread pool costs more than it saves.
-        table = pq.read_table(source, use_threads=False)
+        table = pq.read_table(source, columns=columns, use_threads=False)
     except (pa.ArrowInvalid, OSError) as err:
         raise LakehouseReadError(path, f"not a readable parquet file ({err})") from err
     if schema is None:
