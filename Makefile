@@ -33,8 +33,10 @@ test: install browser
 ui: install $(DAGSTER_HOME)/dagster.yaml
 	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(UI_PORT)
 
+BENCH_SIZE ?= large
 bench: install
-	$(BIN)/python bench/run_all.py
+	cd bench && for script in bench_ingest bench_dataops_core bench_features bench_alpha bench_optimize; do \
+		../$(BIN)/python $$script.py --size $(BENCH_SIZE) || exit 1; done
 
 lint: install
 	$(BIN)/ruff check alpha_assets alpha_assets_tests bench
