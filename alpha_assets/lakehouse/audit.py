@@ -73,8 +73,8 @@ from alpha_assets.lakehouse.ohlcv import (
     BarArrays,
     Gap,
     find_gaps,
-    read_table_fast,
 )
+from alpha_assets.lakehouse.parquet import read_table_fast
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA
 from alpha_assets.typing import FloatArray, IntArray

@@ -11,15 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from alpha_assets.errors import LakehouseReadError
-from alpha_assets.lakehouse.parquet import read_table, write_bytes_atomic
+from alpha_assets.lakehouse.parquet import read_table_fast, write_table_atomic
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA, UTC_MS
 from alpha_assets.typing import BoolArray, FloatArray, IntArray
@@ -394,40 +392,6 @@ def find_bar_gaps(bars: BarArrays) -> list[Gap]:
     return find_gaps(pd.DatetimeIndex(bars.timestamps.view("datetime64[ms]"), tz="UTC"))
 
 
-def read_table_fast(path: Path, schema: pa.Schema | None = None) -> pa.Table:
-    """:func:`~alpha_assets.lakehouse.parquet.read_table`, parsed on the calling thread when it can be.
-
-    Arrow's thread pool costs more than it saves on a small per-symbol file. A readable file whose schema is
-    exactly ``schema`` (any schema when ``schema`` is None) is parsed here; anything else (missing, corrupt,
-    a schema to cast or refuse) goes through ``read_table``, so the result and the errors are the same.
-
-    Raises
-    ------
-    LakehouseReadError
-        As ``read_table``.
-    """
-    try:
-        table = pq.ParquetFile(pa.BufferReader(Path(path).read_bytes())).read(use_threads=False)
-    except (OSError, pa.ArrowException):
-        return read_table(path, schema)
-    if schema is None:
-        return table
-    if table.schema.equals(schema):
-        # The schema's own fields and metadata, as read_table's cast leaves them, without a cast per column.
-        return pa.Table.from_arrays(table.columns, schema=schema)
-    return read_table(path, schema)
-
-
-def write_table_with_options(table: pa.Table, path: Path, **options: object) -> None:
-    """:func:`~alpha_assets.lakehouse.parquet.write_table_atomic` with explicit ``pq.write_table`` options.
-
-    For tables whose columns gain nothing from the default encoding (see :data:`OHLCV_PARQUET_OPTIONS`).
-    """
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, **options)
-    write_bytes_atomic(sink.getvalue().to_pybytes(), path)
-
-
 def read_ohlcv(paths: LakehousePaths, symbol_key: str) -> pd.DataFrame:
     """Stored bars of one symbol, as a frame with the OHLCV columns (timestamp ``datetime64[ms, UTC]``).
 
@@ -472,7 +436,7 @@ def bars_to_table(bars: pd.DataFrame) -> pa.Table:
 
 def write_ohlcv(paths: LakehousePaths, symbol_key: str, bars: pd.DataFrame) -> None:
     """Replace the symbol's file atomically with ``bars`` (already clean, sorted and unique)."""
-    write_table_with_options(bars_to_table(bars), paths.ohlcv_file(symbol_key), **OHLCV_PARQUET_OPTIONS)
+    write_table_atomic(bars_to_table(bars), paths.ohlcv_file(symbol_key), **OHLCV_PARQUET_OPTIONS)
 
 
 def write_ohlcv_arrays(paths: LakehousePaths, symbol_key: str, bars: BarArrays) -> None:
@@ -485,7 +449,7 @@ def write_ohlcv_arrays(paths: LakehousePaths, symbol_key: str, bars: BarArrays) 
     """
     if not isinstance(bars, BarArrays):
         raise TypeError(f"`bars` must be BarArrays, got {type(bars).__name__}")
-    write_table_with_options(bars.to_table(), paths.ohlcv_file(symbol_key), **OHLCV_PARQUET_OPTIONS)
+    write_table_atomic(bars.to_table(), paths.ohlcv_file(symbol_key), **OHLCV_PARQUET_OPTIONS)
 
 
 def wide_closes(bars_by_symbol: Mapping[str, pd.DataFrame], *, until: pd.Timestamp) -> pd.DataFrame:

@@ -40,10 +40,14 @@ def write_bytes_atomic(data: bytes, path: Path) -> None:
     _fsync_directory(path.parent)
 
 
-def write_table_atomic(table: pa.Table, path: Path) -> None:
-    """Write ``table`` as parquet to ``path`` atomically (see :func:`write_bytes_atomic`)."""
+def write_table_atomic(table: pa.Table, path: Path, **options: Any) -> None:
+    """Write ``table`` as parquet to ``path`` atomically (see :func:`write_bytes_atomic`).
+
+    ``options`` go to ``pq.write_table`` (default ``compression="zstd"``); tables whose columns gain nothing from
+    compression or dictionaries pass their own (see ``ohlcv.OHLCV_PARQUET_OPTIONS``).
+    """
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd")
+    pq.write_table(table, sink, **{"compression": "zstd", **options})
     write_bytes_atomic(sink.getvalue().to_pybytes(), path)
 
 
@@ -111,6 +115,30 @@ def read_table(path: Path, schema: pa.Schema | None = None) -> pa.Table:
         has a column whose type cannot be cast safely.
     """
     return read_table_and_sha256(Path(path), schema)[0]
+
+
+def read_table_fast(path: Path, schema: pa.Schema | None = None) -> pa.Table:
+    """:func:`read_table`, parsed on the calling thread when it can be.
+
+    Arrow's thread pool costs more than it saves on a small per-symbol file. A readable file whose schema is
+    exactly ``schema`` (any schema when ``schema`` is None) is parsed here; anything else (missing, corrupt,
+    a schema to cast or refuse) goes through ``read_table``, so the result and the errors are the same.
+
+    Raises
+    ------
+    LakehouseReadError
+        As ``read_table``.
+    """
+    try:
+        table = pq.ParquetFile(pa.BufferReader(Path(path).read_bytes())).read(use_threads=False)
+    except (OSError, pa.ArrowException):
+        return read_table(path, schema)
+    if schema is None:
+        return table
+    if table.schema.equals(schema):
+        # The schema's own fields and metadata, as read_table's cast leaves them, without a cast per column.
+        return pa.Table.from_arrays(table.columns, schema=schema)
+    return read_table(path, schema)
 
 
 def _parse_table(

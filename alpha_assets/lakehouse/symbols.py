@@ -33,8 +33,7 @@ import pyarrow as pa
 
 from alpha_assets.errors import LakehouseReadError
 from alpha_assets.lakehouse.keys import SYMBOL_KEY_PATTERN, validate_symbol_key
-from alpha_assets.lakehouse.ohlcv import read_table_fast, write_table_with_options
-from alpha_assets.lakehouse.parquet import exclusive_lock
+from alpha_assets.lakehouse.parquet import exclusive_lock, read_table_fast, write_table_atomic
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.schemas import SYMBOL_IN_PLACE_COLUMNS, SYMBOL_TRACKED_COLUMNS, SYMBOLS_SCHEMA
 
@@ -139,7 +138,7 @@ def upsert_symbol_metadata(
             else:
                 action = "updated"
                 current.update((column, row[column]) for column in changed)
-        write_table_with_options(pa.Table.from_pylist(versions, schema=SYMBOLS_SCHEMA), path, **_PARQUET_OPTIONS)
+        write_table_atomic(pa.Table.from_pylist(versions, schema=SYMBOLS_SCHEMA), path, **_PARQUET_OPTIONS)
     return SymbolUpsert(symbol_key, action, changed)
 
 

@@ -30,11 +30,10 @@ from alpha_assets.lakehouse.ohlcv import (
     merge_bars,
     read_ohlcv,
     read_ohlcv_arrays,
-    read_table_fast,
     write_ohlcv,
     write_ohlcv_arrays,
 )
-from alpha_assets.lakehouse.parquet import read_table, write_table_atomic
+from alpha_assets.lakehouse.parquet import read_table, read_table_fast, write_table_atomic
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA, SYMBOLS_SCHEMA
 from alpha_assets.lakehouse.symbols import read_symbol_history, upsert_symbol_metadata
