@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
+# Dagster's beta notices (raised while the definitions are imported) concern us as authors, not a user at the
+# terminal; set before the imports below so they are silenced from the start.
+warnings.filterwarnings("ignore", message=r".*is currently in beta.*")
+warnings.filterwarnings("ignore", message=r".*is superseded.*")
+
 import argparse
 import os
 import shutil

@@ -58,11 +58,13 @@ def run_link(
     FlowFailedError
         When the run does not succeed, with the first step error.
     """
-    result: ExecuteInProcessResult = defs.get_job_def(job_name).execute_in_process(
+    # INFO on the console: the assets' one line per stage, not Dagster's step-by-step DEBUG events.
+    config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, **(run_config or {})}
+    result: ExecuteInProcessResult = defs.resolve_job_def(job_name).execute_in_process(
         instance=instance,
         partition_key=partition_key,
         tags=dict(tags or {}),
-        run_config=dict(run_config or {}),
+        run_config=config,
         raise_on_error=False,
     )
     if not result.success:

@@ -30,7 +30,7 @@ def test_definitions_jobs_exist_by_name():
         keys.FEATURES_JOB,
         keys.PRODUCTION_JOB,
     ):
-        assert defs.get_job_def(name).name == name
+        assert defs.resolve_job_def(name).name == name
 
 
 def test_definitions_sensors_exist_and_run_by_default():

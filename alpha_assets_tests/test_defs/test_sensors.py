@@ -89,7 +89,7 @@ def test_daily_schedule_adds_its_run_id_and_requests_discovery(tmp_path):
     from dagster import DagsterInstance
 
     defs = build_definitions(environ={})
-    schedule = defs.get_schedule_def("daily_flow_data_schedule")
+    schedule = defs.resolve_schedule_def("daily_flow_data_schedule")
     assert schedule.default_status.value == "STOPPED"
     with DagsterInstance.local_temp(tempdir=str(tmp_path)) as instance:
         context = build_schedule_context(
@@ -106,9 +106,9 @@ def test_daily_schedule_runs_by_default_only_when_the_user_opts_in():
     on = build_definitions(
         environ={"ALPHA_ASSETS_DAILY_SCHEDULE": "on", "ALPHA_ASSETS_DAILY_CRON": "0 6 * * *"}
     )
-    schedule = on.get_schedule_def("daily_flow_data_schedule")
+    schedule = on.resolve_schedule_def("daily_flow_data_schedule")
     assert schedule.default_status.value == "RUNNING" and schedule.cron_schedule == "0 6 * * *"
-    off = build_definitions(environ={}).get_schedule_def("daily_flow_data_schedule")
+    off = build_definitions(environ={}).resolve_schedule_def("daily_flow_data_schedule")
     assert off.default_status.value == "STOPPED"
 
 
