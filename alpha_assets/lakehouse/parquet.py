@@ -18,6 +18,13 @@ import pyarrow.parquet as pq
 from alpha_assets.errors import LakehouseReadError
 
 
+# mkstemp creates 0600 files and the rename keeps that mode; written files get what open() would give them.
+# Read once at import, while nothing else runs: os.umask can only be read by setting it.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
+
+
 def write_bytes_atomic(data: bytes, path: Path) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part.
 
@@ -29,6 +36,7 @@ def write_bytes_atomic(data: bytes, path: Path) -> None:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), _FILE_MODE)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())

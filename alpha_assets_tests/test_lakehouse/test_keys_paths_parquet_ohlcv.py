@@ -479,3 +479,16 @@ def test_wide_closes_cuts_at_until_and_aligns_days() -> None:
     assert list(closes.columns) == ["SIM_AUSDT", "SIM_BUSDT"]
     assert closes.index[-1] == pd.Timestamp("2024-06-29", tz="UTC") and len(closes) == 4
     assert np.isnan(closes["SIM_BUSDT"].iat[0]) and closes["SIM_AUSDT"].iat[-1] == a["close"].iat[3]
+
+
+def test_write_bytes_atomic_gives_the_mode_open_would_give(tmp_path):
+    import os
+    import stat
+
+    from alpha_assets.lakehouse.parquet import write_bytes_atomic
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    target = tmp_path / "x.json"
+    write_bytes_atomic(b"{}", target)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
