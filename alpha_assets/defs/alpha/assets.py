@@ -22,7 +22,7 @@ from dagster import (
 from alpha_assets.alpha import pipeline
 from alpha_assets.alpha.portfolio import encode_portfolio_json
 from alpha_assets.alpha.returns import compute_returns_matrix
-from alpha_assets.alpha.snapshot import freeze_run, is_frozen, load_frozen_run, take_snapshot
+from alpha_assets.alpha.snapshot import FrozenRun, freeze_run, is_frozen, load_frozen_run, take_snapshot
 from alpha_assets.defs import keys
 from alpha_assets.defs.alpha.gate import GATE_CHECKS, require_gate_passed
 from alpha_assets.defs.metadata import data_version_of, file_metadata, markdown_table
@@ -31,6 +31,7 @@ from alpha_assets.defs.resources import LakehouseResource, ManifestResource, Off
 from alpha_assets.lakehouse.duckdb_views import refresh_views
 from alpha_assets.lakehouse.keys import validate_run_id
 from alpha_assets.lakehouse.parquet import read_json, write_bytes_atomic, write_json_atomic
+from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.reports.plots import png_data_url
 from alpha_assets.reports.run_folder import (
     CORRELATION_PNG,
@@ -140,10 +141,7 @@ def selection(
     context: AssetExecutionContext, lakehouse: LakehouseResource, offline_guard: OfflineGuardResource
 ) -> MaterializeResult:
     """HTR selection: scores, clusters, vetoes, stage reached and LONG/SHORT atoms -> runs/<RUN_ID>/data/selection.json."""
-    paths = lakehouse.paths
-    run_id = validate_run_id(context.partition_key)
-    require_gate_passed(paths, run_id)
-    frozen = load_frozen_run(paths, run_id)
+    paths, run_id, frozen = _gated_frozen_run(context, lakehouse)
     result = pipeline.run_selection(frozen, pipeline.alpha_params(frozen.manifest)["selection"])
     document = {"run_id": run_id, "as_of": frozen.as_of.strftime("%Y-%m-%d"), **result.to_json_dict()}
     path = paths.run_data_file(run_id, "selection.json")
@@ -179,10 +177,7 @@ def portfolio_flattened(
     context: AssetExecutionContext, lakehouse: LakehouseResource, offline_guard: OfflineGuardResource
 ) -> MaterializeResult:
     """Target weights per optimisation profile with the solver report of each -> runs/<RUN_ID>/data/portfolio_flattened.json."""
-    paths = lakehouse.paths
-    run_id = validate_run_id(context.partition_key)
-    require_gate_passed(paths, run_id)
-    frozen = load_frozen_run(paths, run_id)
+    paths, run_id, frozen = _gated_frozen_run(context, lakehouse)
     selection_doc = read_json(paths.run_data_file(run_id, "selection.json"))
     results, atoms, atom_returns = pipeline.run_optimization(
         frozen, selection_doc, pipeline.alpha_params(frozen.manifest)["optimization"]
@@ -234,3 +229,16 @@ def portfolio_flattened(
         },
         data_version=data_version_of([path]),
     )
+
+
+def _gated_frozen_run(
+    context: AssetExecutionContext, lakehouse: LakehouseResource
+) -> tuple[LakehousePaths, str, FrozenRun]:
+    """The partition's RUN_ID and frozen inputs, after refusing a RUN_ID whose foundation gate did not pass.
+
+    Every step after the gate starts here, so none can read a frozen run the gate rejected.
+    """
+    paths = lakehouse.paths
+    run_id = validate_run_id(context.partition_key)
+    require_gate_passed(paths, run_id)
+    return paths, run_id, load_frozen_run(paths, run_id)
