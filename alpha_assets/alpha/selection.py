@@ -14,6 +14,7 @@ from alpha_assets.alpha.params import RATING_FEATURE, SelectionMethod, Selection
 from alpha_assets.alpha.policy import VetoRecord, apply_policy
 from alpha_assets.alpha.synthesis import synthesize_atoms
 from alpha_assets.typing import FloatArray
+from alpha_assets.validation import check_returns_frame
 
 
 @dataclass(frozen=True)
@@ -118,14 +119,7 @@ def _sorted_keys(obj: Any) -> Any:
 def _validate(
     returns: pd.DataFrame, features: pd.DataFrame, metadata: pd.DataFrame | None, params: Any
 ) -> None:
-    if not isinstance(returns, pd.DataFrame):
-        raise TypeError(
-            f"`returns` must be a pandas DataFrame (n_observations, n_assets), got {type(returns).__name__}"
-        )
-    if returns.shape[0] < 2 or returns.shape[1] < 1:
-        raise ValueError(f"`returns` needs >= 2 observations and >= 1 asset, got shape {returns.shape}")
-    if not returns.columns.is_unique:
-        raise ValueError("`returns` columns must be unique symbol keys")
+    check_returns_frame(returns)
     if not np.isfinite(returns.to_numpy(dtype=np.float64)).all():
         raise ValueError("`returns` must be finite (no NaN, no inf); run the foundation gate first")
     if not isinstance(features, pd.DataFrame) or "symbol" not in features.columns:

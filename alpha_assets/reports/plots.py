@@ -30,6 +30,8 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import PercentFormatter
 from scipy.cluster.hierarchy import dendrogram, is_valid_linkage
 
+from alpha_assets.validation import check_returns_frame
+
 #: Resolution of every PNG (pixels per inch); sizes below are in pixels.
 DPI = 100
 #: Bar colour per ``Direction`` of a portfolio row.
@@ -253,14 +255,7 @@ def plot_weights(portfolio_doc: Mapping[str, Any]) -> bytes:
 def _check_correlation_inputs(
     returns: object, labels: object, linkage: object
 ) -> tuple[list[str], np.ndarray, np.ndarray | None]:
-    if not isinstance(returns, pd.DataFrame):
-        raise TypeError(
-            f"`returns` must be a pandas DataFrame (n_observations, n_assets), got {type(returns).__name__}"
-        )
-    if returns.shape[0] < 2 or returns.shape[1] < 1:
-        raise ValueError(f"`returns` needs >= 2 observations and >= 1 asset, got shape {returns.shape}")
-    if not returns.columns.is_unique:
-        raise ValueError("`returns` columns must be unique symbol keys")
+    returns = check_returns_frame(returns)
     if not isinstance(labels, Mapping):
         raise TypeError(f"`labels` must be a mapping of symbol -> cluster label, got {type(labels).__name__}")
     symbols = sorted(str(c) for c in returns.columns)
