@@ -17,11 +17,11 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from alpha_assets.alpha.params import FEATURE_COLUMNS
 from alpha_assets.alpha.returns import ReturnsMatrix
 from alpha_assets.errors import LakehouseReadError
+from alpha_assets.lakehouse.features_store import read_symbol_row_asof
 from alpha_assets.lakehouse.ohlcv import wide_closes
 from alpha_assets.lakehouse.parquet import (
     bytes_sha256,
@@ -115,13 +115,10 @@ def take_snapshot(paths: LakehousePaths, run_id: str) -> LakehouseSnapshot:
         table, sha = read_table_and_sha256(paths.ohlcv_file(key), OHLCV_SCHEMA)
         bars[key] = table.to_pandas()
         fingerprints[_relative(paths, paths.ohlcv_file(key))] = sha
-        if paths.features_file(key).exists():
-            features, sha = read_table_and_sha256(paths.features_file(key), columns=SNAPSHOT_FEATURE_COLUMNS)
-            fingerprints[_relative(paths, paths.features_file(key))] = sha
-            # Only the last row on or before the as-of date is needed: filter in arrow, convert one row.
-            dates = features.column("date")
-            upto = features.filter(pc.less_equal(dates, pa.scalar(as_of, type=dates.type)))
-            feature_rows.append(upto.slice(max(upto.num_rows - 1, 0)).to_pandas())
+        row, hashes = read_symbol_row_asof(paths, key, as_of, columns=SNAPSHOT_FEATURE_COLUMNS)
+        fingerprints.update((_relative(paths, path), sha) for path, sha in hashes.items())
+        if hashes:
+            feature_rows.append(row.to_pandas())
     features = (
         pd.concat(feature_rows, ignore_index=True)
         if feature_rows

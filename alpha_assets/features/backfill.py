@@ -38,7 +38,7 @@ from alpha_assets.features.matrix import (
     compute_features,
 )
 from alpha_assets.lakehouse.features_store import SymbolFeaturesFile, open_symbol_features
-from alpha_assets.lakehouse.parquet import file_sha256, read_table_and_sha256
+from alpha_assets.lakehouse.parquet import bytes_sha256, parse_parquet_bytes, read_file_bytes
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA
 
@@ -217,11 +217,13 @@ def _refresh(features: SymbolFeaturesFile, ohlcv_path: Path, symbol_key: str) ->
     previous = stored.provenance if stored is not None else None
     if previous is not None and not _same_computation(previous, stored.feature_columns):
         previous = None
-    # The skip test hashes the file on its own; whatever is computed below records the hash of exactly the
-    # bytes it parsed, so a file replaced in between is caught by the next run.
-    if previous is not None and previous["ohlcv_sha256"] == file_sha256(ohlcv_path):
+    # One read: the skip test and the computation use the same bytes, and the provenance records their hash,
+    # so a file replaced in between is caught by the next run.
+    data = read_file_bytes(ohlcv_path)
+    ohlcv_sha256 = bytes_sha256(data)
+    if previous is not None and previous["ohlcv_sha256"] == ohlcv_sha256:
         return SymbolBackfill(symbol_key, SymbolStatus.UNCHANGED, last_date=_timestamp(previous["last_date"]))
-    table, ohlcv_sha256 = read_table_and_sha256(ohlcv_path, OHLCV_SCHEMA)
+    table = parse_parquet_bytes(data, ohlcv_path, OHLCV_SCHEMA)
     bars = _input_arrays(table, ohlcv_path)
     dates, n_bars = bars["timestamp"], table.num_rows
     provenance = {

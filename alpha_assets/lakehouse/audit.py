@@ -74,7 +74,7 @@ from alpha_assets.lakehouse.ohlcv import (
     Gap,
     find_gaps,
 )
-from alpha_assets.lakehouse.parquet import read_table_fast
+from alpha_assets.lakehouse.parquet import read_table
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA
 from alpha_assets.typing import FloatArray, IntArray
@@ -385,7 +385,7 @@ def audit_symbol_file(
     if not path.exists():
         return missing_verdict(symbol_key, as_of=as_of, reason=f"no file {path.name}")
     try:
-        table = read_table_fast(path)
+        table = read_table(path)
     except LakehouseReadError as err:
         return missing_verdict(symbol_key, as_of=as_of, reason=f"unreadable file {path.name}: {err.reason}")
     bars = BarArrays.from_table(table) if table.schema.equals(OHLCV_SCHEMA) else table.to_pandas()

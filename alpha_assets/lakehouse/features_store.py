@@ -1,23 +1,33 @@
-"""``lakehouse/features_matrix.parquet/``: the per-symbol feature store (one parquet file per symbol).
+"""``lakehouse/features_matrix.parquet/``: the per-symbol feature store.
 
-The directory is a parquet dataset: ``<SYMBOL_KEY>.parquet`` holds one symbol's long-form rows (``date``,
-``symbol``, then float64 feature columns), sorted by ``date``, unique. Reading the files in name order gives
-the long form sorted by symbol then date; DuckDB reads it with ``read_parquet('<dir>/*.parquet')``.
+The directory is a parquet dataset of long-form rows (``date``, ``symbol``, then float64 feature columns).
+Each symbol has a **base file** ``<SYMBOL_KEY>.parquet`` and, after it, up to :func:`delta_limit` **delta
+files** ``<SYMBOL_KEY>.1.parquet``, ``<SYMBOL_KEY>.2.parquet``, ... holding the rows appended since the base
+was last written, each dated after every row before it. A symbol's rows are its base rows then its delta rows,
+in index order: each (symbol, date) is stored once, so ``read_parquet('<dir>/*.parquet')`` in DuckDB sees every
+row once. Appending one day writes one small delta file instead of re-encoding the symbol's whole history
+(the base of 2,000 days x 84 features takes ~4 ms to decode and re-encode, a one-row delta ~1 ms to write);
+the append after the last allowed delta, and every merge, **compacts**: the base is rewritten with every row
+and the deltas are removed, highest index first.
 
 Every write happens under an exclusive ``flock`` on the sibling ``<SYMBOL_KEY>.parquet.lock``
-(:func:`open_symbol_features`) and replaces the file atomically, so two runs over overlapping symbols
-serialise per symbol and never lose or duplicate rows, and readers see the old file or the new one. A writer
-either merges (new values win on equal dates, stored dates absent from the new rows are kept) or appends rows
-dated after the last stored one, copying the stored rows as they are. The file's footer can carry a
-provenance record (a JSON object chosen by the writer, e.g. the hash of the bars the features came from), read
-back without reading the rows. The store does not know the feature list: it stores whatever float64 columns
-it is given (the list lives in ``alpha_assets.features.matrix``).
+(:func:`open_symbol_features`) and each file is replaced atomically, so two runs over overlapping symbols
+serialise per symbol and never lose or duplicate rows. The readers of this module hold the same lock shared,
+so they see a symbol's files as one consistent set. Each delta's footer records the rows stored before it;
+deltas that a compaction already folded into the base (a crash between the rewrite and the removals) start
+before the base's end: readers ignore them and the next writer removes them. Until then a raw glob reader
+sees those rows twice (docs/lakehouse.md). The newest file's footer carries the writer's provenance record (a
+JSON object, e.g. the hash of the bars the features came from), read back without reading the rows. The store
+does not know the feature list: it stores whatever float64 columns it is given (the list lives in
+``alpha_assets.features.matrix``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +36,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from alpha_assets.errors import LakehouseReadError
-from alpha_assets.lakehouse.parquet import exclusive_lock, read_table, write_bytes_atomic
+from alpha_assets.lakehouse.parquet import (
+    exclusive_lock,
+    read_table,
+    read_table_and_sha256,
+    shared_lock,
+    write_bytes_atomic,
+)
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.schemas import UTC_MS
 
@@ -37,22 +54,40 @@ __all__ = [
     "StoredFeatures",
     "SymbolFeaturesFile",
     "UpsertResult",
+    "delta_limit",
     "features_schema",
     "last_feature_date",
     "open_symbol_features",
     "read_features",
     "read_features_asof",
+    "read_symbol_row_asof",
+    "symbol_feature_files",
     "upsert_symbol_features",
 ]
 
 KEY_COLUMNS = ("date", "symbol")
 #: Footer key of the writer's provenance record (a JSON object).
 _PROVENANCE_KEY = b"alpha_assets.features.provenance"
+#: Footer key of a delta file: how many of the symbol's rows come before it (base and earlier deltas).
+_ROW_OFFSET_KEY = b"alpha_assets.features.row_offset"
+#: Deltas a symbol takes before an append compacts: ``DELTA_LIMIT_MIN`` plus a key-dependent share of
+#: ``DELTA_LIMIT_SPREAD``, so symbols ingested together do not all compact on the same day.
+DELTA_LIMIT_MIN = 8
+DELTA_LIMIT_SPREAD = 8
 # Float features barely compress: uncompressed pages encode in half the time of LZ4 and decode twice as fast
-# (docs/features.md has the figures), and an incremental update decodes and re-encodes the whole file.
-# Dictionary encoding only where a column holds a handful of values (``symbol``, and the columns the writer
-# names, e.g. votes); statistics only on ``date``, the one filtered column.
+# (docs/features.md has the figures). Dictionary encoding only where a column holds a handful of values
+# (``symbol``, and the columns the writer names, e.g. votes); statistics only on ``date``, the one filtered
+# column, whose footer maximum also gives a file's last date without reading it.
 _PARQUET_OPTIONS = {"compression": "none", "write_statistics": ["date"]}
+
+
+def delta_limit(symbol_key: str) -> int:
+    """How many delta files ``symbol_key`` holds at most before an append compacts them into its base.
+
+    Between ``DELTA_LIMIT_MIN`` and ``DELTA_LIMIT_MIN + DELTA_LIMIT_SPREAD - 1``, fixed per key (crc32), so a
+    daily update compacts about one symbol in twelve instead of every symbol on the same day.
+    """
+    return DELTA_LIMIT_MIN + zlib.crc32(symbol_key.encode()) % DELTA_LIMIT_SPREAD
 
 
 @dataclass(frozen=True)
@@ -81,11 +116,11 @@ class StoredFeatures:
     Attributes
     ----------
     n_rows : int
-        Rows stored.
+        Rows stored, base and deltas together.
     feature_columns : tuple of str
         The feature columns, in stored order (``date`` and ``symbol`` excluded).
     provenance : dict or None
-        The writer's provenance record; None when the file has none (a merge without one drops it, because
+        The newest file's provenance record; None when it has none (a merge without one drops it, because
         the rows it described may have changed).
     """
 
@@ -112,10 +147,15 @@ def features_schema(feature_columns: Sequence[str]) -> pa.Schema:
     ValueError
         When ``feature_columns`` is empty, repeats a name or uses ``date`` / ``symbol``.
     """
-    names = list(feature_columns)
+    return _features_schema(tuple(feature_columns))
+
+
+@functools.lru_cache(maxsize=16)
+def _features_schema(names: tuple[str, ...]) -> pa.Schema:
+    # Cached: every write and check builds the same ~90-field schema, which costs more than a one-row table.
     if not names or len(set(names)) != len(names) or set(names) & set(KEY_COLUMNS):
         raise ValueError(
-            f"`feature_columns` must be non-empty, unique and exclude {KEY_COLUMNS}, got {names[:5]}... "
+            f"`feature_columns` must be non-empty, unique and exclude {KEY_COLUMNS}, got {list(names[:5])}... "
             f"({len(names)} names)"
         )
     return pa.schema(
@@ -125,59 +165,80 @@ def features_schema(feature_columns: Sequence[str]) -> pa.Schema:
 
 
 class SymbolFeaturesFile:
-    """One symbol's features file, held under its exclusive lock; obtained from :func:`open_symbol_features`.
+    """One symbol's features files, held under its exclusive lock; obtained from :func:`open_symbol_features`.
 
     Parameters
     ----------
-    path : pathlib.Path
-        ``features_matrix.parquet/<SYMBOL_KEY>.parquet``.
+    paths : LakehousePaths
+        The lakehouse.
     symbol_key : str
         The symbol (already validated).
     dictionary_columns : sequence of str, default ()
         Feature columns written with dictionary encoding (see :func:`open_symbol_features`).
     """
 
-    def __init__(self, path: Path, symbol_key: str, dictionary_columns: Sequence[str] = ()) -> None:
-        self.path = path
+    def __init__(self, paths: LakehousePaths, symbol_key: str, dictionary_columns: Sequence[str] = ()) -> None:
+        self._paths = paths
         self.symbol_key = symbol_key
+        self.path = paths.features_file(symbol_key)
         self._dictionary = ["symbol", *dictionary_columns]
         self._stored: StoredFeatures | None = None
+        self._last_date: int | None = None
+        self._deltas: list[Path] = []
         self._footer_read = False
         # Opened once: the footer parsed for ``stored`` serves the read of the rows too.
-        self._parquet: pq.ParquetFile | None = None
+        self._base: pq.ParquetFile | None = None
 
     def stored(self) -> StoredFeatures | None:
-        """Footer summary of the stored file (rows, columns, provenance), or None when there is no file.
+        """Footer summary of the stored files (rows, columns, provenance), or None when there is no base file.
+
+        Delta files left by an interrupted compaction, or without a base file, are removed here.
 
         Raises
         ------
         LakehouseReadError
-            When the file exists but is not a readable parquet file.
+            When a file exists but is not a readable features file.
         """
-        if not self._footer_read:
-            if self.path.exists():
-                try:
-                    self._parquet = pq.ParquetFile(self.path)
-                except (pa.ArrowInvalid, OSError) as err:
-                    raise LakehouseReadError(str(self.path), f"not a readable parquet file ({err})") from err
-                self._stored = _footer_summary(self._parquet.metadata, self.path)
-            self._footer_read = True
+        if self._footer_read:
+            return self._stored
+        self._footer_read = True
+        deltas = _existing_deltas(self._paths, self.symbol_key)
+        if not self.path.exists():
+            _remove_newest_first(deltas)
+            return None
+        self._base = _open_parquet(self.path)
+        base = _footer_summary(self._base.metadata, self.path)
+        self._stored, self._last_date = base, _footer_last_date(self._base.metadata, self.path)
+        if deltas:
+            newest = _open_parquet(deltas[-1])
+            with contextlib.closing(newest):
+                offset = _row_offset(newest.metadata, deltas[-1])
+                if offset < base.n_rows:  # already folded into the base by a compaction that stopped early
+                    _remove_newest_first(deltas)
+                    return self._stored
+                summary = _footer_summary(newest.metadata, deltas[-1])
+                if summary.feature_columns != base.feature_columns:
+                    raise LakehouseReadError(str(deltas[-1]), "feature columns differ from its base file's")
+                self._stored = StoredFeatures(offset + summary.n_rows, base.feature_columns, summary.provenance)
+                self._last_date = _footer_last_date(newest.metadata, deltas[-1])
+            self._deltas = deltas
         return self._stored
 
     def close(self) -> None:
-        """Close the stored file if it was opened."""
-        if self._parquet is not None:
-            self._parquet.close()
-            self._parquet = None
+        """Close the base file if it was opened."""
+        if self._base is not None:
+            self._base.close()
+            self._base = None
 
     def _read_rows(self) -> pa.Table:
         self.stored()
-        if self._parquet is None:
+        if self._base is None:
             raise LakehouseReadError(str(self.path), "file does not exist")
         try:
-            return self._parquet.read(use_threads=False)
+            base = self._base.read(use_threads=False)
         except (pa.ArrowInvalid, OSError) as err:
             raise LakehouseReadError(str(self.path), f"not a readable parquet file ({err})") from err
+        return _join_files([(self.path, base), *((path, read_table(path)) for path in self._deltas)])
 
     def append(
         self,
@@ -186,7 +247,10 @@ class SymbolFeaturesFile:
         feature_columns: Sequence[str],
         provenance: Mapping[str, Any],
     ) -> UpsertResult:
-        """Append rows dated after the last stored row; the stored rows are copied, never recomputed.
+        """Append rows dated after the last stored row; the stored rows are kept, never recomputed.
+
+        The rows go to a new delta file, or, when the symbol already has :func:`delta_limit` deltas (or the
+        call only changes the provenance), into a rewritten base file with every stored row (a compaction).
 
         Parameters
         ----------
@@ -203,8 +267,8 @@ class SymbolFeaturesFile:
         Returns
         -------
         UpsertResult
-            ``rows_changed`` is the number of appended rows. The file is rewritten when a row is appended or
-            the provenance changed, else left alone.
+            ``rows_changed`` is the number of appended rows. A file is written when a row is appended or
+            the provenance changed, else nothing is.
 
         Raises
         ------
@@ -212,7 +276,7 @@ class SymbolFeaturesFile:
             When the inputs break the layout above, the file has other feature columns, or a date is not after
             the last stored one.
         LakehouseReadError
-            When the stored file cannot be read.
+            When a stored file cannot be read.
         """
         names = _check_arrays(dates, values, feature_columns)
         stored = self.stored()
@@ -223,19 +287,18 @@ class SymbolFeaturesFile:
             )
         new = _table(self.symbol_key, dates, values, names)
         if stored is None:
-            return self._write(new, provenance, rows_changed=dates.size)
+            return self._write_base(new, provenance, rows_changed=dates.size)
         if dates.size == 0 and dict(provenance) == stored.provenance:
             return UpsertResult(rows_written=0, rows_changed=0, changed=False)
-        old = self._read_rows()
-        if dates.size and old.num_rows and _last_date(old) >= dates[0]:
+        if dates.size and self._last_date is not None and self._last_date >= dates[0]:
             raise ValueError(
                 f"`dates` must all be after the last stored date of {self.symbol_key} to append, got "
                 f"{pd.Timestamp(int(dates[0]), unit='ms', tz='UTC')}"
             )
-        old = old.replace_schema_metadata(None)
-        if not old.schema.equals(new.schema):
-            old = old.cast(new.schema)
-        return self._write(pa.concat_tables([old, new]), provenance, rows_changed=dates.size)
+        if dates.size and len(self._deltas) < delta_limit(self.symbol_key):
+            return self._write_delta(new, provenance)
+        old = self._read_rows().cast(new.schema)
+        return self._write_base(pa.concat_tables([old, new]), provenance, rows_changed=dates.size)
 
     def upsert(
         self,
@@ -244,7 +307,9 @@ class SymbolFeaturesFile:
         feature_columns: Sequence[str],
         provenance: Mapping[str, Any] | None = None,
     ) -> UpsertResult:
-        """Merge rows into the file: new values win on equal dates, stored dates absent from ``dates`` stay.
+        """Merge rows into the stored ones: new values win on equal dates, stored dates absent from ``dates`` stay.
+
+        A write rewrites the base file with every row and removes the deltas.
 
         Parameters
         ----------
@@ -262,15 +327,14 @@ class SymbolFeaturesFile:
         Returns
         -------
         UpsertResult
-            The file is rewritten only when a row is new or changed (NaN equals NaN) or the provenance
-            changed.
+            Files are written only when a row is new or changed (NaN equals NaN) or the provenance changed.
 
         Raises
         ------
         ValueError
             When the inputs break the layout above.
         LakehouseReadError
-            When the stored file cannot be read.
+            When a stored file cannot be read.
         """
         names = _check_arrays(dates, values, feature_columns)
         stored = self.stored()
@@ -285,25 +349,53 @@ class SymbolFeaturesFile:
             )
         if rows_changed == 0 and (record is None or (stored is not None and record == stored.provenance)):
             return UpsertResult(rows_written=0, rows_changed=0, changed=False)
-        return self._write(_table(self.symbol_key, merged_dates, merged, names), record, rows_changed=rows_changed)
+        return self._write_base(_table(self.symbol_key, merged_dates, merged, names), record, rows_changed=rows_changed)
 
-    def _write(self, table: pa.Table, provenance: Mapping[str, Any] | None, *, rows_changed: int) -> UpsertResult:
+    def _write_base(self, table: pa.Table, provenance: Mapping[str, Any] | None, *, rows_changed: int) -> UpsertResult:
+        """Replace the base file with ``table`` (every row of the symbol), then remove the deltas it holds."""
         metadata = {} if provenance is None else {_PROVENANCE_KEY: json.dumps(dict(provenance), sort_keys=True)}
-        sink = pa.BufferOutputStream()
-        dictionary = [name for name in self._dictionary if name in table.column_names]
-        pq.write_table(table.replace_schema_metadata(metadata), sink, use_dictionary=dictionary, **_PARQUET_OPTIONS)
-        write_bytes_atomic(sink.getvalue().to_pybytes(), self.path)
-        self._stored = StoredFeatures(
-            table.num_rows, tuple(table.column_names[2:]), None if provenance is None else dict(provenance)
-        )
+        write_bytes_atomic(self._encode(table, metadata), self.path)
+        # Newest first: an interruption leaves deltas 1..k, which the next writer recognises as folded in.
+        _remove_newest_first(self._deltas)
+        self.close()
+        self._deltas = []
+        self._record(table, provenance, n_rows=table.num_rows)
         return UpsertResult(rows_written=table.num_rows, rows_changed=rows_changed, changed=True)
+
+    def _write_delta(self, table: pa.Table, provenance: Mapping[str, Any]) -> UpsertResult:
+        """Write ``table`` (rows after every stored one) as the next delta file."""
+        offset = self._stored.n_rows
+        metadata = {
+            _PROVENANCE_KEY: json.dumps(dict(provenance), sort_keys=True),
+            _ROW_OFFSET_KEY: str(offset),
+        }
+        path = self._paths.features_delta_file(self.symbol_key, len(self._deltas) + 1)
+        write_bytes_atomic(self._encode(table, metadata), path)
+        self._deltas.append(path)
+        self._record(table, provenance, n_rows=offset + table.num_rows)
+        return UpsertResult(rows_written=offset + table.num_rows, rows_changed=table.num_rows, changed=True)
+
+    def _encode(self, table: pa.Table, metadata: Mapping[bytes, str]) -> bytes:
+        sink = pa.BufferOutputStream()
+        present = set(table.column_names)
+        dictionary = [name for name in self._dictionary if name in present]
+        pq.write_table(table.replace_schema_metadata(metadata), sink, use_dictionary=dictionary, **_PARQUET_OPTIONS)
+        return sink.getvalue().to_pybytes()
+
+    def _record(self, table: pa.Table, provenance: Mapping[str, Any] | None, *, n_rows: int) -> None:
+        """Remember what was written, so a second call in the same block needs no footer read."""
+        self._stored = StoredFeatures(
+            n_rows, tuple(table.column_names[2:]), None if provenance is None else dict(provenance)
+        )
+        if table.num_rows:
+            self._last_date = _last_date(table)
 
 
 @contextlib.contextmanager
 def open_symbol_features(
     paths: LakehousePaths, symbol_key: str, *, dictionary_columns: Sequence[str] = ()
 ) -> Iterator[SymbolFeaturesFile]:
-    """Hold the exclusive lock of one symbol's features file for a read-compute-write.
+    """Hold the exclusive lock of one symbol's features files for a read-compute-write.
 
     Parameters
     ----------
@@ -319,7 +411,8 @@ def open_symbol_features(
     Yields
     ------
     SymbolFeaturesFile
-        The file, to read its footer and append or merge rows, valid inside the ``with`` block only.
+        The symbol's files, to read their footers and append or merge rows, valid inside the ``with`` block
+        only.
 
     Raises
     ------
@@ -328,7 +421,7 @@ def open_symbol_features(
     """
     path = paths.features_file(symbol_key)
     with exclusive_lock(path):
-        features = SymbolFeaturesFile(path, symbol_key, dictionary_columns)
+        features = SymbolFeaturesFile(paths, symbol_key, dictionary_columns)
         try:
             yield features
         finally:
@@ -369,6 +462,24 @@ def upsert_symbol_features(paths: LakehousePaths, symbol_key: str, frame: pd.Dat
         return features.upsert(dates, values, names)
 
 
+def symbol_feature_files(paths: LakehousePaths, symbol_key: str) -> list[Path]:
+    """The files holding ``symbol_key``'s rows: its base file then its deltas in order; empty when none.
+
+    Delta files already folded into the base (left by an interrupted compaction) are not listed. The list
+    describes the store at the time of the call: read the files while a writer may run with
+    :func:`read_features` instead, which holds the symbol's lock while it reads.
+
+    Raises
+    ------
+    UnsafeKeyError
+        When ``symbol_key`` is not valid.
+    LakehouseReadError
+        When a file exists but its footer cannot be read.
+    """
+    with shared_lock(paths.features_file(symbol_key)):
+        return _live_files(paths, symbol_key)
+
+
 def read_features(paths: LakehousePaths, symbol_keys: Sequence[str]) -> pd.DataFrame:
     """Long-form features of ``symbol_keys``, sorted by symbol then date.
 
@@ -377,8 +488,8 @@ def read_features(paths: LakehousePaths, symbol_keys: Sequence[str]) -> pd.DataF
     paths : LakehousePaths
         The lakehouse.
     symbol_keys : sequence of str
-        Symbols to read; symbols without a features file are absent from the result (compare the
-        ``symbol`` column with the request to see which).
+        Symbols to read; symbols without features are absent from the result (compare the ``symbol``
+        column with the request to see which).
 
     Returns
     -------
@@ -391,10 +502,66 @@ def read_features(paths: LakehousePaths, symbol_keys: Sequence[str]) -> pd.DataF
     UnsafeKeyError
         When a key is not valid.
     LakehouseReadError
-        When a file exists but cannot be read, or the files do not share their columns.
+        When a file exists but cannot be read, a delta does not continue the rows before it, or the symbols
+        do not share their columns.
     """
-    frames = [_table_to_frame(read_table(path), path) for path in _existing_files(paths, symbol_keys)]
+    frames = []
+    for key in _unique_keys(symbol_keys):
+        with shared_lock(paths.features_file(key)):
+            files = _live_files(paths, key)
+            if files:
+                table = _join_files([(path, read_table(path)) for path in files])
+                frames.append(_table_to_frame(table, files[0]))
     return _concat(frames, paths)
+
+
+def read_symbol_row_asof(
+    paths: LakehousePaths, symbol_key: str, as_of: pd.Timestamp, *, columns: Sequence[str] | None = None
+) -> tuple[pa.Table, dict[Path, str]]:
+    """One symbol's latest feature row dated at or before ``as_of``, and the sha256 of every file parsed.
+
+    Files are read newest first and the search stops at the first one holding such a row, so a lookup at
+    the latest date reads one small delta file.
+
+    Parameters
+    ----------
+    paths : LakehousePaths
+        The lakehouse.
+    symbol_key : str
+        The symbol.
+    as_of : pandas.Timestamp
+        Tz-aware cut-off; rows dated after it are never returned.
+    columns : sequence of str, optional
+        Columns to parse (``date`` and ``symbol`` first); default every column. The hashes cover whole files.
+
+    Returns
+    -------
+    table : pyarrow.Table
+        The row (0 rows when the symbol has no file or no row at or before ``as_of``).
+    hashes : dict of pathlib.Path to str
+        The sha256 of exactly the bytes parsed, per file read: the fingerprints a run records.
+
+    Raises
+    ------
+    ValueError
+        When ``as_of`` is not a tz-aware timestamp.
+    UnsafeKeyError, LakehouseReadError
+        As :func:`read_features`.
+    """
+    if not isinstance(as_of, pd.Timestamp) or as_of.tzinfo is None:
+        raise ValueError(f"`as_of` must be a tz-aware pandas Timestamp, got {as_of!r}")
+    cutoff = pa.scalar(as_of.tz_convert("UTC"), type=UTC_MS)
+    hashes: dict[Path, str] = {}
+    table = pa.table({})
+    selected = None if columns is None else list(columns)
+    with shared_lock(paths.features_file(symbol_key)):
+        for path in reversed(_live_files(paths, symbol_key)):
+            table, hashes[path] = read_table_and_sha256(path, columns=selected)
+            dates = table.column("date")
+            upto = table.filter(pc.less_equal(dates.cast(UTC_MS), cutoff))
+            if upto.num_rows:
+                return upto.slice(upto.num_rows - 1).replace_schema_metadata(None), hashes
+    return table.slice(0, 0).replace_schema_metadata(None), hashes
 
 
 def read_features_asof(paths: LakehousePaths, symbol_keys: Sequence[str], as_of: pd.Timestamp) -> pd.DataFrame:
@@ -422,37 +589,32 @@ def read_features_asof(paths: LakehousePaths, symbol_keys: Sequence[str], as_of:
     UnsafeKeyError, LakehouseReadError
         As :func:`read_features`.
     """
-    if not isinstance(as_of, pd.Timestamp) or as_of.tzinfo is None:
-        raise ValueError(f"`as_of` must be a tz-aware pandas Timestamp, got {as_of!r}")
-    cutoff = as_of.tz_convert("UTC")
     frames = []
-    for path in _existing_files(paths, symbol_keys):
-        try:
-            table = pq.read_table(path, filters=[("date", "<=", cutoff)])
-        except (pa.ArrowInvalid, OSError) as err:
-            raise LakehouseReadError(str(path), f"not a readable parquet file ({err})") from err
-        if table.num_rows:
-            frames.append(_table_to_frame(table.slice(table.num_rows - 1), path))
+    for key in _unique_keys(symbol_keys):
+        row, _ = read_symbol_row_asof(paths, key, as_of)
+        if row.num_rows:
+            frames.append(_table_to_frame(row, paths.features_file(key)))
     return _concat(frames, paths)
 
 
 def last_feature_date(paths: LakehousePaths, symbol_key: str) -> pd.Timestamp | None:
-    """Return the latest ``date`` stored for ``symbol_key``, or None when it has no features file.
+    """Return the latest ``date`` stored for ``symbol_key``, or None when it has no features.
 
     Raises
     ------
     UnsafeKeyError
         When ``symbol_key`` is not valid.
     LakehouseReadError
-        When the file exists but cannot be read.
+        When a file exists but cannot be read.
     """
-    path = paths.features_file(symbol_key)
-    if not path.exists():
-        return None
-    try:
-        dates = pq.read_table(path, columns=["date"]).column("date")
-    except (pa.ArrowInvalid, OSError, KeyError) as err:
-        raise LakehouseReadError(str(path), f"no readable `date` column ({err})") from err
+    with shared_lock(paths.features_file(symbol_key)):
+        files = _live_files(paths, symbol_key)
+        if not files:
+            return None
+        try:
+            dates = pq.read_table(files[-1], columns=["date"]).column("date")
+        except (pa.ArrowInvalid, OSError, KeyError) as err:
+            raise LakehouseReadError(str(files[-1]), f"no readable `date` column ({err})") from err
     if len(dates) == 0:
         return None
     return pd.Timestamp(dates.cast(pa.int64()).to_numpy().max(), unit="ms", tz="UTC")
@@ -557,11 +719,94 @@ def _merge(
     return dates[order], np.concatenate([old[:, keep], new], axis=1)[:, order], rows_changed
 
 
-def _existing_files(paths: LakehousePaths, symbol_keys: Sequence[str]) -> list[Path]:
+def _unique_keys(symbol_keys: Sequence[str]) -> list[str]:
     if isinstance(symbol_keys, str):
         raise TypeError("`symbol_keys` must be a sequence of keys, got a single str")
-    files = [paths.features_file(key) for key in sorted(set(symbol_keys))]
-    return [path for path in files if path.exists()]
+    return sorted(set(symbol_keys))
+
+
+def _existing_deltas(paths: LakehousePaths, symbol_key: str) -> list[Path]:
+    """Delta files 1, 2, ... up to the first missing index (a stat each: no directory listing)."""
+    deltas = []
+    while (path := paths.features_delta_file(symbol_key, len(deltas) + 1)).exists():
+        deltas.append(path)
+    return deltas
+
+
+def _live_files(paths: LakehousePaths, symbol_key: str) -> list[Path]:
+    """Base file then the deltas that continue it; the caller holds the symbol's lock (shared or exclusive)."""
+    base = paths.features_file(symbol_key)
+    if not base.exists():
+        return []
+    deltas = _existing_deltas(paths, symbol_key)
+    if deltas:
+        base_rows = _read_metadata(base).num_rows
+        if _row_offset(_read_metadata(deltas[-1]), deltas[-1]) < base_rows:
+            deltas = []  # folded into the base by a compaction that stopped before removing them
+    return [base, *deltas]
+
+
+def _join_files(tables: list[tuple[Path, pa.Table]]) -> pa.Table:
+    """Concatenate a symbol's base and delta tables, checking that each delta starts where the rows end."""
+    base_path, base = tables[0]
+    schema = base.schema.remove_metadata()
+    parts, n_rows = [base.replace_schema_metadata(None)], base.num_rows
+    for path, table in tables[1:]:
+        offset = _row_offset(table.schema, path)
+        if offset != n_rows:
+            raise LakehouseReadError(
+                str(path), f"starts after {offset} rows but {n_rows} rows precede it; re-run the feature backfill"
+            )
+        try:
+            parts.append(table.replace_schema_metadata(None).cast(schema))
+        except (pa.ArrowInvalid, ValueError) as err:
+            raise LakehouseReadError(str(path), f"columns differ from {base_path.name} ({err})") from err
+        n_rows += table.num_rows
+    return pa.concat_tables(parts)
+
+
+def _remove_newest_first(deltas: list[Path]) -> None:
+    for path in reversed(deltas):
+        path.unlink(missing_ok=True)
+
+
+def _open_parquet(path: Path) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise LakehouseReadError(str(path), f"not a readable parquet file ({err})") from err
+
+
+def _read_metadata(path: Path) -> pq.FileMetaData:
+    try:
+        return pq.read_metadata(path)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise LakehouseReadError(str(path), f"not a readable parquet file ({err})") from err
+
+
+def _row_offset(source: pq.FileMetaData | pa.Schema, path: Path) -> int:
+    """The rows stored before a delta file, from its footer (a parsed schema carries the same record)."""
+    record = (source.metadata or {}).get(_ROW_OFFSET_KEY)
+    try:
+        offset = int(record)
+    except (TypeError, ValueError):
+        raise LakehouseReadError(str(path), "delta file without a readable row offset in its footer") from None
+    if offset < 0:
+        raise LakehouseReadError(str(path), f"negative row offset {offset} in its footer")
+    return offset
+
+
+def _footer_last_date(metadata: pq.FileMetaData, path: Path) -> int | None:
+    """Last ``date`` of a file (ms), from its row groups' statistics; None when it has no rows."""
+    last = None
+    for index in range(metadata.num_row_groups):
+        statistics = metadata.row_group(index).column(0).statistics
+        if metadata.row_group(index).num_rows == 0:
+            continue
+        if statistics is None or not statistics.has_min_max:
+            raise LakehouseReadError(str(path), "no `date` statistics in its footer; re-run the feature backfill")
+        last = statistics.max_raw if last is None else max(last, statistics.max_raw)
+    return None if last is None else int(last)
 
 
 def _table_to_frame(table: pa.Table, path: Path) -> pd.DataFrame:

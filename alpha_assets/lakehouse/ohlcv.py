@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from alpha_assets.errors import LakehouseReadError
-from alpha_assets.lakehouse.parquet import read_table_fast, write_table_atomic
+from alpha_assets.lakehouse.parquet import read_table, write_table_atomic
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA, UTC_MS
 from alpha_assets.typing import BoolArray, FloatArray, IntArray
@@ -129,7 +129,7 @@ class BarArrays:
 
     @classmethod
     def from_table(cls, table: pa.Table) -> BarArrays:
-        """Arrays of an arrow table of ``OHLCV_SCHEMA`` (as :func:`read_table_fast` returns it).
+        """Arrays of an arrow table of ``OHLCV_SCHEMA`` (as :func:`read_table` returns it).
 
         Raises
         ------
@@ -414,7 +414,7 @@ def read_ohlcv_arrays(paths: LakehousePaths, symbol_key: str) -> BarArrays:
         When ``symbol_key`` is not a valid key.
     """
     path = paths.ohlcv_file(symbol_key)
-    bars = BarArrays.from_table(read_table_fast(path, OHLCV_SCHEMA))
+    bars = BarArrays.from_table(read_table(path, OHLCV_SCHEMA))
     if not _strictly_increasing(bars.timestamps):
         raise LakehouseReadError(str(path), "timestamps are not sorted and unique")
     return bars

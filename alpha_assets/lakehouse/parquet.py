@@ -17,7 +17,6 @@ import pyarrow.parquet as pq
 
 from alpha_assets.errors import LakehouseReadError
 
-
 # mkstemp creates 0600 files and the rename keeps that mode; written files get what open() would give them.
 # Read once at import, while nothing else runs: os.umask can only be read by setting it.
 _UMASK = os.umask(0o022)
@@ -99,15 +98,27 @@ def read_table_and_sha256(
     LakehouseReadError
         As :func:`read_table`.
     """
+    data = read_file_bytes(path)
+    return parse_parquet_bytes(data, path, schema, columns=columns), bytes_sha256(data)
+
+
+def read_file_bytes(path: Path) -> bytes:
+    """A file's bytes, or a :class:`LakehouseReadError` naming it (missing, a directory, unreadable)."""
     try:
-        data = path.read_bytes()
+        return Path(path).read_bytes()
     except FileNotFoundError as err:
         raise LakehouseReadError(str(path), "file does not exist") from err
     except IsADirectoryError as err:
         raise LakehouseReadError(str(path), "is a directory, not a parquet file") from err
     except OSError as err:
         raise LakehouseReadError(str(path), f"cannot be read ({err})") from err
-    return _parse_table(pa.BufferReader(data), str(path), schema, columns), bytes_sha256(data)
+
+
+def parse_parquet_bytes(
+    data: bytes, path: Path, schema: pa.Schema | None = None, *, columns: list[str] | None = None
+) -> pa.Table:
+    """Parse parquet ``data`` read from ``path`` (named in errors), checked and cast as :func:`read_table` does."""
+    return _parse_table(pa.BufferReader(data), str(path), schema, columns)
 
 
 def read_table(path: Path, schema: pa.Schema | None = None) -> pa.Table:
@@ -125,40 +136,21 @@ def read_table(path: Path, schema: pa.Schema | None = None) -> pa.Table:
     return read_table_and_sha256(Path(path), schema)[0]
 
 
-def read_table_fast(path: Path, schema: pa.Schema | None = None) -> pa.Table:
-    """:func:`read_table`, parsed on the calling thread when it can be.
-
-    Arrow's thread pool costs more than it saves on a small per-symbol file. A readable file whose schema is
-    exactly ``schema`` (any schema when ``schema`` is None) is parsed here; anything else (missing, corrupt,
-    a schema to cast or refuse) goes through ``read_table``, so the result and the errors are the same.
-
-    Raises
-    ------
-    LakehouseReadError
-        As ``read_table``.
-    """
-    try:
-        table = pq.ParquetFile(pa.BufferReader(Path(path).read_bytes())).read(use_threads=False)
-    except (OSError, pa.ArrowException):
-        return read_table(path, schema)
-    if schema is None:
-        return table
-    if table.schema.equals(schema):
-        # The schema's own fields and metadata, as read_table's cast leaves them, without a cast per column.
-        return pa.Table.from_arrays(table.columns, schema=schema)
-    return read_table(path, schema)
-
-
 def _parse_table(
     source: pa.BufferReader, path: str, schema: pa.Schema | None, columns: list[str] | None = None
 ) -> pa.Table:
     try:
-        # One small file per call: a thread pool costs more than it saves.
-        table = pq.read_table(source, columns=columns, use_threads=False)
+        # One small file per call: Arrow's thread pool and dataset layer cost more than they save.
+        table = pq.ParquetFile(source).read(columns=columns, use_threads=False)
     except (pa.ArrowInvalid, OSError) as err:
         raise LakehouseReadError(path, f"not a readable parquet file ({err})") from err
+    except KeyError as err:
+        raise LakehouseReadError(path, f"missing column {err}") from err
     if schema is None:
         return table
+    if table.schema.equals(schema):
+        # Exactly the expected columns: the schema's own fields and metadata, without a cast per column.
+        return pa.Table.from_arrays(table.columns, schema=schema)
     missing = [name for name in schema.names if name not in table.column_names]
     if missing:
         raise LakehouseReadError(
@@ -211,6 +203,26 @@ def exclusive_lock(path: Path) -> Iterator[None]:
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a+b") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def shared_lock(path: Path) -> Iterator[None]:
+    """Hold a shared lock on ``<path>.lock`` while reading files that a writer replaces under :func:`exclusive_lock`.
+
+    Readers share the lock with each other and wait for a writer in progress. The lock file is opened
+    read-only and never created: without one, no writer has ever held the lock, so there is nothing to wait for.
+    """
+    try:
+        handle = open(path.with_name(path.name + ".lock"), "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        yield
+        return
+    with handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
         try:
             yield
         finally:

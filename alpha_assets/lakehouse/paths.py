@@ -65,8 +65,17 @@ class LakehousePaths:
         return self.lakehouse_dir / "features_matrix.parquet"
 
     def features_file(self, symbol_key: str) -> Path:
-        """``lakehouse/features_matrix.parquet/<KEY>.parquet``."""
+        """``lakehouse/features_matrix.parquet/<KEY>.parquet``: a symbol's base features file."""
         return self.features_dir / f"{validate_symbol_key(symbol_key)}.parquet"
+
+    def features_delta_file(self, symbol_key: str, index: int) -> Path:
+        """``lakehouse/features_matrix.parquet/<KEY>.<index>.parquet``: rows appended after the base file.
+
+        ``index`` counts from 1. A key never holds a dot, so a delta cannot be mistaken for a base file.
+        """
+        if isinstance(index, bool) or not isinstance(index, int) or index < 1:
+            raise ValueError(f"`index` of a features delta file must be an integer >= 1, got {index!r}")
+        return self.features_dir / f"{validate_symbol_key(symbol_key)}.{index}.parquet"
 
     @property
     def quarantine_dir(self) -> Path:

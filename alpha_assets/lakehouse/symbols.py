@@ -33,7 +33,7 @@ import pyarrow as pa
 
 from alpha_assets.errors import LakehouseReadError
 from alpha_assets.lakehouse.keys import SYMBOL_KEY_PATTERN, validate_symbol_key
-from alpha_assets.lakehouse.parquet import exclusive_lock, read_table_fast, write_table_atomic
+from alpha_assets.lakehouse.parquet import exclusive_lock, read_table, write_table_atomic
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.schemas import SYMBOL_IN_PLACE_COLUMNS, SYMBOL_TRACKED_COLUMNS, SYMBOLS_SCHEMA
 
@@ -275,7 +275,7 @@ def _read_history(path: Any, symbol_key: str) -> pd.DataFrame:
 
 def _read_history_table(path: Any, symbol_key: str) -> pa.Table:
     """One symbol's versions as a table of ``SYMBOLS_SCHEMA``, checked to be a well-formed history."""
-    history = read_table_fast(path, SYMBOLS_SCHEMA)
+    history = read_table(path, SYMBOLS_SCHEMA)
     others = sorted(set(history.column("symbol_key").to_pylist()) - {symbol_key})
     if others:
         raise LakehouseReadError(

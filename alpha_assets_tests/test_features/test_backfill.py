@@ -13,7 +13,12 @@ import pytest
 from alpha_assets.features import backfill
 from alpha_assets.features.backfill import SymbolStatus, backfill_features
 from alpha_assets.features.matrix import compute_features, compute_symbol_features
-from alpha_assets.lakehouse.features_store import read_features, upsert_symbol_features
+from alpha_assets.lakehouse.features_store import (
+    delta_limit,
+    read_features,
+    symbol_feature_files,
+    upsert_symbol_features,
+)
 from alpha_assets.lakehouse.ohlcv import write_ohlcv
 from alpha_assets.lakehouse.paths import LakehousePaths
 
@@ -115,7 +120,7 @@ def test_backfill_unchanged_ohlcv_reads_only_the_footer_and_writes_nothing(lakeh
     def fail(*args, **kwargs):
         raise AssertionError("the OHLCV file must not be parsed when its bytes did not change")
 
-    monkeypatch.setattr(backfill, "read_table_and_sha256", fail)
+    monkeypatch.setattr(backfill, "parse_parquet_bytes", fail)
     report = backfill_features(lakehouse, KEYS[:2], workers=1)
     assert [s.status for s in report.symbols] == [SymbolStatus.UNCHANGED] * 2
     assert report.symbols[0].last_date == pd.Timestamp("2019-01-01", tz="UTC") + pd.Timedelta(days=259)
@@ -138,6 +143,34 @@ def test_backfill_new_bars_append_the_tail_equal_to_full_computation(lakehouse, 
     pd.testing.assert_frame_equal(after.iloc[:290], before, check_exact=True)
     expected = compute_symbol_features(bars.iloc[: 290 + new_days], KEYS[0])
     pd.testing.assert_frame_equal(after, expected, check_exact=True)
+
+
+def test_backfill_daily_updates_through_a_compaction_equal_the_full_computation(lakehouse, make_bars, starts):
+    """Day after day, the appends fill delta files, one append compacts them, and a repaired bar compacts too;
+    the stored rows always equal the direct computation."""
+    limit = delta_limit(KEYS[0])
+    bars = make_bars(100, 300)
+    first = 300 - (limit + 2)
+    write_ohlcv(lakehouse, KEYS[0], bars.iloc[:first])
+    backfill_features(lakehouse, [KEYS[0]], workers=1)
+    for n_bars in range(first + 1, 301):
+        write_ohlcv(lakehouse, KEYS[0], bars.iloc[:n_bars])
+        report = backfill_features(lakehouse, [KEYS[0]], workers=1)
+        assert (report.symbols[0].rows_changed, report.symbols[0].rows_written) == (1, n_bars)
+        deltas = len(symbol_feature_files(lakehouse, KEYS[0])) - 1
+        assert deltas == (n_bars - first if n_bars - first <= limit else n_bars - first - limit - 1)
+    assert starts == [0, *range(first, 300)]
+    expected = compute_symbol_features(bars, KEYS[0])
+    pd.testing.assert_frame_equal(read_features(lakehouse, [KEYS[0]]), expected, check_exact=True)
+    assert symbol_feature_files(lakehouse, KEYS[0])[-1] == lakehouse.features_delta_file(KEYS[0], 1)
+
+    repaired = bars.copy()
+    repaired.loc[150, ["high", "close"]] *= 1.02
+    write_ohlcv(lakehouse, KEYS[0], repaired)
+    backfill_features(lakehouse, [KEYS[0]], workers=1)
+    assert symbol_feature_files(lakehouse, KEYS[0]) == [lakehouse.features_file(KEYS[0])]
+    expected = compute_symbol_features(repaired, KEYS[0])
+    pd.testing.assert_frame_equal(read_features(lakehouse, [KEYS[0]]), expected, check_exact=True)
 
 
 def test_backfill_repaired_bar_mid_history_recomputes_and_rewrites_changed_rows(lakehouse, make_bars, starts):

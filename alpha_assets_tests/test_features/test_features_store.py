@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -16,13 +17,19 @@ import pytest
 
 from alpha_assets.errors import LakehouseReadError
 from alpha_assets.lakehouse.features_store import (
+    DELTA_LIMIT_MIN,
+    DELTA_LIMIT_SPREAD,
+    delta_limit,
     features_schema,
     last_feature_date,
     open_symbol_features,
     read_features,
     read_features_asof,
+    read_symbol_row_asof,
+    symbol_feature_files,
     upsert_symbol_features,
 )
+from alpha_assets.lakehouse.parquet import file_sha256
 from alpha_assets.lakehouse.paths import LakehousePaths
 
 KEY = "BINANCE_ETHUSDT"
@@ -209,9 +216,112 @@ def test_append_keeps_stored_rows_and_records_provenance(paths):
     frame = read_features(paths, [KEY])
     expected = pd.concat([_frame("2024-01-01", 40, 1), _frame("2024-02-10", 3, 2)], ignore_index=True)
     pd.testing.assert_frame_equal(frame, expected, check_exact=True)
-    assert paths.features_file(KEY).read_bytes() != before
+    # The appended rows went to a delta file; the base file was not touched.
+    assert paths.features_file(KEY).read_bytes() == before
+    assert pq.read_table(paths.features_delta_file(KEY, 1)).num_rows == 3
     with open_symbol_features(paths, KEY) as features:
         assert features.stored().provenance == {"source": "b"}
+        assert features.stored().n_rows == 43
+
+
+def _append_days(paths: LakehousePaths, start: str, n_appends: int, seed: int) -> pd.DataFrame:
+    """Append one row per call, ``n_appends`` times from ``start``; return the rows appended."""
+    frames = []
+    for i in range(n_appends):
+        frame = _frame(str(pd.Timestamp(start) + pd.Timedelta(days=i))[:10], 1, seed + i)
+        with open_symbol_features(paths, KEY) as features:
+            features.append(*_arrays(frame), COLUMNS, {"appends": i + 1})
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _delta_count(paths: LakehousePaths) -> int:
+    return len(list(paths.features_dir.glob(f"{KEY}.*.parquet")))
+
+
+def test_appends_fill_delta_files_up_to_the_limit_then_compact_into_the_base(paths):
+    limit = delta_limit(KEY)
+    assert DELTA_LIMIT_MIN <= limit < DELTA_LIMIT_MIN + DELTA_LIMIT_SPREAD
+    base = _frame("2024-01-01", 30, 1)
+    upsert_symbol_features(paths, KEY, base)
+    appended = _append_days(paths, "2024-01-31", limit, seed=10)
+    assert _delta_count(paths) == limit
+    base_bytes = paths.features_file(KEY).read_bytes()
+    expected = pd.concat([base, appended], ignore_index=True)
+    pd.testing.assert_frame_equal(read_features(paths, [KEY]), expected, check_exact=True)
+    # DuckDB over the glob sees every row once.
+    glob = str(paths.features_dir / "*.parquet")
+    counts = duckdb.sql(f"select count(*), count(distinct date) from read_parquet('{glob}')").fetchall()[0]
+    assert counts == (30 + limit, 30 + limit)
+
+    next_day = str(pd.Timestamp("2024-01-31") + pd.Timedelta(days=limit))[:10]
+    one_more = _frame(next_day, 1, 99)
+    with open_symbol_features(paths, KEY) as features:
+        features.append(*_arrays(one_more), COLUMNS, {"appends": limit + 1})
+    expected = pd.concat([expected, one_more], ignore_index=True)
+    assert _delta_count(paths) == 0
+    assert paths.features_file(KEY).read_bytes() != base_bytes
+    assert pq.read_metadata(paths.features_file(KEY)).num_rows == 31 + limit
+    pd.testing.assert_frame_equal(read_features(paths, [KEY]), expected, check_exact=True)
+    with open_symbol_features(paths, KEY) as features:
+        assert features.stored().provenance == {"appends": limit + 1}
+
+
+def test_compaction_interrupted_before_removing_deltas_is_recovered(paths):
+    upsert_symbol_features(paths, KEY, _frame("2024-01-01", 30, 1))
+    _append_days(paths, "2024-01-31", 3, seed=10)
+    deltas = {path: path.read_bytes() for path in sorted(paths.features_dir.glob(f"{KEY}.*.parquet"))}
+    expected = read_features(paths, [KEY])
+    # A merge compacts (base rewritten with every row, deltas removed); put the deltas back as a crash
+    # between the rewrite and the removals would have left them.
+    expected.loc[0, "beta"] += 1.0
+    upsert_symbol_features(paths, KEY, expected.iloc[:1])
+    assert _delta_count(paths) == 0
+    for path, data in deltas.items():
+        path.write_bytes(data)
+    pd.testing.assert_frame_equal(read_features(paths, [KEY]), expected, check_exact=True)
+    assert symbol_feature_files(paths, KEY) == [paths.features_file(KEY)]
+    with open_symbol_features(paths, KEY) as features:
+        assert features.stored().n_rows == 33
+    assert _delta_count(paths) == 0  # the writer removed the leftovers
+
+
+def test_delta_files_without_a_base_file_are_removed_by_the_next_writer(paths):
+    upsert_symbol_features(paths, KEY, _frame("2024-01-01", 5, 1))
+    _append_days(paths, "2024-01-06", 2, seed=10)
+    paths.features_file(KEY).unlink()
+    assert read_features(paths, [KEY]).empty
+    upsert_symbol_features(paths, KEY, _frame("2024-02-01", 4, 2))
+    assert _delta_count(paths) == 0
+    pd.testing.assert_frame_equal(read_features(paths, [KEY]), _frame("2024-02-01", 4, 2), check_exact=True)
+
+
+def test_delta_that_does_not_continue_the_rows_raises_lakehouse_read_error(paths):
+    upsert_symbol_features(paths, KEY, _frame("2024-01-01", 30, 1))
+    _append_days(paths, "2024-01-31", 2, seed=10)
+    paths.features_delta_file(KEY, 1).unlink()
+    paths.features_delta_file(KEY, 2).rename(paths.features_delta_file(KEY, 1))
+    with pytest.raises(LakehouseReadError, match=r"BINANCE_ETHUSDT\.1\.parquet.*starts after 31 rows but 30 rows"):
+        read_features(paths, [KEY])
+
+
+def test_row_asof_reads_newest_file_first_and_hashes_what_it_read(paths):
+    upsert_symbol_features(paths, KEY, _frame("2024-01-01", 30, 1))
+    appended = _append_days(paths, "2024-01-31", 2, seed=10)
+    row, hashes = read_symbol_row_asof(paths, KEY, pd.Timestamp("2024-02-01", tz="UTC"))
+    assert row.num_rows == 1 and row.column("date")[0].as_py() == pd.Timestamp("2024-02-01", tz="UTC")
+    assert list(hashes) == [paths.features_delta_file(KEY, 2)]
+    assert hashes[paths.features_delta_file(KEY, 2)] == file_sha256(paths.features_delta_file(KEY, 2))
+    row, hashes = read_symbol_row_asof(paths, KEY, pd.Timestamp("2024-01-15 12:00", tz="UTC"))
+    assert row.column("date")[0].as_py() == pd.Timestamp("2024-01-15", tz="UTC")
+    assert list(hashes) == [
+        paths.features_delta_file(KEY, 2),
+        paths.features_delta_file(KEY, 1),
+        paths.features_file(KEY),
+    ]
+    row, _ = read_symbol_row_asof(paths, KEY, pd.Timestamp("2023-12-31", tz="UTC"))
+    assert row.num_rows == 0
+    assert last_feature_date(paths, KEY) == appended["date"].iloc[-1]
 
 
 def test_append_nothing_with_same_provenance_does_not_rewrite(paths):

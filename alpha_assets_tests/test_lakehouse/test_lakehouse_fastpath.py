@@ -33,7 +33,7 @@ from alpha_assets.lakehouse.ohlcv import (
     write_ohlcv,
     write_ohlcv_arrays,
 )
-from alpha_assets.lakehouse.parquet import read_table, read_table_fast, write_table_atomic
+from alpha_assets.lakehouse.parquet import read_table, write_table_atomic
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA, SYMBOLS_SCHEMA
 from alpha_assets.lakehouse.symbols import read_symbol_history, upsert_symbol_metadata
@@ -249,32 +249,34 @@ def test_find_bar_gaps_matches_find_gaps(seed: int) -> None:
 # --- files ---------------------------------------------------------------------------------------------
 
 
-def test_read_table_fast_exact_schema_equals_read_table(fast_lake: LakehousePaths) -> None:
+def test_read_table_exact_schema_fast_path_equals_the_cast_path(fast_lake: LakehousePaths) -> None:
     write_ohlcv(fast_lake, KEY, _walk(9, 80))
     path = fast_lake.ohlcv_file(KEY)
-    assert read_table_fast(path, OHLCV_SCHEMA).equals(read_table(path, OHLCV_SCHEMA), check_metadata=True)
-    assert read_table_fast(path).equals(read_table(path))
+    cast = pq.read_table(path).select(OHLCV_SCHEMA.names).cast(OHLCV_SCHEMA, safe=True)
+    assert read_table(path, OHLCV_SCHEMA).equals(cast, check_metadata=True)
+    assert read_table(path).equals(pq.read_table(path))
 
 
-def test_read_table_fast_castable_file_is_cast_like_read_table(tmp_path) -> None:
+def test_read_table_castable_file_is_cast_to_the_schema(tmp_path) -> None:
     path = tmp_path / "old.parquet"
     frame = _walk(10, 20)
     frame["timestamp"] = frame["timestamp"].astype("datetime64[ns, UTC]")
     pq.write_table(pa.Table.from_pandas(frame.assign(extra=1), preserve_index=False), path)
-    table = read_table_fast(path, OHLCV_SCHEMA)
-    assert table.schema.equals(OHLCV_SCHEMA) and table.equals(read_table(path, OHLCV_SCHEMA))
+    table = read_table(path, OHLCV_SCHEMA)
+    assert table.schema.equals(OHLCV_SCHEMA)
+    assert table.column("close").to_pylist() == frame["close"].tolist()
+    assert table.column("timestamp").cast(pa.int64()).to_pylist() == (
+        frame["timestamp"].astype("datetime64[ms, UTC]").astype("int64").tolist()
+    )
 
 
 @pytest.mark.parametrize("content", [None, b"PAR1 not really parquet"], ids=["missing", "corrupt"])
-def test_read_table_fast_bad_file_raises_as_read_table(tmp_path, content: bytes | None) -> None:
+def test_read_table_bad_file_raises_naming_the_file(tmp_path, content: bytes | None) -> None:
     path = tmp_path / "bad.parquet"
     if content is not None:
         path.write_bytes(content)
-    with pytest.raises(LakehouseReadError) as expected:
+    with pytest.raises(LakehouseReadError, match=r"bad\.parquet"):
         read_table(path, OHLCV_SCHEMA)
-    with pytest.raises(LakehouseReadError, match=r"bad\.parquet") as fast:
-        read_table_fast(path, OHLCV_SCHEMA)
-    assert str(fast.value) == str(expected.value)
 
 
 def test_write_ohlcv_arrays_round_trips_without_dictionary_pages(fast_lake: LakehousePaths) -> None:

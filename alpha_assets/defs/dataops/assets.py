@@ -31,6 +31,7 @@ from alpha_assets.defs.resources import LakehouseResource, ManifestResource
 from alpha_assets.features.backfill import backfill_features
 from alpha_assets.lakehouse.audit import AuditParams, audit_symbol_file
 from alpha_assets.lakehouse.duckdb_views import refresh_views
+from alpha_assets.lakehouse.features_store import symbol_feature_files
 from alpha_assets.lakehouse.keys import validate_run_id
 from alpha_assets.lakehouse.parquet import read_json, write_json_atomic
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA, SYMBOLS_SCHEMA
@@ -357,7 +358,7 @@ def features_matrix(
                 rows, ["symbol_key", "rows_written", "rows_changed", "last_date", "error"], limit=200
             ),
         },
-        data_version=data_version_of([paths.features_file(k) for k in symbol_keys]),
+        data_version=data_version_of([path for key in symbol_keys for path in symbol_feature_files(paths, key)]),
     )
     yield from feature_check_results(paths, symbol_keys)
 
