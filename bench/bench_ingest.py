@@ -2,7 +2,9 @@
 
 Sizes: small = 50 symbols x 400 days (smoke), large = 500 symbols x 1,000 days (the report's figures).
 Each link runs in-process on an on-disk instance, as `alpha-assets flow-data` does. Targets on 2 cores:
-first ingest <= 30 s, incremental <= 10 s with one request per symbol.
+first ingest <= 30 s, incremental <= 10 s with one request per symbol. By default the same run measures the
+project's instance (dagster.yaml: Dagster's SQLite event log with pooled connections) and Dagster's default
+SQLite instance, each on its own lakehouse.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +22,7 @@ from common import peak_rss_mb, timed, write_results
 from dagster import DagsterInstance
 from postgres_instance import postgres_instance
 
+from alpha_assets.cli import PROJECT_DAGSTER_YAML
 from alpha_assets.definitions import build_definitions
 from alpha_assets.defs import keys
 from alpha_assets.defs.dataops.chain import candidate_symbols, symbol_range_tags
@@ -49,8 +54,12 @@ def _instance(root: Path, storage: str) -> Iterator[DagsterInstance]:
         with postgres_instance(root) as instance:
             yield instance
         return
-    (root / "home").mkdir()
-    instance = DagsterInstance.local_temp(tempdir=str(root / "home"))
+    home = root / f"home_{storage}"
+    home.mkdir()
+    if storage == "project":  # the project's dagster.yaml, as `alpha-assets` and `make ui` use it
+        shutil.copyfile(PROJECT_DAGSTER_YAML, home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+    instance = DagsterInstance.get()
     try:
         yield instance
     finally:
@@ -78,11 +87,36 @@ def _ingest(defs, instance, paths, run_id):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
-    parser.add_argument("--storage", choices=["sqlite", "postgres"], default="sqlite",
-                        help="Dagster instance storage (postgres: a private throwaway cluster on loopback)")
+    parser.add_argument(
+        "--storage",
+        default="project,sqlite-default",
+        help="comma-separated instances to measure: project (the project's dagster.yaml), sqlite-default "
+        "(Dagster's default storage), postgres (a private throwaway cluster on loopback)",
+    )
     args = parser.parse_args()
-    size, storage = args.size, args.storage
+    size, storages = args.size, args.storage.split(",")
+    unknown = set(storages) - {"project", "sqlite-default", "postgres"}
+    if unknown:
+        parser.error(f"unknown --storage {sorted(unknown)}")
     n_symbols, n_days = SIZES[size]
+    results = {}
+    for storage in storages:
+        results[storage] = _measure(storage, n_symbols, n_days)
+        first, second, bars = results[storage]["first"], results[storage]["incremental"], results[storage]["bars"]
+        print(f"instance       {storage}")
+        print(
+            f"first ingest   {first['symbols']} symbols x {bars} bars: discovery {first['discovery_s']:.2f} s, "
+            f"ingest {first['ingest_s']:.2f} s (target <= 30 s), {first['requests_per_symbol']} requests/symbol"
+        )
+        print(
+            f"incremental    +1 day: ingest {second['ingest_s']:.2f} s (target <= 10 s), {second['new_bars']} new "
+            f"bars, {second['requests_per_symbol']} requests/symbol (target 1)"
+        )
+    print(f"peak memory    {peak_rss_mb():.0f} MiB")
+    write_results("ingest", size, {**results, "peak_rss_mb": round(peak_rss_mb(), 1)})
+
+
+def _measure(storage: str, n_symbols: int, n_days: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         manifest = root / "manifest.json"
@@ -104,27 +138,7 @@ def main() -> None:
             first = _ingest(_defs(root, manifest, listed, DAY_1), instance, paths, "BENCH_DAY_1")
             bars = len(read_ohlcv(paths, "SIM_BTCUSDT"))
             second = _ingest(_defs(root, manifest, listed, DAY_2), instance, paths, "BENCH_DAY_2")
-    print(f"instance       {storage}")
-    print(
-        f"first ingest   {first['symbols']} symbols x {bars} bars: discovery {first['discovery_s']:.2f} s, "
-        f"ingest {first['ingest_s']:.2f} s (target <= 30 s), {first['requests_per_symbol']} requests/symbol"
-    )
-    print(
-        f"incremental    +1 day: ingest {second['ingest_s']:.2f} s (target <= 10 s), {second['new_bars']} new "
-        f"bars, {second['requests_per_symbol']} requests/symbol (target 1)"
-    )
-    print(f"peak memory    {peak_rss_mb():.0f} MiB")
-    write_results(
-        f"ingest_{storage}",
-        size,
-        {
-            "storage": storage,
-            "bars_per_symbol": bars,
-            "first": first,
-            "incremental": second,
-            "peak_rss_mb": round(peak_rss_mb(), 1),
-        },
-    )
+    return {"first": first, "incremental": second, "bars": bars}
 
 
 if __name__ == "__main__":
