@@ -43,7 +43,7 @@ PLAN = ("ingest",) * 8 + ("features",) * 8 + ("random",) * 6
 MIN_KILLS = 20
 MAX_ATTEMPTS = 30
 #: Seconds after the aiming progress text within which the kill falls (about the length of each link here).
-AIM = {"ingest": ("ingest, repair and audit", 1.4), "features": ("features of", 1.1), "random": (None, 8.0)}
+AIM = {"ingest": ("ingest, repair and audit", 0.45), "features": ("features of", 1.1), "random": (None, 8.0)}
 #: The link that is running when the progress output last showed this text (the runner's stage names, shown
 #: as ``[k/4] <stage>`` lines or as the progress bar's postfix).
 LINK_OF_TEXT = (("discovery for RUN_ID", "discovery"), ("ingest, repair and audit", "ingestion"),
