@@ -27,8 +27,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,9 @@ KEY_COLUMNS = ("date", "symbol")
 _PROVENANCE_KEY = b"alpha_assets.features.provenance"
 #: Footer key of a delta file: how many of the symbol's rows come before it (base and earlier deltas).
 _ROW_OFFSET_KEY = b"alpha_assets.features.row_offset"
+#: Footer key of a delta file: the identity (inode, size, mtime) of the base file it continues, so that a live
+#: chain is recognised with a stat of the base instead of a read of its footer.
+_BASE_IDENTITY_KEY = b"alpha_assets.features.base_identity"
 #: Deltas a symbol takes before an append compacts: ``DELTA_LIMIT_MIN`` plus a key-dependent share of
 #: ``DELTA_LIMIT_SPREAD``, so symbols ingested together do not all compact on the same day.
 DELTA_LIMIT_MIN = 8
@@ -203,26 +207,30 @@ class SymbolFeaturesFile:
             return self._stored
         self._footer_read = True
         deltas = _existing_deltas(self._paths, self.symbol_key)
-        if not self.path.exists():
+        try:
+            base_stat = os.stat(self.path)
+        except FileNotFoundError:
             _remove_newest_first(deltas)
             return None
-        self._base = _open_parquet(self.path)
-        base = _footer_summary(self._base.metadata, self.path)
-        self._stored, self._last_date = base, _footer_last_date(self._base.metadata, self.path)
         if deltas:
-            newest = _open_parquet(deltas[-1])
-            with contextlib.closing(newest):
-                offset = _row_offset(newest.metadata, deltas[-1])
-                if offset < base.n_rows:  # already folded into the base by a compaction that stopped early
-                    _remove_newest_first(deltas)
-                    return self._stored
-                summary = _footer_summary(newest.metadata, deltas[-1])
-                if summary.feature_columns != base.feature_columns:
-                    raise LakehouseReadError(str(deltas[-1]), "feature columns differ from its base file's")
-                self._stored = StoredFeatures(offset + summary.n_rows, base.feature_columns, summary.provenance)
-                self._last_date = _footer_last_date(newest.metadata, deltas[-1])
-            self._deltas = deltas
+            newest = _read_metadata(deltas[-1])
+            if _continues_base(newest, deltas[-1], base_stat, lambda: self._base_file().metadata.num_rows):
+                # Everything the writer needs is in the newest file's footer: the base stays unread.
+                summary = _footer_summary(newest, deltas[-1])
+                n_rows = _row_offset(newest, deltas[-1]) + summary.n_rows
+                self._stored = StoredFeatures(n_rows, summary.feature_columns, summary.provenance)
+                self._last_date = _footer_last_date(newest, deltas[-1])
+                self._deltas = deltas
+                return self._stored
+            _remove_newest_first(deltas)  # already folded into the base by a compaction that stopped early
+        metadata = self._base_file().metadata
+        self._stored, self._last_date = _footer_summary(metadata, self.path), _footer_last_date(metadata, self.path)
         return self._stored
+
+    def _base_file(self) -> pq.ParquetFile:
+        if self._base is None:
+            self._base = _open_parquet(self.path)
+        return self._base
 
     def close(self) -> None:
         """Close the base file if it was opened."""
@@ -231,11 +239,10 @@ class SymbolFeaturesFile:
             self._base = None
 
     def _read_rows(self) -> pa.Table:
-        self.stored()
-        if self._base is None:
+        if self.stored() is None:
             raise LakehouseReadError(str(self.path), "file does not exist")
         try:
-            base = self._base.read(use_threads=False)
+            base = self._base_file().read(use_threads=False)
         except (pa.ArrowInvalid, OSError) as err:
             raise LakehouseReadError(str(self.path), f"not a readable parquet file ({err})") from err
         return _join_files([(self.path, base), *((path, read_table(path)) for path in self._deltas)])
@@ -286,8 +293,9 @@ class SymbolFeaturesFile:
                 f"{len(names)} names, stored {len(stored.feature_columns)}"
             )
         new = _table(self.symbol_key, dates, values, names)
+        last = int(dates[-1]) if dates.size else self._last_date
         if stored is None:
-            return self._write_base(new, provenance, rows_changed=dates.size)
+            return self._write_base(new, provenance, rows_changed=dates.size, last_date=last)
         if dates.size == 0 and dict(provenance) == stored.provenance:
             return UpsertResult(rows_written=0, rows_changed=0, changed=False)
         if dates.size and self._last_date is not None and self._last_date >= dates[0]:
@@ -296,9 +304,9 @@ class SymbolFeaturesFile:
                 f"{pd.Timestamp(int(dates[0]), unit='ms', tz='UTC')}"
             )
         if dates.size and len(self._deltas) < delta_limit(self.symbol_key):
-            return self._write_delta(new, provenance)
+            return self._write_delta(new, provenance, last_date=last)
         old = self._read_rows().cast(new.schema)
-        return self._write_base(pa.concat_tables([old, new]), provenance, rows_changed=dates.size)
+        return self._write_base(pa.concat_tables([old, new]), provenance, rows_changed=dates.size, last_date=last)
 
     def upsert(
         self,
@@ -349,9 +357,16 @@ class SymbolFeaturesFile:
             )
         if rows_changed == 0 and (record is None or (stored is not None and record == stored.provenance)):
             return UpsertResult(rows_written=0, rows_changed=0, changed=False)
-        return self._write_base(_table(self.symbol_key, merged_dates, merged, names), record, rows_changed=rows_changed)
+        return self._write_base(
+            _table(self.symbol_key, merged_dates, merged, names),
+            record,
+            rows_changed=rows_changed,
+            last_date=int(merged_dates[-1]) if merged_dates.size else None,
+        )
 
-    def _write_base(self, table: pa.Table, provenance: Mapping[str, Any] | None, *, rows_changed: int) -> UpsertResult:
+    def _write_base(
+        self, table: pa.Table, provenance: Mapping[str, Any] | None, *, rows_changed: int, last_date: int | None
+    ) -> UpsertResult:
         """Replace the base file with ``table`` (every row of the symbol), then remove the deltas it holds."""
         metadata = {} if provenance is None else {_PROVENANCE_KEY: json.dumps(dict(provenance), sort_keys=True)}
         write_bytes_atomic(self._encode(table, metadata), self.path)
@@ -359,36 +374,41 @@ class SymbolFeaturesFile:
         _remove_newest_first(self._deltas)
         self.close()
         self._deltas = []
-        self._record(table, provenance, n_rows=table.num_rows)
+        self._record(table, provenance, n_rows=table.num_rows, last_date=last_date)
         return UpsertResult(rows_written=table.num_rows, rows_changed=rows_changed, changed=True)
 
-    def _write_delta(self, table: pa.Table, provenance: Mapping[str, Any]) -> UpsertResult:
+    def _write_delta(self, table: pa.Table, provenance: Mapping[str, Any], *, last_date: int) -> UpsertResult:
         """Write ``table`` (rows after every stored one) as the next delta file."""
         offset = self._stored.n_rows
         metadata = {
             _PROVENANCE_KEY: json.dumps(dict(provenance), sort_keys=True),
             _ROW_OFFSET_KEY: str(offset),
+            _BASE_IDENTITY_KEY: _identity(os.stat(self.path)),
         }
         path = self._paths.features_delta_file(self.symbol_key, len(self._deltas) + 1)
-        write_bytes_atomic(self._encode(table, metadata), path)
+        # No directory fsync: a delta lost to a power cut leaves the previous file the newest, whose provenance
+        # makes the next backfill compute and append these rows again.
+        # Plain pages: a dictionary page per column costs more than it saves on a few rows.
+        write_bytes_atomic(self._encode(table, metadata, dictionaries=False), path, sync_directory=False)
         self._deltas.append(path)
-        self._record(table, provenance, n_rows=offset + table.num_rows)
+        self._record(table, provenance, n_rows=offset + table.num_rows, last_date=last_date)
         return UpsertResult(rows_written=offset + table.num_rows, rows_changed=table.num_rows, changed=True)
 
-    def _encode(self, table: pa.Table, metadata: Mapping[bytes, str]) -> bytes:
+    def _encode(self, table: pa.Table, metadata: Mapping[bytes, str], *, dictionaries: bool = True) -> bytes:
         sink = pa.BufferOutputStream()
-        present = set(table.column_names)
+        present = set(table.column_names) if dictionaries else set()
         dictionary = [name for name in self._dictionary if name in present]
         pq.write_table(table.replace_schema_metadata(metadata), sink, use_dictionary=dictionary, **_PARQUET_OPTIONS)
         return sink.getvalue().to_pybytes()
 
-    def _record(self, table: pa.Table, provenance: Mapping[str, Any] | None, *, n_rows: int) -> None:
+    def _record(
+        self, table: pa.Table, provenance: Mapping[str, Any] | None, *, n_rows: int, last_date: int | None
+    ) -> None:
         """Remember what was written, so a second call in the same block needs no footer read."""
         self._stored = StoredFeatures(
             n_rows, tuple(table.column_names[2:]), None if provenance is None else dict(provenance)
         )
-        if table.num_rows:
-            self._last_date = _last_date(table)
+        self._last_date = last_date
 
 
 @contextlib.contextmanager
@@ -681,16 +701,12 @@ def _footer_summary(metadata: pq.FileMetaData, path: Path) -> StoredFeatures:
     return StoredFeatures(metadata.num_rows, tuple(names[2:]), provenance if isinstance(provenance, dict) else None)
 
 
-def _last_date(table: pa.Table) -> int:
-    return int(table.column("date")[-1].cast(pa.int64()).as_py())
-
-
 def _table(symbol_key: str, dates: np.ndarray, values: np.ndarray, names: list[str]) -> pa.Table:
     n_rows = dates.size
     # One arrow buffer for every feature, sliced per column: cheaper than one array per feature.
     flat = pa.array(values.reshape(-1), type=pa.float64())
     arrays = [
-        pa.array(dates, type=pa.int64()).cast(UTC_MS),
+        pa.array(dates, type=UTC_MS),
         pa.repeat(pa.scalar(symbol_key, pa.string()), n_rows),
     ]
     arrays += [flat.slice(i * n_rows, n_rows) for i in range(len(names))]
@@ -736,14 +752,34 @@ def _existing_deltas(paths: LakehousePaths, symbol_key: str) -> list[Path]:
 def _live_files(paths: LakehousePaths, symbol_key: str) -> list[Path]:
     """Base file then the deltas that continue it; the caller holds the symbol's lock (shared or exclusive)."""
     base = paths.features_file(symbol_key)
-    if not base.exists():
+    try:
+        base_stat = os.stat(base)
+    except FileNotFoundError:
         return []
     deltas = _existing_deltas(paths, symbol_key)
-    if deltas:
-        base_rows = _read_metadata(base).num_rows
-        if _row_offset(_read_metadata(deltas[-1]), deltas[-1]) < base_rows:
-            deltas = []  # folded into the base by a compaction that stopped before removing them
+    if deltas and not _continues_base(
+        _read_metadata(deltas[-1]), deltas[-1], base_stat, lambda: _read_metadata(base).num_rows
+    ):
+        deltas = []  # folded into the base by a compaction that stopped before removing them
     return [base, *deltas]
+
+
+def _identity(stat: os.stat_result) -> str:
+    return f"{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _continues_base(
+    newest: pq.FileMetaData, path: Path, base_stat: os.stat_result, base_rows: Callable[[], int]
+) -> bool:
+    """Whether the newest delta continues the current base file (not left over from an earlier one).
+
+    A base rewritten by a compaction is a new file (new inode and mtime), so a delta that names the current
+    base's identity continues it. Otherwise (the base was rewritten, or the lakehouse copied: new inodes) the
+    row offset decides: a leftover starts before the base's end.
+    """
+    if (newest.metadata or {}).get(_BASE_IDENTITY_KEY) == _identity(base_stat).encode():
+        return True
+    return _row_offset(newest, path) >= base_rows()
 
 
 def _join_files(tables: list[tuple[Path, pa.Table]]) -> pa.Table:

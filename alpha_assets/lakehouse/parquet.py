@@ -24,12 +24,13 @@ os.umask(_UMASK)
 _FILE_MODE = 0o666 & ~_UMASK
 
 
-def write_bytes_atomic(data: bytes, path: Path) -> None:
+def write_bytes_atomic(data: bytes, path: Path, *, sync_directory: bool = True) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part.
 
     The bytes go to a temporary file in the same directory, are flushed and fsynced, then renamed over
     ``path`` (``os.replace`` is atomic on POSIX within one file system); the directory is fsynced so the
-    rename survives a power loss.
+    rename survives a power loss. ``sync_directory=False`` skips that last fsync for a file whose loss in a
+    power cut the next run notices and rewrites (the file is still complete or absent, never partial).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -44,7 +45,8 @@ def write_bytes_atomic(data: bytes, path: Path) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
-    _fsync_directory(path.parent)
+    if sync_directory:
+        _fsync_directory(path.parent)
 
 
 def write_table_atomic(table: pa.Table, path: Path, **options: Any) -> None:

@@ -8,6 +8,7 @@ Lives with the feature tests because the store is part of the feature backfill; 
 from __future__ import annotations
 
 import multiprocessing
+import shutil
 
 import duckdb
 import numpy as np
@@ -411,3 +412,16 @@ def test_upsert_no_rows_without_file_writes_nothing(paths):
     result = upsert_symbol_features(paths, KEY, _frame("2024-01-01", 0, 1))
     assert (result.rows_written, result.changed) == (0, False)
     assert not paths.features_file(KEY).exists()
+
+
+def test_copied_store_keeps_its_deltas_live(paths, tmp_path):
+    """A copy has new inodes, so deltas no longer name their base's identity: the row offsets decide."""
+    upsert_symbol_features(paths, KEY, _frame("2024-01-01", 30, 1))
+    appended = _append_days(paths, "2024-01-31", 2, seed=10)
+    copy = LakehousePaths(tmp_path / "copy")
+    shutil.copytree(paths.features_dir, copy.features_dir)
+    expected = pd.concat([_frame("2024-01-01", 30, 1), appended], ignore_index=True)
+    pd.testing.assert_frame_equal(read_features(copy, [KEY]), expected, check_exact=True)
+    with open_symbol_features(copy, KEY) as features:
+        assert features.stored().n_rows == 32 and features.stored().provenance == {"appends": 2}
+    assert len(symbol_feature_files(copy, KEY)) == 3
