@@ -1,5 +1,6 @@
 """Benchmark of the feature backfill: TA-Lib subset vs a plain TA-Lib loop, compute-only, and the backfill
-with files: full backfill, incremental one-day update, re-run with nothing new, repaired bars.
+with files: full backfill, incremental one-day update, re-run with nothing new, repaired bars; then ``--days``
+consecutive one-day updates on another lakehouse (the steady state: deltas accumulate, some symbols compact).
 
 Usage: ``.venv/bin/python bench/bench_features.py --size small|large|huge`` (50, 1,000, 5,000 symbols).
 Synthetic realistic OHLCV (trends, flat stretches, zero-volume days) with a fixed seed; outputs are checked
@@ -119,6 +120,9 @@ def main() -> None:
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--skip-files", action="store_true", help="compute-only figures")
+    parser.add_argument(
+        "--days", type=int, default=20, help="consecutive one-day updates to time after the file steps (0: none)"
+    )
     args = parser.parse_args()
     n_symbols, n_days = SIZES[args.size]
     results: dict[str, object] = {
@@ -177,6 +181,9 @@ def main() -> None:
             results["files"] = files = bench_files(
                 LakehousePaths(tmp), n_symbols, n_days, compare_single=args.size != "huge"
             )
+        if args.days:
+            with tempfile.TemporaryDirectory(prefix="bench_features_daily_") as tmp:
+                results["daily"] = bench_daily(LakehousePaths(tmp), n_symbols, n_days, args.days)
         full, one_day, nothing = (
             files[f"{step}_default_s"] for step in ("full_backfill", "incremental_one_day", "nothing_new")
         )
@@ -236,6 +243,38 @@ def bench_files(paths: LakehousePaths, n_symbols: int, n_days: int, compare_sing
         figures[f"repair_1pct_{label}_s"] = elapsed
         print(f"repaired bar in 1 % of the symbols ({label}, workers={report.workers}): {elapsed:.2f} s")
     check_stored(targets["default"], repaired[:5], keys, n_days)
+    return figures
+
+
+def bench_daily(paths: LakehousePaths, n_symbols: int, n_days: int, days: int) -> dict[str, object]:
+    """``days`` consecutive one-day updates after a full backfill: the steady state, compactions included."""
+    keys = [key_of(i) for i in range(n_symbols)]
+    start = n_days - days
+    for i, key in enumerate(keys):
+        write_ohlcv(paths, key, _BARS[i].iloc[:start])
+    backfill_features(paths, keys)
+    seconds, compacted = [], []
+    for n_bars in range(start + 1, n_days + 1):
+        for i, key in enumerate(keys):
+            write_ohlcv(paths, key, _BARS[i].iloc[:n_bars])
+        elapsed, report = timed(backfill_features, paths, keys)
+        assert not report.failed and report.rows_changed == n_symbols
+        seconds.append(elapsed)
+        compacted.append(sum(1 for key in keys if not paths.features_delta_file(key, 1).exists()))
+        print(f"day {n_bars - start:2d}: {elapsed:.2f} s, {compacted[-1]} symbols compacted")
+    check_stored(paths, keys[:: max(1, n_symbols // 5)], keys, n_days)
+    figures = {
+        "days": days,
+        "seconds": seconds,
+        "compacted_symbols": compacted,
+        "median_s": float(np.median(seconds)),
+        "max_s": max(seconds),
+        "min_s": min(seconds),
+    }
+    print(
+        f"daily updates ({days} days, {n_symbols} symbols): median {figures['median_s']:.2f} s, "
+        f"min {figures['min_s']:.2f} s, max {figures['max_s']:.2f} s"
+    )
     return figures
 
 
