@@ -1,0 +1,142 @@
+"""Dagster's own cost of one single-run backfill over 505 symbol partitions, per instance storage (issue 2).
+
+A trivial asset shaped like ``ohlcv`` (dynamic partitions, single-run backfill policy, 3 WARN checks, the same
+metadata keys) runs once over every partition, in-process, as ``defs/runner.py`` runs a link, on a fresh
+``DAGSTER_HOME`` per run. Variants, interleaved in one script run, each in its own process:
+
+- ``dagster-default``: no ``dagster.yaml`` storage block (Dagster's SQLite event log);
+- ``project``: the project's ``dagster.yaml`` (the same storage with pooled connections);
+- ``consolidated``: Dagster's ``ConsolidatedSqliteEventLogStorage`` (one database);
+- ``consolidated-subset``: that plus ``DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1`` (one planned event
+  per run instead of one per partition).
+
+Usage: ``.venv/bin/python bench/bench_instance.py [--reps 3]``; prints the median run time per variant and
+writes ``bench/results/instance_large.json``. Every run is checked: success and 505 materialised partitions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import write_results
+
+N_PARTITIONS = 505
+PROJECT_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
+CONSOLIDATED = """
+event_log_storage:
+  module: dagster._core.storage.event_log
+  class: ConsolidatedSqliteEventLogStorage
+  config:
+    base_dir: {home}/history/runs
+"""
+SUBSET = {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "1"}
+#: Variant -> (dagster.yaml text, or None for the project's file; extra environment).
+VARIANTS = {
+    "dagster-default": ("telemetry:\n  enabled: false\n", {}),
+    "project": (None, {}),
+    "consolidated": ("telemetry:\n  enabled: false\n" + CONSOLIDATED, {}),
+    "consolidated-subset": ("telemetry:\n  enabled: false\n" + CONSOLIDATED, SUBSET),
+}
+
+
+def _one(variant: str) -> float:
+    """Run the backfill once on a fresh home (in this process) and return its wall time."""
+    from dagster import (
+        AssetCheckResult,
+        AssetCheckSeverity,
+        AssetCheckSpec,
+        AssetKey,
+        BackfillPolicy,
+        DagsterInstance,
+        DataVersion,
+        Definitions,
+        DynamicPartitionsDefinition,
+        MaterializeResult,
+        MetadataValue,
+        asset,
+        define_asset_job,
+    )
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    symbols = DynamicPartitionsDefinition(name="symbols")
+    checks = [f"check_{i}" for i in range(3)]
+
+    @asset(
+        partitions_def=symbols,
+        backfill_policy=BackfillPolicy.single_run(),
+        check_specs=[AssetCheckSpec(name, asset="ohlcv") for name in checks],
+    )
+    def ohlcv(context):
+        n = len(context.partition_keys)
+        yield MaterializeResult(
+            metadata={"symbols": n, "failed_symbols": MetadataValue.json([]), "per_symbol": MetadataValue.md("")},
+            data_version=DataVersion("0"),
+        )
+        for name in checks:
+            yield AssetCheckResult(check_name=name, passed=True, severity=AssetCheckSeverity.WARN)
+
+    defs = Definitions(assets=[ohlcv], jobs=[define_asset_job("ingest", selection=[ohlcv])])
+    instance = DagsterInstance.get()
+    keys = [f"SIM_S{i:04d}USDT" for i in range(N_PARTITIONS)]
+    instance.add_dynamic_partitions("symbols", keys)
+    tags = {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}
+    config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    start = time.perf_counter()
+    result = defs.resolve_job_def("ingest").execute_in_process(instance=instance, tags=tags, run_config=config)
+    elapsed = time.perf_counter() - start
+    assert result.success
+    assert len(instance.get_materialized_partitions(AssetKey("ohlcv"))) == N_PARTITIONS
+    instance.dispose()
+    return elapsed
+
+
+def _child(variant: str) -> float:
+    text, env = VARIANTS[variant]
+    home = Path(tempfile.mkdtemp(prefix=f"bench_instance_{variant}_"))
+    try:
+        if text is None:
+            shutil.copyfile(PROJECT_DAGSTER_YAML, home / "dagster.yaml")
+        else:
+            (home / "dagster.yaml").write_text(text.format(home=home))
+        child_env = {**os.environ, **env, "DAGSTER_HOME": str(home)}
+        for key in SUBSET:
+            if key not in env:
+                child_env.pop(key, None)
+        out = subprocess.run(
+            [sys.executable, __file__, "--one", variant], env=child_env, capture_output=True, text=True, check=True
+        )
+        return float(out.stdout.strip().splitlines()[-1])
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--one", choices=sorted(VARIANTS), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(_one(args.one))
+        return
+    times: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
+    for _ in range(args.reps):
+        for variant in VARIANTS:
+            times[variant].append(_child(variant))
+    figures = {variant: {"median_s": statistics.median(t), "runs_s": t} for variant, t in times.items()}
+    for variant, figure in figures.items():
+        runs = ", ".join(f"{t:.2f}" for t in figure["runs_s"])
+        print(f"{variant:22s} median {figure['median_s']:.2f} s  [{runs}]")
+    write_results("instance", "large", {"n_partitions": N_PARTITIONS, "variants": figures})
+
+
+if __name__ == "__main__":
+    main()
