@@ -425,3 +425,16 @@ def test_copied_store_keeps_its_deltas_live(paths, tmp_path):
     with open_symbol_features(copy, KEY) as features:
         assert features.stored().n_rows == 32 and features.stored().provenance == {"appends": 2}
     assert len(symbol_feature_files(copy, KEY)) == 3
+
+
+def test_unreadable_delta_file_raises_lakehouse_read_error_naming_it(paths):
+    upsert_symbol_features(paths, KEY, _frame("2024-01-01", 30, 1))
+    _append_days(paths, "2024-01-31", 2, seed=10)
+    paths.features_delta_file(KEY, 2).write_bytes(b"PAR1 truncated")
+    with pytest.raises(LakehouseReadError, match=r"BINANCE_ETHUSDT\.2\.parquet.*not a readable parquet file"):
+        read_features(paths, [KEY])
+    with (
+        open_symbol_features(paths, KEY) as features,
+        pytest.raises(LakehouseReadError, match=r"BINANCE_ETHUSDT\.2\.parquet"),
+    ):
+        features.stored()
