@@ -3,7 +3,8 @@
 One campaign (module fixture) runs the real command in child processes (own session, own ``DAGSTER_HOME``,
 the simulated exchange, a fixed clock, a 12-symbol universe) and kills each one's process group: aimed inside
 the ingestion link (once the progress output names ``[2/4]`` ingest), inside the feature backfill (once it
-names ``[4/4]`` features), or at a random time after start. Every attempt resumes from what the previous one
+names ``[4/4]`` features), each within the link's length in an uninterrupted reference run timed first (so the
+aim follows the machine's speed), or at a random time after start. Every attempt resumes from what the previous one
 left in the same data folder and the same instance; once the lakehouse is complete it is emptied so the next
 kills hit real writes again. After every attempt the lakehouse is inspected; at the end an uninterrupted run
 must reach, byte for byte, the state of an uninterrupted run from scratch in another folder.
@@ -42,8 +43,12 @@ SEED = 20261125
 PLAN = ("ingest",) * 8 + ("features",) * 8 + ("random",) * 6
 MIN_KILLS = 20
 MAX_ATTEMPTS = 30
-#: Seconds after the aiming progress text within which the kill falls (about the length of each link here).
-AIM = {"ingest": ("ingest, repair and audit", 0.45), "features": ("features of", 1.1), "random": (None, 8.0)}
+#: Where each aim waits: the progress text that starts the link it aims at, and that link's name.
+AIM = {"ingest": ("ingest, repair and audit", "ingestion"), "features": ("features of", "feature backfill")}
+#: Random kills fall this many seconds after the start.
+RANDOM_AIM_S = (2.5, 8.0)
+#: Kills aimed at a link fall within this share of its length in the reference run (timed on this machine).
+AIM_SHARE = 0.8
 #: The link that is running when the progress output last showed this text (the runner's stage names, shown
 #: as ``[k/4] <stage>`` lines or as the progress bar's postfix).
 LINK_OF_TEXT = (("discovery for RUN_ID", "discovery"), ("ingest, repair and audit", "ingestion"),
@@ -71,6 +76,7 @@ class Campaign:
     final: dict[str, str]
     final_exit: int
     resets: int
+    link_seconds: dict[str, float]
 
     @property
     def kills(self) -> list[Attempt]:
@@ -114,18 +120,27 @@ def _link_of(line: str, current: str) -> str:
     return next((link for text, link in LINK_OF_TEXT if text in line), current)
 
 
-def _run_uninterrupted(data_dir: Path, manifest: Path, run_id: str, home: Path, log: Path) -> int:
+def _run_uninterrupted(data_dir: Path, manifest: Path, run_id: str, home: Path, log: Path) -> tuple[int, dict]:
+    """Run the command to its end; return its exit code and each link's length in seconds (from the output)."""
     process = _start(data_dir, manifest, run_id, home, log)
-    while os.read(process.stdout.fileno(), 65536):
-        pass
-    return process.wait(timeout=RUN_TIMEOUT_S)
+    lines: queue.Queue = queue.Queue()
+    reader = _reader(process, lines)
+    started, link = {}, "start-up"
+    while (line := lines.get(timeout=RUN_TIMEOUT_S)) is not None:
+        link = _link_of(line, link)
+        started.setdefault(link, time.monotonic())
+    exit_code = process.wait(timeout=RUN_TIMEOUT_S)
+    reader.join(timeout=5)
+    order = sorted(started, key=started.get)
+    return exit_code, {link: started[after] - started[link] for link, after in zip(order, order[1:], strict=False)}
 
 
 def _attempt(data_dir: Path, manifest: Path, home: Path, log: Path, number: int, aim: str,
-             rng: np.random.Generator) -> tuple[bool, str]:
+             rng: np.random.Generator, link_seconds: dict) -> tuple[bool, str]:
     """Start the command, kill its process group at the aimed moment; return (killed, link it landed in)."""
-    line_wanted, spread = AIM[aim]
-    delay = float(rng.uniform(0.0, spread)) if line_wanted else float(rng.uniform(2.5, spread))
+    line_wanted, link = AIM.get(aim, (None, None))
+    # Aimed kills fall inside the link as long as it took in the reference run, whatever this machine's speed.
+    delay = float(rng.uniform(0.0, AIM_SHARE * link_seconds[link])) if line_wanted else float(rng.uniform(*RANDOM_AIM_S))
     process = _start(data_dir, manifest, f"KILL_{number:02d}", home, log)
     lines: queue.Queue = queue.Queue()
     reader = _reader(process, lines)
@@ -231,7 +246,9 @@ def campaign(tmp_path_factory, small_manifest) -> Campaign:
     reference_dir, data_dir, home = root / "reference", root / "data", root / "dagster_home"
     (root / "reference_home").mkdir()
     home.mkdir()
-    exit_code = _run_uninterrupted(reference_dir, small_manifest, "REFERENCE", root / "reference_home", log)
+    exit_code, link_seconds = _run_uninterrupted(
+        reference_dir, small_manifest, "REFERENCE", root / "reference_home", log
+    )
     assert exit_code == 0, f"the uninterrupted reference run failed; see {log}"
     reference = _parquet_hashes(reference_dir)
     rng = np.random.default_rng(SEED)
@@ -242,7 +259,7 @@ def campaign(tmp_path_factory, small_manifest) -> Campaign:
         aim = plan[len(attempts) % len(plan)]
         before = _parquet_hashes(data_dir)
         rows_before = _stored_rows(data_dir) if before else {}
-        killed, landed = _attempt(data_dir, small_manifest, home, log, len(attempts) + 1, aim, rng)
+        killed, landed = _attempt(data_dir, small_manifest, home, log, len(attempts) + 1, aim, rng, link_seconds)
         problems, changed, temps = _inspect(data_dir, before, rows_before, reference)
         attempts.append(Attempt(len(attempts) + 1, aim, killed, landed, problems, changed, temps))
         if _contract_files(_parquet_hashes(data_dir)) == _contract_files(reference):
@@ -252,12 +269,12 @@ def campaign(tmp_path_factory, small_manifest) -> Campaign:
     if not data_dir.exists() or not any((data_dir / "lakehouse").glob("*_1d.parquet")):
         # Leave something to resume from: one last kill inside the ingestion of an empty folder.
         before = _parquet_hashes(data_dir)
-        killed, landed = _attempt(data_dir, small_manifest, home, log, len(attempts) + 1, "ingest", rng)
+        killed, landed = _attempt(data_dir, small_manifest, home, log, len(attempts) + 1, "ingest", rng, link_seconds)
         problems, changed, temps = _inspect(data_dir, before, {}, reference)
         attempts.append(Attempt(len(attempts) + 1, "ingest", killed, landed, problems, changed, temps))
-    final_exit = _run_uninterrupted(data_dir, small_manifest, "RESUME", home, log)
+    final_exit, _ = _run_uninterrupted(data_dir, small_manifest, "RESUME", home, log)
     return Campaign(attempts, _contract_files(reference), _contract_files(_parquet_hashes(data_dir)), final_exit,
-                    resets)
+                    resets, link_seconds)
 
 
 def _figures(campaign: Campaign) -> list[str]:
@@ -273,6 +290,8 @@ def _figures(campaign: Campaign) -> list[str]:
         f"behind at most {max((a.temp_files for a in kills), default=0)} (named `.<file>.*.tmp`, never matched "
         "by `*.parquet`).",
         f"Lakehouse emptied {campaign.resets} times once complete, so later kills hit real writes.",
+        "Aimed kills fall within 80 % of their link's length in the uninterrupted reference run: "
+        + ", ".join(f"{link} {campaign.link_seconds[link]:.2f} s" for _, link in AIM.values()) + ".",
         f"Final uninterrupted run: exit {campaign.final_exit}; {len(campaign.final)} OHLCV and feature files, "
         f"{sum(campaign.final.get(p) == d for p, d in campaign.reference.items())} identical to the reference.",
     ]
