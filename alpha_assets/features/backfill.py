@@ -16,6 +16,7 @@ One symbol's failure is recorded in the report and does not stop the others.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections.abc import Sequence
@@ -36,8 +37,9 @@ from alpha_assets.features.matrix import (
     FEATURE_COLUMNS,
     FEATURES_VERSION,
     compute_features,
+    compute_features_many,
 )
-from alpha_assets.lakehouse.features_store import SymbolFeaturesFile, open_symbol_features
+from alpha_assets.lakehouse.features_store import SymbolFeaturesFile, UpsertResult, open_symbol_features
 from alpha_assets.lakehouse.parquet import bytes_sha256, parse_parquet_bytes, read_file_bytes
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA
@@ -54,6 +56,9 @@ CHUNKS_PER_WORKER = 4
 #: (threads alone overlap less: they contend for the GIL).
 WORKERS_PER_CORE = 2
 THREADS_PER_WORKER = 2
+#: Symbols a worker plans, computes and writes together, holding their locks meanwhile: the appended tails of a
+#: batch are computed in one pass (``compute_features_many``), and the batch bounds the open lock files.
+SYMBOLS_PER_BATCH = 64
 #: Bars per year for ``volatility_60d``: crypto trades every day.
 PERIODS_PER_YEAR = 365.0
 #: The bar columns the features read, hashed in this order to recognise bars already used.
@@ -198,23 +203,80 @@ def backfill_features(
 
 
 def _backfill_chunk(paths: LakehousePaths, symbol_keys: list[str]) -> list[SymbolBackfill]:
-    with ThreadPoolExecutor(THREADS_PER_WORKER) as pool:
-        return list(pool.map(lambda key: _backfill_symbol(paths, key), symbol_keys))
+    results: dict[str, SymbolBackfill] = {}
+    for first in range(0, len(symbol_keys), SYMBOLS_PER_BATCH):
+        results.update(_backfill_batch(paths, symbol_keys[first : first + SYMBOLS_PER_BATCH]))
+    return [results[key] for key in symbol_keys]
 
 
-def _backfill_symbol(paths: LakehousePaths, symbol_key: str) -> SymbolBackfill:
+def _backfill_batch(paths: LakehousePaths, symbol_keys: list[str]) -> dict[str, SymbolBackfill]:
+    """Plan every symbol under its lock, compute the appended tails together, then write (locks held)."""
+    results: dict[str, SymbolBackfill] = {}
+    appends: list[_Append] = []
+    with contextlib.ExitStack() as locks:
+        # One global order of acquisition: two backfills holding batches of locks never wait in a cycle.
+        for key in sorted(symbol_keys):
+            try:
+                ohlcv_path = paths.ohlcv_file(key)
+                if not ohlcv_path.exists():
+                    results[key] = SymbolBackfill(key, SymbolStatus.MISSING)
+                    continue
+                features = locks.enter_context(open_symbol_features(paths, key, dictionary_columns=DISCRETE_COLUMNS))
+                outcome = _refresh(features, ohlcv_path, key)
+            except Exception as err:  # noqa: BLE001 - one bad symbol must not sink the others; the report names it.
+                outcome = _failure(key, err)
+            if isinstance(outcome, _Append):
+                appends.append(outcome)
+            else:
+                results[key] = outcome
+        tails = _tails(appends)
+        # Threads: each write waits on its fsyncs, which release the GIL.
+        with ThreadPoolExecutor(THREADS_PER_WORKER) as pool:
+            written = list(pool.map(_write_append, appends, tails))
+        results.update((append.symbol_key, result) for append, result in zip(appends, written, strict=True))
+    return results
+
+
+@dataclass(frozen=True)
+class _Append:
+    """A symbol whose stored rows are the features of its first ``known`` bars: the others are to append."""
+
+    symbol_key: str
+    features: SymbolFeaturesFile
+    bars: dict[str, np.ndarray]
+    known: int
+    provenance: dict[str, Any]
+
+
+def _tails(appends: list[_Append]) -> list[np.ndarray | Exception]:
+    """The new rows of every append, the window features in one pass; per symbol if one input is refused."""
+    series = [tuple(a.bars[name] for name in _INPUT_COLUMNS[1:]) for a in appends]
+    starts = [a.known for a in appends]
     try:
-        ohlcv_path = paths.ohlcv_file(symbol_key)
-        if not ohlcv_path.exists():
-            return SymbolBackfill(symbol_key, SymbolStatus.MISSING)
-        with open_symbol_features(paths, symbol_key, dictionary_columns=DISCRETE_COLUMNS) as features:
-            return _refresh(features, ohlcv_path, symbol_key)
-    except Exception as err:  # noqa: BLE001 - one bad symbol must not sink the others; the report names it.
-        return _failure(symbol_key, err)
+        return list(compute_features_many(series, starts, periods_per_year=PERIODS_PER_YEAR))
+    except ValueError:
+        tails: list[np.ndarray | Exception] = []
+        for bars, start in zip(series, starts, strict=True):
+            try:
+                tails.append(compute_features(*bars, periods_per_year=PERIODS_PER_YEAR, start=start))
+            except ValueError as err:
+                tails.append(err)
+        return tails
 
 
-def _refresh(features: SymbolFeaturesFile, ohlcv_path: Path, symbol_key: str) -> SymbolBackfill:
-    """Bring one symbol's file up to date (the caller holds its lock)."""
+def _write_append(append: _Append, values: np.ndarray | Exception) -> SymbolBackfill:
+    try:
+        if isinstance(values, Exception):
+            raise values
+        dates = append.bars["timestamp"][append.known :]
+        result = append.features.append(dates, values, FEATURE_COLUMNS, append.provenance)
+        return _written(append.symbol_key, result, append.provenance)
+    except Exception as err:  # noqa: BLE001 - as in _backfill_batch
+        return _failure(append.symbol_key, err)
+
+
+def _refresh(features: SymbolFeaturesFile, ohlcv_path: Path, symbol_key: str) -> SymbolBackfill | _Append:
+    """Decide one symbol (the caller holds its lock): unchanged, recomputed and merged now, or an append."""
     stored = features.stored()
     previous = stored.provenance if stored is not None else None
     if previous is not None and not _same_computation(previous, stored.feature_columns):
@@ -236,15 +298,16 @@ def _refresh(features: SymbolFeaturesFile, ohlcv_path: Path, symbol_key: str) ->
         "bars_sha256": _bars_sha256(bars, n_bars),
         "last_date": int(dates[-1]) if n_bars else None,
     }
-    prices = {name: bars[name] for name in _INPUT_COLUMNS[1:]}
     known = previous["bars"] if previous is not None else -1
     if 0 <= known <= n_bars and stored.n_rows == known and _bars_sha256(bars, known) == previous["bars_sha256"]:
         # The stored rows are the features of exactly the first ``known`` bars: append the others.
-        values = compute_features(**prices, periods_per_year=PERIODS_PER_YEAR, start=known)
-        result = features.append(dates[known:], values, FEATURE_COLUMNS, provenance)
-    else:
-        values = compute_features(**prices, periods_per_year=PERIODS_PER_YEAR)
-        result = features.upsert(dates, values, FEATURE_COLUMNS, provenance)
+        return _Append(symbol_key, features, bars, known, provenance)
+    prices = {name: bars[name] for name in _INPUT_COLUMNS[1:]}
+    values = compute_features(**prices, periods_per_year=PERIODS_PER_YEAR)
+    return _written(symbol_key, features.upsert(dates, values, FEATURE_COLUMNS, provenance), provenance)
+
+
+def _written(symbol_key: str, result: UpsertResult, provenance: dict[str, Any]) -> SymbolBackfill:
     return SymbolBackfill(
         symbol_key,
         SymbolStatus.WRITTEN if result.changed else SymbolStatus.UNCHANGED,

@@ -13,6 +13,8 @@ and the bars after it only.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -31,6 +33,7 @@ __all__ = [
     "OTHER_VOTE_COLUMNS",
     "TAIL_LOOKBACK",
     "compute_features",
+    "compute_features_many",
     "compute_symbol_features",
 ]
 
@@ -178,13 +181,87 @@ def compute_features(
     ``TAIL_LOOKBACK`` bars before ``start`` and the bars after it only.
     """
     high, low, close, volume = _check_bars(high=high, low=low, close=close, volume=volume)
-    if isinstance(start, bool) or not isinstance(start, int | np.integer) or not 0 <= start <= close.size:
-        raise ValueError(f"`start` must be an integer in [0, {close.size}] (n_observations), got {start!r}")
+    start = _check_start(start, close.size)
     # The window computations run on bars ``first..``; rows before ``start`` are their warm-up, dropped below.
-    first = max(0, int(start) - TAIL_LOOKBACK)
-    f: dict[str, FloatArray] = {}
+    first = max(0, start - TAIL_LOOKBACK)
+    f = {name: values[first:] for name, values in _whole_history_indicators(high, low, close).items()}
+    f = _window_features(f, high[first:], low[first:], close[first:], volume[first:], periods_per_year)
+    f["history_length"] = stats.history_length(close.size)[first:]
+    return np.stack([f[name][start - first :] for name in FEATURE_COLUMNS])
 
-    # Indicators over the whole history (TA-Lib), then viewed from ``first`` on.
+
+def compute_features_many(
+    series: Sequence[tuple[FloatArray, FloatArray, FloatArray, FloatArray]],
+    starts: Sequence[int],
+    *,
+    periods_per_year: float = 365.0,
+) -> list[FloatArray]:
+    """:func:`compute_features` for many symbols at once, equal to one call per symbol bit for bit.
+
+    The TA-Lib indicators still run per symbol over its whole history. The numpy window features, votes and
+    statistics (most of the cost of a short tail: about a hundred small numpy calls) run once over the
+    concatenation of every symbol's last ``TAIL_LOOKBACK`` bars before its ``start`` and the bars after it.
+    A value at bar ``t`` depends on bars ``t - TAIL_LOOKBACK .. t`` only (the tail property), so the rows kept,
+    ``start`` on in each segment, never see another symbol's bars. A symbol with fewer than ``TAIL_LOOKBACK``
+    bars before ``start`` is computed on its own.
+
+    Parameters
+    ----------
+    series : sequence of (high, low, close, volume)
+        Each symbol's bars, as :func:`compute_features` takes them.
+    starts : sequence of int
+        Each symbol's first bar returned, in ``[0, n_observations]``.
+    periods_per_year : float, default 365.0
+        As :func:`compute_features`.
+
+    Returns
+    -------
+    list of ndarray of shape (n_features, n_observations - start), float64
+        One per symbol, in order.
+
+    Raises
+    ------
+    ValueError
+        As :func:`compute_features` (naming the first offending input), or when ``series`` and ``starts``
+        differ in length.
+    """
+    if len(series) != len(starts):
+        raise ValueError(f"`series` and `starts` must have the same length, got {len(series)} and {len(starts)}")
+    results: list[FloatArray | None] = [None] * len(series)
+    segments: list[tuple[int, int, int, dict[str, FloatArray], tuple[FloatArray, ...]]] = []
+    for i, ((high, low, close, volume), start) in enumerate(zip(series, starts, strict=True)):
+        high, low, close, volume = _check_bars(high=high, low=low, close=close, volume=volume)
+        start = _check_start(start, close.size)
+        first = start - TAIL_LOOKBACK
+        if first < 0:
+            results[i] = compute_features(high, low, close, volume, periods_per_year=periods_per_year, start=start)
+            continue
+        f = {name: values[first:] for name, values in _whole_history_indicators(high, low, close).items()}
+        segments.append((i, first, close.size, f, (high[first:], low[first:], close[first:], volume[first:])))
+    if segments:
+        joined = {name: np.concatenate([segment[3][name] for segment in segments]) for name in segments[0][3]}
+        bars = [np.concatenate([segment[4][k] for segment in segments]) for k in range(4)]
+        f = _window_features(joined, *bars, periods_per_year)
+        f["history_length"] = np.concatenate(
+            [stats.history_length(n_bars)[first:] for _, first, n_bars, _, _ in segments]
+        )
+        table = np.stack([f[name] for name in FEATURE_COLUMNS])
+        offset = 0
+        for i, first, n_bars, _, _ in segments:
+            results[i] = table[:, offset + TAIL_LOOKBACK : offset + n_bars - first]
+            offset += n_bars - first
+    return results
+
+
+def _check_start(start: object, n_observations: int) -> int:
+    if isinstance(start, bool) or not isinstance(start, int | np.integer) or not 0 <= start <= n_observations:
+        raise ValueError(f"`start` must be an integer in [0, {n_observations}] (n_observations), got {start!r}")
+    return int(start)
+
+
+def _whole_history_indicators(high: FloatArray, low: FloatArray, close: FloatArray) -> dict[str, FloatArray]:
+    """The indicators whose value depends on every earlier bar (TA-Lib seeds and running sums)."""
+    f: dict[str, FloatArray] = {}
     f["rsi_14"] = ind.rsi(close, 14)
     f["macd"], f["macd_signal"], f["macd_hist"] = ind.macd(close, 12, 26, 9)
     f["stoch_k"], f["stoch_d"] = ind.stoch(high, low, close, 14, 3, 3)
@@ -203,11 +280,24 @@ def compute_features(
     f["hma_9"] = ind.hull_ma(close, 9)
     lines = ind.ichimoku(high, low, 9, 26, 52, 26)
     f["ichimoku_conversion"], f["ichimoku_base"], f["ichimoku_lead1"], f["ichimoku_lead2"] = lines
-    f = {name: values[first:] for name, values in f.items()}
-    high, low, close, volume = high[first:], low[first:], close[first:], volume[first:]
+    return f
+
+
+def _window_features(
+    f: dict[str, FloatArray],
+    high: FloatArray,
+    low: FloatArray,
+    close: FloatArray,
+    volume: FloatArray,
+    periods_per_year: float,
+) -> dict[str, FloatArray]:
+    """Add the window features, votes, rating and statistics to the indicators ``f`` (all but history_length).
+
+    Each value at bar ``t`` reads bars ``t - TAIL_LOOKBACK .. t`` only, so the series may be a tail, or several
+    symbols' tails end to end.
+    """
     lines = (f["ichimoku_conversion"], f["ichimoku_base"], f["ichimoku_lead1"], f["ichimoku_lead2"])
 
-    # Window features, votes, rating and statistics over bars ``first..`` only.
     f["vwma_20"] = ind.vwma(close, volume, 20)
 
     # Votes and the rating.
@@ -240,11 +330,9 @@ def compute_features(
     f["volatility_60d"], f["skewness_60d"], f["kurtosis_60d"] = stats.rolling_moments(close, 60, periods_per_year)
     f["efficiency_ratio_20d"] = stats.efficiency_ratio(close, 20)
     f["max_drawdown_252d"] = stats.max_drawdown(close, 252)
-    f["history_length"] = stats.history_length(first + close.size)[first:]
     f["avg_traded_value_20d"] = stats.average_traded_value(close, volume, 20)
     f["permutation_entropy_120d"] = stats.permutation_entropy(close, 3, 120)
-    skip = int(start) - first
-    return np.stack([f[name][skip:] for name in FEATURE_COLUMNS])
+    return f
 
 
 def compute_symbol_features(bars: pd.DataFrame, symbol_key: str, *, periods_per_year: float = 365.0) -> pd.DataFrame:

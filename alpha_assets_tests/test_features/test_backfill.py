@@ -12,7 +12,7 @@ import pytest
 
 from alpha_assets.features import backfill
 from alpha_assets.features.backfill import SymbolStatus, backfill_features
-from alpha_assets.features.matrix import compute_features, compute_symbol_features
+from alpha_assets.features.matrix import compute_features, compute_features_many, compute_symbol_features
 from alpha_assets.lakehouse.features_store import (
     delta_limit,
     read_features,
@@ -102,14 +102,19 @@ def test_backfill_bad_workers_raises_value_error(lakehouse, workers):
 
 @pytest.fixture
 def starts(monkeypatch) -> list[int]:
-    """The ``start`` of every compute_features call the backfill makes (0 = full recompute)."""
+    """The ``start`` of every symbol the backfill computes (0 = full recompute), batched or not."""
     calls: list[int] = []
 
     def spy(*args, start=0, **kwargs):
         calls.append(start)
         return compute_features(*args, start=start, **kwargs)
 
+    def spy_many(series, starts, **kwargs):
+        calls.extend(starts)
+        return compute_features_many(series, starts, **kwargs)
+
     monkeypatch.setattr(backfill, "compute_features", spy)
+    monkeypatch.setattr(backfill, "compute_features_many", spy_many)
     return calls
 
 

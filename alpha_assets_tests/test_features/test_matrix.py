@@ -17,6 +17,7 @@ from alpha_assets.features.matrix import (
     MA_VOTE_COLUMNS,
     OTHER_VOTE_COLUMNS,
     compute_features,
+    compute_features_many,
     compute_symbol_features,
 )
 
@@ -216,3 +217,34 @@ def test_compute_features_start_at_end_returns_no_rows(make_bars):
 def test_compute_features_bad_start_raises_value_error(make_bars, start):
     with pytest.raises(ValueError, match=r"`start` must be an integer in \[0, 300\] \(n_observations\)"):
         compute_features(**_arrays(make_bars(33, 300)), start=start)
+
+
+def test_compute_features_many_equals_one_call_per_symbol_bit_for_bit(make_bars):
+    """Tails of many symbols computed end to end equal each symbol's own computation, exactly: long and short
+    histories (the latter computed alone), one and several new bars, no new bar, a whole history."""
+    cases = [
+        (41, 900, 899),
+        (42, 600, 595),
+        (43, 300, 252),
+        (44, 300, 251),
+        (45, 120, 119),
+        (46, 700, 0),
+        (47, 500, 500),
+        (48, 1000, 990),
+    ]
+    series = [tuple(_arrays(make_bars(seed, n, calendar_gaps=seed % 2 == 1)).values()) for seed, n, _ in cases]
+    starts = [start for _, _, start in cases]
+    many = compute_features_many(series, starts)
+    for (seed, n, start), values, bars in zip(cases, many, series, strict=True):
+        one = compute_features(*bars, start=start)
+        assert values.shape == one.shape == (len(FEATURE_COLUMNS), n - start), seed
+        np.testing.assert_array_equal(values, one, err_msg=f"seed {seed}, start {start}")
+
+
+def test_compute_features_many_names_the_bad_input(make_bars):
+    good = tuple(_arrays(make_bars(41, 300)).values())
+    bad = (good[0], good[1], -good[2], good[3])
+    with pytest.raises(ValueError, match="`close` must be > 0"):
+        compute_features_many([good, bad], [299, 299])
+    with pytest.raises(ValueError, match="`series` and `starts` must have the same length, got 1 and 2"):
+        compute_features_many([good], [299, 299])
