@@ -308,6 +308,56 @@ class SymbolFeaturesFile:
         old = self._read_rows().cast(new.schema)
         return self._write_base(pa.concat_tables([old, new]), provenance, rows_changed=dates.size, last_date=last)
 
+    @property
+    def compaction_due(self) -> bool:
+        """Whether the next append compacts: the symbol holds :func:`delta_limit` deltas already.
+
+        A writer that can recompute every row cheaper than reading them back (the feature backfill) then calls
+        :meth:`rewrite` instead of :meth:`append`.
+        """
+        self.stored()
+        return len(self._deltas) >= delta_limit(self.symbol_key)
+
+    def rewrite(
+        self,
+        dates: np.ndarray,
+        values: np.ndarray,
+        feature_columns: Sequence[str],
+        provenance: Mapping[str, Any],
+    ) -> UpsertResult:
+        """Replace every stored row by these (a compaction without reading the stored rows back).
+
+        For a writer whose rows extend the stored ones unchanged, e.g. the features of every bar recomputed
+        after new bars arrived: the stored rows are not compared, so ``rows_changed`` counts the rows dated
+        after the last stored one.
+
+        Parameters
+        ----------
+        dates, values, feature_columns, provenance
+            As :meth:`append`, for the whole history.
+
+        Returns
+        -------
+        UpsertResult
+            The base file rewritten with these rows, the deltas removed.
+
+        Raises
+        ------
+        ValueError
+            When the inputs break the layout of :meth:`append`.
+        LakehouseReadError
+            When a stored file cannot be read.
+        """
+        names = _check_arrays(dates, values, feature_columns)
+        self.stored()
+        new_rows = int((dates > self._last_date).sum()) if self._last_date is not None else dates.size
+        return self._write_base(
+            _table(self.symbol_key, dates, values, names),
+            provenance,
+            rows_changed=new_rows,
+            last_date=int(dates[-1]) if dates.size else None,
+        )
+
     def upsert(
         self,
         dates: np.ndarray,

@@ -438,3 +438,27 @@ def test_unreadable_delta_file_raises_lakehouse_read_error_naming_it(paths):
         pytest.raises(LakehouseReadError, match=r"BINANCE_ETHUSDT\.2\.parquet"),
     ):
         features.stored()
+
+
+def test_rewrite_replaces_every_row_and_removes_the_deltas(paths):
+    upsert_symbol_features(paths, KEY, _frame("2024-01-01", 30, 1))
+    appended = _append_days(paths, "2024-01-31", 3, seed=10)
+    whole = pd.concat([_frame("2024-01-01", 30, 1), appended, _frame("2024-02-03", 2, 20)], ignore_index=True)
+    with open_symbol_features(paths, KEY) as features:
+        assert not features.compaction_due
+        result = features.rewrite(*_arrays(whole), COLUMNS, {"rewritten": True})
+    assert (result.rows_written, result.rows_changed, result.changed) == (35, 2, True)
+    assert _delta_count(paths) == 0
+    pd.testing.assert_frame_equal(read_features(paths, [KEY]), whole, check_exact=True)
+    with open_symbol_features(paths, KEY) as features:
+        assert features.stored().provenance == {"rewritten": True}
+
+
+def test_compaction_due_once_the_deltas_reach_the_limit(paths):
+    upsert_symbol_features(paths, KEY, _frame("2024-01-01", 30, 1))
+    _append_days(paths, "2024-01-31", delta_limit(KEY) - 1, seed=10)
+    with open_symbol_features(paths, KEY) as features:
+        assert not features.compaction_due
+    _append_days(paths, "2024-03-31", 1, seed=50)
+    with open_symbol_features(paths, KEY) as features:
+        assert features.compaction_due
