@@ -17,10 +17,9 @@ One symbol's failure is recorded in the report and does not stop the others.
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -214,7 +213,6 @@ def _backfill_batch(paths: LakehousePaths, symbol_keys: list[str]) -> dict[str, 
     """Plan every symbol under its lock, compute the appended tails together, then write (locks held)."""
     results: dict[str, SymbolBackfill] = {}
     appends: list[_Append] = []
-    writes: list[tuple[str, Callable[[], SymbolBackfill]]] = []
     with contextlib.ExitStack() as locks:
         # One global order of acquisition: two backfills holding batches of locks never wait in a cycle.
         for key in sorted(symbol_keys):
@@ -229,24 +227,14 @@ def _backfill_batch(paths: LakehousePaths, symbol_keys: list[str]) -> dict[str, 
                 outcome = _failure(key, err)
             if isinstance(outcome, _Append):
                 appends.append(outcome)
-            elif isinstance(outcome, SymbolBackfill):
-                results[key] = outcome
             else:
-                writes.append((key, outcome))
-        for append, tail in zip(appends, _tails(appends), strict=True):
-            writes.append((append.symbol_key, functools.partial(_finish_append, append, tail)))
+                results[key] = outcome
+        tails = _tails(appends)
         # Threads: each write waits on its fsyncs, which release the GIL.
         with ThreadPoolExecutor(THREADS_PER_WORKER) as pool:
-            results.update(zip([key for key, _ in writes], pool.map(_guarded, writes), strict=True))
+            written = list(pool.map(_write_append, appends, tails))
+        results.update((append.symbol_key, result) for append, result in zip(appends, written, strict=True))
     return results
-
-
-def _guarded(write: tuple[str, Callable[[], SymbolBackfill]]) -> SymbolBackfill:
-    key, job = write
-    try:
-        return job()
-    except Exception as err:  # noqa: BLE001 - as in _backfill_batch
-        return _failure(key, err)
 
 
 @dataclass(frozen=True)
@@ -276,22 +264,19 @@ def _tails(appends: list[_Append]) -> list[np.ndarray | Exception]:
         return tails
 
 
-def _finish_append(append: _Append, values: np.ndarray | Exception) -> SymbolBackfill:
-    if isinstance(values, Exception):
-        raise values
-    dates = append.bars["timestamp"][append.known :]
-    return _written(
-        append.symbol_key, append.features.append(dates, values, FEATURE_COLUMNS, append.provenance), append.provenance
-    )
+def _write_append(append: _Append, values: np.ndarray | Exception) -> SymbolBackfill:
+    try:
+        if isinstance(values, Exception):
+            raise values
+        dates = append.bars["timestamp"][append.known :]
+        result = append.features.append(dates, values, FEATURE_COLUMNS, append.provenance)
+        return _written(append.symbol_key, result, append.provenance)
+    except Exception as err:  # noqa: BLE001 - as in _backfill_batch
+        return _failure(append.symbol_key, err)
 
 
-def _refresh(
-    features: SymbolFeaturesFile, ohlcv_path: Path, symbol_key: str
-) -> SymbolBackfill | _Append | Callable[[], SymbolBackfill]:
-    """Decide one symbol (the caller holds its lock): unchanged, a tail to append, or recomputed rows to write.
-
-    The writes are returned as calls, run by the caller on threads so that their fsyncs overlap.
-    """
+def _refresh(features: SymbolFeaturesFile, ohlcv_path: Path, symbol_key: str) -> SymbolBackfill | _Append:
+    """Decide one symbol (the caller holds its lock): unchanged, recomputed and merged now, or an append."""
     stored = features.stored()
     previous = stored.provenance if stored is not None else None
     if previous is not None and not _same_computation(previous, stored.feature_columns):
@@ -321,11 +306,10 @@ def _refresh(
         # deltas back (~14 ms), and gives the same rows bit for bit.
         if not features.compaction_due:
             return _Append(symbol_key, features, bars, known, provenance)
-        write = features.rewrite
-    else:
-        write = features.upsert
+        values = compute_features(**prices, periods_per_year=PERIODS_PER_YEAR)
+        return _written(symbol_key, features.rewrite(dates, values, FEATURE_COLUMNS, provenance), provenance)
     values = compute_features(**prices, periods_per_year=PERIODS_PER_YEAR)
-    return lambda: _written(symbol_key, write(dates, values, FEATURE_COLUMNS, provenance), provenance)
+    return _written(symbol_key, features.upsert(dates, values, FEATURE_COLUMNS, provenance), provenance)
 
 
 def _written(symbol_key: str, result: UpsertResult, provenance: dict[str, Any]) -> SymbolBackfill:
