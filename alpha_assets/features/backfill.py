@@ -1,17 +1,19 @@
 """Feature backfill: bring a scope of symbols' ``features_matrix`` files up to date with their stored bars.
 
-Per symbol, under the file's lock, the cheapest exact path wins:
+Per symbol, under its lock, the cheapest exact path wins:
 
-- **unchanged**: the file's footer records the sha256 of the OHLCV file it was computed from (and the feature
-  version); when the OHLCV file still hashes the same, nothing is read or written;
+- **unchanged**: the newest file's footer records the sha256 of the OHLCV file it was computed from (and the
+  feature version); when the OHLCV file still hashes the same, nothing is parsed or written;
 - **append**: the footer also records how many bars were used and a sha256 of their values; when the first
-  bars of the current OHLCV still hash the same, only the new bars' rows are computed
-  (``compute_features(..., start=n)``, bit-identical to a full computation) and appended, and the stored
-  rows are copied as they are;
+  bars of the current OHLCV still hash the same, only the new bars' rows are computed (bit-identical to a
+  full computation) and appended as a delta file; the stored rows are not touched. When the symbol's deltas
+  are full, its whole history is recomputed instead and the base rewritten (cheaper than reading it back);
 - **recompute**: otherwise (new symbol, repaired bar, another feature version), the whole history is
   recomputed and merged: only new or changed rows count, the file is written only if something changed.
 
-One symbol's failure is recorded in the report and does not stop the others.
+Symbols go through in batches of ``SYMBOLS_PER_BATCH`` per worker, their locks held from the footer read to the
+write: the batch's appended tails are computed in one ``compute_features_many`` call. One symbol's failure is
+recorded in the report and does not stop the others.
 """
 
 from __future__ import annotations
@@ -162,7 +164,7 @@ def backfill_features(
     workers : int, optional
         Processes to spread the symbols over. Default: ``WORKERS_PER_CORE`` per available core, but never
         fewer than ``MIN_SYMBOLS_PER_WORKER`` symbols per process (a small scope runs in the calling process).
-        ``1`` runs in the calling process. Each process works on ``THREADS_PER_WORKER`` threads.
+        ``1`` runs in the calling process. Each process writes on ``THREADS_PER_WORKER`` threads.
 
     Returns
     -------
