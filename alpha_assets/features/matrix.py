@@ -8,7 +8,8 @@ order of the feature columns; ``docs/features.md`` gives each column's window, f
 appends), equal to the full computation there: the TA-Lib indicators, whose value depends on every earlier
 bar (EMA and Wilder seeds, TA-Lib's running sums), still run over the whole history (a few microseconds
 each), while the numpy window features, votes and statistics run over the ``TAIL_LOOKBACK`` bars before ``s``
-and the bars after it only.
+and the bars after it only. ``compute_features_many`` does the same for many symbols with the window part in one
+pass over their tails laid end to end (what the daily update of a batch of symbols uses).
 """
 
 from __future__ import annotations
