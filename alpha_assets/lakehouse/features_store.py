@@ -351,12 +351,7 @@ class SymbolFeaturesFile:
         names = _check_arrays(dates, values, feature_columns)
         self.stored()
         new_rows = int((dates > self._last_date).sum()) if self._last_date is not None else dates.size
-        return self._write_base(
-            _table(self.symbol_key, dates, values, names),
-            provenance,
-            rows_changed=new_rows,
-            last_date=int(dates[-1]) if dates.size else None,
-        )
+        return self._write_rows(dates, values, names, provenance, rows_changed=new_rows)
 
     def upsert(
         self,
@@ -407,12 +402,21 @@ class SymbolFeaturesFile:
             )
         if rows_changed == 0 and (record is None or (stored is not None and record == stored.provenance)):
             return UpsertResult(rows_written=0, rows_changed=0, changed=False)
-        return self._write_base(
-            _table(self.symbol_key, merged_dates, merged, names),
-            record,
-            rows_changed=rows_changed,
-            last_date=int(merged_dates[-1]) if merged_dates.size else None,
-        )
+        return self._write_rows(merged_dates, merged, names, record, rows_changed=rows_changed)
+
+    def _write_rows(
+        self,
+        dates: np.ndarray,
+        values: np.ndarray,
+        names: list[str],
+        provenance: Mapping[str, Any] | None,
+        *,
+        rows_changed: int,
+    ) -> UpsertResult:
+        """Replace the base file with these rows (every row of the symbol) and remove the deltas."""
+        table = _table(self.symbol_key, dates, values, names)
+        last_date = int(dates[-1]) if dates.size else None
+        return self._write_base(table, provenance, rows_changed=rows_changed, last_date=last_date)
 
     def _write_base(
         self, table: pa.Table, provenance: Mapping[str, Any] | None, *, rows_changed: int, last_date: int | None
