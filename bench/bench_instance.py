@@ -17,7 +17,6 @@ writes ``bench/results/instance_large.json``. Every run is checked: success and 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -29,8 +28,9 @@ from pathlib import Path
 
 from common import write_results
 
+from alpha_assets.cli import PROJECT_DAGSTER_YAML
+
 N_PARTITIONS = 505
-PROJECT_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
 CONSOLIDATED = """
 event_log_storage:
   module: dagster._core.storage.event_log
