@@ -306,9 +306,7 @@ def _figures(campaign: Campaign) -> list[str]:
 def test_flow_data_killed_during_ingestion_leaves_previous_or_new_files(campaign, reliability_figures):
     reliability_figures("Crash safety (SIGKILL campaign)", _figures(campaign))
     print("\n".join(_figures(campaign)))
-    attempts = [a for a in campaign.kills if a.landed == "ingestion"]
-    assert len(attempts) >= 5, [(a.aim, a.landed) for a in campaign.attempts]
-    assert {a.number: a.problems for a in attempts if a.problems} == {}
+    _assert_kills_landed_without_problems(campaign, "ingestion")
 
 
 @pytest.mark.reliability(
@@ -317,7 +315,12 @@ def test_flow_data_killed_during_ingestion_leaves_previous_or_new_files(campaign
     expected="feature files readable and either previous or final version; no stored feature date lost",
 )
 def test_flow_data_killed_during_feature_backfill_leaves_previous_or_new_files(campaign):
-    attempts = [a for a in campaign.kills if a.landed == "feature backfill"]
+    _assert_kills_landed_without_problems(campaign, "feature backfill")
+
+
+def _assert_kills_landed_without_problems(campaign: Campaign, link: str) -> None:
+    """At least five kills landed in ``link``, and the lakehouse had no problem after any of them."""
+    attempts = [a for a in campaign.kills if a.landed == link]
     assert len(attempts) >= 5, [(a.aim, a.landed) for a in campaign.attempts]
     assert {a.number: a.problems for a in attempts if a.problems} == {}
 
