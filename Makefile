@@ -27,7 +27,7 @@ browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq chromium >/dev/null; }
 
-test: install browser
+test: install browser lint
 	$(BIN)/python -m pytest
 
 ui: install $(DAGSTER_HOME)/dagster.yaml
@@ -38,8 +38,10 @@ bench: install
 	cd bench && for script in bench_ingest bench_dataops_core bench_features bench_alpha bench_optimize; do \
 		../$(BIN)/python $$script.py --size $(BENCH_SIZE) || exit 1; done
 
+LINTED := alpha_assets alpha_assets_tests bench
 lint: install
-	$(BIN)/ruff check alpha_assets alpha_assets_tests bench
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 clean-data:
 	rm -rf data/lakehouse data/export data/artifacts data/lakehouse.duckdb

@@ -57,9 +57,7 @@ def _source_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", choices=[k.value for k in SourceKind], default=SourceKind.SIMULATED.value)
     parser.add_argument("--exchange", default="binance", help="ccxt exchange id (with --source ccxt)")
     parser.add_argument("--base-url", help="override the exchange's API URLs (with --source ccxt)")
-    parser.add_argument(
-        "--files-dir", help="folder of <EXCHANGE>_<SYMBOL>_1d.csv|parquet (with --source files)"
-    )
+    parser.add_argument("--files-dir", help="folder of <EXCHANGE>_<SYMBOL>_1d.csv|parquet (with --source files)")
     parser.add_argument("--clock", help="ISO-8601 UTC time to treat as now (reproducible runs)")
     parser.add_argument("--run-id", help="RUN_ID (default: from the UTC time)")
 

@@ -200,9 +200,7 @@ def _parse_value(hint: Any, value: object, *, where: str, meta: Mapping[str, Any
         if not isinstance(value, Mapping):
             raise ManifestError(f"manifest key '{where}' must be an object, got {type(value).__name__}")
         value_hint = args[1] if args else Any
-        return {
-            str(k): _parse_value(value_hint, v, where=f"{where}.{k}", meta=meta) for k, v in value.items()
-        }
+        return {str(k): _parse_value(value_hint, v, where=f"{where}.{k}", meta=meta) for k, v in value.items()}
     return _parse_scalar(hint, value, where=where, meta=meta)
 
 
@@ -223,9 +221,7 @@ def _parse_scalar(hint: Any, value: object, *, where: str, meta: Mapping[str, An
         else isinstance(value, str)
     )
     if not ok:
-        raise ManifestError(
-            f"manifest key '{where}' must be {expected[hint]}, got {value!r} ({type(value).__name__})"
-        )
+        raise ManifestError(f"manifest key '{where}' must be {expected[hint]}, got {value!r} ({type(value).__name__})")
     value = float(value) if hint is float else value
     if "min" in meta and meta["min"] is not None and value < meta["min"]:
         raise ManifestError(f"manifest key '{where}' must be >= {meta['min']}, got {value!r}")

@@ -64,9 +64,7 @@ def _refuse(host: object, port: object) -> None:
 def _check_address(sock: socket.socket, address: object) -> None:
     if sock.family == getattr(socket, "AF_UNIX", object()):
         return
-    host, port = (
-        (address[0], address[1]) if isinstance(address, tuple) and len(address) >= 2 else (address, None)
-    )
+    host, port = (address[0], address[1]) if isinstance(address, tuple) and len(address) >= 2 else (address, None)
     if not is_loopback_host(host):
         _refuse(host, port)
 

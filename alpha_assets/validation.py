@@ -23,9 +23,7 @@ def check_returns_frame(returns: object, name: str = "returns") -> pd.DataFrame:
         When it has fewer than 2 observations or no asset, or duplicate columns.
     """
     if not isinstance(returns, pd.DataFrame):
-        raise TypeError(
-            f"`{name}` must be a pandas DataFrame (n_observations, n_assets), got {type(returns).__name__}"
-        )
+        raise TypeError(f"`{name}` must be a pandas DataFrame (n_observations, n_assets), got {type(returns).__name__}")
     if returns.shape[0] < 2 or returns.shape[1] < 1:
         raise ValueError(f"`{name}` needs >= 2 observations and >= 1 asset, got shape {returns.shape}")
     if not returns.columns.is_unique:

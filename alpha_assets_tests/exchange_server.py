@@ -284,9 +284,7 @@ class ExchangeServer:
             if symbol is None:
                 return sum(self._by_path.values()) if path is None else self._by_path[path]
             exchange_symbol = symbol.replace("/", "")
-            return sum(
-                n for (p, s), n in self._by_symbol.items() if s == exchange_symbol and path in (None, p)
-            )
+            return sum(n for (p, s), n in self._by_symbol.items() if s == exchange_symbol and path in (None, p))
 
     @property
     def requests(self) -> list[tuple[str, dict[str, str]]]:
@@ -320,9 +318,7 @@ class ExchangeServer:
         httpd.daemon_threads = True
         httpd.block_on_close = False
         self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever, args=(0.05,), name="exchange-server", daemon=True
-        )
+        self._thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), name="exchange-server", daemon=True)
         self._thread.start()
         return self
 
@@ -384,9 +380,7 @@ class ExchangeServer:
         return {
             "timezone": "UTC",
             "serverTime": self._now_ms(),
-            "rateLimits": [
-                {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000}
-            ],
+            "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000}],
             "exchangeFilters": [],
             "symbols": [_symbol_info(spec) for spec in self._markets.values()],
         }
@@ -440,11 +434,7 @@ class ExchangeServer:
         if series is None:
             return HTTPStatus.OK, []
         limit = min(int(params.get("limit", DEFAULT_KLINES_PER_CALL)), MAX_KLINES_PER_CALL)
-        lo = (
-            np.searchsorted(series.open_ms, int(params["startTime"]), "left")
-            if "startTime" in params
-            else None
-        )
+        lo = np.searchsorted(series.open_ms, int(params["startTime"]), "left") if "startTime" in params else None
         hi = np.searchsorted(series.open_ms, int(params["endTime"]), "right") if "endTime" in params else None
         if lo is not None:
             stop = len(series.open_ms) if hi is None else hi

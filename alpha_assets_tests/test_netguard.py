@@ -57,7 +57,9 @@ def test_connect_to_non_loopback_address_raises_guard_error(guarded, address):
     host, port = address
     with (
         socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock,
-        pytest.raises(NetworkRefusedError, match=rf"network access to {host}:{port} refused: only loopback is allowed here"),
+        pytest.raises(
+            NetworkRefusedError, match=rf"network access to {host}:{port} refused: only loopback is allowed here"
+        ),
     ):
         sock.connect(address)
 
@@ -65,7 +67,9 @@ def test_connect_to_non_loopback_address_raises_guard_error(guarded, address):
 def test_connect_ex_to_non_loopback_address_raises_guard_error(guarded):
     with (
         socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock,
-        pytest.raises(NetworkRefusedError, match=r"network access to 1\.1\.1\.1:53 refused: only loopback is allowed here"),
+        pytest.raises(
+            NetworkRefusedError, match=r"network access to 1\.1\.1\.1:53 refused: only loopback is allowed here"
+        ),
     ):
         sock.connect_ex(("1.1.1.1", 53))
 

@@ -17,7 +17,11 @@ def test_check_returns_frame_valid_frame_is_returned_unchanged():
 @pytest.mark.parametrize(
     ("value", "error", "message"),
     [
-        (np.zeros((3, 2)), TypeError, r"`returns` must be a pandas DataFrame \(n_observations, n_assets\), got ndarray"),
+        (
+            np.zeros((3, 2)),
+            TypeError,
+            r"`returns` must be a pandas DataFrame \(n_observations, n_assets\), got ndarray",
+        ),
         (pd.DataFrame({"SIM_AUSDT": [0.1]}), ValueError, r"needs >= 2 observations and >= 1 asset, got shape \(1, 1\)"),
         (pd.DataFrame(index=range(3)), ValueError, r"got shape \(3, 0\)"),
         (pd.DataFrame(np.zeros((3, 2)), columns=["SIM_AUSDT"] * 2), ValueError, r"columns must be unique symbol keys"),

@@ -48,13 +48,9 @@ def prepare_lakehouse(paths: LakehousePaths, n_assets: int, n_days: int) -> None
     markets = [
         m
         for m in exchange.load_markets()
-        if m.quote == "USDT"
-        and m.active
-        and m.symbol_key not in {"SIM_PUMPUSDT", "SIM_FRZNUSDT", "SIM_HOLEUSDT"}
+        if m.quote == "USDT" and m.active and m.symbol_key not in {"SIM_PUMPUSDT", "SIM_FRZNUSDT", "SIM_HOLEUSDT"}
     ][:n_assets]
-    ingest_symbols(
-        exchange, markets, paths, now=NOW, params=IngestionParams(history_days=n_days, warmup_days=0)
-    )
+    ingest_symbols(exchange, markets, paths, now=NOW, params=IngestionParams(history_days=n_days, warmup_days=0))
     backfill_features(paths, [m.symbol_key for m in markets])
     candidates = [{"symbol_key": m.symbol_key, "sector": m.sector} for m in markets]
     write_json_atomic(
@@ -75,9 +71,7 @@ def alpha_core(paths: LakehousePaths, manifest: Path) -> dict[str, float]:
     profile = load_profile(manifest, "crypto", sections=pipeline.ALPHA_SECTIONS)
     times = {}
     times["snapshot_s"], snapshot = timed(lambda: take_snapshot(paths, RUN_ID))
-    times["returns_s"], trimmed = timed(
-        lambda: compute_returns_matrix(snapshot.closes, profile.sections["returns"])
-    )
+    times["returns_s"], trimmed = timed(lambda: compute_returns_matrix(snapshot.closes, profile.sections["returns"]))
     times["freeze_s"], _ = timed(
         lambda: (freeze_run(paths, snapshot, trimmed, profile.document), load_frozen_run(paths, RUN_ID))
     )
@@ -108,9 +102,7 @@ def flow_production_run(root: Path, paths: LakehousePaths, manifest: Path) -> di
     )
     ensure_run_partition(instance, RUN_ID)
     config = {"ops": {"returns_matrix": {"config": {"refreeze": True}}}}
-    wall, link = timed(
-        lambda: run_link(defs, instance, keys.PRODUCTION_JOB, partition_key=RUN_ID, run_config=config)
-    )
+    wall, link = timed(lambda: run_link(defs, instance, keys.PRODUCTION_JOB, partition_key=RUN_ID, run_config=config))
     steps = {}
     for kind in (DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS):
         for record in instance.get_records_for_run(link.dagster_run_id, of_type=kind).records:
@@ -127,17 +119,13 @@ def peers(paths: LakehousePaths) -> dict[str, float]:
     returns = load_frozen_run(paths, RUN_ID).returns
     values = returns.to_numpy()
     one_cluster = np.zeros(values.shape[1], dtype=np.int64)
-    params = OptimizationParams(
-        covariance=CovarianceMethod.LEDOIT_WOLF, cap_clusters=False, periods_per_year=365
-    )
+    params = OptimizationParams(covariance=CovarianceMethod.LEDOIT_WOLF, cap_clusters=False, periods_per_year=365)
     symbols = list(returns.columns)
     figures = {}
     figures["ours_min_variance_s"], ours_mv = timed(
         lambda: optimize_profile(values, one_cluster, Profile.MIN_VARIANCE, params, symbols=symbols)
     )
-    cov = pd.DataFrame(
-        estimate_covariance(values, CovarianceMethod.LEDOIT_WOLF) * 365, index=symbols, columns=symbols
-    )
+    cov = pd.DataFrame(estimate_covariance(values, CovarianceMethod.LEDOIT_WOLF) * 365, index=symbols, columns=symbols)
     figures["pypfopt_min_variance_s"], pypfopt_mv = timed(
         lambda: EfficientFrontier(None, cov, weight_bounds=(0, 1)).min_volatility()
     )
@@ -152,9 +140,7 @@ def peers(paths: LakehousePaths) -> dict[str, float]:
     figures["skfolio_hrp_s"], _ = timed(lambda: HierarchicalRiskParity().fit(returns))
     for peer in ("pypfopt", "skfolio"):
         for profile in ("min_variance", "hrp"):
-            figures[f"ratio_{peer}_over_ours_{profile}"] = (
-                figures[f"{peer}_{profile}_s"] / figures[f"ours_{profile}_s"]
-            )
+            figures[f"ratio_{peer}_over_ours_{profile}"] = figures[f"{peer}_{profile}_s"] / figures[f"ours_{profile}_s"]
     return figures
 
 
@@ -172,9 +158,7 @@ def main() -> None:
             json.dumps(
                 {
                     "defaults": {"gate": {"min_assets": 5}},
-                    "profiles": {
-                        "crypto": {"returns": {"min_history": 90}, "optimization": {"periods_per_year": 365}}
-                    },
+                    "profiles": {"crypto": {"returns": {"min_history": 90}, "optimization": {"periods_per_year": 365}}},
                 }
             )
         )
@@ -195,7 +179,8 @@ def main() -> None:
             print(f"  {name[5:-2]:<20} {value:.2f} s")
     print(
         f"min variance    ours {peer['ours_min_variance_s']:.3f} s, PyPortfolioOpt x"
-        f"{peer['ratio_pypfopt_over_ours_min_variance']:.2f}, skfolio x{peer['ratio_skfolio_over_ours_min_variance']:.2f}"
+        f"{peer['ratio_pypfopt_over_ours_min_variance']:.2f}, "
+        f"skfolio x{peer['ratio_skfolio_over_ours_min_variance']:.2f}"
         f" (peer time / ours); max |w - w_pypfopt| {peer['min_variance_max_weight_diff_vs_pypfopt']:.1e}"
     )
     print(

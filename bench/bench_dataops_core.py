@@ -63,10 +63,19 @@ def _markets(source: SimulatedExchange, n_symbols: int) -> list:
 
 def _record(market, verdict) -> dict[str, Any]:
     return {
-        "exchange": "SIM", "symbol_key": market.symbol_key, "ccxt_symbol": market.ccxt_symbol,
-        "base": market.base, "quote": market.quote, "market_type": "spot", "sector": market.sector,
-        "tick_size": market.tick_size, "lot_size": market.lot_size, "min_notional": market.min_notional,
-        "first_bar": verdict.first_bar, "last_bar": verdict.last_bar, "status": "active",
+        "exchange": "SIM",
+        "symbol_key": market.symbol_key,
+        "ccxt_symbol": market.ccxt_symbol,
+        "base": market.base,
+        "quote": market.quote,
+        "market_type": "spot",
+        "sector": market.sector,
+        "tick_size": market.tick_size,
+        "lot_size": market.lot_size,
+        "min_notional": market.min_notional,
+        "first_bar": verdict.first_bar,
+        "last_bar": verdict.last_bar,
+        "status": "active",
     }
 
 
@@ -89,9 +98,15 @@ def run_day(paths: LakehousePaths, n_symbols: int, n_days: int, now: pd.Timestam
         for m, v in zip(markets, verdicts, strict=True)
     ]
     symbols_s = time.perf_counter() - start
-    return {"seconds": {"ingest": ingest_s, "audit": audit_s, "symbols": symbols_s}, "source": source,
-            "markets": markets, "reports": reports, "verdicts": verdicts, "upserts": upserts,
-            "requests": requests}
+    return {
+        "seconds": {"ingest": ingest_s, "audit": audit_s, "symbols": symbols_s},
+        "source": source,
+        "markets": markets,
+        "reports": reports,
+        "verdicts": verdicts,
+        "upserts": upserts,
+        "requests": requests,
+    }
 
 
 def check_reference(data_dir: str | None) -> None:
@@ -102,8 +117,7 @@ def check_reference(data_dir: str | None) -> None:
         first = run_day(paths, n_symbols, n_days, DAYS["first"])
         today = DAYS["first"].floor("D")
         for market in first["markets"]:
-            full = first["source"].fetch_daily_bars(market, since=today - n_days * pd.Timedelta(days=1),
-                                                    until=today)
+            full = first["source"].fetch_daily_bars(market, since=today - n_days * pd.Timedelta(days=1), until=today)
             expected = clean_bars(full, symbol_key=market.symbol_key, now=DAYS["first"]).bars
             pd.testing.assert_frame_equal(read_ohlcv(paths, market.symbol_key), expected)
         assert {u.action for u in first["upserts"]} == {"inserted"}, first["upserts"]
@@ -113,8 +127,11 @@ def check_reference(data_dir: str | None) -> None:
         assert len(ordinary) == n_symbols - len(UNORDINARY), [r.symbol_key for r in second["reports"]]
         assert all(r.new_bars == 1 and r.requests == 1 for r in ordinary), second["reports"]
         assert {u.action for u in second["upserts"]} == {"updated"}, second["upserts"]
-        assert all(v.last_bar == DAYS["incremental"].floor("D") - pd.Timedelta(days=1)
-                   for v in second["verdicts"] if v.symbol_key != "SIM_GONEUSDT")
+        assert all(
+            v.last_bar == DAYS["incremental"].floor("D") - pd.Timedelta(days=1)
+            for v in second["verdicts"]
+            if v.symbol_key != "SIM_GONEUSDT"
+        )
 
 
 def measure(size: str, data_dir: str | None) -> dict[str, Any]:
@@ -143,8 +160,10 @@ def _print(label: str, n_symbols: int, figures: dict[str, Any]) -> None:
     for day in DAYS:
         f = figures[day]
         steps = ", ".join(f"{s} {f[f'{s}_s']:.2f} s ({f[f'{s}_ms_per_symbol']:.2f} ms/symbol)" for s in STEPS)
-        print(f"{label:<9} {day:<12} {n_symbols} symbols: {steps}; total {f['total_s']:.2f} s "
-              f"(target <= {TARGETS_S[day]:.0f} s), {f['requests_per_symbol']:.2f} requests/symbol")
+        print(
+            f"{label:<9} {day:<12} {n_symbols} symbols: {steps}; total {f['total_s']:.2f} s "
+            f"(target <= {TARGETS_S[day]:.0f} s), {f['requests_per_symbol']:.2f} requests/symbol"
+        )
     print(f"{label:<9} peak memory {figures['peak_rss_mb']:.0f} MiB")
 
 
@@ -171,8 +190,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
     parser.add_argument("--data-dir", default=None, help="where the temporary lakehouse goes")
-    parser.add_argument("--baseline-src", type=Path, default=None,
-                        help="a source tree holding alpha_assets/ to compare with, in the same run")
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        default=None,
+        help="a source tree holding alpha_assets/ to compare with, in the same run",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="alternating runs with --baseline-src")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -183,8 +206,9 @@ def main() -> None:
     if args.baseline_src is None:
         figures = measure(args.size, args.data_dir)
         _print("current", n_symbols, figures)
-        write_results("dataops_core", args.size, {"data_dir": args.data_dir or tempfile.gettempdir(),
-                                                  "current": figures})
+        write_results(
+            "dataops_core", args.size, {"data_dir": args.data_dir or tempfile.gettempdir(), "current": figures}
+        )
         return
     runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "current": []}
     for _ in range(args.repeat):
@@ -194,17 +218,27 @@ def main() -> None:
     for label, figures in medians.items():
         _print(label, n_symbols, figures)
     ratios = {
-        day: {key: round(medians["baseline"][day][key] / medians["current"][day][key], 2)
-              for key in (*(f"{s}_s" for s in STEPS), "total_s") if medians["current"][day][key] > 0}
+        day: {
+            key: round(medians["baseline"][day][key] / medians["current"][day][key], 2)
+            for key in (*(f"{s}_s" for s in STEPS), "total_s")
+            if medians["current"][day][key] > 0
+        }
         for day in DAYS
     }
     for day, ratio in ratios.items():
         print(f"speed-up  {day:<12} " + ", ".join(f"{k[:-2]} x{v:.1f}" for k, v in ratio.items()))
-    write_results("dataops_core", args.size, {
-        "data_dir": args.data_dir or tempfile.gettempdir(), "repeat": args.repeat,
-        "baseline_src": str(args.baseline_src), **medians, "speedup_baseline_over_current": ratios,
-        "runs": runs,
-    })
+    write_results(
+        "dataops_core",
+        args.size,
+        {
+            "data_dir": args.data_dir or tempfile.gettempdir(),
+            "repeat": args.repeat,
+            "baseline_src": str(args.baseline_src),
+            **medians,
+            "speedup_baseline_over_current": ratios,
+            "runs": runs,
+        },
+    )
 
 
 if __name__ == "__main__":

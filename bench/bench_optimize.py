@@ -74,9 +74,7 @@ def main() -> None:
     params = OptimizationParams(cap_clusters=False, covariance=CovarianceMethod.SAMPLE, periods_per_year=PPY)
     frame = pd.DataFrame(returns, columns=symbols)
     mu = pd.Series(returns.mean(axis=0) * PPY, index=symbols)
-    cov = pd.DataFrame(
-        estimate_covariance(returns, CovarianceMethod.SAMPLE) * PPY, index=symbols, columns=symbols
-    )
+    cov = pd.DataFrame(estimate_covariance(returns, CovarianceMethod.SAMPLE) * PPY, index=symbols, columns=symbols)
 
     def ours(profile: Profile) -> Callable[[], np.ndarray]:
         return lambda: optimize_profile(returns, clusters, profile, params, symbols=symbols).weights
@@ -97,9 +95,7 @@ def main() -> None:
     }
     if MeanRisk is not None:
         contenders["min_variance"]["skfolio"] = lambda: (
-            MeanRisk(risk_measure=RiskMeasure.VARIANCE, prior_estimator=EmpiricalPrior())
-            .fit(returns)
-            .weights_
+            MeanRisk(risk_measure=RiskMeasure.VARIANCE, prior_estimator=EmpiricalPrior()).fit(returns).weights_
         )
         contenders["hrp"]["skfolio"] = lambda: (
             HierarchicalRiskParity(risk_measure=RiskMeasure.VARIANCE).fit(returns).weights_
@@ -121,9 +117,7 @@ def main() -> None:
                     "peak_mib": peak,
                     "max_abs_diff_vs_ours": agreement[name],
                 }
-            ratios = {
-                f"{name}/ours": timings[name]["seconds"] / timings["ours"]["seconds"] for name in timings
-            }
+            ratios = {f"{name}/ours": timings[name]["seconds"] / timings["ours"]["seconds"] for name in timings}
             results[task] = {"timings": timings, "ratios": ratios}
             print(
                 f"{task:13s}",

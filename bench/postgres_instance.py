@@ -38,8 +38,17 @@ def postgres_instance(root: Path) -> Iterator[DagsterInstance]:
     home.mkdir()
     port = _free_port()
     _as_postgres(str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust")
-    _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-w", "-l", str(data / "server.log"), "-o",
-                 f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1", "start")
+    _as_postgres(
+        str(PG_BIN / "pg_ctl"),
+        "-D",
+        str(data),
+        "-w",
+        "-l",
+        str(data / "server.log"),
+        "-o",
+        f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1",
+        "start",
+    )
     try:
         _as_postgres(str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "dagster")
         # SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3; dagster-postgres speaks psycopg2.

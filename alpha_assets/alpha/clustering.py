@@ -14,19 +14,13 @@ from alpha_assets.typing import FloatArray, IntArray
 
 
 def _as_returns_array(returns: pd.DataFrame | np.ndarray) -> FloatArray:
-    values = (
-        returns.to_numpy(dtype=np.float64)
-        if isinstance(returns, pd.DataFrame)
-        else np.asarray(returns, float)
-    )
+    values = returns.to_numpy(dtype=np.float64) if isinstance(returns, pd.DataFrame) else np.asarray(returns, float)
     if values.ndim != 2:
         raise ValueError(f"`returns` must be 2-D (n_observations, n_assets), got shape {values.shape}")
     if values.shape[0] < 2 or values.shape[1] < 1:
         raise ValueError(f"`returns` needs >= 2 observations and >= 1 asset, got shape {values.shape}")
     if not np.isfinite(values).all():
-        raise ValueError(
-            "`returns` must be finite (no NaN, no inf); trim it with compute_returns_matrix first"
-        )
+        raise ValueError("`returns` must be finite (no NaN, no inf); trim it with compute_returns_matrix first")
     return values
 
 
@@ -199,8 +193,7 @@ def cluster_assets(
     d = _validate_distance(distance)
     if not (1 <= int(min_clusters) <= int(max_clusters)):
         raise ValueError(
-            "`min_clusters` and `max_clusters` must satisfy 1 <= min <= max, "
-            f"got {min_clusters}, {max_clusters}"
+            f"`min_clusters` and `max_clusters` must satisfy 1 <= min <= max, got {min_clusters}, {max_clusters}"
         )
     if min_cluster_size < 2:
         raise ValueError(f"`min_cluster_size` must be >= 2, got {min_cluster_size}")

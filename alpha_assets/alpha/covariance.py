@@ -12,9 +12,7 @@ from alpha_assets.typing import FloatArray
 def _check_returns(returns: object, name: str = "returns") -> FloatArray:
     """Return ``returns`` as a finite float64 array of shape (n_observations, n_assets), or raise."""
     if not isinstance(returns, np.ndarray):
-        raise TypeError(
-            f"`{name}` must be a numpy ndarray (n_observations, n_assets), got {type(returns).__name__}"
-        )
+        raise TypeError(f"`{name}` must be a numpy ndarray (n_observations, n_assets), got {type(returns).__name__}")
     if returns.ndim != 2:
         raise ValueError(f"`{name}` must be 2-D (n_observations, n_assets), got shape {returns.shape}")
     n_observations, n_assets = returns.shape
@@ -25,9 +23,7 @@ def _check_returns(returns: object, name: str = "returns") -> FloatArray:
         )
     values = returns.astype(np.float64, copy=False)
     if not np.isfinite(values).all():
-        raise ValueError(
-            f"`{name}` must be finite (no NaN or inf), got {int((~np.isfinite(values)).sum())} non-finite"
-        )
+        raise ValueError(f"`{name}` must be finite (no NaN or inf), got {int((~np.isfinite(values)).sum())} non-finite")
     return values
 
 

@@ -97,9 +97,7 @@ def _allocate(
         parent = segment_weight[starts]
         lo_left, hi_left = cum_lo[mids] - cum_lo[starts], cum_hi[mids] - cum_hi[starts]
         lo_right, hi_right = cum_lo[ends] - cum_lo[mids], cum_hi[ends] - cum_hi[mids]
-        left = np.clip(
-            alpha * parent, np.maximum(lo_left, parent - hi_right), np.minimum(hi_left, parent - lo_right)
-        )
+        left = np.clip(alpha * parent, np.maximum(lo_left, parent - hi_right), np.minimum(hi_left, parent - lo_right))
         segment_weight[starts] = left
         segment_weight[mids] = parent - left
     # Every index ends as the start of a one-asset segment, so this is the leaf weights.

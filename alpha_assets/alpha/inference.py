@@ -10,16 +10,12 @@ import pandas as pd
 
 def _validate_features(features: pd.DataFrame) -> None:
     if not isinstance(features, pd.DataFrame):
-        raise TypeError(
-            f"`features` must be a pandas DataFrame (n_assets, n_features), got {type(features).__name__}"
-        )
+        raise TypeError(f"`features` must be a pandas DataFrame (n_assets, n_features), got {type(features).__name__}")
     if "symbol" not in features.columns:
         raise ValueError("`features` must have a `symbol` column (one row per symbol)")
     duplicated = features["symbol"][features["symbol"].duplicated()]
     if len(duplicated):
-        raise ValueError(
-            f"`features` must hold one row per symbol, got duplicates {sorted(set(duplicated))[:10]}"
-        )
+        raise ValueError(f"`features` must hold one row per symbol, got duplicates {sorted(set(duplicated))[:10]}")
 
 
 def score_symbols(features: pd.DataFrame, weights: Mapping[str, float]) -> pd.Series:
@@ -85,6 +81,4 @@ def score_symbols(features: pd.DataFrame, weights: Mapping[str, float]) -> pd.Se
     weight_sum = (present * abs_w).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         score = np.exp(log_sum / weight_sum)
-    return pd.Series(
-        np.where(weight_sum > 0, score, np.nan), index=table.index, name="score", dtype=np.float64
-    )
+    return pd.Series(np.where(weight_sum > 0, score, np.nan), index=table.index, name="score", dtype=np.float64)

@@ -145,15 +145,12 @@ def _validate(
         raise ValueError(f"`symbols` must be {n_assets} distinct str (n_assets,), got {len(names)} items")
     if (values.std(axis=0) == 0).any():
         raise ValueError(
-            "`returns` has zero-variance assets: "
-            f"{[names[i] for i in np.flatnonzero(values.std(axis=0) == 0)]}"
+            f"`returns` has zero-variance assets: {[names[i] for i in np.flatnonzero(values.std(axis=0) == 0)]}"
         )
     return values, clusters.astype(np.int64), names
 
 
-def _prepare(
-    returns: FloatArray, clusters: IntArray, params: OptimizationParams, symbols: tuple[str, ...]
-) -> _Problem:
+def _prepare(returns: FloatArray, clusters: IntArray, params: OptimizationParams, symbols: tuple[str, ...]) -> _Problem:
     n_clusters = np.unique(clusters).size
     cap = None
     if params.cap_clusters:
@@ -170,9 +167,7 @@ def _cleanup(weights: FloatArray, prob: _Problem) -> FloatArray:
     if lo == 0.0:
         w[w < _ZERO_SNAP] = 0.0
     w = w / w.sum()
-    validate_weights(
-        w, clusters=prob.clusters, cap=prob.cap, min_weight=lo, max_weight=hi, tol=WEIGHT_TOLERANCE
-    )
+    validate_weights(w, clusters=prob.clusters, cap=prob.cap, min_weight=lo, max_weight=hi, tol=WEIGHT_TOLERANCE)
     return w
 
 
@@ -218,9 +213,7 @@ def _risk_parity(cov: FloatArray, prob: _Problem) -> tuple[cp.Problem, Callable[
     k = cp.sum(y)
     # The level log(1 / n_assets) puts sum(y) near 1, which keeps the exponential cones well scaled.
     budget = cp.sum(cp.log(y)) / n_assets >= np.log(1.0 / n_assets)
-    problem = cp.Problem(
-        cp.Minimize(cp.quad_form(y, cp.psd_wrap(_scaled(cov)))), [budget, *_constraints(y, k, prob)]
-    )
+    problem = cp.Problem(cp.Minimize(cp.quad_form(y, cp.psd_wrap(_scaled(cov)))), [budget, *_constraints(y, k, prob)])
     return problem, lambda: None if y.value is None else y.value / y.value.sum()
 
 
@@ -251,9 +244,7 @@ def _solve_once(problem: cp.Problem, extract: Callable[[], FloatArray | None], s
     return np.asarray(weights, dtype=np.float64)
 
 
-def _solve_chain(
-    profile: Profile, prob: _Problem
-) -> tuple[FloatArray | None, str | None, tuple[SolveAttempt, ...]]:
+def _solve_chain(profile: Profile, prob: _Problem) -> tuple[FloatArray | None, str | None, tuple[SolveAttempt, ...]]:
     attempts: list[SolveAttempt] = []
     for intensity in (0.0, *prob.params.shrinkage_steps):
         problem, extract = _BUILDERS[profile](shrink(prob.cov, intensity), prob)
@@ -301,9 +292,7 @@ def _result(
     reason: str | None = None,
 ) -> OptimizationResult:
     if weights is None:
-        return OptimizationResult(
-            profile, "failed", prob.symbols, None, None, None, None, attempts, reason, prob.cap
-        )
+        return OptimizationResult(profile, "failed", prob.symbols, None, None, None, None, attempts, reason, prob.cap)
     marginal = prob.cov @ weights
     variance = float(weights @ marginal)
     objective = variance
@@ -346,9 +335,7 @@ def _run_profile(profile: Profile, prob: _Problem) -> OptimizationResult:
         try:
             return _result(profile, prob, _cleanup(raw, prob), solver)
         except ValueError as err:
-            return _result(
-                profile, prob, None, None, reason=f"{profile.value} weights failed verification: {err}"
-            )
+            return _result(profile, prob, None, None, reason=f"{profile.value} weights failed verification: {err}")
     if profile is Profile.MAX_SHARPE:
         best = float(np.max(prob.mu - params.risk_free_rate))
         if best <= 0.0:
@@ -357,8 +344,7 @@ def _run_profile(profile: Profile, prob: _Problem) -> OptimizationResult:
                 prob,
                 None,
                 None,
-                reason="no asset has a positive expected excess return "
-                f"(largest mu - rf = {best:.6g} per year)",
+                reason=f"no asset has a positive expected excess return (largest mu - rf = {best:.6g} per year)",
             )
     weights, solver, attempts = _solve_chain(profile, prob)
     if weights is None:

@@ -145,7 +145,5 @@ class OptimizationParams:
         if not self.solvers or not all(isinstance(s, Solver) for s in self.solvers):
             raise ValueError(f"`solvers` must be a non-empty tuple of Solver, got {self.solvers!r}")
         steps = self.shrinkage_steps
-        if any(not 0.0 < s <= 1.0 for s in steps) or any(
-            b <= a for a, b in zip(steps, steps[1:], strict=False)
-        ):
+        if any(not 0.0 < s <= 1.0 for s in steps) or any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
             raise ValueError(f"`shrinkage_steps` must be strictly increasing values in (0, 1], got {steps!r}")

@@ -39,9 +39,7 @@ ALPHA_SECTIONS: dict[str, type] = {
 def alpha_params(manifest_document: Mapping[str, Any]) -> dict[str, Any]:
     """The Alpha sections of a resolved (frozen) manifest document, as parameter dataclasses."""
     sections = manifest_document["sections"]
-    return {
-        name: parse_params(cls, sections.get(name, {}), where=name) for name, cls in ALPHA_SECTIONS.items()
-    }
+    return {name: parse_params(cls, sections.get(name, {}), where=name) for name, cls in ALPHA_SECTIONS.items()}
 
 
 def evaluate_gate(frozen: FrozenRun, params: GateParams) -> list[GateVerdict]:

@@ -132,22 +132,16 @@ def _missing_data_vetoes(
     """Mask of symbols with every required datum, and one record per missing datum (never relaxed)."""
     has_row = np.array([s in with_row for s in symbols], dtype=bool)
     missing_any = ~has_row
-    vetoes = [
-        VetoRecord(s, STAGE_STRICT, VETO_MISSING_FEATURE_ROW, None, None, None) for s in symbols[~has_row]
-    ]
+    vetoes = [VetoRecord(s, STAGE_STRICT, VETO_MISSING_FEATURE_ROW, None, None, None) for s in symbols[~has_row]]
     for feature in table.columns:
         missing = has_row & table[feature].isna().to_numpy()
         missing_any |= missing
-        vetoes += [
-            VetoRecord(s, STAGE_STRICT, VETO_MISSING_FEATURE, feature, None, None) for s in symbols[missing]
-        ]
+        vetoes += [VetoRecord(s, STAGE_STRICT, VETO_MISSING_FEATURE, feature, None, None) for s in symbols[missing]]
     if metadata_symbols is not None:
         known = {str(s) for s in metadata_symbols}
         no_meta = np.array([s not in known for s in symbols], dtype=bool)
         missing_any |= no_meta
-        vetoes += [
-            VetoRecord(s, STAGE_STRICT, VETO_MISSING_METADATA, None, None, None) for s in symbols[no_meta]
-        ]
+        vetoes += [VetoRecord(s, STAGE_STRICT, VETO_MISSING_METADATA, None, None, None) for s in symbols[no_meta]]
     return ~missing_any, vetoes
 
 

@@ -54,8 +54,7 @@ def _check_atoms(atoms: object) -> pd.DataFrame:
         raise ValueError(f"`atoms` must have columns {list(_ATOM_COLUMNS)}, missing {missing}")
     if atoms["symbol"].duplicated().any():
         raise ValueError(
-            "`atoms.symbol` must be unique, got duplicates "
-            f"{sorted(atoms['symbol'][atoms['symbol'].duplicated()])}"
+            f"`atoms.symbol` must be unique, got duplicates {sorted(atoms['symbol'][atoms['symbol'].duplicated()])}"
         )
     bad = sorted(set(atoms["direction"]) - {"LONG", "SHORT"})
     if bad:
@@ -174,16 +173,13 @@ def build_portfolio_document(
     frame = _check_atoms(atoms)
     for profile, result in results.items():
         if not isinstance(result, OptimizationResult):
-            raise TypeError(
-                f"`results[{profile!r}]` must be an OptimizationResult, got {type(result).__name__}"
-            )
+            raise TypeError(f"`results[{profile!r}]` must be an OptimizationResult, got {type(result).__name__}")
         unknown = sorted(set(result.symbols) - set(frame.index))
         if unknown:
             raise ValueError(f"`results[{profile.value}]` names symbols absent from `atoms`: {unknown}")
     if cluster_registry is None:
         cluster_registry = {
-            int(c): {"n_assets": int(len(g)), "symbols": sorted(g["symbol"])}
-            for c, g in frame.groupby("cluster")
+            int(c): {"n_assets": int(len(g)), "symbols": sorted(g["symbol"])} for c, g in frame.groupby("cluster")
         }
     missing = sorted(set(map(int, frame["cluster"])) - set(map(int, cluster_registry)))
     if missing:

@@ -64,9 +64,7 @@ def _named(items: Sequence[str]) -> str:
 
 def _check_frame(returns: Any, name: str = "returns") -> None:
     if not isinstance(returns, pd.DataFrame):
-        raise TypeError(
-            f"`{name}` must be a pandas DataFrame (n_observations, n_assets), got {type(returns).__name__}"
-        )
+        raise TypeError(f"`{name}` must be a pandas DataFrame (n_observations, n_assets), got {type(returns).__name__}")
 
 
 def _date_label(value: Any) -> str:
@@ -302,9 +300,7 @@ def check_features_present(
     dates = feature_rows["date"]
     if not isinstance(dates.dtype, pd.DatetimeTZDtype) or str(dates.dt.tz) != "UTC":
         raise ValueError(f"`feature_rows['date']` must be tz-aware UTC timestamps, got dtype {dates.dtype}")
-    if as_of is not None and (
-        not isinstance(as_of, pd.Timestamp) or as_of.tz is None or str(as_of.tz) != "UTC"
-    ):
+    if as_of is not None and (not isinstance(as_of, pd.Timestamp) or as_of.tz is None or str(as_of.tz) != "UTC"):
         raise ValueError(f"`as_of` must be a tz-aware UTC pandas Timestamp or None, got {as_of!r}")
 
     wanted = sorted(str(s) for s in symbols)
@@ -315,9 +311,7 @@ def check_features_present(
     else:
         present = set(feature_rows.loc[dates == as_of, "symbol"].astype(str))
         missing = [s for s in wanted if s not in present]
-        latest = (
-            feature_rows[feature_rows["symbol"].isin(missing[:_MAX_NAMED])].groupby("symbol")["date"].max()
-        )
+        latest = feature_rows[feature_rows["symbol"].isin(missing[:_MAX_NAMED])].groupby("symbol")["date"].max()
         stale = {str(s): _date_label(d) for s, d in latest.items()}
     as_of_label = _date_label(as_of) if as_of is not None else None
     problems = []
@@ -392,10 +386,7 @@ def run_gate(
     index = returns.index
     as_of = (
         index.max()
-        if isinstance(index, pd.DatetimeIndex)
-        and len(index)
-        and index.tz is not None
-        and str(index.tz) == "UTC"
+        if isinstance(index, pd.DatetimeIndex) and len(index) and index.tz is not None and str(index.tz) == "UTC"
         else None
     )
     return [

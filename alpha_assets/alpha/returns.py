@@ -78,9 +78,7 @@ class ReturnsMatrix:
 
 def _validate_closes(closes: pd.DataFrame) -> None:
     if not isinstance(closes, pd.DataFrame):
-        raise TypeError(
-            f"`closes` must be a pandas DataFrame (n_dates, n_assets), got {type(closes).__name__}"
-        )
+        raise TypeError(f"`closes` must be a pandas DataFrame (n_dates, n_assets), got {type(closes).__name__}")
     index = closes.index
     if not isinstance(index, pd.DatetimeIndex) or index.tz is None or str(index.tz) != "UTC":
         raise ValueError(
@@ -102,9 +100,7 @@ def _validate_closes(closes: pd.DataFrame) -> None:
     bad = ~np.isnan(values) & ~(np.isfinite(values) & (values > 0))
     if bad.any():
         cols = sorted({str(closes.columns[j]) for j in np.nonzero(bad)[1]})
-        raise ValueError(
-            f"`closes` must be positive and finite where present (NaN = no bar), got bad values in {cols}"
-        )
+        raise ValueError(f"`closes` must be positive and finite where present (NaN = no bar), got bad values in {cols}")
 
 
 def _symbol_drops(
@@ -183,9 +179,7 @@ def compute_returns_matrix(closes: pd.DataFrame, params: ReturnsParams) -> Retur
     # fmax skips NaN, so a symbol without any return gets -inf rather than a warning.
     max_abs = np.fmax.reduce(np.abs(rets), axis=0, initial=-np.inf)
     failed = keep & (max_abs > params.max_abs_return)
-    drops += _symbol_drops(
-        symbols, failed, max_abs, STAGE_MAX_ABS_RETURN, params.max_abs_return, "max |return|"
-    )
+    drops += _symbol_drops(symbols, failed, max_abs, STAGE_MAX_ABS_RETURN, params.max_abs_return, "max |return|")
     keep &= ~failed
 
     n_valid = np.sum(~np.isnan(rets), axis=0)
@@ -197,9 +191,7 @@ def compute_returns_matrix(closes: pd.DataFrame, params: ReturnsParams) -> Retur
 
     missing = (n_rows - n_valid) / n_rows if n_rows else np.zeros(len(symbols))
     failed = keep & (missing > params.max_missing_fraction)
-    drops += _symbol_drops(
-        symbols, failed, missing, STAGE_MAX_MISSING, params.max_missing_fraction, "missing fraction"
-    )
+    drops += _symbol_drops(symbols, failed, missing, STAGE_MAX_MISSING, params.max_missing_fraction, "missing fraction")
     keep &= ~failed
 
     kept = rets[:, keep]
@@ -208,9 +200,7 @@ def compute_returns_matrix(closes: pd.DataFrame, params: ReturnsParams) -> Retur
     kept_symbols = symbols[keep]
     for i in np.nonzero(bad_rows)[0]:
         missing_syms = kept_symbols[np.isnan(kept[i])]
-        shown = ", ".join(missing_syms[:5]) + (
-            f" and {len(missing_syms) - 5} more" if len(missing_syms) > 5 else ""
-        )
+        shown = ", ".join(missing_syms[:5]) + (f" and {len(missing_syms) - 5} more" if len(missing_syms) > 5 else "")
         drops.append(
             DropRecord(
                 axis="row",
@@ -222,9 +212,7 @@ def compute_returns_matrix(closes: pd.DataFrame, params: ReturnsParams) -> Retur
             )
         )
 
-    returns = pd.DataFrame(
-        kept[~bad_rows], index=dates[~bad_rows], columns=pd.Index(kept_symbols.astype(str))
-    )
+    returns = pd.DataFrame(kept[~bad_rows], index=dates[~bad_rows], columns=pd.Index(kept_symbols.astype(str)))
     returns.index.name = closes.index.name
     returns.columns.name = closes.columns.name
     return ReturnsMatrix(returns=returns, drops=drops)

@@ -86,9 +86,7 @@ class SelectionResult:
             "n_clusters": self.n_clusters,
             "scores": {str(s): _json_float(v) for s, v in self.scores.items()},
             "clusters": {str(s): int(v) for s, v in self.labels.items()},
-            "linkage": None
-            if self.linkage is None
-            else [[_json_float(x) for x in row] for row in self.linkage],
+            "linkage": None if self.linkage is None else [[_json_float(x) for x in row] for row in self.linkage],
             "vetoes": [v.to_dict() for v in self.vetoes],
             "stage_reached": int(self.stage_reached),
             "met_minimum": bool(self.met_minimum),
@@ -116,9 +114,7 @@ def _sorted_keys(obj: Any) -> Any:
     return obj
 
 
-def _validate(
-    returns: pd.DataFrame, features: pd.DataFrame, metadata: pd.DataFrame | None, params: Any
-) -> None:
+def _validate(returns: pd.DataFrame, features: pd.DataFrame, metadata: pd.DataFrame | None, params: Any) -> None:
     check_returns_frame(returns)
     if not np.isfinite(returns.to_numpy(dtype=np.float64)).all():
         raise ValueError("`returns` must be finite (no NaN, no inf); run the foundation gate first")
@@ -208,9 +204,7 @@ def select(
     scores = score_symbols(rows, weights).reindex(symbols)
     cp = params.clustering
     distance = correlation_distance(returns, cp.windows)
-    label_values = cluster_assets(
-        distance, cp.method, cp.min_clusters, cp.max_clusters, cp.hdbscan_min_cluster_size
-    )
+    label_values = cluster_assets(distance, cp.method, cp.min_clusters, cp.max_clusters, cp.hdbscan_min_cluster_size)
     labels = pd.Series(label_values, index=symbols, name="cluster")
     required = sorted({name for name, w in weights.items() if float(w) != 0.0} | {RATING_FEATURE})
     metadata_symbols = None if metadata is None else set(metadata["symbol"].astype(str))

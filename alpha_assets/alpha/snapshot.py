@@ -105,9 +105,7 @@ def take_snapshot(paths: LakehousePaths, run_id: str) -> LakehouseSnapshot:
     validated_bytes = _read_bytes(validated_path)
     validated = json.loads(validated_bytes)
     if validated.get("run_id") != run_id:
-        raise LakehouseReadError(
-            str(validated_path), f"names run {validated.get('run_id')!r}, not {run_id!r}"
-        )
+        raise LakehouseReadError(str(validated_path), f"names run {validated.get('run_id')!r}, not {run_id!r}")
     as_of = last_closed_day(validated["as_of"])
     fingerprints = {_relative(paths, validated_path): bytes_sha256(validated_bytes)}
     bars, feature_rows = {}, []
@@ -119,11 +117,7 @@ def take_snapshot(paths: LakehousePaths, run_id: str) -> LakehouseSnapshot:
         fingerprints.update((_relative(paths, path), sha) for path, sha in hashes.items())
         if hashes:
             feature_rows.append(row.to_pandas())
-    features = (
-        pd.concat(feature_rows, ignore_index=True)
-        if feature_rows
-        else pd.DataFrame(columns=["symbol", "date"])
-    )
+    features = pd.concat(feature_rows, ignore_index=True) if feature_rows else pd.DataFrame(columns=["symbol", "date"])
     metadata = pd.DataFrame(
         [
             {
@@ -155,9 +149,7 @@ def freeze_run(
     run_id = snapshot.run_id
     write_json_atomic(dict(manifest_document), paths.run_data_file(run_id, MANIFEST_FILE))
     frame = returns.returns.reset_index(names="date")
-    write_table_atomic(
-        pa.Table.from_pandas(frame, preserve_index=False), paths.run_data_file(run_id, RETURNS_FILE)
-    )
+    write_table_atomic(pa.Table.from_pandas(frame, preserve_index=False), paths.run_data_file(run_id, RETURNS_FILE))
     write_json_atomic([_drop_json(d) for d in returns.drops], paths.run_data_file(run_id, DROPS_FILE))
     write_table_atomic(
         pa.Table.from_pandas(snapshot.features, preserve_index=False),
@@ -191,12 +183,8 @@ def load_frozen_run(paths: LakehousePaths, run_id: str) -> FrozenRun:
     for name, expected in snapshot["frozen"].items():
         path = paths.run_data_file(run_id, name)
         if not path.exists() or file_sha256(path) != expected:
-            raise LakehouseReadError(
-                str(path), "frozen artifact is missing or changed since the run froze it"
-            )
-    returns = (
-        read_table_and_sha256(paths.run_data_file(run_id, RETURNS_FILE))[0].to_pandas().set_index("date")
-    )
+            raise LakehouseReadError(str(path), "frozen artifact is missing or changed since the run froze it")
+    returns = read_table_and_sha256(paths.run_data_file(run_id, RETURNS_FILE))[0].to_pandas().set_index("date")
     returns.columns.name = None
     features = read_table_and_sha256(paths.run_data_file(run_id, FEATURES_FILE))[0].to_pandas()
     return FrozenRun(
@@ -211,9 +199,7 @@ def load_frozen_run(paths: LakehousePaths, run_id: str) -> FrozenRun:
 
 
 def _drop_json(record: Any) -> dict[str, Any]:
-    return {
-        k: (v if not isinstance(v, float) or v == v else None) for k, v in dataclasses.asdict(record).items()
-    }
+    return {k: (v if not isinstance(v, float) or v == v else None) for k, v in dataclasses.asdict(record).items()}
 
 
 def _read_bytes(path: Any) -> bytes:

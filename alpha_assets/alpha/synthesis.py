@@ -87,9 +87,7 @@ def synthesize_atoms(
     rating = np.array([float(ratings[w]) if w in ratings else np.nan for w in winners], dtype=np.float64)
     if not np.isfinite(rating).all():
         bad = [w for w, r in zip(winners, rating, strict=True) if not np.isfinite(r)]
-        raise ValueError(
-            f"`ratings` must hold a finite rating for every winner, missing or non-finite for {bad}"
-        )
+        raise ValueError(f"`ratings` must hold a finite rating for every winner, missing or non-finite for {bad}")
     no_cluster = [w for w in winners if w not in clusters]
     if no_cluster:
         raise ValueError(f"`clusters` must hold a label for every winner, missing for {no_cluster}")

@@ -72,28 +72,23 @@ def validate_weights(
     low = int(np.argmin(weights))
     if weights[low] < min_weight - tol:
         raise ValueError(
-            f"weight bound min_weight violated: asset {low} has {weights[low]:.12g} "
-            f"< {min_weight:g} - {tol:g}"
+            f"weight bound min_weight violated: asset {low} has {weights[low]:.12g} < {min_weight:g} - {tol:g}"
         )
     high = int(np.argmax(weights))
     if weights[high] > max_weight + tol:
         raise ValueError(
-            f"weight bound max_weight violated: asset {high} has {weights[high]:.12g} "
-            f"> {max_weight:g} + {tol:g}"
+            f"weight bound max_weight violated: asset {high} has {weights[high]:.12g} > {max_weight:g} + {tol:g}"
         )
     if cap is not None:
         labels, totals = cluster_totals(weights, clusters)
         worst = int(np.argmax(totals))
         if totals[worst] > cap + tol:
             raise ValueError(
-                f"cluster cap violated: cluster {labels[worst]} sums to {totals[worst]:.12g} "
-                f"> {cap:g} + {tol:g}"
+                f"cluster cap violated: cluster {labels[worst]} sums to {totals[worst]:.12g} > {cap:g} + {tol:g}"
             )
 
 
-def infeasibility_reason(
-    clusters: IntArray, *, cap: float | None, min_weight: float, max_weight: float
-) -> str | None:
+def infeasibility_reason(clusters: IntArray, *, cap: float | None, min_weight: float, max_weight: float) -> str | None:
     """Say why no long-only, fully invested portfolio meets the bounds and caps, or return None.
 
     The constraint set is non-empty exactly when every cluster's range ``[n_c * min_weight,

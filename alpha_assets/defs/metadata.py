@@ -25,14 +25,10 @@ def data_version_of(paths: Sequence[Path]) -> DataVersion:
 
 def column_schema(schema: pa.Schema) -> MetadataValue:
     """``dagster/column_schema`` for an arrow schema."""
-    return MetadataValue.table_schema(
-        TableSchema(columns=[TableColumn(name=f.name, type=str(f.type)) for f in schema])
-    )
+    return MetadataValue.table_schema(TableSchema(columns=[TableColumn(name=f.name, type=str(f.type)) for f in schema]))
 
 
-def markdown_table(
-    rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, limit: int = 50
-) -> MetadataValue:
+def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, limit: int = 50) -> MetadataValue:
     """A markdown table of the first ``limit`` rows (the UI renders it), with a line saying what was cut."""
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_cell(row.get(c)) for c in columns) + " |" for row in rows[:limit]]

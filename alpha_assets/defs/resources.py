@@ -30,16 +30,12 @@ class LakehouseResource(ConfigurableResource):
 class ManifestResource(ConfigurableResource):
     """The manifest file and the profile a run uses; set per run through the run config."""
 
-    path: str | None = Field(
-        default=None, description="Manifest JSON. Empty: the packaged configs/manifest.json."
-    )
+    path: str | None = Field(default=None, description="Manifest JSON. Empty: the packaged configs/manifest.json.")
     profile: str | None = Field(default=None, description="Profile name. Empty: the manifest's defaults.")
 
     def resolve(self, sections: Mapping[str, type]) -> ResolvedProfile:
         """Validate the sections the caller owns and return the resolved profile."""
-        return load_profile(
-            Path(self.path) if self.path else DEFAULT_MANIFEST, self.profile, sections=sections
-        )
+        return load_profile(Path(self.path) if self.path else DEFAULT_MANIFEST, self.profile, sections=sections)
 
 
 class OfflineGuardResource(ConfigurableResource):

@@ -98,9 +98,7 @@ def run_flow_data(
     links.append(run_link(defs, instance, keys.VALIDATION_JOB, partition_key=run_id, tags=run_tags))
     validated = validated_symbols(paths, run_id)
     progress(f"[4/4] features of {len(validated)} validated symbols")
-    links.append(
-        run_link(defs, instance, keys.FEATURES_JOB, tags=symbol_range_tags(instance, validated, run_id))
-    )
+    links.append(run_link(defs, instance, keys.FEATURES_JOB, tags=symbol_range_tags(instance, validated, run_id)))
     return links
 
 

@@ -17,9 +17,7 @@ def count_infinite(features: pd.DataFrame) -> int:
     return int(np.isinf(values).sum())
 
 
-def point_in_time_mismatches(
-    bars: pd.DataFrame, stored: pd.DataFrame, symbol_key: str, *, cut: int
-) -> list[str]:
+def point_in_time_mismatches(bars: pd.DataFrame, stored: pd.DataFrame, symbol_key: str, *, cut: int) -> list[str]:
     """Feature columns whose stored values differ from a recomputation on the first ``cut`` bars only.
 
     Parameters

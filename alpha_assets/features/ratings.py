@@ -206,9 +206,7 @@ def adx_vote(adx: FloatArray, plus_di: FloatArray, minus_di: FloatArray) -> Floa
     _check(adx=adx, plus_di=plus_di, minus_di=minus_di)
     previous = lag(adx, 1)
     trending = (adx > 20) & (adx > previous)
-    return _vote(
-        trending & (plus_di > minus_di), trending & (plus_di < minus_di), adx, previous, plus_di, minus_di
-    )
+    return _vote(trending & (plus_di > minus_di), trending & (plus_di < minus_di), adx, previous, plus_di, minus_di)
 
 
 def ao_vote(ao: FloatArray) -> FloatArray:

@@ -36,11 +36,7 @@ __all__ = [
 
 def _prices(values: object, name: str) -> FloatArray:
     if not isinstance(values, np.ndarray) or values.ndim != 1 or values.dtype != np.float64:
-        got = (
-            f"shape {values.shape} dtype {values.dtype}"
-            if isinstance(values, np.ndarray)
-            else type(values).__name__
-        )
+        got = f"shape {values.shape} dtype {values.dtype}" if isinstance(values, np.ndarray) else type(values).__name__
         raise ValueError(f"`{name}` must be a 1-D float64 array (n_observations,), got {got}")
     return np.ascontiguousarray(values)
 
@@ -159,9 +155,7 @@ def rolling_moments(close: FloatArray, window: int = 60, periods_per_year: float
     """
     close = _prices(close, "close")
     window = _window(window, "window", 3)
-    if not (
-        isinstance(periods_per_year, int | float) and math.isfinite(periods_per_year) and periods_per_year > 0
-    ):
+    if not (isinstance(periods_per_year, int | float) and math.isfinite(periods_per_year) and periods_per_year > 0):
         raise ValueError(f"`periods_per_year` must be a positive finite number, got {periods_per_year!r}")
     volatility = np.full_like(close, np.nan)
     skewness, kurtosis = volatility.copy(), volatility.copy()
@@ -304,8 +298,7 @@ def average_traded_value(close: FloatArray, volume: FloatArray, window: int = 20
     close, volume = _prices(close, "close"), _prices(volume, "volume")
     if close.shape != volume.shape:
         raise ValueError(
-            f"`close` and `volume` must share the shape (n_observations,), got {close.shape} "
-            f"and {volume.shape}"
+            f"`close` and `volume` must share the shape (n_observations,), got {close.shape} and {volume.shape}"
         )
     window = _window(window, "window", 1)
     return rolling_sum(close * volume, window) / window

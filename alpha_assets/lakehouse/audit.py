@@ -132,43 +132,63 @@ class AuditParams:
 
     max_daily_return: float = field(
         default=5.0,
-        metadata={"doc": "Largest simple daily return (fraction; 5.0 = +500 %) before the symbol is TOXIC.",
-                  "min": 0.0, "max": None},
+        metadata={
+            "doc": "Largest simple daily return (fraction; 5.0 = +500 %) before the symbol is TOXIC.",
+            "min": 0.0,
+            "max": None,
+        },
     )
     max_volume_zscore: float = field(
         default=10.0,
-        metadata={"doc": "Largest z-score of log(1 + volume) against its trailing window before TOXIC.",
-                  "min": 0.0, "max": None},
+        metadata={
+            "doc": "Largest z-score of log(1 + volume) against its trailing window before TOXIC.",
+            "min": 0.0,
+            "max": None,
+        },
     )
     volume_window: int = field(
         default=60,
-        metadata={"doc": "Bars in the trailing window of the volume z-score (the scored bar excluded).",
-                  "min": 2, "max": None},
+        metadata={
+            "doc": "Bars in the trailing window of the volume z-score (the scored bar excluded).",
+            "min": 2,
+            "max": None,
+        },
     )
     volume_std_floor: float = field(
         default=0.05,
-        metadata={"doc": "Floor of the trailing deviation of log(1 + volume), so a flat window gives a "
-                         "finite z-score.", "min": 0.001, "max": None},
+        metadata={
+            "doc": "Floor of the trailing deviation of log(1 + volume), so a flat window gives a finite z-score.",
+            "min": 0.001,
+            "max": None,
+        },
     )
     frozen_close_bars: int = field(
         default=10,
-        metadata={"doc": "A run of this many identical consecutive closes makes the symbol TOXIC.",
-                  "min": 2, "max": None},
+        metadata={
+            "doc": "A run of this many identical consecutive closes makes the symbol TOXIC.",
+            "min": 2,
+            "max": None,
+        },
     )
     frozen_lookback_bars: int = field(
         default=90,
-        metadata={"doc": "How many of the latest bars are searched for a frozen close.",
-                  "min": 2, "max": None},
+        metadata={"doc": "How many of the latest bars are searched for a frozen close.", "min": 2, "max": None},
     )
     max_staleness_days: int = field(
         default=1,
-        metadata={"doc": "Days the last bar may lag the expected last closed bar (as_of's UTC day - 1) "
-                         "before STALE.", "min": 0, "max": None},
+        metadata={
+            "doc": "Days the last bar may lag the expected last closed bar (as_of's UTC day - 1) before STALE.",
+            "min": 0,
+            "max": None,
+        },
     )
     max_gap_fraction: float = field(
         default=0.05,
-        metadata={"doc": "Fraction of the first-to-last-bar span that gaps may miss before TOXIC (any gap is "
-                         "DEGRADED).", "min": 0.0, "max": 1.0},
+        metadata={
+            "doc": "Fraction of the first-to-last-bar span that gaps may miss before TOXIC (any gap is DEGRADED).",
+            "min": 0.0,
+            "max": 1.0,
+        },
     )
 
     def __post_init__(self) -> None:
@@ -210,8 +230,12 @@ class CheckResult:
 
     def to_json_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"passed": self.passed, "verdict": self.verdict.value, "observed": self.observed,
-                "threshold": self.threshold}
+        return {
+            "passed": self.passed,
+            "verdict": self.verdict.value,
+            "observed": self.observed,
+            "threshold": self.threshold,
+        }
 
 
 @dataclass(frozen=True)
@@ -431,8 +455,9 @@ def audit_many(
     if unknown:
         raise ValueError(f"`unrepaired_gaps` names symbols that are not audited: {unknown}")
     return {
-        key: audit_bars(bars_by_symbol[key], symbol_key=key, as_of=as_of, params=params,
-                        unrepaired_gaps=gaps.get(key, ()))
+        key: audit_bars(
+            bars_by_symbol[key], symbol_key=key, as_of=as_of, params=params, unrepaired_gaps=gaps.get(key, ())
+        )
         for key in sorted(bars_by_symbol)
     }
 
@@ -453,9 +478,7 @@ def summarize_verdicts(verdicts: Iterable[AuditVerdict]) -> dict[str, int]:
     return counts
 
 
-def audit_report(
-    verdicts: Iterable[AuditVerdict], *, as_of: pd.Timestamp, params: AuditParams
-) -> dict[str, Any]:
+def audit_report(verdicts: Iterable[AuditVerdict], *, as_of: pd.Timestamp, params: AuditParams) -> dict[str, Any]:
     """Build the JSON document of an audit (``export/<RUN_ID>/audit.json``): thresholds, counts, verdicts.
 
     Raises
@@ -466,8 +489,10 @@ def audit_report(
     verdicts = list(verdicts)
     keys = [v.symbol_key for v in verdicts if isinstance(v, AuditVerdict)]
     if len(set(keys)) != len(keys):
-        raise ValueError(f"`verdicts` must hold one verdict per symbol, got duplicates of "
-                         f"{sorted({k for k in keys if keys.count(k) > 1})}")
+        raise ValueError(
+            f"`verdicts` must hold one verdict per symbol, got duplicates of "
+            f"{sorted({k for k in keys if keys.count(k) > 1})}"
+        )
     counts = summarize_verdicts(verdicts)
     return {
         "as_of": _utc_timestamp(as_of, "as_of").isoformat(),
@@ -482,7 +507,11 @@ class _Audit:
     """The checks of one symbol, sharing the arrays extracted once from the bars."""
 
     def __init__(
-        self, n_rows: int, symbol_key: str, as_of: pd.Timestamp, params: AuditParams,
+        self,
+        n_rows: int,
+        symbol_key: str,
+        as_of: pd.Timestamp,
+        params: AuditParams,
         unrepaired_gaps: Sequence[Gap],
     ) -> None:
         self.n_rows = n_rows
@@ -491,9 +520,7 @@ class _Audit:
         self.params = params
         self.expected_last = _expected_last_ns(as_of)
         self.unrepaired = {(_ns(g.first_missing), _ns(g.last_missing)) for g in unrepaired_gaps}
-        self.checks: dict[str, CheckResult] = {
-            CHECK_BARS_PRESENT: CheckResult(True, Verdict.OK, n_rows, 1)
-        }
+        self.checks: dict[str, CheckResult] = {CHECK_BARS_PRESENT: CheckResult(True, Verdict.OK, n_rows, 1)}
         self.reasons: list[str] = []
         self.ts = np.empty(0, dtype=np.int64)  # bar open times, ns since epoch, UTC, sorted and unique
         self.values = np.empty((0, len(VALUE_COLUMNS)))  # (n_observations, 5) float64, rows aligned with ts
@@ -504,16 +531,15 @@ class _Audit:
             tz = getattr(column.dtype, "tz", None)
             # Series.values of a tz-aware column is its UTC wall time; a naive one is read as UTC.
             raw = np.asarray(column.values, dtype="datetime64[ns]").view(np.int64)
-            values = np.stack(
-                [bars[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in VALUE_COLUMNS], axis=1
-            )
+            values = np.stack([bars[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in VALUE_COLUMNS], axis=1)
             self._timestamps(raw, None if tz is None else str(tz), values)
             self._bar_checks()
         return self._verdict()
 
     def run_arrays(self, bars: BarArrays) -> AuditVerdict:
-        self._record(CHECK_SCHEMA, True, Verdict.TOXIC, {"missing_columns": [], "wrong_dtypes": {}},
-                     dict(_EXPECTED_DTYPES))
+        self._record(
+            CHECK_SCHEMA, True, Verdict.TOXIC, {"missing_columns": [], "wrong_dtypes": {}}, dict(_EXPECTED_DTYPES)
+        )
         self._timestamps(bars.timestamps * _NS_PER_MS, "UTC", bars.values)
         self._bar_checks()
         return self._verdict()
@@ -532,11 +558,13 @@ class _Audit:
         worst = max((c.verdict for c in self.checks.values()), key=_SEVERITY.__getitem__)
         first = _timestamp(self.ts[0]) if len(self.ts) else None
         last = _timestamp(self.ts[-1]) if len(self.ts) else None
-        return AuditVerdict(self.symbol_key, worst, tuple(self.reasons), self.checks, first, last,
-                            self.n_rows, self.as_of)
+        return AuditVerdict(
+            self.symbol_key, worst, tuple(self.reasons), self.checks, first, last, self.n_rows, self.as_of
+        )
 
-    def _record(self, name: str, passed: bool, failure: Verdict, observed: Any, threshold: Any,
-                reason: str | None = None) -> None:
+    def _record(
+        self, name: str, passed: bool, failure: Verdict, observed: Any, threshold: Any, reason: str | None = None
+    ) -> None:
         self.checks[name] = CheckResult(passed, Verdict.OK if passed else failure, observed, threshold)
         if not passed and reason:
             self.reasons.append(reason)
@@ -548,20 +576,28 @@ class _Audit:
         present = [c for c in OHLCV_COLUMNS if c in bars.columns]
         dtypes = {c: bars[c].dtype for c in present}
         wrong = {
-            c: str(dtypes[c]) for c in present
+            c: str(dtypes[c])
+            for c in present
             if (c == "timestamp" and not pd.api.types.is_datetime64_any_dtype(dtypes[c]))
             or (c != "timestamp" and dtypes[c] != np.float64)
         }
-        unusable = bool(missing) or "timestamp" in wrong or any(
-            not pd.api.types.is_numeric_dtype(dtypes[c]) or pd.api.types.is_bool_dtype(dtypes[c])
-            for c in wrong if c != "timestamp"
+        unusable = (
+            bool(missing)
+            or "timestamp" in wrong
+            or any(
+                not pd.api.types.is_numeric_dtype(dtypes[c]) or pd.api.types.is_bool_dtype(dtypes[c])
+                for c in wrong
+                if c != "timestamp"
+            )
         )
-        problems = ([f"missing columns {missing}"] if missing else []) + [
-            f"{c} is {d}" for c, d in wrong.items()
-        ]
+        problems = ([f"missing columns {missing}"] if missing else []) + [f"{c} is {d}" for c, d in wrong.items()]
         self._record(
-            CHECK_SCHEMA, not problems, Verdict.TOXIC, {"missing_columns": missing, "wrong_dtypes": wrong},
-            expected, "schema: " + ", ".join(problems) + f"; expected {expected}",
+            CHECK_SCHEMA,
+            not problems,
+            Verdict.TOXIC,
+            {"missing_columns": missing, "wrong_dtypes": wrong},
+            expected,
+            "schema: " + ", ".join(problems) + f"; expected {expected}",
         )
         return not unusable
 
@@ -581,7 +617,9 @@ class _Audit:
             + ([f"{off_midnight} bars not opening at 00:00 UTC"] if off_midnight else [])
         )
         self._record(
-            CHECK_UTC_TIMESTAMPS, not utc_problems, Verdict.TOXIC,
+            CHECK_UTC_TIMESTAMPS,
+            not utc_problems,
+            Verdict.TOXIC,
             {"time_zone": tz_name, "null": int(null.sum()), "not_at_midnight": off_midnight},
             {"time_zone": "UTC", "null": 0, "not_at_midnight": 0},
             "timestamps: " + ", ".join(utc_problems),
@@ -599,8 +637,11 @@ class _Audit:
             keep = np.append(~duplicated, True)  # the last of equal timestamps wins
             stamps, values = stamps[keep], values[keep]
         self._record(
-            CHECK_SORTED_UNIQUE, not (unsorted or n_duplicates), Verdict.TOXIC,
-            {"unsorted_steps": unsorted, "duplicates": n_duplicates}, {"unsorted_steps": 0, "duplicates": 0},
+            CHECK_SORTED_UNIQUE,
+            not (unsorted or n_duplicates),
+            Verdict.TOXIC,
+            {"unsorted_steps": unsorted, "duplicates": n_duplicates},
+            {"unsorted_steps": 0, "duplicates": 0},
             f"timestamps: {unsorted} steps backwards, {n_duplicates} duplicated timestamps",
         )
         self.ts, self.values = stamps, values
@@ -613,8 +654,7 @@ class _Audit:
                 "price_not_positive": (self.values[:, :4] <= 0).any(axis=1),
                 "negative_volume": volume < 0,
                 "high_below_low": high < low,
-                "open_close_outside_range": (np.minimum(open_, close) < low)
-                | (np.maximum(open_, close) > high),
+                "open_close_outside_range": (np.minimum(open_, close) < low) | (np.maximum(open_, close) > high),
             }
         labels = {
             "non_finite": "null, NaN or infinite values",
@@ -626,18 +666,28 @@ class _Audit:
         counts = {name: int(np.count_nonzero(mask)) for name, mask in rules.items()}
         problems = [
             f"{counts[name]} bars with {labels[name]} (first {_day(self.ts[np.argmax(mask)])})"
-            for name, mask in rules.items() if counts[name]
+            for name, mask in rules.items()
+            if counts[name]
         ]
-        self._record(CHECK_OHLC_SANITY, not problems, Verdict.TOXIC, counts, dict.fromkeys(counts, 0),
-                     "OHLC sanity: " + "; ".join(problems))
+        self._record(
+            CHECK_OHLC_SANITY,
+            not problems,
+            Verdict.TOXIC,
+            counts,
+            dict.fromkeys(counts, 0),
+            "OHLC sanity: " + "; ".join(problems),
+        )
 
     def _closed_bars(self) -> None:
         expected = self.expected_last
         future = self.ts > expected
         n_future = int(np.count_nonzero(future))
         self._record(
-            CHECK_CLOSED_BARS, not n_future, Verdict.TOXIC,
-            {"bars_after_expected_last": n_future}, {"expected_last_bar": _day(expected)},
+            CHECK_CLOSED_BARS,
+            not n_future,
+            Verdict.TOXIC,
+            {"bars_after_expected_last": n_future},
+            {"expected_last_bar": _day(expected)},
             f"{n_future} bars open after {_day(expected)}, the last bar closed at as_of "
             f"{self.as_of.isoformat()} (first {_day(self.ts[np.argmax(future)])})",
         )
@@ -649,28 +699,32 @@ class _Audit:
         span = int((self.ts[-1] - self.ts[0]) // _NS_PER_DAY) + 1
         missing = sum(g.missing_bars for g in gaps)
         fraction = missing / span
-        labelled = [
-            (g, (_ns(g.first_missing), _ns(g.last_missing)) in self.unrepaired) for g in gaps
-        ]
+        labelled = [(g, (_ns(g.first_missing), _ns(g.last_missing)) in self.unrepaired) for g in gaps]
         n_unrepaired = sum(flag for _, flag in labelled)
         too_many = fraction > self.params.max_gap_fraction
         reason = None
         if gaps:
             ranges = [
-                f"{_day(g.first_missing)}..{_day(g.last_missing)}"
-                + (" (repair could not fill it)" if flag else "")
+                f"{_day(g.first_missing)}..{_day(g.last_missing)}" + (" (repair could not fill it)" if flag else "")
                 for g, flag in labelled[:_MAX_LISTED_GAPS]
             ]
             more = f" and {len(gaps) - _MAX_LISTED_GAPS} more" if len(gaps) > _MAX_LISTED_GAPS else ""
             noun = "gap" if len(gaps) == 1 else "gaps"
             reason = f"{len(gaps)} {noun} missing {missing} bars: {', '.join(ranges)}{more}"
             if too_many:
-                reason += (f"; they miss {fraction:.1%} of the {span}-bar span, above "
-                           f"{self.params.max_gap_fraction:.1%}")
+                reason += f"; they miss {fraction:.1%} of the {span}-bar span, above {self.params.max_gap_fraction:.1%}"
         self._record(
-            CHECK_GAPS, not gaps, Verdict.TOXIC if too_many else Verdict.DEGRADED,
-            {"n_gaps": len(gaps), "missing_bars": missing, "span_bars": span, "missing_fraction": fraction,
-             "unrepaired": n_unrepaired, "ranges": [g.to_json() for g in gaps]},
+            CHECK_GAPS,
+            not gaps,
+            Verdict.TOXIC if too_many else Verdict.DEGRADED,
+            {
+                "n_gaps": len(gaps),
+                "missing_bars": missing,
+                "span_bars": span,
+                "missing_fraction": fraction,
+                "unrepaired": n_unrepaired,
+                "ranges": [g.to_json() for g in gaps],
+            },
             {"n_gaps": 0, "max_gap_fraction": self.params.max_gap_fraction},
             reason,
         )
@@ -680,11 +734,12 @@ class _Audit:
         behind = int((expected - self.ts[-1]) // _NS_PER_DAY)
         limit = self.params.max_staleness_days
         self._record(
-            CHECK_STALENESS, behind <= limit, Verdict.STALE,
+            CHECK_STALENESS,
+            behind <= limit,
+            Verdict.STALE,
             {"last_bar": _day(self.ts[-1]), "expected_last_bar": _day(expected), "days_behind": behind},
             {"max_staleness_days": limit},
-            f"last bar {_day(self.ts[-1])} is {behind} days behind the expected {_day(expected)}, "
-            f"above {limit}",
+            f"last bar {_day(self.ts[-1])} is {behind} days behind the expected {_day(expected)}, above {limit}",
         )
 
     def _daily_return(self) -> None:
@@ -701,8 +756,11 @@ class _Audit:
         on = _day(self.ts[at + 1]) if at >= 0 else None
         more = f" ({above} bars above)" if above > 1 else ""
         self._record(
-            CHECK_DAILY_RETURN, not above, Verdict.TOXIC,
-            {"max_return": largest, "on": on, "bars_above": above}, {"max_daily_return": limit},
+            CHECK_DAILY_RETURN,
+            not above,
+            Verdict.TOXIC,
+            {"max_return": largest, "on": on, "bars_above": above},
+            {"max_daily_return": limit},
             f"daily return {largest:.2f} on {on} above {limit:.2f}{more}" if above else None,
         )
 
@@ -711,8 +769,13 @@ class _Audit:
         threshold = {"max_volume_zscore": limit, "volume_window": window}
         volume = self.values[:, 4]
         if len(volume) <= window:
-            self._record(CHECK_VOLUME_ZSCORE, True, Verdict.TOXIC,
-                         {"max_zscore": None, "on": None, "bars_above": 0, "bars_scored": 0}, threshold)
+            self._record(
+                CHECK_VOLUME_ZSCORE,
+                True,
+                Verdict.TOXIC,
+                {"max_zscore": None, "on": None, "bars_above": 0, "bars_scored": 0},
+                threshold,
+            )
             return
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             logs = np.log1p(volume)
@@ -721,8 +784,8 @@ class _Audit:
             centred = logs - finite.mean() if len(finite) else logs
             sums = np.concatenate(([0.0], np.cumsum(centred)))
             squares = np.concatenate(([0.0], np.cumsum(centred * centred)))
-            mean = (sums[window:-1] - sums[:-window - 1]) / window  # window before each scored bar
-            var = (squares[window:-1] - squares[:-window - 1]) / window - mean * mean
+            mean = (sums[window:-1] - sums[: -window - 1]) / window  # window before each scored bar
+            var = (squares[window:-1] - squares[: -window - 1]) / window - mean * mean
             std = np.maximum(np.sqrt(np.maximum(var, 0.0)), self.params.volume_std_floor)
             z = (centred[window:] - mean) / std
         scored = np.where(np.isfinite(z), z, -np.inf)
@@ -732,8 +795,11 @@ class _Audit:
         on = _day(self.ts[at + window]) if largest is not None else None
         more = f" ({above} bars above)" if above > 1 else ""
         self._record(
-            CHECK_VOLUME_ZSCORE, not above, Verdict.TOXIC,
-            {"max_zscore": largest, "on": on, "bars_above": above, "bars_scored": int(len(z))}, threshold,
+            CHECK_VOLUME_ZSCORE,
+            not above,
+            Verdict.TOXIC,
+            {"max_zscore": largest, "on": on, "bars_above": above, "bars_scored": int(len(z))},
+            threshold,
             f"volume z-score {largest:.2f} on {on} above {limit:.2f}{more}" if above else None,
         )
 
@@ -751,12 +817,14 @@ class _Audit:
             first, last = _day(stamps[starts[best]]), _day(stamps[ends[best]])
             value = float(close[starts[best]])
         self._record(
-            CHECK_FROZEN_CLOSE, run < limit, Verdict.TOXIC,
-            {"longest_run_bars": run, "from": first, "to": last, "close": value,
-             "bars_searched": int(len(close))},
+            CHECK_FROZEN_CLOSE,
+            run < limit,
+            Verdict.TOXIC,
+            {"longest_run_bars": run, "from": first, "to": last, "close": value, "bars_searched": int(len(close))},
             {"frozen_close_bars": limit, "frozen_lookback_bars": lookback},
             f"close unchanged at {value:g} for {run} bars from {first} to {last}, at least {limit}"
-            if run >= limit else None,
+            if run >= limit
+            else None,
         )
 
 

@@ -291,8 +291,11 @@ def clean_bar_arrays(
     duplicated = np.zeros(len(good), dtype=bool)
     duplicated[order[~last_of_run]] = True
     records += [
-        QuarantineRecord(symbol_key=symbol_key, reason="duplicate timestamp (later row kept)",
-                         timestamp=ms_to_iso(good.timestamps[i]))
+        QuarantineRecord(
+            symbol_key=symbol_key,
+            reason="duplicate timestamp (later row kept)",
+            timestamp=ms_to_iso(good.timestamps[i]),
+        )
         for i in np.flatnonzero(duplicated)
     ]
     return good.take(order[last_of_run]), tuple(records)
@@ -334,13 +337,13 @@ def merge_bar_arrays(stored: BarArrays, new: BarArrays) -> BarArrays:
     if len(new) == 0:
         return stored
     if _strictly_increasing(new.timestamps) and (
-        len(stored) == 0
-        or (new.timestamps[0] > stored.timestamps[-1] and _strictly_increasing(stored.timestamps))
+        len(stored) == 0 or (new.timestamps[0] > stored.timestamps[-1] and _strictly_increasing(stored.timestamps))
     ):
         if len(stored) == 0:
             return new
-        return BarArrays(np.concatenate([stored.timestamps, new.timestamps]),
-                         np.concatenate([stored.values, new.values]))
+        return BarArrays(
+            np.concatenate([stored.timestamps, new.timestamps]), np.concatenate([stored.values, new.values])
+        )
     timestamps = np.concatenate([stored.timestamps, new.timestamps])
     order = np.argsort(timestamps, kind="stable")
     ordered = timestamps[order]
@@ -363,8 +366,11 @@ class Gap:
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready form with ISO dates."""
-        return {"first_missing": self.first_missing.isoformat(), "last_missing": self.last_missing.isoformat(),
-                "missing_bars": self.missing_bars}
+        return {
+            "first_missing": self.first_missing.isoformat(),
+            "last_missing": self.last_missing.isoformat(),
+            "missing_bars": self.missing_bars,
+        }
 
 
 def find_gaps(timestamps: pd.Series, interval: pd.Timedelta = DAY) -> list[Gap]:
@@ -491,7 +497,7 @@ def _frame_arrays(frame: pd.DataFrame) -> tuple[IntArray, FloatArray]:
     timestamps = np.asarray(column.values).view(np.int64)
     columns = (frame[c] for c in VALUE_COLUMNS)
     # na_value only matters for nullable or object columns; on float64 it costs a copy.
-    values = np.column_stack([
-        c.to_numpy() if c.dtype == np.float64 else c.to_numpy(dtype=np.float64, na_value=np.nan) for c in columns
-    ])
+    values = np.column_stack(
+        [c.to_numpy() if c.dtype == np.float64 else c.to_numpy(dtype=np.float64, na_value=np.nan) for c in columns]
+    )
     return timestamps, values.reshape(len(timestamps), len(VALUE_COLUMNS))

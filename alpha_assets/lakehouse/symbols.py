@@ -120,9 +120,7 @@ def upsert_symbol_metadata(
             versions.append({**row, "valid_from": now, "valid_to": None})
         else:
             current = versions[current_rows[0]]
-            changed = tuple(
-                c for c in SYMBOLS_SCHEMA.names if c in row and not _same(current[c], row[c])
-            )
+            changed = tuple(c for c in SYMBOLS_SCHEMA.names if c in row and not _same(current[c], row[c]))
             if not changed:
                 return SymbolUpsert(symbol_key, "unchanged", ())
             if any(c in SYMBOL_TRACKED_COLUMNS for c in changed):
@@ -196,9 +194,7 @@ def read_symbols(paths: LakehousePaths, *, current_only: bool = True) -> pd.Data
     frames = []
     for file in files:
         if not SYMBOL_KEY_PATTERN.fullmatch(file.stem):
-            raise LakehouseReadError(
-                str(file), "not named <SYMBOL_KEY>.parquet: a stray file in the symbols table"
-            )
+            raise LakehouseReadError(str(file), "not named <SYMBOL_KEY>.parquet: a stray file in the symbols table")
         frames.append(_read_history(file, file.stem))
     if not frames:
         return _empty_history()
@@ -278,9 +274,7 @@ def _read_history_table(path: Any, symbol_key: str) -> pa.Table:
     history = read_table(path, SYMBOLS_SCHEMA)
     others = sorted(set(history.column("symbol_key").to_pylist()) - {symbol_key})
     if others:
-        raise LakehouseReadError(
-            str(path), f"holds rows of other symbols {others[:5]}, expected only {symbol_key}"
-        )
+        raise LakehouseReadError(str(path), f"holds rows of other symbols {others[:5]}, expected only {symbol_key}")
     valid_from = history.column("valid_from").to_numpy().view(np.int64)
     if np.any(valid_from[1:] < valid_from[:-1]):
         raise LakehouseReadError(str(path), "versions are not sorted by valid_from")

@@ -10,9 +10,7 @@ from alpha_assets.errors import EmptyUniverseError
 OK_VERDICT = "OK"
 
 
-def validate_candidates(
-    candidates: Mapping[str, Any], verdicts: Sequence[Mapping[str, Any]]
-) -> dict[str, Any]:
+def validate_candidates(candidates: Mapping[str, Any], verdicts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The ``candidates_validated.json`` document: candidates whose verdict is OK, reasons for the rest.
 
     Parameters

@@ -104,8 +104,7 @@ def png_data_url(png: bytes) -> str:
 def _check_portfolio_doc(portfolio_doc: object) -> Mapping[str, Mapping[str, Any]]:
     if not isinstance(portfolio_doc, Mapping):
         raise TypeError(
-            "`portfolio_doc` must be a mapping (portfolio_flattened.json), "
-            f"got {type(portfolio_doc).__name__}"
+            f"`portfolio_doc` must be a mapping (portfolio_flattened.json), got {type(portfolio_doc).__name__}"
         )
     profiles = portfolio_doc.get("profiles")
     if not isinstance(profiles, Mapping) or not profiles:
@@ -118,13 +117,9 @@ def _check_portfolio_doc(portfolio_doc: object) -> Mapping[str, Mapping[str, Any
         for row in entry["rows"]:
             missing = [k for k in ("Symbol", "Weight", "Net_Weight", "Direction") if k not in row]
             if missing:
-                raise ValueError(
-                    f"`portfolio_doc['profiles'][{name!r}]['rows']` has a row missing {missing}: {row!r}"
-                )
+                raise ValueError(f"`portfolio_doc['profiles'][{name!r}]['rows']` has a row missing {missing}: {row!r}")
             if not (math.isfinite(float(row["Weight"])) and math.isfinite(float(row["Net_Weight"]))):
-                raise ValueError(
-                    f"`portfolio_doc['profiles'][{name!r}]` has a non-finite weight for {row['Symbol']}"
-                )
+                raise ValueError(f"`portfolio_doc['profiles'][{name!r}]` has a non-finite weight for {row['Symbol']}")
     return profiles
 
 
@@ -153,10 +148,7 @@ def extract_profile_weights(portfolio_doc: Mapping[str, Any]) -> dict[str, dict[
     """
     profiles = _check_portfolio_doc(portfolio_doc)
     return {
-        name: {
-            row["Symbol"]: float(row["Weight"])
-            for row in sorted(profiles[name]["rows"], key=lambda r: r["Symbol"])
-        }
+        name: {row["Symbol"]: float(row["Weight"]) for row in sorted(profiles[name]["rows"], key=lambda r: r["Symbol"])}
         for name in sorted(profiles)
     }
 
@@ -264,9 +256,7 @@ def _check_correlation_inputs(
             sorted(set(symbols) - set(map(str, labels))),
             sorted(set(map(str, labels)) - set(symbols)),
         )
-        raise ValueError(
-            f"`labels` must name exactly the columns of `returns`; missing {missing}, extra {extra}"
-        )
+        raise ValueError(f"`labels` must name exactly the columns of `returns`; missing {missing}, extra {extra}")
     as_str = {str(k): v for k, v in labels.items()}
     label_array = np.array([int(as_str[s]) for s in symbols], dtype=np.int64)
     if linkage is None:
@@ -276,9 +266,7 @@ def _check_correlation_inputs(
     if link.shape != expected:
         raise ValueError(f"`linkage` must have shape (n_assets - 1, 4) = {expected}, got {link.shape}")
     if len(symbols) < 2 or not is_valid_linkage(link):
-        raise ValueError(
-            "`linkage` must be a valid scipy linkage matrix over the n_assets columns of `returns`"
-        )
+        raise ValueError("`linkage` must be a valid scipy linkage matrix over the n_assets columns of `returns`")
     return symbols, label_array, link
 
 
@@ -407,13 +395,10 @@ def plot_cluster_correlation(
 def _check_equity_inputs(atom_returns: object, weights_by_profile: object) -> list[str]:
     if not isinstance(atom_returns, pd.DataFrame):
         raise TypeError(
-            "`atom_returns` must be a pandas DataFrame (n_observations, n_atoms), "
-            f"got {type(atom_returns).__name__}"
+            f"`atom_returns` must be a pandas DataFrame (n_observations, n_atoms), got {type(atom_returns).__name__}"
         )
     if atom_returns.shape[0] < 1 or atom_returns.shape[1] < 1:
-        raise ValueError(
-            f"`atom_returns` needs >= 1 observation and >= 1 atom, got shape {atom_returns.shape}"
-        )
+        raise ValueError(f"`atom_returns` needs >= 1 observation and >= 1 atom, got shape {atom_returns.shape}")
     if not atom_returns.columns.is_unique:
         raise ValueError("`atom_returns` columns must be unique symbol keys")
     if not np.isfinite(atom_returns.to_numpy(dtype=np.float64)).all():
@@ -429,9 +414,7 @@ def _check_equity_inputs(atom_returns: object, weights_by_profile: object) -> li
             raise TypeError(f"`weights_by_profile[{profile!r}]` must be a mapping of symbol -> weight")
         unknown = sorted(set(map(str, weights)) - columns)
         if unknown:
-            raise ValueError(
-                f"`weights_by_profile[{profile!r}]` names symbols absent from `atom_returns`: {unknown}"
-            )
+            raise ValueError(f"`weights_by_profile[{profile!r}]` names symbols absent from `atom_returns`: {unknown}")
         if not all(math.isfinite(float(w)) for w in weights.values()):
             raise ValueError(f"`weights_by_profile[{profile!r}]` must hold finite weights")
     return sorted(columns)

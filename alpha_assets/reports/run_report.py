@@ -62,9 +62,7 @@ def _require(doc: object, name: str, keys: Sequence[str]) -> Mapping[str, Any]:
     return doc
 
 
-def _check_inputs(
-    portfolio_doc: object, selection_doc: object, gate_doc: object, drops: object, plots: object
-) -> str:
+def _check_inputs(portfolio_doc: object, selection_doc: object, gate_doc: object, drops: object, plots: object) -> str:
     gate = _require(gate_doc, "gate_doc", ("run_id", "passed", "checks"))
     run_ids = {"gate_doc": gate["run_id"]}
     if selection_doc is not None:
@@ -77,32 +75,23 @@ def _check_inputs(
             run_ids["selection_doc"] = selection["run_id"]
     if portfolio_doc is not None:
         portfolio = _require(portfolio_doc, "portfolio_doc", ("metadata", "profiles"))
-        run_ids["portfolio_doc"] = _require(portfolio["metadata"], "portfolio_doc['metadata']", ("run_id",))[
-            "run_id"
-        ]
+        run_ids["portfolio_doc"] = _require(portfolio["metadata"], "portfolio_doc['metadata']", ("run_id",))["run_id"]
     if len(set(run_ids.values())) != 1:
         raise ValueError(f"the documents must belong to one run, got run ids {run_ids}")
     if not isinstance(drops, list) or not all(isinstance(d, Mapping) for d in drops):
-        raise TypeError(
-            f"`drops` must be a list of mappings (returns_drops.json), got {type(drops).__name__}"
-        )
+        raise TypeError(f"`drops` must be a list of mappings (returns_drops.json), got {type(drops).__name__}")
     if not isinstance(plots, Mapping):
-        raise TypeError(
-            f"`plots` must be a mapping of name -> relative PNG file name, got {type(plots).__name__}"
-        )
+        raise TypeError(f"`plots` must be a mapping of name -> relative PNG file name, got {type(plots).__name__}")
     for name, file_name in plots.items():
         if not isinstance(file_name, str) or not _PLOT_FILE.match(file_name) or ".." in file_name.split("/"):
             raise ValueError(
-                f"`plots[{name!r}]` must be a relative file name in [A-Za-z0-9_.-/] without '..', "
-                f"got {file_name!r}"
+                f"`plots[{name!r}]` must be a relative file name in [A-Za-z0-9_.-/] without '..', got {file_name!r}"
             )
     return str(gate["run_id"])
 
 
 # --- sections --------------------------------------------------------------------------------------------
-def _header(
-    run_id: str, portfolio_doc: Mapping | None, selection_doc: Mapping | None, gate_doc: Mapping
-) -> list[str]:
+def _header(run_id: str, portfolio_doc: Mapping | None, selection_doc: Mapping | None, gate_doc: Mapping) -> list[str]:
     metadata = portfolio_doc["metadata"] if portfolio_doc is not None else {}
     as_of = metadata.get("as_of") or (selection_doc or {}).get("as_of") or "not known"
     manifest = metadata.get("manifest_sha256")
@@ -162,9 +151,7 @@ def _selection_section(selection_doc: Mapping | None) -> list[str]:
     if not vetoes:
         return [*lines, "No veto.", ""]
     columns = ("symbol", "stage", "reason", "feature", "observed", "threshold")
-    ordered = sorted(
-        vetoes, key=lambda v: (str(v.get("symbol")), int(v.get("stage") or 0), str(v.get("reason")))
-    )
+    ordered = sorted(vetoes, key=lambda v: (str(v.get("symbol")), int(v.get("stage") or 0), str(v.get("reason"))))
     return lines + _table(columns, [tuple(v.get(c) for c in columns) for v in ordered])
 
 
@@ -188,9 +175,7 @@ def _optimisation_section(portfolio_doc: Mapping | None) -> list[str]:
                 entry.get("reason"),
             )
         )
-    lines += _table(
-        ("profile", "status", "solver", "objective", "holdings", "largest weight", "reason"), summary
-    )
+    lines += _table(("profile", "status", "solver", "objective", "holdings", "largest weight", "reason"), summary)
     for name in sorted(profiles):
         entry = profiles[name]
         lines += [f"### Weights: {name}", ""]

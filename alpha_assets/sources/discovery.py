@@ -57,8 +57,7 @@ class Discovery:
         """Deterministic JSON-ready form: candidates in rank order, exclusions sorted by key."""
         return {
             "params": {
-                name: list(value) if isinstance(value, tuple) else value
-                for name, value in asdict(self.params).items()
+                name: list(value) if isinstance(value, tuple) else value for name, value in asdict(self.params).items()
             },
             "n_markets": self.n_markets,
             "candidates": [candidate.to_json() for candidate in self.candidates],
@@ -75,9 +74,7 @@ def is_leveraged_base(base: str, listed_bases: frozenset[str]) -> bool:
     return match is not None and match.group("underlying") in listed_bases
 
 
-def discover_candidates(
-    markets: Sequence[Market], tickers: Mapping[str, Ticker], params: DiscoveryParams
-) -> Discovery:
+def discover_candidates(markets: Sequence[Market], tickers: Mapping[str, Ticker], params: DiscoveryParams) -> Discovery:
     """Filter and rank markets into candidates.
 
     Filters, in order (a market is excluded by the first that fails): quote currency, stablecoin base,
@@ -144,9 +141,7 @@ def discover_candidates(
     )
     if not candidates:
         counts = Counter(_filter_name(reason) for reason in excluded.values())
-        summary = (
-            ", ".join(f"{name}: {count}" for name, count in sorted(counts.items())) or "no market listed"
-        )
+        summary = ", ".join(f"{name}: {count}" for name, count in sorted(counts.items())) or "no market listed"
         raise EmptyUniverseError(f"discovery kept no candidate out of {len(markets)} markets ({summary})")
     return Discovery(candidates=candidates, excluded=excluded, params=params, n_markets=len(markets))
 
@@ -166,9 +161,7 @@ def _exclusion_reason(
     if ticker is None or not math.isfinite(ticker.quote_volume):
         return "no 24 h ticker"
     if ticker.quote_volume < params.min_traded_value_24h:
-        return (
-            f"traded value {ticker.quote_volume:,.0f} {market.quote} below {params.min_traded_value_24h:,.0f}"
-        )
+        return f"traded value {ticker.quote_volume:,.0f} {market.quote} below {params.min_traded_value_24h:,.0f}"
     return None
 
 

@@ -112,9 +112,7 @@ class CcxtSource:
         secret: str | None = None,
     ) -> None:
         if exchange_id not in ccxt.exchanges:
-            raise ValueError(
-                f"`exchange_id` must be a ccxt exchange id (see ccxt.exchanges), got {exchange_id!r}"
-            )
+            raise ValueError(f"`exchange_id` must be a ccxt exchange id (see ccxt.exchanges), got {exchange_id!r}")
         _check_int("timeout_ms", timeout_ms, minimum=1)
         _check_int("max_retries", max_retries, minimum=0)
         _check_int("page_limit", page_limit, minimum=1)
@@ -123,9 +121,7 @@ class CcxtSource:
         if not backoff_base_s >= 0:
             raise ValueError(f"`backoff_base_s` must be >= 0 seconds, got {backoff_base_s!r}")
         if not backoff_cap_s >= backoff_base_s:
-            raise ValueError(
-                f"`backoff_cap_s` must be >= `backoff_base_s` ({backoff_base_s}), got {backoff_cap_s!r}"
-            )
+            raise ValueError(f"`backoff_cap_s` must be >= `backoff_base_s` ({backoff_base_s}), got {backoff_cap_s!r}")
         if not 0 <= jitter <= 1:
             raise ValueError(f"`jitter` must be in [0, 1], got {jitter!r}")
         self.exchange_id = exchange_id
@@ -233,9 +229,7 @@ class CcxtSource:
             quote_volume = _float_or_nan(info.get("quoteVolume"))
             if not np.isfinite(quote_volume):
                 quote_volume = _float_or_nan(info.get("baseVolume")) * last
-            tickers[market.symbol_key] = Ticker(
-                symbol_key=market.symbol_key, last=last, quote_volume=quote_volume
-            )
+            tickers[market.symbol_key] = Ticker(symbol_key=market.symbol_key, last=last, quote_volume=quote_volume)
         return tickers
 
     def fetch_daily_bars(self, market: Market, *, since: pd.Timestamp, until: pd.Timestamp) -> pd.DataFrame:
@@ -308,9 +302,7 @@ class CcxtSource:
         return bars.loc[keep].reset_index(drop=True)
 
     # ------------------------------------------------------------------------------------- internals
-    def _make_exchange(
-        self, rate_limit_ms: int | None, api_key: str | None, secret: str | None
-    ) -> ccxt.Exchange:
+    def _make_exchange(self, rate_limit_ms: int | None, api_key: str | None, secret: str | None) -> ccxt.Exchange:
         config: dict[str, Any] = {
             "enableRateLimit": True,
             "timeout": self.timeout_ms,
@@ -340,12 +332,8 @@ class CcxtSource:
             if isinstance(response, str | bytes):
                 # ccxt hands back the raw text when a body does not parse as JSON; every endpoint used here
                 # answers JSON, so this is a truncated or foreign (proxy, HTML) answer.
-                excerpt = (
-                    response[:80] if isinstance(response, str) else response[:80].decode("utf-8", "replace")
-                )
-                raise ccxt.BadResponse(
-                    f"{self.exchange_id} {method} {url}: body is not valid JSON: {excerpt!r}"
-                )
+                excerpt = response[:80] if isinstance(response, str) else response[:80].decode("utf-8", "replace")
+                raise ccxt.BadResponse(f"{self.exchange_id} {method} {url}: body is not valid JSON: {excerpt!r}")
             return response
 
         # An instance attribute shadows the method, and ccxt calls self.fetch for every request.
@@ -395,9 +383,7 @@ def _rebase_urls(urls: object, base_url: str) -> object:
 def _precision_converter(mode: int) -> Callable[[object], float | None]:
     """Turn a ccxt precision value into a step size, according to the exchange's precision mode."""
     if mode == ccxt.DECIMAL_PLACES:
-        return lambda value: (
-            None if _positive_or_none(value, allow_zero=True) is None else 10.0 ** -float(value)
-        )
+        return lambda value: None if _positive_or_none(value, allow_zero=True) is None else 10.0 ** -float(value)
     if mode == ccxt.TICK_SIZE:
         return _positive_or_none
     return lambda value: None  # significant digits say nothing about a fixed step

@@ -74,16 +74,12 @@ class FileSource:
         When ``exchange_key`` is not in ``[A-Z0-9]``.
     """
 
-    def __init__(
-        self, directory: Path, exchange_key: str | None = None, *, now: pd.Timestamp | None = None
-    ) -> None:
+    def __init__(self, directory: Path, exchange_key: str | None = None, *, now: pd.Timestamp | None = None) -> None:
         directory = Path(directory)
         if not directory.is_dir():
             raise ValueError(f"`directory` must be an existing directory, got {str(directory)!r}")
         if exchange_key is not None and not re.fullmatch(r"[A-Z0-9]{1,32}", str(exchange_key)):
-            raise UnsafeKeyError(
-                f"`exchange_key` must be 1 to 32 characters in [A-Z0-9], got {exchange_key!r}"
-            )
+            raise UnsafeKeyError(f"`exchange_key` must be 1 to 32 characters in [A-Z0-9], got {exchange_key!r}")
         if now is not None and pd.Timestamp(now).tzinfo is None:
             raise ValueError(f"`now` must be timezone-aware (UTC), got naive {pd.Timestamp(now).isoformat()}")
         self.directory = directory
@@ -97,8 +93,7 @@ class FileSource:
         exchanges = sorted({split_symbol_key(key)[0] for key in files})
         if exchange_key is None and len(exchanges) > 1:
             raise ValueError(
-                f"files in {directory} carry several exchange prefixes {exchanges}; "
-                "pass `exchange_key` to pick one"
+                f"files in {directory} carry several exchange prefixes {exchanges}; pass `exchange_key` to pick one"
             )
         self.exchange_key = exchange_key or (exchanges[0] if exchanges else DEFAULT_FILES_EXCHANGE)
 
@@ -159,16 +154,12 @@ class FileSource:
         self.requests_made += 1
         for name, bound in (("since", since), ("until", until)):
             if pd.Timestamp(bound).tzinfo is None:
-                raise ValueError(
-                    f"`{name}` must be timezone-aware (UTC), got naive {pd.Timestamp(bound).isoformat()}"
-                )
+                raise ValueError(f"`{name}` must be timezone-aware (UTC), got naive {pd.Timestamp(bound).isoformat()}")
         if not self._files:
             self._files = self._list()
         path = self._files.get(getattr(market, "symbol_key", None))
         if path is None:
-            raise SourceError(
-                f"no file for market {getattr(market, 'symbol_key', market)!r} in {self.directory}"
-            )
+            raise SourceError(f"no file for market {getattr(market, 'symbol_key', market)!r} in {self.directory}")
         frame = self._read(path)
         stop = min(pd.Timestamp(until), self._today())
         ts = frame["timestamp"]
@@ -201,9 +192,7 @@ class FileSource:
         files = {}
         for key, found in by_key.items():
             if len(found) > 1:
-                skipped += [
-                    SkippedFile(p.name, f"both .csv and .parquet exist for {key}: keep one") for p in found
-                ]
+                skipped += [SkippedFile(p.name, f"both .csv and .parquet exist for {key}: keep one") for p in found]
             else:
                 files[key] = found[0]
         self.skipped = tuple(skipped)
@@ -220,11 +209,7 @@ class FileSource:
         if cached is not None and cached[0] == signature:
             return cached[1]
         try:
-            raw = (
-                pd.read_parquet(path)
-                if path.suffix == ".parquet"
-                else pd.read_csv(path, dtype={"timestamp": str})
-            )
+            raw = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype={"timestamp": str})
         except (
             OSError,
             ValueError,
@@ -233,8 +218,7 @@ class FileSource:
         missing = [c for c in OHLCV_COLUMNS if c not in raw.columns]
         if missing:
             raise SourceError(
-                f"{path.name} lacks columns {missing}; expected {list(OHLCV_COLUMNS)}, "
-                f"found {list(raw.columns)}"
+                f"{path.name} lacks columns {missing}; expected {list(OHLCV_COLUMNS)}, found {list(raw.columns)}"
             )
         frame = pd.DataFrame({"timestamp": _parse_timestamps(raw["timestamp"], path.name)})
         for column in VALUE_COLUMNS:
@@ -261,13 +245,9 @@ def _parse_timestamps(column: pd.Series, file_name: str) -> pd.Series:
     text = column.astype("string").str.strip()
     numeric = text.str.fullmatch(r"\d+").fillna(False).astype(bool)
     if numeric.all():
-        return pd.to_datetime(pd.to_numeric(text), unit="ms", utc=True, errors="coerce").astype(
-            "datetime64[ms, UTC]"
-        )
+        return pd.to_datetime(pd.to_numeric(text), unit="ms", utc=True, errors="coerce").astype("datetime64[ms, UTC]")
     # Only a date-time without a zone is refused; text that is no date at all becomes NaT and is quarantined.
-    naive = (
-        (text.str.match(r"\d{4}-\d{2}-\d{2}") & ~text.str.contains(_ZONE_SUFFIX)).fillna(False).astype(bool)
-    )
+    naive = (text.str.match(r"\d{4}-\d{2}-\d{2}") & ~text.str.contains(_ZONE_SUFFIX)).fillna(False).astype(bool)
     if naive.any():
         first = int(naive.to_numpy().argmax())
         raise SourceError(

@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ from alpha_assets.typing import IntArray
 REPAIR_LOG_VERSION = 1
 
 
-class IngestStatus(str, Enum):
+class IngestStatus(StrEnum):
     """Outcome of one symbol's ingestion."""
 
     OK = "ok"  # the stored file was written (new, repaired or re-ingested bars)
@@ -261,9 +261,7 @@ def _ingest_locked(
         moved_aside = _move_aside(paths, key, now)
         stored = BarArrays.empty()
         records.append(
-            QuarantineRecord(
-                symbol_key=key, reason=f"stored file unreadable ({err.reason}); moved to {moved_aside}"
-            )
+            QuarantineRecord(symbol_key=key, reason=f"stored file unreadable ({err.reason}); moved to {moved_aside}")
         )
     since = (
         today - (params.history_days + params.warmup_days) * DAY
@@ -341,9 +339,7 @@ def _repair_gaps(
     fetched = 0
     for gap in sorted(gaps, key=lambda g: g.first_missing, reverse=True):
         gap_id = (gap.first_missing.isoformat(), gap.last_missing.isoformat())
-        entry = dict(
-            tried.get(gap_id, {"first_missing": gap_id[0], "last_missing": gap_id[1], "attempts": 0})
-        )
+        entry = dict(tried.get(gap_id, {"first_missing": gap_id[0], "last_missing": gap_id[1], "attempts": 0}))
         reason = _skip_reason(gap, entry, day, fetched, started, depth_limit, params)
         if reason is None:
             fetched += 1
@@ -428,9 +424,7 @@ def _skip_reason(
             f"({entry.get('last_result', 'no attempt allowed')}); not retried"
         )
     if entry.get("last_attempt_day") == day:
-        return (
-            f"still missing after {attempts} attempt(s) ({entry.get('last_result')}); next try on a later day"
-        )
+        return f"still missing after {attempts} attempt(s) ({entry.get('last_result')}); next try on a later day"
     if fetched >= params.max_gaps_per_symbol:
         return f"over the limit of {params.max_gaps_per_symbol} gaps re-fetched per run"
     if time.monotonic() - started >= params.repair_time_budget_s:
@@ -468,9 +462,7 @@ def _same_bars(stored: BarArrays, merged: BarArrays) -> bool:
         return True
     if len(stored) != len(merged):
         return False
-    return np.array_equal(stored.timestamps, merged.timestamps) and np.array_equal(
-        stored.values, merged.values
-    )
+    return np.array_equal(stored.timestamps, merged.timestamps) and np.array_equal(stored.values, merged.values)
 
 
 def _count_new(before: IntArray, after: IntArray) -> int:
@@ -560,7 +552,5 @@ def _validate_market(source: MarketSource, market: object) -> str:
     key = validate_symbol_key(market.symbol_key)
     exchange = split_symbol_key(key)[0]
     if exchange != source.exchange_key:
-        raise ValueError(
-            f"market {key} is not of source exchange {source.exchange_key!r} (prefix {exchange!r})"
-        )
+        raise ValueError(f"market {key} is not of source exchange {source.exchange_key!r} (prefix {exchange!r})")
     return key

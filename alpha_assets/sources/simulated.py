@@ -279,9 +279,7 @@ class SimulatedExchange:
         since, until = _utc_timestamp(since, "since"), _utc_timestamp(until, "until")
         index = self._index.get(getattr(market, "symbol_key", None))
         if index is None:
-            raise SourceError(
-                f"{SIM_EXCHANGE_KEY} does not list market {getattr(market, 'symbol_key', market)!r}"
-            )
+            raise SourceError(f"{SIM_EXCHANGE_KEY} does not list market {getattr(market, 'symbol_key', market)!r}")
         bars = self._bars(index, self.today())
         # Bar ``day`` opens at history_start + day: keep since <= open < until.
         start = np.searchsorted(bars["day"], np.ceil((since - self.history_start) / _DAY))
@@ -410,9 +408,7 @@ class SimulatedExchange:
             sector = factors["sectors"][:, SECTORS.index(spec.sector)]
             idio = np.sqrt(1.0 - beta_market**2 - beta_sector**2)
             shock = beta_market * factors["market"] + beta_sector * sector + idio * t_noise
-            sigma_t = spec.sigma * np.exp(
-                0.7 * factors["market_vol"] + 0.7 * _ar1(vol_noise, _VOL_PHI, _VOL_SD)
-            )
+            sigma_t = spec.sigma * np.exp(0.7 * factors["market_vol"] + 0.7 * _ar1(vol_noise, _VOL_PHI, _VOL_SD))
             log_return = np.clip(drift + sigma_t * shock, -_MAX_ABS_LOG_RETURN, _MAX_ABS_LOG_RETURN)
         # Traded value in USDT: persistent level plus a bounded response to the size of the move.
         log_value = (
@@ -438,8 +434,7 @@ class SimulatedExchange:
             log_return = np.log1p(simple)
         else:
             log_return = (
-                underlying["log_return"]
-                - self._raw_series(self._index[f"SIM_{spec.over}USDT"], n_days)["log_return"]
+                underlying["log_return"] - self._raw_series(self._index[f"SIM_{spec.over}USDT"], n_days)["log_return"]
             )
         scale = np.abs(log_return) + 1e-4
         return {
@@ -459,11 +454,7 @@ class SimulatedExchange:
                 window = slice(chunk * CHUNK_DAYS, (chunk + 1) * CHUNK_DAYS)
                 for j in range(noise.shape[1]):
                     rng = np.random.default_rng([self.seed, _FACTOR_STREAM, j, chunk])
-                    draw = (
-                        rng.standard_t(T_DOF, CHUNK_DAYS) / _T_SCALE
-                        if j != 1
-                        else rng.standard_normal(CHUNK_DAYS)
-                    )
+                    draw = rng.standard_t(T_DOF, CHUNK_DAYS) / _T_SCALE if j != 1 else rng.standard_normal(CHUNK_DAYS)
                     noise[window, j] = draw
             self._factors = {
                 "market": noise[:, 0],

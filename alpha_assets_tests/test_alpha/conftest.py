@@ -45,9 +45,7 @@ def sel_simulate_market(
     n_assets = sum(sector_sizes)
     sector_of = np.repeat(np.arange(len(sector_sizes)), sector_sizes)
     market = _clustered_vol(rng, n_days, 1, 0.008) * _student_t(rng, 4.0, (n_days, 1))
-    sector = _clustered_vol(rng, n_days, len(sector_sizes), 0.018) * _student_t(
-        rng, 4.0, (n_days, len(sector_sizes))
-    )
+    sector = _clustered_vol(rng, n_days, len(sector_sizes), 0.018) * _student_t(rng, 4.0, (n_days, len(sector_sizes)))
     idio = _clustered_vol(rng, n_days, n_assets, 0.010) * _student_t(rng, 4.0, (n_days, n_assets))
     beta = rng.uniform(0.7, 1.3, size=n_assets)
     rets = np.clip(market * beta + sector[:, sector_of] + idio + 0.0003, -0.6, 3.0)

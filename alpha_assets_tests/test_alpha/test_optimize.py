@@ -66,9 +66,7 @@ def test_optimize_profile_max_sharpe_uncapped_matches_pypfopt(opt_market, method
     params = OptimizationParams(cap_clusters=False, covariance=method)
     result = optimize_profile(returns, clusters, Profile.MAX_SHARPE, params, symbols=symbols)
     mu, cov = _pypfopt_inputs(returns, symbols, method, 365)
-    reference = pd.Series(EfficientFrontier(mu, cov, weight_bounds=(0, 1)).max_sharpe(risk_free_rate=0.0))[
-        symbols
-    ]
+    reference = pd.Series(EfficientFrontier(mu, cov, weight_bounds=(0, 1)).max_sharpe(risk_free_rate=0.0))[symbols]
     assert result.status == "optimal"
     np.testing.assert_allclose(result.weights, reference.to_numpy(), atol=1e-4)
     w = result.weights
@@ -161,9 +159,7 @@ def test_optimize_profile_min_variance_capped_costs_variance_and_holds_cap(opt_m
     capped_params = OptimizationParams(cluster_cap=0.22)
     capped = optimize_profile(returns, clusters, Profile.MIN_VARIANCE, capped_params, symbols=symbols)
     totals = np.bincount(clusters, weights=capped.weights)
-    assert (
-        np.bincount(clusters, weights=free.weights).max() > 0.22
-    )  # the cap must bind for this test to mean anything
+    assert np.bincount(clusters, weights=free.weights).max() > 0.22  # the cap must bind for this test to mean anything
     assert totals.max() <= 0.22 + 1e-6
     assert capped.objective >= free.objective
     assert capped.cluster_cap == 0.22
@@ -185,18 +181,11 @@ def test_optimize_profile_risk_parity_binding_cap_gives_capped_cluster_less_risk
 def test_optimize_profile_default_cap_is_max_quarter_or_one_over_n_clusters(opt_market):
     returns, _, symbols = opt_market
     two_clusters = np.arange(30) % 2
-    result = optimize_profile(
-        returns, two_clusters, Profile.EQUAL_WEIGHT, OptimizationParams(), symbols=symbols
-    )
+    result = optimize_profile(returns, two_clusters, Profile.EQUAL_WEIGHT, OptimizationParams(), symbols=symbols)
     assert result.cluster_cap == 0.5
-    five = optimize_profile(
-        returns, np.arange(30) % 5, Profile.EQUAL_WEIGHT, OptimizationParams(), symbols=symbols
-    )
+    five = optimize_profile(returns, np.arange(30) % 5, Profile.EQUAL_WEIGHT, OptimizationParams(), symbols=symbols)
     assert five.cluster_cap == 0.25
-    assert (
-        optimize_profile(returns, np.arange(30) % 5, Profile.HRP, UNCAPPED, symbols=symbols).cluster_cap
-        is None
-    )
+    assert optimize_profile(returns, np.arange(30) % 5, Profile.HRP, UNCAPPED, symbols=symbols).cluster_cap is None
 
 
 def test_optimize_profile_equal_weight_uncapped_is_one_over_n(opt_market):
@@ -302,12 +291,8 @@ def test_optimize_profile_unsolvable_first_pass_falls_back_to_shrinkage(opt_mark
     def infeasible_until_shrunk(cov, prob):
         problem, extract = original(cov, prob)
         calls.append(cov)
-        if (
-            len(calls) == 1
-        ):  # the unshrunk pass gets a contradictory constraint, as a stand-in for a bad matrix
-            problem = cp.Problem(
-                problem.objective, [*problem.constraints, cp.sum(problem.variables()[0]) == 2]
-            )
+        if len(calls) == 1:  # the unshrunk pass gets a contradictory constraint, as a stand-in for a bad matrix
+            problem = cp.Problem(problem.objective, [*problem.constraints, cp.sum(problem.variables()[0]) == 2])
         return problem, extract
 
     monkeypatch.setitem(optimize_module._BUILDERS, Profile.MIN_VARIANCE, infeasible_until_shrunk)

@@ -74,9 +74,7 @@ def test_apply_policy_vetoes_within_twenty_percent_reach_relaxed_stage(sel_case)
     result = apply_policy(scores, labels, features, PARAMS)
     assert result.stage_reached == STAGE_RELAXED
     assert result.winners_per_stage == {0: 2, 1: 6}
-    assert (
-        result.admitted_at[CLUSTER_0[0]] == STAGE_STRICT and result.admitted_at[CLUSTER_2[0]] == STAGE_RELAXED
-    )
+    assert result.admitted_at[CLUSTER_0[0]] == STAGE_STRICT and result.admitted_at[CLUSTER_2[0]] == STAGE_RELAXED
     strict = [v for v in result.vetoes if v.stage == STAGE_STRICT]
     assert len(strict) == 8 and {v.reason for v in strict} == {VETO_MAX_VOLATILITY}
     assert strict[0] == VetoRecord(CLUSTER_1[0], 0, VETO_MAX_VOLATILITY, "volatility_60d", 1.6, 1.5)

@@ -146,9 +146,7 @@ def test_run_gate_empty_returns_fails_density_and_features(sel_market):
             "missing \\['date'\\]",
         ),
         (
-            lambda r, f: check_features_present(
-                f.assign(date=f["date"].dt.tz_localize(None)), r.columns, r.index[-1]
-            ),
+            lambda r, f: check_features_present(f.assign(date=f["date"].dt.tz_localize(None)), r.columns, r.index[-1]),
             ValueError,
             "tz-aware UTC timestamps",
         ),

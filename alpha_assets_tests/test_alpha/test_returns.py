@@ -108,14 +108,10 @@ def test_compute_returns_gap_in_one_symbol_gives_nan_not_jump():
     # Rows 2, 3 (NaN close) and 4 (no previous close) are dropped; 130/101 - 1 never appears.
     assert list(result.returns.index) == [index[1], index[5], index[6], index[7]]
     assert not np.isclose(result.returns["BINANCE_AAAUSDT"], 130.0 / 101.0 - 1.0).any()
-    np.testing.assert_allclose(
-        result.returns["BINANCE_AAAUSDT"], [0.01, 131 / 130 - 1, 130 / 131 - 1, 132 / 130 - 1]
-    )
+    np.testing.assert_allclose(result.returns["BINANCE_AAAUSDT"], [0.01, 131 / 130 - 1, 130 / 131 - 1, 132 / 130 - 1])
     row_drops = [d for d in result.drops if d.axis == "row"]
     assert [d.key for d in row_drops] == [index[i].isoformat() for i in (2, 3, 4)]
-    assert all(
-        d.stage == STAGE_ROW_NAN and d.observed == 1.0 and "BINANCE_AAAUSDT" in d.reason for d in row_drops
-    )
+    assert all(d.stage == STAGE_ROW_NAN and d.observed == 1.0 and "BINANCE_AAAUSDT" in d.reason for d in row_drops)
 
 
 def test_compute_returns_matrix_never_mixes_symbols(sel_planted):

@@ -102,9 +102,7 @@ def test_select_hdbscan_runs_and_recovers_sectors(sel_market):
 
 def test_select_metadata_missing_symbol_is_vetoed(sel_market, sel_result):
     dropped = sel_result.winners[0]
-    metadata = pd.DataFrame(
-        {"symbol": [s for s in sel_market.returns.columns if s != dropped], "sector": "x"}
-    )
+    metadata = pd.DataFrame({"symbol": [s for s in sel_market.returns.columns if s != dropped], "sector": "x"})
     result = select(sel_market.returns, sel_market.features, metadata, SelectionParams())
     assert dropped not in result.winners
     assert any(v.symbol == dropped and v.reason == VETO_MISSING_METADATA for v in result.vetoes)
@@ -118,9 +116,7 @@ def test_select_tight_thresholds_reach_a_later_stage(sel_market):
 
 
 def test_select_all_method_every_symbol_long_in_one_cluster(sel_market):
-    result = select(
-        sel_market.returns, sel_market.features, None, SelectionParams(method=SelectionMethod.ALL)
-    )
+    result = select(sel_market.returns, sel_market.features, None, SelectionParams(method=SelectionMethod.ALL))
     symbols = sorted(sel_market.returns.columns)
     assert result.winners == tuple(symbols) and result.vetoes == [] and result.linkage is None
     assert set(result.atoms["direction"]) == {"LONG"} and set(result.labels) == {0}

@@ -17,9 +17,7 @@ CLUSTERS = np.array([0, 0, 1, 1, 2])
 
 
 def test_validate_weights_valid_portfolio_passes():
-    validate_weights(
-        np.array([0.2, 0.2, 0.25, 0.15, 0.2]), clusters=CLUSTERS, cap=0.4, min_weight=0.1, max_weight=0.25
-    )
+    validate_weights(np.array([0.2, 0.2, 0.25, 0.15, 0.2]), clusters=CLUSTERS, cap=0.4, min_weight=0.1, max_weight=0.25)
     # Inside the tolerance: a sum off by 5e-7 passes.
     validate_weights(
         np.array([0.2, 0.2, 0.25, 0.15, 0.2000005]),

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from dagster import AssetCheckKey, AssetKey
 
-from alpha_assets.defs.dataops.resources import SourceKind
 from alpha_assets.defs import keys
+from alpha_assets.defs.dataops.resources import SourceKind
 from alpha_assets.defs.runner import run_flow_data, run_link
 from alpha_assets.lakehouse.ohlcv import read_ohlcv
 from alpha_assets.lakehouse.parquet import read_json
@@ -60,9 +60,7 @@ def test_ccxt_flow_first_run_fetches_each_history_in_one_request(ccxt_env):
 def test_ccxt_flow_same_day_rerun_fetches_no_bar_again(ccxt_env):
     env, server = ccxt_env
     server.reset_counts()
-    run_flow_data(
-        _defs(env, server, CLOCK), env.instance, env.paths, "CCXT_DAY_1_AGAIN", progress=lambda _: None
-    )
+    run_flow_data(_defs(env, server, CLOCK), env.instance, env.paths, "CCXT_DAY_1_AGAIN", progress=lambda _: None)
     assert server.request_count(KLINES_PATH) == 0
 
 
@@ -73,9 +71,7 @@ def test_ccxt_flow_next_day_fetches_one_bar_per_symbol_in_one_request(ccxt_env):
     for pair, bars in _bars_until(NEXT_DAY_CLOCK).items():
         server.set_bars(pair, bars)
     server.reset_counts()
-    run_flow_data(
-        _defs(env, server, NEXT_DAY_CLOCK), env.instance, env.paths, "CCXT_DAY_2", progress=lambda _: None
-    )
+    run_flow_data(_defs(env, server, NEXT_DAY_CLOCK), env.instance, env.paths, "CCXT_DAY_2", progress=lambda _: None)
     assert server.request_count(KLINES_PATH) == len(PAIRS)
     for key in keys:
         assert len(read_ohlcv(env.paths, key)) == before[key] + 1, key
@@ -93,7 +89,8 @@ def test_ccxt_flow_failed_symbol_is_reported_and_rerun_alone(ccxt_env):
     assert ingest["failed_symbols"] == ["BINANCE_ETHUSDT"]
     assert read_ohlcv(env.paths, "BINANCE_ETHUSDT").equals(eth_before), "a failed fetch leaves stored bars as they were"
     check = env.instance.event_log_storage.get_latest_asset_check_execution_by_key(
-        [AssetCheckKey(AssetKey("ohlcv"), "ohlcv_ingest_succeeded")])
+        [AssetCheckKey(AssetKey("ohlcv"), "ohlcv_ingest_succeeded")]
+    )
     assert check[AssetCheckKey(AssetKey("ohlcv"), "ohlcv_ingest_succeeded")].evaluation.passed is False
 
     server.clear_faults()

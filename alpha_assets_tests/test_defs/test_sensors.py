@@ -103,9 +103,7 @@ def test_daily_schedule_adds_its_run_id_and_requests_discovery(tmp_path):
 
 
 def test_daily_schedule_runs_by_default_only_when_the_user_opts_in():
-    on = build_definitions(
-        environ={"ALPHA_ASSETS_DAILY_SCHEDULE": "on", "ALPHA_ASSETS_DAILY_CRON": "0 6 * * *"}
-    )
+    on = build_definitions(environ={"ALPHA_ASSETS_DAILY_SCHEDULE": "on", "ALPHA_ASSETS_DAILY_CRON": "0 6 * * *"})
     schedule = on.resolve_schedule_def("daily_flow_data_schedule")
     assert schedule.default_status.value == "RUNNING" and schedule.cron_schedule == "0 6 * * *"
     off = build_definitions(environ={}).resolve_schedule_def("daily_flow_data_schedule")
@@ -125,9 +123,7 @@ def chain_env(tmp_path_factory):
 def test_discovery_succeeded_sensor_requests_ingest_over_the_candidates_range(chain_env):
     env, defs, link = chain_env
     run = env.instance.get_run_by_id(link.dagster_run_id)
-    success = env.instance.get_records_for_run(
-        link.dagster_run_id, of_type=DagsterEventType.RUN_SUCCESS
-    ).records[0]
+    success = env.instance.get_records_for_run(link.dagster_run_id, of_type=DagsterEventType.RUN_SUCCESS).records[0]
     context = build_run_status_sensor_context(
         sensor_name="discovery_succeeded_sensor",
         dagster_event=success.event_log_entry.dagster_event,
@@ -201,9 +197,7 @@ def _range_of(env, link):
     ordered = env.instance.get_dynamic_partitions("symbols")
     return set(
         ordered[
-            ordered.index(tags[ASSET_PARTITION_RANGE_START_TAG]) : ordered.index(
-                tags[ASSET_PARTITION_RANGE_END_TAG]
-            )
+            ordered.index(tags[ASSET_PARTITION_RANGE_START_TAG]) : ordered.index(tags[ASSET_PARTITION_RANGE_END_TAG])
             + 1
         ]
     )

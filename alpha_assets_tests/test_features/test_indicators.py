@@ -181,9 +181,7 @@ def test_indicators_shorter_series_than_window_give_all_nan():
 
 
 def test_series_not_ndarray_raises_type_error():
-    with pytest.raises(
-        TypeError, match=r"`close` must be a numpy ndarray of shape \(n_observations,\), got list"
-    ):
+    with pytest.raises(TypeError, match=r"`close` must be a numpy ndarray of shape \(n_observations,\), got list"):
         ind.rsi([1.0, 2.0, 3.0])
 
 

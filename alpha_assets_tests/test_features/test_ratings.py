@@ -78,9 +78,7 @@ def test_uo_vote_thresholds():
 def test_ichimoku_vote_full_bullish_and_bearish_stack():
     close = a(14, 4, 10, 14)
     conversion, base, lead1, lead2 = a(13, 5, 13, 13), a(12, 6, 12, 12), a(11, 7, 11, NAN), a(10, 8, 12, 10)
-    np.testing.assert_array_equal(
-        ratings.ichimoku_vote(close, conversion, base, lead1, lead2), a(1, -1, 0, NAN)
-    )
+    np.testing.assert_array_equal(ratings.ichimoku_vote(close, conversion, base, lead1, lead2), a(1, -1, 0, NAN))
 
 
 def test_recommend_means_available_votes_and_falls_back_to_one_group():
@@ -98,9 +96,7 @@ def test_rating_label_boundaries_follow_tradingview():
 
 
 def test_vote_input_not_1d_float_raises_value_error():
-    with pytest.raises(
-        ValueError, match=r"`rsi` must be a 1-D float64 array \(n_observations,\), got \(2, 2\)"
-    ):
+    with pytest.raises(ValueError, match=r"`rsi` must be a 1-D float64 array \(n_observations,\), got \(2, 2\)"):
         ratings.rsi_vote(np.ones((2, 2)))
 
 
@@ -110,9 +106,7 @@ def test_vote_inputs_of_different_lengths_raise_value_error():
 
 
 def test_recommend_votes_not_2d_raise_value_error():
-    with pytest.raises(
-        ValueError, match=r"`ma_votes` must be a 2-D float64 array \(n_observations, n_votes\)"
-    ):
+    with pytest.raises(ValueError, match=r"`ma_votes` must be a 2-D float64 array \(n_observations, n_votes\)"):
         ratings.recommend(np.ones(3), np.ones((3, 2)))
 
 

@@ -93,9 +93,7 @@ def test_average_traded_value_is_rolling_mean_of_close_times_volume(make_bars):
 
 
 def _naive_permutation_entropy(window: np.ndarray, order: int) -> float:
-    patterns = [
-        tuple(np.argsort(window[i : i + order], kind="stable")) for i in range(window.size - order + 1)
-    ]
+    patterns = [tuple(np.argsort(window[i : i + order], kind="stable")) for i in range(window.size - order + 1)]
     _, counts = np.unique(np.array(patterns), axis=0, return_counts=True)
     p = counts / counts.sum()
     return float(-(p * np.log(p)).sum() / math.log(math.factorial(order)))

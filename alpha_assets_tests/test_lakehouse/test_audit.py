@@ -58,8 +58,9 @@ def _random_walk_bars(seed: int, n_bars: int = N_BARS, last_day: pd.Timestamp = 
     low = np.minimum(open_, close) * (1.0 - np.abs(rng.normal(0.0, 0.01, n_bars)))
     volume = np.exp(rng.normal(12.0, 0.35, n_bars))
     timestamps = pd.date_range(end=last_day, periods=n_bars, freq="D").astype("datetime64[ms, UTC]")
-    return pd.DataFrame({"timestamp": timestamps, "open": open_, "high": high, "low": low, "close": close,
-                         "volume": volume})
+    return pd.DataFrame(
+        {"timestamp": timestamps, "open": open_, "high": high, "low": low, "close": close, "volume": volume}
+    )
 
 
 @pytest.fixture
@@ -73,8 +74,7 @@ def aud_params() -> AuditParams:
 
 
 def _audit(bars: pd.DataFrame | None, params: AuditParams | None = None, **kwargs) -> AuditVerdict:
-    return audit_bars(bars, symbol_key=KEY, as_of=kwargs.pop("as_of", AS_OF), params=params or AuditParams(),
-                      **kwargs)
+    return audit_bars(bars, symbol_key=KEY, as_of=kwargs.pop("as_of", AS_OF), params=params or AuditParams(), **kwargs)
 
 
 def _failed(verdict: AuditVerdict) -> list[str]:
@@ -126,8 +126,11 @@ def test_audit_bars_return_above_limit_is_toxic_with_return_and_date(aud_bars: p
     day = bars["timestamp"].iat[200].strftime("%Y-%m-%d")
     assert verdict.reasons == (f"daily return {jump:.2f} on {day} above 5.00",)
     assert _failed(verdict) == [CHECK_DAILY_RETURN]
-    assert verdict.checks[CHECK_DAILY_RETURN].observed == {"max_return": pytest.approx(jump), "on": day,
-                                                           "bars_above": 1}
+    assert verdict.checks[CHECK_DAILY_RETURN].observed == {
+        "max_return": pytest.approx(jump),
+        "on": day,
+        "bars_above": 1,
+    }
 
 
 def test_audit_bars_return_just_below_limit_is_ok(aud_bars: pd.DataFrame) -> None:
@@ -168,20 +171,18 @@ def test_audit_bars_frozen_close_is_toxic_with_run_and_range(aud_bars: pd.DataFr
     bars = aud_bars.copy()
     frozen = bars["close"].iat[N_BARS - 17]
     # 12 bars set to the close of the bar before them: a run of 13 identical closes.
-    bars.loc[N_BARS - 16:N_BARS - 5, ["open", "high", "low", "close"]] = frozen
+    bars.loc[N_BARS - 16 : N_BARS - 5, ["open", "high", "low", "close"]] = frozen
     verdict = _audit(bars)
     first = bars["timestamp"].iat[N_BARS - 17].strftime("%Y-%m-%d")
     last = bars["timestamp"].iat[N_BARS - 5].strftime("%Y-%m-%d")
     assert verdict.verdict is Verdict.TOXIC
-    assert verdict.reasons == (
-        f"close unchanged at {frozen:g} for 13 bars from {first} to {last}, at least 10",
-    )
+    assert verdict.reasons == (f"close unchanged at {frozen:g} for 13 bars from {first} to {last}, at least 10",)
     assert verdict.checks[CHECK_FROZEN_CLOSE].observed["longest_run_bars"] == 13
 
 
 def test_audit_bars_frozen_run_one_short_of_limit_is_ok(aud_bars: pd.DataFrame) -> None:
     bars = aud_bars.copy()
-    bars.loc[N_BARS - 11:N_BARS - 4, ["open", "high", "low", "close"]] = bars["close"].iat[N_BARS - 12]
+    bars.loc[N_BARS - 11 : N_BARS - 4, ["open", "high", "low", "close"]] = bars["close"].iat[N_BARS - 12]
     verdict = _audit(bars)
     assert verdict.checks[CHECK_FROZEN_CLOSE].observed["longest_run_bars"] == 9
     assert verdict.verdict is Verdict.OK
@@ -207,7 +208,10 @@ def test_audit_bars_ohlc_violations_are_toxic_with_counts_and_first_date(aud_bar
     day = {i: bars["timestamp"].iat[i].strftime("%Y-%m-%d") for i in (10, 20, 30, 40)}
     assert verdict.verdict is Verdict.TOXIC
     assert verdict.checks[CHECK_OHLC_SANITY].observed == {
-        "non_finite": 1, "price_not_positive": 1, "negative_volume": 1, "high_below_low": 1,
+        "non_finite": 1,
+        "price_not_positive": 1,
+        "negative_volume": 1,
+        "high_below_low": 1,
         "open_close_outside_range": 1,
     }
     assert verdict.reasons[0] == (
@@ -231,9 +235,7 @@ def test_audit_bars_integer_volume_is_toxic_but_checked(aud_bars: pd.DataFrame) 
     verdict = _audit(bars)
     assert verdict.verdict is Verdict.TOXIC
     assert _failed(verdict) == [CHECK_SCHEMA]
-    assert verdict.checks[CHECK_SCHEMA].observed == {
-        "missing_columns": [], "wrong_dtypes": {"volume": "int64"}
-    }
+    assert verdict.checks[CHECK_SCHEMA].observed == {"missing_columns": [], "wrong_dtypes": {"volume": "int64"}}
     assert CHECK_FROZEN_CLOSE in verdict.checks
 
 
@@ -250,8 +252,7 @@ def test_audit_bars_other_time_zone_and_off_midnight_are_toxic(aud_bars: pd.Data
     bars.loc[5, "timestamp"] += pd.Timedelta(hours=1)
     verdict = _audit(bars)
     assert verdict.reasons[0] == "timestamps: time zone Asia/Tokyo, 1 bars not opening at 00:00 UTC"
-    assert verdict.checks[CHECK_UTC_TIMESTAMPS].observed == {"time_zone": "Asia/Tokyo", "null": 0,
-                                                             "not_at_midnight": 1}
+    assert verdict.checks[CHECK_UTC_TIMESTAMPS].observed == {"time_zone": "Asia/Tokyo", "null": 0, "not_at_midnight": 1}
 
 
 def test_audit_bars_unsorted_and_duplicated_timestamps_are_toxic(aud_bars: pd.DataFrame) -> None:
@@ -269,8 +270,7 @@ def test_audit_bars_bar_not_closed_is_toxic(aud_bars: pd.DataFrame) -> None:
     verdict = _audit(aud_bars, as_of=pd.Timestamp("2024-06-30T23:00", tz="UTC"))
     assert verdict.verdict is Verdict.TOXIC
     assert verdict.reasons == (
-        "1 bars open after 2024-06-29, the last bar closed at as_of 2024-06-30T23:00:00+00:00 "
-        "(first 2024-06-30)",
+        "1 bars open after 2024-06-29, the last bar closed at as_of 2024-06-30T23:00:00+00:00 (first 2024-06-30)",
     )
     assert _failed(verdict) == [CHECK_CLOSED_BARS]
 
@@ -288,8 +288,7 @@ def test_audit_bars_bar_not_closed_is_toxic(aud_bars: pd.DataFrame) -> None:
     ],
     ids=["exact", "one-day-late-tolerated", "two-days-late", "four-days-late"],
 )
-def test_audit_bars_staleness_boundary(aud_bars: pd.DataFrame, as_of: str, days_behind: int,
-                                       expected: Verdict) -> None:
+def test_audit_bars_staleness_boundary(aud_bars: pd.DataFrame, as_of: str, days_behind: int, expected: Verdict) -> None:
     verdict = _audit(aud_bars, as_of=pd.Timestamp(as_of, tz="UTC"))
     assert verdict.checks[CHECK_STALENESS].observed["days_behind"] == days_behind
     assert verdict.verdict is expected
@@ -321,7 +320,10 @@ def test_audit_bars_small_gap_is_degraded_and_labelled_when_unrepaired(aud_bars:
     )
     observed = verdict.checks[CHECK_GAPS].observed
     assert (observed["n_gaps"], observed["missing_bars"], observed["span_bars"], observed["unrepaired"]) == (
-        2, 4, N_BARS, 1
+        2,
+        4,
+        N_BARS,
+        1,
     )
     assert observed["missing_fraction"] == pytest.approx(4 / N_BARS)
 
@@ -425,8 +427,12 @@ def test_verdict_to_json_dict_is_deterministic_and_strict_json(aud_bars: pd.Data
 def test_audit_many_and_summaries_count_every_verdict(aud_bars: pd.DataFrame) -> None:
     toxic = aud_bars.copy()
     toxic.loc[200, ["close", "high"]] *= 7.0
-    frames = {"SIM_BUSDT": toxic, "SIM_AUSDT": aud_bars, "SIM_CUSDT": None,
-              "SIM_DUSDT": aud_bars.drop(index=[9]).reset_index(drop=True)}
+    frames = {
+        "SIM_BUSDT": toxic,
+        "SIM_AUSDT": aud_bars,
+        "SIM_CUSDT": None,
+        "SIM_DUSDT": aud_bars.drop(index=[9]).reset_index(drop=True),
+    }
     verdicts = audit_many(frames, as_of=AS_OF, params=AuditParams())
     assert list(verdicts) == ["SIM_AUSDT", "SIM_BUSDT", "SIM_CUSDT", "SIM_DUSDT"]
     counts = summarize_verdicts(verdicts.values())
@@ -458,16 +464,21 @@ def test_audit_params_from_manifest_section_uses_bounds() -> None:
     params = parse_params(AuditParams, {"max_daily_return": 3, "frozen_close_bars": 5}, where="audit")
     assert params == AuditParams(max_daily_return=3.0, frozen_close_bars=5)
     assert set(params.to_json_dict()) == {
-        "max_daily_return", "max_volume_zscore", "volume_window", "volume_std_floor", "frozen_close_bars",
-        "frozen_lookback_bars", "max_staleness_days", "max_gap_fraction",
+        "max_daily_return",
+        "max_volume_zscore",
+        "volume_window",
+        "volume_std_floor",
+        "frozen_close_bars",
+        "frozen_lookback_bars",
+        "max_staleness_days",
+        "max_gap_fraction",
     }
 
 
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"max_gap_fraction": 1.5}, ValueError,
-         r"AuditParams.max_gap_fraction must be in \[0.0, 1.0\], got 1.5"),
+        ({"max_gap_fraction": 1.5}, ValueError, r"AuditParams.max_gap_fraction must be in \[0.0, 1.0\], got 1.5"),
         ({"volume_window": 1}, ValueError, r"AuditParams.volume_window must be in \[2, None\], got 1"),
         ({"volume_window": 2.5}, TypeError, r"AuditParams.volume_window must be int, got 2.5"),
         ({"max_daily_return": True}, TypeError, r"AuditParams.max_daily_return must be float, got True"),
@@ -483,19 +494,19 @@ def test_audit_params_invalid_value_raises(kwargs: dict, error: type, match: str
     ("kwargs", "error", "match"),
     [
         ({"symbol_key": "sim_btc"}, UnsafeKeyError, r"symbol key 'sim_btc' is refused"),
-        ({"as_of": pd.Timestamp("2024-07-01")}, ValueError,
-         r"`as_of` must be timezone-aware \(UTC\), got naive"),
+        ({"as_of": pd.Timestamp("2024-07-01")}, ValueError, r"`as_of` must be timezone-aware \(UTC\), got naive"),
         ({"as_of": "2024-07-01"}, TypeError, r"`as_of` must be a timezone-aware timestamp, got str"),
         ({"params": {"max_daily_return": 5.0}}, TypeError, r"`params` must be an AuditParams, got dict"),
         ({"bars": [1, 2, 3]}, TypeError, r"`bars` must be a pandas DataFrame or None, got list"),
-        ({"unrepaired_gaps": [("2024-01-01", "2024-01-02")]}, TypeError,
-         r"`unrepaired_gaps` must hold Gap records, got tuple"),
+        (
+            {"unrepaired_gaps": [("2024-01-01", "2024-01-02")]},
+            TypeError,
+            r"`unrepaired_gaps` must hold Gap records, got tuple",
+        ),
     ],
     ids=["bad-key", "naive-as-of", "string-as-of", "params-dict", "bars-list", "gaps-tuples"],
 )
-def test_audit_bars_invalid_argument_raises(
-    aud_bars: pd.DataFrame, kwargs: dict, error: type, match: str
-) -> None:
+def test_audit_bars_invalid_argument_raises(aud_bars: pd.DataFrame, kwargs: dict, error: type, match: str) -> None:
     arguments = {"bars": aud_bars, "symbol_key": KEY, "as_of": AS_OF, "params": AuditParams(), **kwargs}
     bars = arguments.pop("bars")
     with pytest.raises(error, match=match):

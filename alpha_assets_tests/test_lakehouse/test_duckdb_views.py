@@ -135,9 +135,7 @@ def _write_run(paths: LakehousePaths, run: RepRun, run_id: str) -> None:
     write_json_atomic({**run.selection_doc, "run_id": run_id}, paths.run_data_file(run_id, "selection.json"))
     write_json_atomic({**run.gate_doc, "run_id": run_id}, paths.run_data_file(run_id, "gate_verdict.json"))
     portfolio = {**run.portfolio_doc, "metadata": {**run.portfolio_doc["metadata"], "run_id": run_id}}
-    write_bytes_atomic(
-        encode_portfolio_json(portfolio), paths.run_data_file(run_id, "portfolio_flattened.json")
-    )
+    write_bytes_atomic(encode_portfolio_json(portfolio), paths.run_data_file(run_id, "portfolio_flattened.json"))
 
 
 def _query(paths: LakehousePaths, sql: str, parameters: list | None = None) -> list[tuple]:
@@ -171,9 +169,7 @@ def test_refresh_views_lakehouse_only_creates_lakehouse_views_with_counts(tmp_pa
     last = (DUCK_NOW - pd.Timedelta(days=1)).to_pydatetime()
     assert [(k, n) for k, n, _ in per_symbol] == sorted(DUCK_BARS.items())
     assert all(ts == last for _, _, ts in per_symbol)
-    assert _query(paths, "SELECT sector FROM symbols_current WHERE symbol_key = 'BINANCE_SOLUSDT'") == [
-        ("Meme",)
-    ]
+    assert _query(paths, "SELECT sector FROM symbols_current WHERE symbol_key = 'BINANCE_SOLUSDT'") == [("Meme",)]
 
 
 def test_refresh_views_full_folder_every_view_with_run_rows(tmp_path, duck_run):
@@ -220,15 +216,12 @@ def test_refresh_views_weights_profiles_and_selection_match_the_documents(tmp_pa
         [REP_RUN_ID],
     )
     assert {s: (w, n, d, c, sec) for s, w, n, d, c, sec in rows} == {
-        s: (r["Weight"], r["Net_Weight"], r["Direction"], r["Cluster_ID"], r["Sector"])
-        for s, r in hrp.items()
+        s: (r["Weight"], r["Net_Weight"], r["Direction"], r["Cluster_ID"], r["Sector"]) for s, r in hrp.items()
     }
     failed = _query(paths, "SELECT status, reason, n_rows FROM profiles WHERE profile = 'max_sharpe'")
     assert failed == [("failed", duck_run.portfolio_doc["profiles"]["max_sharpe"]["reason"], 0)]
     selected = _query(paths, "SELECT symbol_key, direction, cluster FROM selection WHERE selected ORDER BY 1")
-    assert selected == sorted(
-        (a["symbol"], a["direction"], a["cluster"]) for a in duck_run.selection_doc["atoms"]
-    )
+    assert selected == sorted((a["symbol"], a["direction"], a["cluster"]) for a in duck_run.selection_doc["atoms"])
     scores = dict(_query(paths, "SELECT symbol_key, score FROM selection"))
     assert scores == pytest.approx(duck_run.selection_doc["scores"])
     gate = _query(paths, "SELECT check_name, passed FROM gate_checks ORDER BY 1")

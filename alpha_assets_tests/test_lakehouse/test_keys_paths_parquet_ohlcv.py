@@ -59,12 +59,34 @@ KEY = "BINANCE_BTCUSDT"
 NOW = pd.Timestamp("2024-07-01T06:00", tz="UTC")
 
 UNSAFE_KEYS = [
-    "../x", "/etc/passwd", "BINANCE_BTC/USDT", "BINANCE_BTC\x00USDT", "B" * 100 + "_" + "C" * 99,
-    "binance_btcusdt", "", "BINANCE_BTCUSDT\n", "BINANCE", "_BTCUSDT", "BINANCE_BTC.USDT", None, 42,
+    "../x",
+    "/etc/passwd",
+    "BINANCE_BTC/USDT",
+    "BINANCE_BTC\x00USDT",
+    "B" * 100 + "_" + "C" * 99,
+    "binance_btcusdt",
+    "",
+    "BINANCE_BTCUSDT\n",
+    "BINANCE",
+    "_BTCUSDT",
+    "BINANCE_BTC.USDT",
+    None,
+    42,
 ]
 UNSAFE_KEY_IDS = [
-    "parent", "absolute", "slash", "nul", "200-chars", "lowercase", "empty", "newline", "no-symbol",
-    "no-exchange", "dot", "none", "int",
+    "parent",
+    "absolute",
+    "slash",
+    "nul",
+    "200-chars",
+    "lowercase",
+    "empty",
+    "newline",
+    "no-symbol",
+    "no-exchange",
+    "dot",
+    "none",
+    "int",
 ]
 
 
@@ -74,11 +96,16 @@ def _bars(seed: int, n_bars: int = 30, last_day: str = "2024-06-30") -> pd.DataF
     close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.02, n_bars)))
     open_ = np.concatenate(([100.0], close[:-1]))
     timestamps = pd.date_range(end=last_day, periods=n_bars, freq="D", tz="UTC")
-    return pd.DataFrame({
-        "timestamp": timestamps.astype("datetime64[ms, UTC]"),
-        "open": open_, "high": np.maximum(open_, close) * 1.01, "low": np.minimum(open_, close) * 0.99,
-        "close": close, "volume": np.exp(rng.normal(10.0, 0.3, n_bars)),
-    })
+    return pd.DataFrame(
+        {
+            "timestamp": timestamps.astype("datetime64[ms, UTC]"),
+            "open": open_,
+            "high": np.maximum(open_, close) * 1.01,
+            "low": np.minimum(open_, close) * 0.99,
+            "close": close,
+            "volume": np.exp(rng.normal(10.0, 0.3, n_bars)),
+        }
+    )
 
 
 @pytest.fixture
@@ -108,8 +135,7 @@ def test_unsafe_key_error_is_a_value_error() -> None:
 @pytest.mark.parametrize(
     "run_id",
     ["", "../x", "a/b", "a b", "r" * 65, "run\n", "..", "run.1", "/etc/passwd", "run\x00", None],
-    ids=["empty", "parent", "slash", "space", "65-chars", "newline", "dots", "dot", "absolute", "nul",
-         "none"],
+    ids=["empty", "parent", "slash", "space", "65-chars", "newline", "dots", "dot", "absolute", "nul", "none"],
 )
 def test_validate_run_id_unsafe_raises(run_id: object) -> None:
     with pytest.raises(UnsafeKeyError, match=r"RUN_ID .* is refused: expected 1 to 64 characters"):
@@ -167,8 +193,8 @@ def test_lakehouse_paths_follow_the_contract(aud_lake: LakehousePaths) -> None:
 
 @pytest.mark.parametrize("key", UNSAFE_KEYS[:8], ids=UNSAFE_KEY_IDS[:8])
 @pytest.mark.parametrize(
-    "builder", ["ohlcv_file", "symbol_metadata_file", "features_file", "quarantine_file", "repair_log_file",
-                "audit_file"],
+    "builder",
+    ["ohlcv_file", "symbol_metadata_file", "features_file", "quarantine_file", "repair_log_file", "audit_file"],
 )
 def test_lakehouse_paths_unsafe_symbol_key_refused_and_nothing_created(
     aud_lake: LakehousePaths, builder: str, key: str
@@ -178,11 +204,10 @@ def test_lakehouse_paths_unsafe_symbol_key_refused_and_nothing_created(
     assert not aud_lake.root.exists()
 
 
-@pytest.mark.parametrize("builder", ["export_dir", "candidates_file", "audit_report_file", "run_dir",
-                                     "run_data_dir", "run_report_dir"])
 @pytest.mark.parametrize(
-    "run_id", ["../x", "/etc/passwd", "a/b", ""], ids=["parent", "absolute", "slash", "empty"]
+    "builder", ["export_dir", "candidates_file", "audit_report_file", "run_dir", "run_data_dir", "run_report_dir"]
 )
+@pytest.mark.parametrize("run_id", ["../x", "/etc/passwd", "a/b", ""], ids=["parent", "absolute", "slash", "empty"])
 def test_lakehouse_paths_unsafe_run_id_refused(aud_lake: LakehousePaths, builder: str, run_id: str) -> None:
     with pytest.raises(UnsafeKeyError, match=r"RUN_ID .* is refused"):
         getattr(aud_lake, builder)(run_id)
@@ -304,8 +329,7 @@ def test_read_table_missing_column_raises(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("column", "values", "match"),
     [
-        ("timestamp", lambda b: b["timestamp"].dt.tz_localize(None),
-         r"timestamp is timestamp\[ms\], expected"),
+        ("timestamp", lambda b: b["timestamp"].dt.tz_localize(None), r"timestamp is timestamp\[ms\], expected"),
         ("timestamp", lambda b: b["timestamp"].astype("int64"), r"timestamp is int64, expected timestamp"),
         ("close", lambda b: b["close"].astype(str), r"close is string, expected double"),
         ("close", lambda b: b["close"].where(b.index != 3), r"non-nullable"),
@@ -366,8 +390,15 @@ def _planted_rows() -> tuple[pd.DataFrame, dict[int, str]]:
     ]
     rows, reasons = [], {}
     for offset, (change, reason) in enumerate(bad):
-        row = {"timestamp": pd.Timestamp("2024-04-01", tz="UTC") + pd.Timedelta(days=offset), "open": 10.0,
-               "high": 11.0, "low": 9.0, "close": 10.5, "volume": 100.0, **change}
+        row = {
+            "timestamp": pd.Timestamp("2024-04-01", tz="UTC") + pd.Timedelta(days=offset),
+            "open": 10.0,
+            "high": 11.0,
+            "low": 9.0,
+            "close": 10.5,
+            "volume": 100.0,
+            **change,
+        }
         rows.append(row)
         reasons[len(bars) + offset] = reason
     planted = pd.DataFrame(rows).astype({"timestamp": "datetime64[ms, UTC]"})
@@ -419,7 +450,9 @@ def test_bars_from_exchange_rows_malformed_rows_are_quarantined_not_fatal() -> N
     result = clean_bars(bars_from_exchange_rows(rows), symbol_key=KEY, now=NOW)
     assert len(result.bars) == 1
     assert [q.reason for q in result.quarantined] == [
-        "null, NaN or infinite value", "missing or malformed timestamp", "missing or malformed timestamp",
+        "null, NaN or infinite value",
+        "missing or malformed timestamp",
+        "missing or malformed timestamp",
         "null, NaN or infinite value",
     ]
 
@@ -464,8 +497,11 @@ def test_find_gaps_returns_missing_ranges() -> None:
         Gap(pd.Timestamp("2024-01-08", tz="UTC"), pd.Timestamp("2024-01-10", tz="UTC")),
     ]
     assert [g.missing_bars for g in gaps] == [2, 3]
-    assert gaps[0].to_json() == {"first_missing": "2024-01-04T00:00:00+00:00",
-                                 "last_missing": "2024-01-05T00:00:00+00:00", "missing_bars": 2}
+    assert gaps[0].to_json() == {
+        "first_missing": "2024-01-04T00:00:00+00:00",
+        "last_missing": "2024-01-05T00:00:00+00:00",
+        "missing_bars": 2,
+    }
 
 
 def test_find_gaps_contiguous_or_short_series_has_none() -> None:

@@ -47,12 +47,16 @@ def _walk(seed: int, n_bars: int, last_day: str = "2024-06-30") -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     close = 40.0 * np.exp(np.cumsum(rng.standard_t(4, n_bars) * 0.03))
     open_ = np.concatenate(([40.0], close[:-1]))
-    return pd.DataFrame({
-        "timestamp": pd.date_range(end=last_day, periods=n_bars, freq="D", tz="UTC").astype("datetime64[ms, UTC]"),
-        "open": open_, "high": np.maximum(open_, close) * np.exp(np.abs(rng.normal(0, 0.01, n_bars))),
-        "low": np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0, 0.01, n_bars))),
-        "close": close, "volume": np.exp(rng.normal(12.0, 0.5, n_bars)),
-    })
+    return pd.DataFrame(
+        {
+            "timestamp": pd.date_range(end=last_day, periods=n_bars, freq="D", tz="UTC").astype("datetime64[ms, UTC]"),
+            "open": open_,
+            "high": np.maximum(open_, close) * np.exp(np.abs(rng.normal(0, 0.01, n_bars))),
+            "low": np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0, 0.01, n_bars))),
+            "close": close,
+            "volume": np.exp(rng.normal(12.0, 0.5, n_bars)),
+        }
+    )
 
 
 def _messy_batch(seed: int) -> pd.DataFrame:
@@ -157,12 +161,24 @@ def test_bar_arrays_to_frame_owns_its_data() -> None:
     [
         (np.zeros(3), np.zeros((3, 5)), TypeError, r"`timestamps` must be a numpy array of dtype int64, got float64"),
         ([0, 1, 2], np.zeros((3, 5)), TypeError, r"`timestamps` must be a numpy array of dtype int64, got list"),
-        (np.zeros(3, dtype=np.int64), np.zeros((3, 5), dtype=np.float32), TypeError,
-         r"`values` must be a numpy array of dtype float64, got float32"),
-        (np.zeros((3, 1), dtype=np.int64), np.zeros((3, 5)), ValueError,
-         r"`timestamps` must be 1-D \(n_observations,\), got shape \(3, 1\)"),
-        (np.zeros(3, dtype=np.int64), np.zeros((3, 4)), ValueError,
-         r"`values` must have shape \(n_observations, 5\) = \(3, 5\), got shape \(3, 4\)"),
+        (
+            np.zeros(3, dtype=np.int64),
+            np.zeros((3, 5), dtype=np.float32),
+            TypeError,
+            r"`values` must be a numpy array of dtype float64, got float32",
+        ),
+        (
+            np.zeros((3, 1), dtype=np.int64),
+            np.zeros((3, 5)),
+            ValueError,
+            r"`timestamps` must be 1-D \(n_observations,\), got shape \(3, 1\)",
+        ),
+        (
+            np.zeros(3, dtype=np.int64),
+            np.zeros((3, 4)),
+            ValueError,
+            r"`values` must have shape \(n_observations, 5\) = \(3, 5\), got shape \(3, 4\)",
+        ),
     ],
     ids=["float-timestamps", "list-timestamps", "float32-values", "2d-timestamps", "four-columns"],
 )
@@ -292,8 +308,9 @@ def test_write_ohlcv_arrays_round_trips_without_dictionary_pages(fast_lake: Lake
 def test_read_ohlcv_arrays_old_format_file_reads_the_same(fast_lake: LakehousePaths) -> None:
     frame = _walk(12, 100)
     # As the pandas writer stored it: pandas metadata, dictionary pages.
-    write_table_atomic(pa.Table.from_pandas(frame, schema=OHLCV_SCHEMA, preserve_index=False),
-                       fast_lake.ohlcv_file(KEY))
+    write_table_atomic(
+        pa.Table.from_pandas(frame, schema=OHLCV_SCHEMA, preserve_index=False), fast_lake.ohlcv_file(KEY)
+    )
     bars = read_ohlcv_arrays(fast_lake, KEY)
     pd.testing.assert_frame_equal(bars.to_frame(), frame)
 
@@ -312,7 +329,7 @@ def _defective(seed: int) -> pd.DataFrame:
     frame = _walk(seed, 500).drop(index=range(200, 206)).reset_index(drop=True)
     frame.loc[300, ["close", "high"]] = frame.loc[299, "close"] * 7.0
     frame.loc[350, "volume"] *= 5000.0
-    frame.loc[len(frame) - 15:, ["open", "high", "low", "close"]] = frame.loc[len(frame) - 16, "close"]
+    frame.loc[len(frame) - 15 :, ["open", "high", "low", "close"]] = frame.loc[len(frame) - 16, "close"]
     return frame
 
 
@@ -340,14 +357,26 @@ def test_audit_symbol_file_other_schema_still_judged_by_schema_check(fast_lake: 
 
 def test_upsert_symbol_metadata_reads_old_pandas_file_and_keeps_history(fast_lake: LakehousePaths) -> None:
     t0 = pd.Timestamp("2024-03-01T21:07:00.123", tz="UTC")
-    record = {"exchange": "BINANCE", "symbol_key": KEY, "ccxt_symbol": "BTC/USDT", "base": "BTC", "quote": "USDT",
-              "market_type": "spot", "sector": None, "tick_size": 0.01, "lot_size": None, "min_notional": 5.0,
-              "first_bar": pd.Timestamp("2021-01-01", tz="UTC"), "last_bar": pd.Timestamp("2024-02-29", tz="UTC"),
-              "status": "active"}
+    record = {
+        "exchange": "BINANCE",
+        "symbol_key": KEY,
+        "ccxt_symbol": "BTC/USDT",
+        "base": "BTC",
+        "quote": "USDT",
+        "market_type": "spot",
+        "sector": None,
+        "tick_size": 0.01,
+        "lot_size": None,
+        "min_notional": 5.0,
+        "first_bar": pd.Timestamp("2021-01-01", tz="UTC"),
+        "last_bar": pd.Timestamp("2024-02-29", tz="UTC"),
+        "status": "active",
+    }
     old = pd.DataFrame([{**record, "valid_from": t0, "valid_to": None}], columns=SYMBOLS_SCHEMA.names)
     # As the pandas writer stored it.
-    write_table_atomic(pa.Table.from_pandas(old, schema=SYMBOLS_SCHEMA, preserve_index=False),
-                       fast_lake.symbol_metadata_file(KEY))
+    write_table_atomic(
+        pa.Table.from_pandas(old, schema=SYMBOLS_SCHEMA, preserve_index=False), fast_lake.symbol_metadata_file(KEY)
+    )
     day = pd.Timedelta(days=1)
     later = {**record, "last_bar": record["last_bar"] + day}
     assert upsert_symbol_metadata(fast_lake, KEY, later, now=t0 + day).action == "updated"

@@ -33,10 +33,18 @@ DAY = pd.Timedelta(days=1)
 def _record(key: str = KEY, **changes: object) -> dict[str, object]:
     base = key.split("_", 1)[1].removesuffix("USDT")
     record = {
-        "exchange": "BINANCE", "symbol_key": key, "ccxt_symbol": f"{base}/USDT", "base": base,
-        "quote": "USDT", "market_type": "spot", "sector": "layer1", "tick_size": 0.01, "lot_size": 1e-5,
+        "exchange": "BINANCE",
+        "symbol_key": key,
+        "ccxt_symbol": f"{base}/USDT",
+        "base": base,
+        "quote": "USDT",
+        "market_type": "spot",
+        "sector": "layer1",
+        "tick_size": 0.01,
+        "lot_size": 1e-5,
         "min_notional": 5.0,
-        "first_bar": pd.Timestamp("2021-01-01", tz="UTC"), "last_bar": pd.Timestamp("2024-02-29", tz="UTC"),
+        "first_bar": pd.Timestamp("2021-01-01", tz="UTC"),
+        "last_bar": pd.Timestamp("2024-02-29", tz="UTC"),
         "status": "active",
     }
     record.update(changes)
@@ -97,7 +105,10 @@ def test_upsert_changed_tick_size_closes_old_row_and_appends_version(aud_paths: 
     assert len(history) == 2
     old, new = history.iloc[0], history.iloc[1]
     assert (old["tick_size"], old["status"], old["valid_from"], old["valid_to"]) == (
-        0.01, "active", T0.floor("ms"), t1.floor("ms")
+        0.01,
+        "active",
+        T0.floor("ms"),
+        t1.floor("ms"),
     )
     assert (new["tick_size"], new["status"], new["valid_from"]) == (0.1, "inactive", t1.floor("ms"))
     assert pd.isna(new["valid_to"])
@@ -244,13 +255,28 @@ def test_read_symbols_stray_file_raises(aud_paths: LakehousePaths) -> None:
         (KEY, _record(quote=None), TypeError, r"`record\['quote'\]` .* must be a non-empty string, got None"),
         (KEY, _record(tick_size="0.01"), TypeError, r"`record\['tick_size'\]` .* must be a number or None"),
         (KEY, _record(lot_size=-1.0), ValueError, r"`record\['lot_size'\]` .* must be finite and > 0"),
-        (KEY, _record(last_bar=pd.Timestamp("2024-01-01")), ValueError,
-         r"`record\['last_bar'\]` must be timezone-aware \(UTC\)"),
+        (
+            KEY,
+            _record(last_bar=pd.Timestamp("2024-01-01")),
+            ValueError,
+            r"`record\['last_bar'\]` must be timezone-aware \(UTC\)",
+        ),
         (KEY, _record(first_bar="2021-01-01"), TypeError, r"`record\['first_bar'\]` must be a timezone"),
         (KEY, ["not", "a", "mapping"], TypeError, r"`record` must be a mapping of column -> value, got list"),
     ],
-    ids=["unsafe-key", "missing-key", "extra-key", "key-mismatch", "empty-base", "null-quote", "string-size",
-         "negative-size", "naive-bar", "string-bar", "not-mapping"],
+    ids=[
+        "unsafe-key",
+        "missing-key",
+        "extra-key",
+        "key-mismatch",
+        "empty-base",
+        "null-quote",
+        "string-size",
+        "negative-size",
+        "naive-bar",
+        "string-bar",
+        "not-mapping",
+    ],
 )
 def test_upsert_invalid_record_raises_and_writes_nothing(
     aud_paths: LakehousePaths, key: str, record: object, error: type, match: str

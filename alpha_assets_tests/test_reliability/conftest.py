@@ -64,9 +64,7 @@ class Row:
 # --------------------------------------------------------------------------------------------- registry
 def pytest_configure(config: pytest.Config) -> None:
     """Register the marker (the suite runs with --strict-markers) and the session's stores."""
-    config.addinivalue_line(
-        "markers", f"{MARKER}(fault, expected): a row of docs/reliability.md proven by this test"
-    )
+    config.addinivalue_line("markers", f"{MARKER}(fault, expected): a row of docs/reliability.md proven by this test")
     config.stash[_ROWS] = {}
     config.stash[_RESULTS] = {}
     config.stash[_FIGURES] = {}

@@ -74,8 +74,9 @@ def _reader(lakehouse: Path, stop: threading.Event, outcome: dict) -> None:
         for pattern in globs:
             try:
                 if list(lakehouse.glob(pattern.split(lakehouse.as_posix() + "/")[1])):
-                    connection.sql(f"select count(*), count(distinct filename) from read_parquet('{pattern}', "
-                                   "filename = true)").fetchall()
+                    connection.sql(
+                        f"select count(*), count(distinct filename) from read_parquet('{pattern}', filename = true)"
+                    ).fetchall()
                     outcome["duckdb_reads"] += 1
             except duckdb.Error as err:
                 outcome["errors"].append(f"duckdb {pattern}: {err}")
@@ -116,8 +117,14 @@ def race(tmp_path_factory):
     final = backfill_features(LakehousePaths(data), keys, workers=1)
     # The same ingestion without any race (the planted defects are anchored on the clock: same days).
     _ingest_days(str(reference), keys, list(range(DAYS_AHEAD + 1)))
-    return {"paths": LakehousePaths(data), "reference": LakehousePaths(reference), "keys": keys,
-            "results": results, "outcome": outcome, "final": final}
+    return {
+        "paths": LakehousePaths(data),
+        "reference": LakehousePaths(reference),
+        "keys": keys,
+        "results": results,
+        "outcome": outcome,
+        "final": final,
+    }
 
 
 @pytest.mark.reliability(
@@ -134,17 +141,20 @@ def test_concurrent_writers_lose_and_duplicate_no_bar(race, reliability_figures)
     for key in race["keys"]:
         assert file_sha256(paths.ohlcv_file(key)) == file_sha256(reference.ohlcv_file(key)), key
     outcome = race["outcome"]
-    reliability_figures("Concurrency (writers racing readers)", [
-        f"2 feature backfills x {BACKFILL_ROUNDS} rounds (symbols 1-6 and 3-8) and an ingestion of 8 symbols "
-        f"over {DAYS_AHEAD} days, in 3 processes at once.",
-        f"Reads during the race: {outcome['duckdb_reads']} DuckDB glob scans and {outcome['pyarrow_reads']} reads "
-        f"through `lakehouse.parquet.read_table`: {len(outcome['errors'])} errors.",
-        f"The same files read with a plain `pyarrow.parquet.read_table(path)`: "
-        f"{len(outcome['path_reader_errors'])} transient errors ('Unexpected end of stream'): given a path, pyarrow "
-        "opens the file once for the footer and again for the pages, and a rename in between pairs the old footer "
-        "with the new pages. Writes are atomic; readers outside the project should read the bytes once "
-        "(as `read_table` does) or use DuckDB.",
-    ])
+    reliability_figures(
+        "Concurrency (writers racing readers)",
+        [
+            f"2 feature backfills x {BACKFILL_ROUNDS} rounds (symbols 1-6 and 3-8) and an ingestion of 8 symbols "
+            f"over {DAYS_AHEAD} days, in 3 processes at once.",
+            f"Reads during the race: {outcome['duckdb_reads']} DuckDB glob scans and {outcome['pyarrow_reads']} reads "
+            f"through `lakehouse.parquet.read_table`: {len(outcome['errors'])} errors.",
+            f"The same files read with a plain `pyarrow.parquet.read_table(path)`: "
+            f"{len(outcome['path_reader_errors'])} transient errors ('Unexpected end of stream'): "
+            "given a path, pyarrow opens the file once for the footer and again for the pages, "
+            "and a rename in between pairs the old footer with the new pages. Writes are atomic; "
+            "readers outside the project should read the bytes once (as `read_table` does) or use DuckDB.",
+        ],
+    )
 
 
 @pytest.mark.reliability(
@@ -167,31 +177,53 @@ def test_features_after_the_race_cover_every_bar_once(race):
     lakehouse = race["paths"].lakehouse_dir.as_posix()
     duplicated = duckdb.sql(
         f"select symbol, date, count(*) from read_parquet('{lakehouse}/features_matrix.parquet/*.parquet') "
-        "group by symbol, date having count(*) > 1").fetchall()
+        "group by symbol, date having count(*) > 1"
+    ).fetchall()
     assert duplicated == []
     uncovered = duckdb.sql(
         f"select o.filename, count(*) from read_parquet('{lakehouse}/*_1d.parquet', filename = true) o "
         f"anti join read_parquet('{lakehouse}/features_matrix.parquet/*.parquet') f "
-        "on f.date = o.timestamp and o.filename like '%/' || f.symbol || '_1d.parquet' group by 1").fetchall()
+        "on f.date = o.timestamp and o.filename like '%/' || f.symbol || '_1d.parquet' group by 1"
+    ).fetchall()
     assert uncovered == []
     extra = duckdb.sql(
         f"select count(*) from read_parquet('{lakehouse}/features_matrix.parquet/*.parquet') f anti join "
         f"read_parquet('{lakehouse}/*_1d.parquet', filename = true) o "
-        "on f.date = o.timestamp and o.filename like '%/' || f.symbol || '_1d.parquet'").fetchall()[0][0]
+        "on f.date = o.timestamp and o.filename like '%/' || f.symbol || '_1d.parquet'"
+    ).fetchall()[0][0]
     assert extra == 0
 
 
 def _flow_data(data_dir: Path, home: Path, manifest: Path, run_id: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "alpha_assets.cli", "flow-data", "--source", "simulated", "--clock", CLOCK,
-               "--data-dir", str(data_dir), "--run-id", run_id, "--manifest", str(manifest),
-               "--profile", "reliability"]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "DAGSTER_HOME": str(home)})
+    command = [
+        sys.executable,
+        "-m",
+        "alpha_assets.cli",
+        "flow-data",
+        "--source",
+        "simulated",
+        "--clock",
+        CLOCK,
+        "--data-dir",
+        str(data_dir),
+        "--run-id",
+        run_id,
+        "--manifest",
+        str(manifest),
+        "--profile",
+        "reliability",
+    ]
+    return subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "DAGSTER_HOME": str(home)},
+    )
 
 
 @pytest.mark.reliability(
-    fault="two `alpha-assets flow-data` at once on one DAGSTER_HOME (sqlite) and one data folder, "
-    "different RUN_IDs",
+    fault="two `alpha-assets flow-data` at once on one DAGSTER_HOME (sqlite) and one data folder, different RUN_IDs",
     expected="both exit 0 with their summaries; no 'database is locked' anywhere in their output",
 )
 def test_two_flow_data_sharing_an_instance_both_succeed(tmp_path, small_manifest):

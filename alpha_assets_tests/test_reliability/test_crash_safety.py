@@ -51,8 +51,12 @@ RANDOM_AIM_S = (2.5, 8.0)
 AIM_SHARE = 0.8
 #: The link that is running when the progress output last showed this text (the runner's stage names, shown
 #: as ``[k/4] <stage>`` lines or as the progress bar's postfix).
-LINK_OF_TEXT = (("discovery for RUN_ID", "discovery"), ("ingest, repair and audit", "ingestion"),
-                ("validation of the candidates", "validation"), ("features of", "feature backfill"))
+LINK_OF_TEXT = (
+    ("discovery for RUN_ID", "discovery"),
+    ("ingest, repair and audit", "ingestion"),
+    ("validation of the candidates", "validation"),
+    ("features of", "feature backfill"),
+)
 RUN_TIMEOUT_S = 120
 
 
@@ -84,15 +88,34 @@ class Campaign:
 
 
 def _command(data_dir: Path, manifest: Path, run_id: str) -> list[str]:
-    return [sys.executable, "-m", "alpha_assets.cli", "flow-data", "--source", "simulated", "--clock", CLOCK,
-            "--data-dir", str(data_dir), "--run-id", run_id, "--manifest", str(manifest), "--profile", "reliability"]
+    return [
+        sys.executable,
+        "-m",
+        "alpha_assets.cli",
+        "flow-data",
+        "--source",
+        "simulated",
+        "--clock",
+        CLOCK,
+        "--data-dir",
+        str(data_dir),
+        "--run-id",
+        run_id,
+        "--manifest",
+        str(manifest),
+        "--profile",
+        "reliability",
+    ]
 
 
 def _start(data_dir: Path, manifest: Path, run_id: str, home: Path, log: Path) -> subprocess.Popen:
     env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
-        _command(data_dir, manifest, run_id), stdout=subprocess.PIPE, stderr=open(log, "ab"),
-        env=env, start_new_session=True,
+        _command(data_dir, manifest, run_id),
+        stdout=subprocess.PIPE,
+        stderr=open(log, "ab"),
+        env=env,
+        start_new_session=True,
     )
 
 
@@ -135,12 +158,22 @@ def _run_uninterrupted(data_dir: Path, manifest: Path, run_id: str, home: Path, 
     return exit_code, {link: started[after] - started[link] for link, after in zip(order, order[1:], strict=False)}
 
 
-def _attempt(data_dir: Path, manifest: Path, home: Path, log: Path, number: int, aim: str,
-             rng: np.random.Generator, link_seconds: dict) -> tuple[bool, str]:
+def _attempt(
+    data_dir: Path,
+    manifest: Path,
+    home: Path,
+    log: Path,
+    number: int,
+    aim: str,
+    rng: np.random.Generator,
+    link_seconds: dict,
+) -> tuple[bool, str]:
     """Start the command, kill its process group at the aimed moment; return (killed, link it landed in)."""
     line_wanted, link = AIM.get(aim, (None, None))
     # Aimed kills fall inside the link as long as it took in the reference run, whatever this machine's speed.
-    delay = float(rng.uniform(0.0, AIM_SHARE * link_seconds[link])) if line_wanted else float(rng.uniform(*RANDOM_AIM_S))
+    delay = (
+        float(rng.uniform(0.0, AIM_SHARE * link_seconds[link])) if line_wanted else float(rng.uniform(*RANDOM_AIM_S))
+    )
     process = _start(data_dir, manifest, f"KILL_{number:02d}", home, log)
     lines: queue.Queue = queue.Queue()
     reader = _reader(process, lines)
@@ -273,8 +306,14 @@ def campaign(tmp_path_factory, small_manifest) -> Campaign:
         problems, changed, temps = _inspect(data_dir, before, {}, reference)
         attempts.append(Attempt(len(attempts) + 1, "ingest", killed, landed, problems, changed, temps))
     final_exit, _ = _run_uninterrupted(data_dir, small_manifest, "RESUME", home, log)
-    return Campaign(attempts, _contract_files(reference), _contract_files(_parquet_hashes(data_dir)), final_exit,
-                    resets, link_seconds)
+    return Campaign(
+        attempts,
+        _contract_files(reference),
+        _contract_files(_parquet_hashes(data_dir)),
+        final_exit,
+        resets,
+        link_seconds,
+    )
 
 
 def _figures(campaign: Campaign) -> list[str]:
@@ -285,13 +324,15 @@ def _figures(campaign: Campaign) -> list[str]:
         f"{len(campaign.attempts)} starts of `alpha-assets flow-data`, {len(kills)} killed with SIGKILL "
         f"(aimed: {', '.join(f'{n} {aim}' for aim, n in sorted(by_aim.items()))}).",
         "Kills by the link running when they landed: "
-        + ", ".join(f"{link} {n}" for link, n in sorted(by_link.items())) + ".",
+        + ", ".join(f"{link} {n}" for link, n in sorted(by_link.items()))
+        + ".",
         f"Lakehouse files changed by the killed runs: {sum(a.files_changed for a in kills)}; temp files left "
         f"behind at most {max((a.temp_files for a in kills), default=0)} (named `.<file>.*.tmp`, never matched "
         "by `*.parquet`).",
         f"Lakehouse emptied {campaign.resets} times once complete, so later kills hit real writes.",
         "Aimed kills fall within 80 % of their link's length in the uninterrupted reference run: "
-        + ", ".join(f"{link} {campaign.link_seconds[link]:.2f} s" for _, link in AIM.values()) + ".",
+        + ", ".join(f"{link} {campaign.link_seconds[link]:.2f} s" for _, link in AIM.values())
+        + ".",
         f"Final uninterrupted run: exit {campaign.final_exit}; {len(campaign.final)} OHLCV and feature files, "
         f"{sum(campaign.final.get(p) == d for p, d in campaign.reference.items())} identical to the reference.",
     ]
@@ -342,7 +383,8 @@ def test_flow_data_killed_at_random_moments_at_least_twenty_times_leaves_no_dama
 )
 def test_flow_data_rerun_after_kills_reaches_the_reference_state(campaign):
     assert campaign.final_exit == 0
-    differing = sorted(p for p in set(campaign.reference) | set(campaign.final)
-                       if campaign.reference.get(p) != campaign.final.get(p))
+    differing = sorted(
+        p for p in set(campaign.reference) | set(campaign.final) if campaign.reference.get(p) != campaign.final.get(p)
+    )
     assert differing == []
     assert len(campaign.final) == 24, "12 OHLCV files and 12 feature files"

@@ -138,8 +138,15 @@ def _assert_nothing_lost(box: Sandbox) -> None:
 
 def _source(server: ExchangeServer, *, now: pd.Timestamp = NOW, **options: object) -> CcxtSource:
     sleeps: list[float] = []
-    source = CcxtSource("binance", base_url=server.base_url, now=lambda: now, sleep=sleeps.append,
-                        rate_limit_ms=0, max_retries=2, **options)
+    source = CcxtSource(
+        "binance",
+        base_url=server.base_url,
+        now=lambda: now,
+        sleep=sleeps.append,
+        rate_limit_ms=0,
+        max_retries=2,
+        **options,
+    )
     source.sleeps = sleeps  # the waits the backoff asked for, for the assertions
     return source
 
@@ -161,24 +168,48 @@ def _quarantine(box: Sandbox) -> list[dict]:
 @pytest.mark.parametrize(
     ("fault", "error_words"),
     [
-        case("klines_truncated_json", "malformed exchange JSON: klines body cut in half (HTTP 200)",
-             "symbol FAILED with an error naming the symbol and 'not valid JSON'; stored bars untouched",
-             Fault.TRUNCATED_JSON, "not valid JSON"),
-        case("klines_html_body", "malformed exchange JSON: an HTML proxy page instead of klines (HTTP 200)",
-             "symbol FAILED with an error naming the symbol and 'not valid JSON'; stored bars untouched",
-             Fault.NOT_JSON, "not valid JSON"),
-        case("http_429_persistent", "HTTP 429 on every klines request",
-             "retried with exponential backoff (2 waits), then FAILED naming the symbol and DDoSProtection",
-             Fault.RATE_LIMITED, "DDoSProtection"),
-        case("http_500_persistent", "HTTP 500 on every klines request",
-             "retried with backoff, then FAILED naming the symbol and the ccxt error",
-             Fault.SERVER_ERROR, "failed after 3 tries"),
-        case("http_502_persistent", "HTTP 502 on every klines request",
-             "retried with backoff, then FAILED naming the symbol and the ccxt error",
-             Fault.BAD_GATEWAY, "failed after 3 tries"),
-        case("http_503_persistent", "HTTP 503 on every klines request",
-             "retried with backoff, then FAILED naming the symbol and ExchangeNotAvailable",
-             Fault.UNAVAILABLE, "ExchangeNotAvailable"),
+        case(
+            "klines_truncated_json",
+            "malformed exchange JSON: klines body cut in half (HTTP 200)",
+            "symbol FAILED with an error naming the symbol and 'not valid JSON'; stored bars untouched",
+            Fault.TRUNCATED_JSON,
+            "not valid JSON",
+        ),
+        case(
+            "klines_html_body",
+            "malformed exchange JSON: an HTML proxy page instead of klines (HTTP 200)",
+            "symbol FAILED with an error naming the symbol and 'not valid JSON'; stored bars untouched",
+            Fault.NOT_JSON,
+            "not valid JSON",
+        ),
+        case(
+            "http_429_persistent",
+            "HTTP 429 on every klines request",
+            "retried with exponential backoff (2 waits), then FAILED naming the symbol and DDoSProtection",
+            Fault.RATE_LIMITED,
+            "DDoSProtection",
+        ),
+        case(
+            "http_500_persistent",
+            "HTTP 500 on every klines request",
+            "retried with backoff, then FAILED naming the symbol and the ccxt error",
+            Fault.SERVER_ERROR,
+            "failed after 3 tries",
+        ),
+        case(
+            "http_502_persistent",
+            "HTTP 502 on every klines request",
+            "retried with backoff, then FAILED naming the symbol and the ccxt error",
+            Fault.BAD_GATEWAY,
+            "failed after 3 tries",
+        ),
+        case(
+            "http_503_persistent",
+            "HTTP 503 on every klines request",
+            "retried with backoff, then FAILED naming the symbol and ExchangeNotAvailable",
+            Fault.UNAVAILABLE,
+            "ExchangeNotAvailable",
+        ),
     ],
 )
 def test_ingest_exchange_keeps_failing_reports_the_symbol_and_keeps_stored_bars(stored, server, fault, error_words):
@@ -196,10 +227,18 @@ def test_ingest_exchange_keeps_failing_reports_the_symbol_and_keeps_stored_bars(
 @pytest.mark.parametrize(
     "fault",
     [
-        case("http_429_twice", "HTTP 429 on two klines requests, then normal answers",
-             "retried after two backoff waits; the 20 new bars are stored", Fault.RATE_LIMITED),
-        case("http_503_twice", "HTTP 503 on two klines requests, then normal answers",
-             "retried after two backoff waits; the 20 new bars are stored", Fault.UNAVAILABLE),
+        case(
+            "http_429_twice",
+            "HTTP 429 on two klines requests, then normal answers",
+            "retried after two backoff waits; the 20 new bars are stored",
+            Fault.RATE_LIMITED,
+        ),
+        case(
+            "http_503_twice",
+            "HTTP 503 on two klines requests, then normal answers",
+            "retried after two backoff waits; the 20 new bars are stored",
+            Fault.UNAVAILABLE,
+        ),
     ],
 )
 def test_ingest_transient_http_errors_are_retried_and_succeed(stored, server, fault):
@@ -237,15 +276,34 @@ def test_ingest_exchange_ignoring_since_does_not_loop(stored, server):
 @pytest.mark.parametrize(
     ("fault", "reason"),
     [
-        case("row_nulls", "kline row with null open and close", "row quarantined: 'null, NaN or infinite value'; "
-             "other new bars stored", Fault.NULL_VALUES, "null, NaN or infinite value"),
-        case("row_negative_price", "kline row with a negative close", "row quarantined: 'price <= 0'",
-             Fault.NEGATIVE_PRICE, "price <= 0"),
-        case("row_high_below_low", "kline row with high < low", "row quarantined: 'high < low'",
-             Fault.HIGH_BELOW_LOW, "high < low"),
-        case("row_duplicate", "the same kline timestamp sent twice with different volumes",
-             "later row kept, the other quarantined: 'duplicate timestamp (later row kept)'",
-             Fault.DUPLICATE_ROWS, "duplicate timestamp (later row kept)"),
+        case(
+            "row_nulls",
+            "kline row with null open and close",
+            "row quarantined: 'null, NaN or infinite value'; other new bars stored",
+            Fault.NULL_VALUES,
+            "null, NaN or infinite value",
+        ),
+        case(
+            "row_negative_price",
+            "kline row with a negative close",
+            "row quarantined: 'price <= 0'",
+            Fault.NEGATIVE_PRICE,
+            "price <= 0",
+        ),
+        case(
+            "row_high_below_low",
+            "kline row with high < low",
+            "row quarantined: 'high < low'",
+            Fault.HIGH_BELOW_LOW,
+            "high < low",
+        ),
+        case(
+            "row_duplicate",
+            "the same kline timestamp sent twice with different volumes",
+            "later row kept, the other quarantined: 'duplicate timestamp (later row kept)'",
+            Fault.DUPLICATE_ROWS,
+            "duplicate timestamp (later row kept)",
+        ),
     ],
 )
 def test_ingest_malformed_rows_are_quarantined_with_the_reason(stored, server, fault, reason):
@@ -274,14 +332,31 @@ def test_ingest_unsorted_rows_are_sorted_not_lost(stored, server):
 @pytest.mark.parametrize(
     ("column", "value", "reason"),
     [
-        case("price_nan", "a NaN close from the exchange", "row quarantined: 'null, NaN or infinite value'",
-             "close", np.nan, "null, NaN or infinite value"),
-        case("price_inf", "an infinite high from the exchange", "row quarantined: 'null, NaN or infinite value'",
-             "high", np.inf, "null, NaN or infinite value"),
-        case("price_zero", "a zero open from the exchange", "row quarantined: 'price <= 0'",
-             "open", 0.0, "price <= 0"),
-        case("volume_negative", "a negative volume from the exchange", "row quarantined: 'negative volume'",
-             "volume", -5.0, "negative volume"),
+        case(
+            "price_nan",
+            "a NaN close from the exchange",
+            "row quarantined: 'null, NaN or infinite value'",
+            "close",
+            np.nan,
+            "null, NaN or infinite value",
+        ),
+        case(
+            "price_inf",
+            "an infinite high from the exchange",
+            "row quarantined: 'null, NaN or infinite value'",
+            "high",
+            np.inf,
+            "null, NaN or infinite value",
+        ),
+        case("price_zero", "a zero open from the exchange", "row quarantined: 'price <= 0'", "open", 0.0, "price <= 0"),
+        case(
+            "volume_negative",
+            "a negative volume from the exchange",
+            "row quarantined: 'negative volume'",
+            "volume",
+            -5.0,
+            "negative volume",
+        ),
     ],
 )
 def test_ingest_bad_values_are_quarantined_with_the_reason(stored, server, column, value, reason):
@@ -304,7 +379,10 @@ def test_clean_bars_malformed_rows_are_quarantined():
     rows = [[day, 1, 2, 0.5, 1.5, 10], [day + 86_400_000, "abc", 2, 0.5, 1.5, 10], [day, 1, 2], "garbage"]
     cleaned = clean_bars(bars_from_exchange_rows(rows), symbol_key=KEY, now=NOW)
     assert sorted(r.reason for r in cleaned.quarantined) == [
-        "missing or malformed timestamp", "missing or malformed timestamp", "null, NaN or infinite value"]
+        "missing or malformed timestamp",
+        "missing or malformed timestamp",
+        "null, NaN or infinite value",
+    ]
     assert len(cleaned.bars) == 1
 
 
@@ -313,8 +391,16 @@ def test_clean_bars_malformed_rows_are_quarantined():
     expected="the batch is refused with ValueError naming the symbol and 'timezone-aware UTC'",
 )
 def test_clean_bars_naive_timestamps_are_refused_naming_the_symbol():
-    frame = pd.DataFrame({"timestamp": pd.to_datetime(["2026-11-20", "2026-11-21"]), "open": 1.0, "high": 2.0,
-                          "low": 0.5, "close": 1.5, "volume": 3.0})
+    frame = pd.DataFrame(
+        {
+            "timestamp": pd.to_datetime(["2026-11-20", "2026-11-21"]),
+            "open": 1.0,
+            "high": 2.0,
+            "low": 0.5,
+            "close": 1.5,
+            "volume": 3.0,
+        }
+    )
     with pytest.raises(ValueError, match=f"bars of {KEY}: `timestamp` must be timezone-aware UTC"):
         clean_bars(frame, symbol_key=KEY, now=NOW)
 
@@ -336,17 +422,37 @@ def _clean_history(n: int = 200, seed: int = 5) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, n)))
     stamps = pd.date_range(end=NOW.floor("D") - pd.Timedelta(days=1), periods=n, freq="D", tz="UTC")
-    return pd.DataFrame({"timestamp": stamps, "open": close, "high": close * 1.01, "low": close * 0.99,
-                         "close": close, "volume": rng.lognormal(10, 0.3, n)})
+    return pd.DataFrame(
+        {
+            "timestamp": stamps,
+            "open": close,
+            "high": close * 1.01,
+            "low": close * 0.99,
+            "close": close,
+            "volume": rng.lognormal(10, 0.3, n),
+        }
+    )
 
 
 @pytest.mark.parametrize(
     ("column", "factor", "words"),
     [
-        case("volume_spike", "an absurd volume spike (x10,000 on one day)", "audit verdict TOXIC, reason names "
-             "the volume z-score", "volume", 1e4, "volume"),
-        case("return_spike", "a one-day return of +800 %", "audit verdict TOXIC, reason names the daily return",
-             "close", 9.0, "daily return"),
+        case(
+            "volume_spike",
+            "an absurd volume spike (x10,000 on one day)",
+            "audit verdict TOXIC, reason names the volume z-score",
+            "volume",
+            1e4,
+            "volume",
+        ),
+        case(
+            "return_spike",
+            "a one-day return of +800 %",
+            "audit verdict TOXIC, reason names the daily return",
+            "close",
+            9.0,
+            "daily return",
+        ),
     ],
 )
 def test_audit_spikes_make_the_symbol_toxic_with_the_reason(column, factor, words):
@@ -364,13 +470,25 @@ def test_audit_spikes_make_the_symbol_toxic_with_the_reason(column, factor, word
 @pytest.mark.parametrize(
     "damage",
     [
-        case("truncated_parquet", "a truncated OHLCV parquet file in the lakehouse",
-             "moved aside into lakehouse/quarantine/ (bytes kept), quarantine record 'stored file unreadable', "
-             "symbol re-ingested", "truncate"),
-        case("wrong_schema_parquet", "an OHLCV parquet file with other columns in the lakehouse",
-             "moved aside, record names the missing columns, symbol re-ingested", "schema"),
-        case("naive_timestamp_parquet", "an OHLCV parquet file with timezone-naive timestamps",
-             "moved aside, record names the wrong column type, symbol re-ingested", "naive"),
+        case(
+            "truncated_parquet",
+            "a truncated OHLCV parquet file in the lakehouse",
+            "moved aside into lakehouse/quarantine/ (bytes kept), quarantine record 'stored file unreadable', "
+            "symbol re-ingested",
+            "truncate",
+        ),
+        case(
+            "wrong_schema_parquet",
+            "an OHLCV parquet file with other columns in the lakehouse",
+            "moved aside, record names the missing columns, symbol re-ingested",
+            "schema",
+        ),
+        case(
+            "naive_timestamp_parquet",
+            "an OHLCV parquet file with timezone-naive timestamps",
+            "moved aside, record names the wrong column type, symbol re-ingested",
+            "naive",
+        ),
     ],
 )
 def test_ingest_damaged_stored_file_is_moved_aside_and_reingested(stored, server, damage):
@@ -391,8 +509,9 @@ def test_ingest_damaged_stored_file_is_moved_aside_and_reingested(stored, server
     assert moved.parent == stored.paths.quarantine_dir and moved.read_bytes() == damaged
     reason = _quarantine(stored)[0]["reason"]
     assert reason.startswith("stored file unreadable") and str(moved) in reason
-    assert {"truncate": "not a readable parquet file", "schema": "missing columns",
-            "naive": "wrong column types"}[damage] in reason
+    assert {"truncate": "not a readable parquet file", "schema": "missing columns", "naive": "wrong column types"}[
+        damage
+    ] in reason
     assert len(read_ohlcv(stored.paths, KEY)) == 120, "re-ingested from scratch"
 
 
@@ -409,9 +528,13 @@ UNSAFE_KEYS = {
 @pytest.mark.parametrize(
     ("builder", "bad"),
     [
-        case(f"{builder}_{name}", f"path traversal in a {_KIND[builder]} ({name}: {value[:24]!r}) given to "
-             f"LakehousePaths.{builder}",
-             "UnsafeKeyError naming the key and the allowed pattern; no path returned", builder, value)
+        case(
+            f"{builder}_{name}",
+            f"path traversal in a {_KIND[builder]} ({name}: {value[:24]!r}) given to LakehousePaths.{builder}",
+            "UnsafeKeyError naming the key and the allowed pattern; no path returned",
+            builder,
+            value,
+        )
         for builder in ("ohlcv_file", "features_file", "export_dir", "run_dir")
         for name, value in UNSAFE_KEYS.items()
     ],
@@ -425,9 +548,13 @@ def test_lakehouse_paths_unsafe_key_is_refused(sandbox, builder, bad):
 @pytest.mark.parametrize(
     ("command", "bad"),
     [
-        case(f"{command}_{name}", f"path traversal in `alpha-assets {command} --run-id` ({name})",
-             "exit code 2, 'RUN_ID ... is refused' on stderr, no traceback, nothing written in the data folder",
-             command, value)
+        case(
+            f"{command}_{name}",
+            f"path traversal in `alpha-assets {command} --run-id` ({name})",
+            "exit code 2, 'RUN_ID ... is refused' on stderr, no traceback, nothing written in the data folder",
+            command,
+            value,
+        )
         for command in ("flow-data", "flow-production")
         for name, value in {**UNSAFE_KEYS, "long": "R" * 65}.items()
     ],
@@ -442,8 +569,14 @@ def test_cli_unsafe_run_id_is_refused_before_anything_is_written(sandbox, capsys
 
 
 def _validated_document(run_id: str, symbols: list[str]) -> dict:
-    return {"run_id": run_id, "as_of": CLOCK, "exchange": "SIM", "symbols": symbols,
-            "candidates": [{"symbol_key": s} for s in symbols], "rejected": {}}
+    return {
+        "run_id": run_id,
+        "as_of": CLOCK,
+        "exchange": "SIM",
+        "symbols": symbols,
+        "candidates": [{"symbol_key": s} for s in symbols],
+        "rejected": {},
+    }
 
 
 @pytest.mark.reliability(
@@ -451,8 +584,9 @@ def _validated_document(run_id: str, symbols: list[str]) -> dict:
     expected="flow-production exits 2 with the key and 'is refused' on stderr; nothing written outside data",
 )
 def test_cli_flow_production_candidates_with_unsafe_key_is_refused(sandbox, capsys):
-    write_json_atomic(_validated_document("HOSTILE", ["../../escape"]),
-                      sandbox.paths.candidates_validated_file("HOSTILE"))
+    write_json_atomic(
+        _validated_document("HOSTILE", ["../../escape"]), sandbox.paths.candidates_validated_file("HOSTILE")
+    )
     code = main(["flow-production", "--run-id", "HOSTILE", "--data-dir", str(sandbox.data)])
     err = capsys.readouterr().err
     assert code == 2 and "'../../escape' is refused" in err
@@ -463,8 +597,10 @@ def test_cli_flow_production_candidates_with_unsafe_key_is_refused(sandbox, caps
     expected="flow-production exits 2, stderr names the unknown symbols' files; no weights written",
 )
 def test_cli_flow_production_candidates_with_unknown_symbols_fails_naming_them(sandbox, capsys):
-    write_json_atomic(_validated_document("UNKNOWN", ["SIM_NOPEUSDT", "SIM_NADAUSDT"]),
-                      sandbox.paths.candidates_validated_file("UNKNOWN"))
+    write_json_atomic(
+        _validated_document("UNKNOWN", ["SIM_NOPEUSDT", "SIM_NADAUSDT"]),
+        sandbox.paths.candidates_validated_file("UNKNOWN"),
+    )
     code = main(["flow-production", "--run-id", "UNKNOWN", "--data-dir", str(sandbox.data)])
     err = capsys.readouterr().err
     assert code == 2 and "SIM_NOPEUSDT" in err and "does not exist" in err
@@ -479,8 +615,13 @@ def test_cli_flow_production_candidates_with_unknown_symbols_fails_naming_them(s
 def test_files_source_hostile_names_are_skipped_with_reasons(sandbox):
     folder = sandbox.inputs
     good = "timestamp,open,high,low,close,volume\n2026-11-20T00:00:00Z,1,2,0.5,1.5,10\n"
-    names = ["BINANCE_BTCUSDT_1d.csv", "BINANCE_..__1d.csv", "binance_ethusdt_1d.csv",
-             "BINANCE_" + "X" * 120 + "_1d.csv", "BINANCE_SOLUSDT_1d.txt"]
+    names = [
+        "BINANCE_BTCUSDT_1d.csv",
+        "BINANCE_..__1d.csv",
+        "binance_ethusdt_1d.csv",
+        "BINANCE_" + "X" * 120 + "_1d.csv",
+        "BINANCE_SOLUSDT_1d.txt",
+    ]
     for name in names:
         (folder / name).write_text(good)
     source = FileSource(folder, now=NOW)
@@ -492,16 +633,34 @@ def test_files_source_hostile_names_are_skipped_with_reasons(sandbox):
 @pytest.mark.parametrize(
     ("content", "words"),
     [
-        case("csv_missing_column", "files-source CSV without a `volume` column",
-             "symbol FAILED, error names the file and the missing column", b"timestamp,open,high,low,close\n"
-             b"2026-11-20T00:00:00Z,1,2,0.5,1.5\n", "volume"),
-        case("csv_naive_timestamps", "files-source CSV with timezone-naive timestamps",
-             "symbol FAILED, error names the file and the missing time zone",
-             b"timestamp,open,high,low,close,volume\n2026-11-20 00:00:00,1,2,0.5,1.5,10\n", "zone"),
-        case("parquet_garbage", "files-source .parquet file that is not parquet",
-             "symbol FAILED, error names the file", b"this is not parquet", "BINANCE_BTCUSDT_1d"),
-        case("csv_empty", "files-source CSV that is empty", "symbol FAILED, error names the file", b"",
-             "BINANCE_BTCUSDT_1d"),
+        case(
+            "csv_missing_column",
+            "files-source CSV without a `volume` column",
+            "symbol FAILED, error names the file and the missing column",
+            b"timestamp,open,high,low,close\n2026-11-20T00:00:00Z,1,2,0.5,1.5\n",
+            "volume",
+        ),
+        case(
+            "csv_naive_timestamps",
+            "files-source CSV with timezone-naive timestamps",
+            "symbol FAILED, error names the file and the missing time zone",
+            b"timestamp,open,high,low,close,volume\n2026-11-20 00:00:00,1,2,0.5,1.5,10\n",
+            "zone",
+        ),
+        case(
+            "parquet_garbage",
+            "files-source .parquet file that is not parquet",
+            "symbol FAILED, error names the file",
+            b"this is not parquet",
+            "BINANCE_BTCUSDT_1d",
+        ),
+        case(
+            "csv_empty",
+            "files-source CSV that is empty",
+            "symbol FAILED, error names the file",
+            b"",
+            "BINANCE_BTCUSDT_1d",
+        ),
     ],
 )
 def test_files_source_bad_file_fails_the_symbol_naming_the_file(stored, content, words):
@@ -523,7 +682,8 @@ def test_files_source_bad_cells_are_quarantined(sandbox):
     folder = sandbox.inputs
     (folder / f"{KEY}_1d.csv").write_text(
         "timestamp,open,high,low,close,volume\n2026-11-20T00:00:00Z,1,2,0.5,1.5,10\n"
-        "2026-11-21T00:00:00Z,abc,2,0.5,1.5,10\nnot-a-date,1,2,0.5,1.5,10\n")
+        "2026-11-21T00:00:00Z,abc,2,0.5,1.5,10\nnot-a-date,1,2,0.5,1.5,10\n"
+    )
     source = FileSource(folder, now=NOW)
     market = next(m for m in source.load_markets() if m.symbol_key == KEY)
     report = ingest_symbol(source, market, sandbox.paths, now=NOW, params=PARAMS)
@@ -536,8 +696,11 @@ MANIFEST_CASES = [
     ("wrong_type", {"discovery": {"top_n": "12"}}, "manifest key 'discovery.top_n' must be an integer, got '12'"),
     ("unknown_key", {"discovery": {"topn": 12}}, "manifest key 'discovery.topn' is unknown; allowed keys"),
     ("out_of_range_low", {"discovery": {"top_n": 0}}, "manifest key 'discovery.top_n' must be >= 1, got 0"),
-    ("out_of_range_negative", {"discovery": {"min_traded_value_24h": -1}},
-     "manifest key 'discovery.min_traded_value_24h' must be >= 0.0"),
+    (
+        "out_of_range_negative",
+        {"discovery": {"min_traded_value_24h": -1}},
+        "manifest key 'discovery.min_traded_value_24h' must be >= 0.0",
+    ),
     ("unknown_section", {"discovry": {}}, "unknown section 'discovry'"),
     ("bool_for_int", {"ingestion": {"history_days": True}}, "'ingestion.history_days' must be an integer, got True"),
 ]
@@ -553,9 +716,16 @@ def _manifest(box: Sandbox, profile_body: dict) -> Path:
 
 @pytest.mark.parametrize(
     ("body", "message"),
-    [case(f"load_profile_{name}", f"manifest with {name.replace('_', ' ')}: {json.dumps(body)}",
-          "ManifestError naming the key, the expectation and what came", body, message)
-     for name, body, message in MANIFEST_CASES],
+    [
+        case(
+            f"load_profile_{name}",
+            f"manifest with {name.replace('_', ' ')}: {json.dumps(body)}",
+            "ManifestError naming the key, the expectation and what came",
+            body,
+            message,
+        )
+        for name, body, message in MANIFEST_CASES
+    ],
 )
 def test_load_profile_bad_manifest_names_the_key(sandbox, body, message):
     sections = {"discovery": DiscoveryParams, "ingestion": IngestionParams}
@@ -565,7 +735,8 @@ def test_load_profile_bad_manifest_names_the_key(sandbox, body, message):
 
 
 @pytest.mark.reliability(
-    fault="unknown manifest profile given to load_profile", expected="ManifestError listing the allowed profiles",
+    fault="unknown manifest profile given to load_profile",
+    expected="ManifestError listing the allowed profiles",
 )
 def test_load_profile_unknown_profile_lists_the_allowed_ones(sandbox):
     with pytest.raises(ManifestError, match=r"unknown profile 'nope'; allowed profiles: \['reliability'\]"):
@@ -583,20 +754,48 @@ def test_load_profile_not_json_names_the_file(sandbox):
 @pytest.mark.parametrize(
     ("profile", "body", "message"),
     [
-        case("cli_unknown_profile", "`alpha-assets flow-data --profile nope`",
-             "exit code 2, stderr names the profile and the allowed ones; no traceback", "nope", {},
-             "unknown profile 'nope'"),
-        case("cli_wrong_type", "`alpha-assets flow-data` with a manifest holding top_n: \"12\"",
-             "exit code 2, stderr names the key and the type; no traceback", "reliability",
-             {"discovery": {"top_n": "12"}}, "'discovery.top_n' must be an integer"),
-        case("cli_out_of_range", "`alpha-assets flow-data` with a manifest holding history_days: -5",
-             "exit code 2, stderr names the key and the bound; no traceback", "reliability",
-             {"ingestion": {"history_days": -5}}, "'ingestion.history_days' must be >="),
+        case(
+            "cli_unknown_profile",
+            "`alpha-assets flow-data --profile nope`",
+            "exit code 2, stderr names the profile and the allowed ones; no traceback",
+            "nope",
+            {},
+            "unknown profile 'nope'",
+        ),
+        case(
+            "cli_wrong_type",
+            '`alpha-assets flow-data` with a manifest holding top_n: "12"',
+            "exit code 2, stderr names the key and the type; no traceback",
+            "reliability",
+            {"discovery": {"top_n": "12"}},
+            "'discovery.top_n' must be an integer",
+        ),
+        case(
+            "cli_out_of_range",
+            "`alpha-assets flow-data` with a manifest holding history_days: -5",
+            "exit code 2, stderr names the key and the bound; no traceback",
+            "reliability",
+            {"ingestion": {"history_days": -5}},
+            "'ingestion.history_days' must be >=",
+        ),
     ],
 )
 def test_cli_bad_manifest_exits_with_a_message(sandbox, capfd, profile, body, message):
-    code = main(["flow-data", "--clock", CLOCK, "--run-id", "BAD_MANIFEST", "--data-dir", str(sandbox.data),
-                 "--manifest", str(_manifest(sandbox, body)), "--profile", profile])
+    code = main(
+        [
+            "flow-data",
+            "--clock",
+            CLOCK,
+            "--run-id",
+            "BAD_MANIFEST",
+            "--data-dir",
+            str(sandbox.data),
+            "--manifest",
+            str(_manifest(sandbox, body)),
+            "--profile",
+            profile,
+        ]
+    )
     err = capfd.readouterr().err
     last = err.strip().splitlines()[-1]
     assert code == 2 and last.startswith("alpha-assets: error:") and message in last, last
@@ -610,8 +809,9 @@ def test_cli_bad_manifest_exits_with_a_message(sandbox, capfd, profile, body, me
 def test_discover_candidates_empty_universe_says_why():
     simulated = SimulatedExchange(seed=7, now=NOW, n_symbols=12)
     with pytest.raises(EmptyUniverseError, match=r"discovery kept no candidate out of \d+ markets \(.*traded"):
-        discover_candidates(simulated.load_markets(), simulated.fetch_tickers(),
-                            DiscoveryParams(min_traded_value_24h=1e30))
+        discover_candidates(
+            simulated.load_markets(), simulated.fetch_tickers(), DiscoveryParams(min_traded_value_24h=1e30)
+        )
 
 
 @pytest.mark.reliability(
@@ -620,22 +820,38 @@ def test_discover_candidates_empty_universe_says_why():
 )
 def test_cli_flow_data_empty_universe_exits_with_the_reason(sandbox, capfd):
     manifest = _manifest(sandbox, {"discovery": {"min_traded_value_24h": 1e30}})
-    code = main(["flow-data", "--clock", CLOCK, "--run-id", "EMPTY", "--data-dir", str(sandbox.data),
-                 "--manifest", str(manifest)])
+    code = main(
+        [
+            "flow-data",
+            "--clock",
+            CLOCK,
+            "--run-id",
+            "EMPTY",
+            "--data-dir",
+            str(sandbox.data),
+            "--manifest",
+            str(manifest),
+        ]
+    )
     last = capfd.readouterr().err.strip().splitlines()[-1]
     assert code == 2 and "discovery kept no candidate" in last, last
     assert not sandbox.paths.candidates_file("EMPTY").exists()
 
 
 @pytest.mark.reliability(
-    fault="every candidate rejected by the audit", expected="EmptyUniverseError with the count of each verdict",
+    fault="every candidate rejected by the audit",
+    expected="EmptyUniverseError with the count of each verdict",
 )
 def test_validate_candidates_all_rejected_counts_the_verdicts():
-    candidates = {"run_id": "R", "as_of": CLOCK,
-                  "candidates": [{"symbol_key": "SIM_AUSDT"}, {"symbol_key": "SIM_BUSDT"}]}
-    verdicts = [{"symbol_key": "SIM_AUSDT", "verdict": "TOXIC", "reasons": ["x"]},
-                {"symbol_key": "SIM_BUSDT", "verdict": "STALE", "reasons": ["y"]}]
+    candidates = {
+        "run_id": "R",
+        "as_of": CLOCK,
+        "candidates": [{"symbol_key": "SIM_AUSDT"}, {"symbol_key": "SIM_BUSDT"}],
+    }
+    verdicts = [
+        {"symbol_key": "SIM_AUSDT", "verdict": "TOXIC", "reasons": ["x"]},
+        {"symbol_key": "SIM_BUSDT", "verdict": "STALE", "reasons": ["y"]},
+    ]
     expected = r"none of 2 candidates passed the audit \(\{'TOXIC': 1, 'STALE': 1\}\)"
     with pytest.raises(EmptyUniverseError, match=expected):
         validate_candidates(candidates, verdicts)
-

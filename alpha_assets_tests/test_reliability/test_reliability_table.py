@@ -23,8 +23,12 @@ def test_reliability_table_rows_match_the_collected_tests(request):
     documented = {test_id: row for test_id, row in documented.items() if test_id.split("::")[0] in modules}
     stale = sorted(set(documented) - set(collected))
     missing = sorted(set(collected) - set(documented))
-    changed = sorted(t for t in set(collected) & set(documented) if " ".join(collected[t][0].split()) !=
-                     documented[t][0] or " ".join(collected[t][1].split()) != documented[t][1])
+    changed = sorted(
+        t
+        for t in set(collected) & set(documented)
+        if " ".join(collected[t][0].split()) != documented[t][0]
+        or " ".join(collected[t][1].split()) != documented[t][1]
+    )
     assert (stale, missing, changed) == ([], [], []), (
         f"{RELIABILITY_DOC} is out of date (rows without a test, tests without a row, changed rows); run "
         "`.venv/bin/python -m pytest alpha_assets_tests/test_reliability` and commit the regenerated file"

@@ -38,8 +38,10 @@ def _bars() -> dict[str, pd.DataFrame]:
     now = pd.Timestamp(CLOCK)
     simulated = SimulatedExchange(seed=3, now=now, n_symbols=12)
     markets = {m.ccxt_symbol: m for m in simulated.load_markets()}
-    return {pair: simulated.fetch_daily_bars(markets[pair], since=now - pd.Timedelta(days=500), until=now.floor("D"))
-            for pair in PAIRS}
+    return {
+        pair: simulated.fetch_daily_bars(markets[pair], since=now - pd.Timedelta(days=500), until=now.floor("D"))
+        for pair in PAIRS
+    }
 
 
 def _files_holding(root: Path, needles: list[bytes]) -> list[str]:
@@ -53,15 +55,25 @@ def _files_holding(root: Path, needles: list[bytes]) -> list[str]:
 @pytest.mark.parametrize(
     "fails",
     [
-        pytest.param(False, id="successful_run", marks=pytest.mark.reliability(
-            fault="exchange credentials planted in ALPHA_ASSETS_EXCHANGE_API_KEY / _SECRET, flow-data --source ccxt "
-            "succeeding",
-            expected="the planted values appear in no file under the data folder or DAGSTER_HOME (sqlite event "
-            "logs included), not in stdout/stderr, not in any request sent to the exchange")),
-        pytest.param(True, id="failing_run", marks=pytest.mark.reliability(
-            fault="the same planted credentials, flow-data --source ccxt failing in the ingestion (non-JSON "
-            "answers), so errors and tracebacks are recorded",
-            expected="exit code 2 with the reason, and still no planted value in any file, stream or request")),
+        pytest.param(
+            False,
+            id="successful_run",
+            marks=pytest.mark.reliability(
+                fault="exchange credentials planted in ALPHA_ASSETS_EXCHANGE_API_KEY / _SECRET, "
+                "flow-data --source ccxt succeeding",
+                expected="the planted values appear in no file under the data folder or DAGSTER_HOME (sqlite event "
+                "logs included), not in stdout/stderr, not in any request sent to the exchange",
+            ),
+        ),
+        pytest.param(
+            True,
+            id="failing_run",
+            marks=pytest.mark.reliability(
+                fault="the same planted credentials, flow-data --source ccxt failing in the ingestion (non-JSON "
+                "answers), so errors and tracebacks are recorded",
+                expected="exit code 2 with the reason, and still no planted value in any file, stream or request",
+            ),
+        ),
     ],
 )
 def test_planted_credentials_never_leak(tmp_path, monkeypatch, capfd, fails):
@@ -75,9 +87,27 @@ def test_planted_credentials_never_leak(tmp_path, monkeypatch, capfd, fails):
     with ExchangeServer(_bars()) as server:
         if fails:
             server.inject(Fault.NOT_JSON, times=None, path=KLINES_PATH)
-        code = main(["flow-data", "--source", "ccxt", "--exchange", "binance", "--base-url", server.base_url,
-                     "--clock", CLOCK, "--run-id", "SECRETS", "--data-dir", str(data), "--manifest", str(manifest),
-                     "--profile", "reliability"])
+        code = main(
+            [
+                "flow-data",
+                "--source",
+                "ccxt",
+                "--exchange",
+                "binance",
+                "--base-url",
+                server.base_url,
+                "--clock",
+                CLOCK,
+                "--run-id",
+                "SECRETS",
+                "--data-dir",
+                str(data),
+                "--manifest",
+                str(manifest),
+                "--profile",
+                "reliability",
+            ]
+        )
         requests = json.dumps(server.requests)
     out, err = capfd.readouterr()
     assert code == (2 if fails else 0), err[-3000:]

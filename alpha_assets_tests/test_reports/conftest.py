@@ -73,9 +73,9 @@ def rep_build_run(seed: int = 5) -> RepRun:
     clusters = atoms["cluster"].to_numpy(dtype=np.int64)
     results = optimize_all(atom_values, clusters, OptimizationParams(), symbols=list(atoms["symbol"]))
     infeasible = OptimizationParams(profiles=(Profile.MAX_SHARPE,), cap_clusters=False, max_weight=0.01)
-    results[Profile.MAX_SHARPE] = optimize_all(
-        atom_values, clusters, infeasible, symbols=list(atoms["symbol"])
-    )[Profile.MAX_SHARPE]
+    results[Profile.MAX_SHARPE] = optimize_all(atom_values, clusters, infeasible, symbols=list(atoms["symbol"]))[
+        Profile.MAX_SHARPE
+    ]
     document = build_portfolio_document(
         run_id=REP_RUN_ID,
         as_of=as_of.strftime("%Y-%m-%d"),

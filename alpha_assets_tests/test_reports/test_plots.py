@@ -103,9 +103,7 @@ def test_plot_weights_every_profile_failed_still_draws_minimum_height(rep_run):
                 "profiles": {
                     "hrp": {
                         "status": "optimal",
-                        "rows": [
-                            {"Symbol": "A_B", "Weight": float("nan"), "Net_Weight": 1.0, "Direction": "LONG"}
-                        ],
+                        "rows": [{"Symbol": "A_B", "Weight": float("nan"), "Net_Weight": 1.0, "Direction": "LONG"}],
                     }
                 }
             },
@@ -226,9 +224,7 @@ def test_plot_cluster_correlation_bad_input_raises(returns, labels, link, error,
 def test_compute_equity_curves_hand_computed_values():
     index = pd.date_range("2024-01-01", periods=2, freq="D", tz="UTC")
     returns = pd.DataFrame({"X_B": [-0.1, 0.2], "X_A": [0.1, 0.0]}, index=index)
-    curves = compute_equity_curves(
-        returns, {"p": {"X_A": 0.75, "X_B": 0.25}, "only_a": {"X_A": 1.0}, "failed": {}}
-    )
+    curves = compute_equity_curves(returns, {"p": {"X_A": 0.75, "X_B": 0.25}, "only_a": {"X_A": 1.0}, "failed": {}})
     assert list(curves.columns) == ["only_a", "p", EQUAL_WEIGHT_BENCHMARK]
     np.testing.assert_allclose(curves["p"], [1.05, 1.05 * 1.05])
     np.testing.assert_allclose(curves["only_a"], [1.1, 1.1])
@@ -242,12 +238,8 @@ def test_compute_equity_curves_real_run_matches_weighted_sum(rep_run):
     curves = compute_equity_curves(atom_returns, weights)
     assert "max_sharpe" not in curves.columns  # failed profile left out
     hrp = pd.Series(weights["hrp"]).reindex(atom_returns.columns).fillna(0.0)
-    np.testing.assert_allclose(
-        curves["hrp"], np.cumprod(1.0 + atom_returns.to_numpy() @ hrp.to_numpy()), rtol=1e-12
-    )
-    np.testing.assert_allclose(
-        curves[EQUAL_WEIGHT_BENCHMARK], np.cumprod(1.0 + atom_returns.mean(axis=1)), rtol=1e-12
-    )
+    np.testing.assert_allclose(curves["hrp"], np.cumprod(1.0 + atom_returns.to_numpy() @ hrp.to_numpy()), rtol=1e-12)
+    np.testing.assert_allclose(curves[EQUAL_WEIGHT_BENCHMARK], np.cumprod(1.0 + atom_returns.mean(axis=1)), rtol=1e-12)
 
 
 def test_plot_equity_curves_size_same_bytes_and_log_scale_differs(rep_run):
@@ -321,7 +313,5 @@ def test_png_data_url_bad_input_raises(value, error, match):
 
 def test_plots_module_never_imports_pyplot():
     code = "import sys, alpha_assets.reports.plots; print('matplotlib.pyplot' in sys.modules)"
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip() == "False"

@@ -73,9 +73,7 @@ def test_build_run_report_gate_and_drops_tables_list_every_check_and_drop(rep_ru
     assert [row[0] for row in checks] == sorted(rep_run.gate_doc["checks"])
     assert all(row[1] == "yes" for row in checks)
     drops = _table_after(markdown, f"### Returns drops ({len(rep_run.drops)})")
-    assert [(row[0], row[1], row[2]) for row in drops] == [
-        (d["axis"], d["key"], d["stage"]) for d in rep_run.drops
-    ]
+    assert [(row[0], row[1], row[2]) for row in drops] == [(d["axis"], d["key"], d["stage"]) for d in rep_run.drops]
 
 
 def test_build_run_report_selection_summary_atoms_and_vetoes(rep_run):
@@ -114,17 +112,13 @@ def test_build_run_report_profile_summary_has_every_profile_and_the_failed_reaso
         assert summary[name][2] == entry["report"]["solver"]
         assert summary[name][4] == str(int((np.abs(weights) >= 1e-9).sum()))
         assert summary[name][5] == f"{100 * weights.max():.2f}%"
-    assert (
-        f"### Weights: {REP_FAILED_PROFILE}\n\nFailed: {profiles[REP_FAILED_PROFILE]['reason']}\n" in markdown
-    )
+    assert f"### Weights: {REP_FAILED_PROFILE}\n\nFailed: {profiles[REP_FAILED_PROFILE]['reason']}\n" in markdown
 
 
 def test_build_run_report_weight_tables_largest_first_in_percent(rep_run):
     markdown = _report(rep_run)
     rows = _table_after(markdown, "### Weights: hrp")
-    expected = sorted(
-        rep_run.portfolio_doc["profiles"]["hrp"]["rows"], key=lambda r: (-r["Weight"], r["Symbol"])
-    )
+    expected = sorted(rep_run.portfolio_doc["profiles"]["hrp"]["rows"], key=lambda r: (-r["Weight"], r["Symbol"]))
     assert [row[0] for row in rows] == [r["Symbol"] for r in expected]
     assert [row[2] for row in rows] == [f"{100 * r['Weight']:.2f}%" for r in expected]
     short = [row for row in rows if row[1] == "SHORT"]

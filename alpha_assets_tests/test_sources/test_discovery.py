@@ -28,9 +28,7 @@ def _tickers(values: dict[str, float]) -> dict[str, Ticker]:
 
 
 def test_discover_simulated_default_excludes_the_planted_pairs(src_exchange):
-    discovery = discover_candidates(
-        src_exchange.load_markets(), src_exchange.fetch_tickers(), DiscoveryParams()
-    )
+    discovery = discover_candidates(src_exchange.load_markets(), src_exchange.fetch_tickers(), DiscoveryParams())
     kept = [c.symbol_key for c in discovery.candidates]
     assert len(kept) == 50
     assert discovery.excluded["SIM_USDCUSDT"] == "stablecoin base USDC"

@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from alpha_assets import netguard
 from alpha_assets.errors import SourceError
 from alpha_assets.lakehouse.ohlcv import bars_from_exchange_rows, clean_bars
 from alpha_assets.sources.base import Market, MarketSource
 from alpha_assets.sources.exchange import CcxtSource
-from alpha_assets import netguard
 from alpha_assets_tests.exchange_server import (
     EXCHANGE_INFO_PATH,
     KLINES_PATH,
@@ -47,9 +47,7 @@ def _daily_bars(
     spread = np.abs(rng.normal(0.0, 0.01, size=(2, n_observations)))
     return pd.DataFrame(
         {
-            "timestamp": pd.date_range(end=last_open, periods=n_observations, freq="D", tz="UTC").as_unit(
-                "ms"
-            ),
+            "timestamp": pd.date_range(end=last_open, periods=n_observations, freq="D", tz="UTC").as_unit("ms"),
             "open": open_,
             "high": np.maximum(open_, close) * (1 + spread[0]),
             "low": np.minimum(open_, close) * (1 - spread[1]),
@@ -290,9 +288,7 @@ def test_fetch_daily_bars_429_then_success_retries_with_exponential_waits(server
     pd.testing.assert_frame_equal(bars, _closed(fixture_bars["ETH/USDT"]), check_dtype=False)
 
 
-@pytest.mark.parametrize(
-    "fault", [Fault.SERVER_ERROR, Fault.BAD_GATEWAY, Fault.UNAVAILABLE], ids=["500", "502", "503"]
-)
+@pytest.mark.parametrize("fault", [Fault.SERVER_ERROR, Fault.BAD_GATEWAY, Fault.UNAVAILABLE], ids=["500", "502", "503"])
 def test_fetch_daily_bars_5xx_then_success_retries(server, sleep, fixture_bars, fault):
     source = _source(server, sleep, backoff_base_s=0.25)
     eth = _market(source, "ETH/USDT")
@@ -329,9 +325,7 @@ def test_fetch_daily_bars_stall_without_retries_surfaces_request_timeout(server,
     eth = _market(source, "ETH/USDT")
     server.inject(Fault.STALL, times=1, path=KLINES_PATH, stall_s=2.0)
 
-    with pytest.raises(
-        SourceError, match=r"of ETH/USDT failed after 1 tries; last error RequestTimeout"
-    ) as info:
+    with pytest.raises(SourceError, match=r"of ETH/USDT failed after 1 tries; last error RequestTimeout") as info:
         source.fetch_daily_bars(eth, since=EPOCH, until=FAR)
     assert type(info.value.__cause__).__name__ == "RequestTimeout"
 
@@ -341,9 +335,7 @@ def test_fetch_daily_bars_persistent_429_raises_naming_market_and_tries(server, 
     btc = _market(source, "BTC/USDT")
     server.inject(Fault.RATE_LIMITED, times=None, symbol="BTC/USDT")
 
-    with pytest.raises(
-        SourceError, match=r"binance fetch_ohlcv of BTC/USDT failed after 5 tries; last error DDoS"
-    ):
+    with pytest.raises(SourceError, match=r"binance fetch_ohlcv of BTC/USDT failed after 5 tries; last error DDoS"):
         source.fetch_daily_bars(btc, since=EPOCH, until=FAR)
     assert sleep.waits == [1.0, 2.0, 3.0, 3.0]  # capped at backoff_cap_s
     assert server.request_count(KLINES_PATH, symbol="BTC/USDT") == 5
@@ -353,9 +345,7 @@ def test_backoff_jitter_stays_within_bounds_and_repeats_with_seed(server, sleep)
     waits = []
     for _ in range(2):
         recorder = _SleepRecorder()
-        source = _source(
-            server, recorder, jitter=0.5, seed=7, max_retries=3, backoff_base_s=1.0, backoff_cap_s=100.0
-        )
+        source = _source(server, recorder, jitter=0.5, seed=7, max_retries=3, backoff_base_s=1.0, backoff_cap_s=100.0)
         eth = _market(source, "ETH/USDT")
         server.inject(Fault.RATE_LIMITED, times=3, path=KLINES_PATH)
         source.fetch_daily_bars(eth, since=EPOCH, until=FAR)
@@ -373,9 +363,7 @@ def test_fetch_daily_bars_malformed_json_raises_clear_source_error_without_retry
     eth = _market(source, "ETH/USDT")
     server.inject(fault, times=1, path=KLINES_PATH)
 
-    with pytest.raises(
-        SourceError, match=r"binance fetch_ohlcv of ETH/USDT failed: BadResponse: .*not valid JSON"
-    ):
+    with pytest.raises(SourceError, match=r"binance fetch_ohlcv of ETH/USDT failed: BadResponse: .*not valid JSON"):
         source.fetch_daily_bars(eth, since=EPOCH, until=FAR)
     assert server.request_count(KLINES_PATH) == 1 and sleep.waits == []
 
@@ -385,9 +373,7 @@ def test_fetch_tickers_truncated_json_raises_source_error(server, sleep):
     source.load_markets()
     server.inject(Fault.TRUNCATED_JSON, times=1, path=TICKER_PATH)
 
-    with pytest.raises(
-        SourceError, match=r"binance fetch_tickers failed: BadResponse: .*ticker/24hr.*not valid JSON"
-    ):
+    with pytest.raises(SourceError, match=r"binance fetch_tickers failed: BadResponse: .*ticker/24hr.*not valid JSON"):
         source.fetch_tickers()
 
 
@@ -402,9 +388,7 @@ def test_fetch_tickers_truncated_json_raises_source_error(server, sleep):
     ],
     ids=["nulls", "negative-price", "high-below-low", "duplicate"],
 )
-def test_fetch_daily_bars_malformed_rows_reach_quarantine_end_to_end(
-    server, sleep, fixture_bars, fault, reason
-):
+def test_fetch_daily_bars_malformed_rows_reach_quarantine_end_to_end(server, sleep, fixture_bars, fault, reason):
     source = _source(server, sleep)
     eth = _market(source, "ETH/USDT")
     server.inject(fault, times=1, symbol="ETH/USDT")
@@ -417,11 +401,7 @@ def test_fetch_daily_bars_malformed_rows_reach_quarantine_end_to_end(
     assert cleaned.quarantined[0].symbol_key == "BINANCE_ETHUSDT"
     bad_day = cleaned.quarantined[0].timestamp
     assert bad_day == fixture_bars["ETH/USDT"]["timestamp"].iloc[30].isoformat()  # the middle row of the page
-    kept = (
-        expected
-        if fault is Fault.DUPLICATE_ROWS
-        else expected[expected["timestamp"] != pd.Timestamp(bad_day)]
-    )
+    kept = expected if fault is Fault.DUPLICATE_ROWS else expected[expected["timestamp"] != pd.Timestamp(bad_day)]
     assert cleaned.bars["timestamp"].tolist() == kept["timestamp"].tolist()
 
 
@@ -430,9 +410,7 @@ def test_fetch_daily_bars_unsorted_page_cleans_to_the_sorted_bars(server, sleep,
     eth = _market(source, "ETH/USDT")
     server.inject(Fault.UNSORTED_ROWS, times=1, symbol="ETH/USDT")
 
-    cleaned = clean_bars(
-        source.fetch_daily_bars(eth, since=EPOCH, until=FAR), symbol_key=eth.symbol_key, now=NOW
-    )
+    cleaned = clean_bars(source.fetch_daily_bars(eth, since=EPOCH, until=FAR), symbol_key=eth.symbol_key, now=NOW)
 
     assert cleaned.quarantined == ()
     pd.testing.assert_frame_equal(cleaned.bars, _closed(fixture_bars["ETH/USDT"]), check_dtype=False)
@@ -465,9 +443,7 @@ def test_every_request_lands_on_the_loopback_server(server, sleep):
     source.fetch_tickers()
     source.fetch_daily_bars(_market(source, "BTC/USDT"), since=EPOCH, until=FAR)
 
-    assert netguard.is_installed(), (
-        "the suite's socket guard is not loaded (see alpha_assets_tests/conftest.py)"
-    )
+    assert netguard.is_installed(), "the suite's socket guard is not loaded (see alpha_assets_tests/conftest.py)"
     assert server.base_url.startswith("http://127.0.0.1:")
     assert source.requests_made == server.request_count() == 1 + 1 + 1 + 4
 

@@ -295,13 +295,9 @@ def test_ingest_unrepairable_gap_is_reported_and_retried_at_most_max_attempts(sr
     # day 0: first fetch + one repair try; day 1: the new bar + the second try; then only the new bar.
     assert requests == [(2, 0), (2, 0), (1, 0), (1, 0)]
     assert report.unrepaired[0].attempts == 2
-    assert report.unrepaired[0].reason.startswith(
-        "unrepairable: still missing at the source after 2 attempt(s)"
-    )
+    assert report.unrepaired[0].reason.startswith("unrepairable: still missing at the source after 2 attempt(s)")
     log = read_json(src_paths.repair_log_file("FAKE_AAAUSDT"))
-    assert (
-        log["gaps"][0]["attempts"] == 2 and log["gaps"][0]["first_missing"] == (TODAY - 50 * DAY).isoformat()
-    )
+    assert log["gaps"][0]["attempts"] == 2 and log["gaps"][0]["first_missing"] == (TODAY - 50 * DAY).isoformat()
 
 
 def test_ingest_repair_bounded_by_count_depth_and_time(tmp_path):

@@ -51,12 +51,18 @@ class ResendingSource:
 def _series(seed: int, n: int = 400) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     close = 20 * np.exp(np.cumsum(rng.standard_t(4, n) * 0.025))
-    return pd.DataFrame({
-        "timestamp": pd.date_range(NOW.floor("D") - 300 * DAY, periods=n, freq="D", tz="UTC").astype(
-            "datetime64[ms, UTC]"),
-        "open": close * 0.996, "high": close * 1.03, "low": close * 0.96, "close": close,
-        "volume": rng.uniform(1e4, 1e5, n),
-    })
+    return pd.DataFrame(
+        {
+            "timestamp": pd.date_range(NOW.floor("D") - 300 * DAY, periods=n, freq="D", tz="UTC").astype(
+                "datetime64[ms, UTC]"
+            ),
+            "open": close * 0.996,
+            "high": close * 1.03,
+            "low": close * 0.96,
+            "close": close,
+            "volume": rng.uniform(1e4, 1e5, n),
+        }
+    )
 
 
 @pytest.fixture
@@ -107,7 +113,8 @@ def test_ingest_same_answer_again_is_up_to_date(fast_paths: LakehousePaths) -> N
 
 
 @pytest.mark.parametrize(
-    ("since_days", "until_days"), [(2000, 0), (30, 0), (1, 0), (0, 0), (500, 400)],
+    ("since_days", "until_days"),
+    [(2000, 0), (30, 0), (1, 0), (0, 0), (500, 400)],
     ids=["whole-history", "month", "one-day", "empty", "old-window"],
 )
 def test_simulated_fetch_frame_equals_pandas_construction(since_days: int, until_days: int) -> None:
@@ -118,8 +125,11 @@ def test_simulated_fetch_frame_equals_pandas_construction(since_days: int, until
         days = (frame["timestamp"] - exchange.history_start) / DAY
         assert (days == np.round(days)).all()
         reference = pd.DataFrame(
-            {"timestamp": (exchange.history_start + pd.to_timedelta(days.to_numpy(), unit="D")).astype(
-                "datetime64[ms, UTC]")}
+            {
+                "timestamp": (exchange.history_start + pd.to_timedelta(days.to_numpy(), unit="D")).astype(
+                    "datetime64[ms, UTC]"
+                )
+            }
         )
         for column in ("open", "high", "low", "close", "volume"):
             reference[column] = frame[column].to_numpy()

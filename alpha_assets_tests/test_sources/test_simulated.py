@@ -35,9 +35,9 @@ def _all_bars(exchange: SimulatedExchange, key: str) -> pd.DataFrame:
 def _closes(exchange: SimulatedExchange, markets: list[Market], since: pd.Timestamp) -> pd.DataFrame:
     return pd.DataFrame(
         {
-            m.symbol_key: exchange.fetch_daily_bars(m, since=since, until=exchange.now()).set_index(
-                "timestamp"
-            )["close"]
+            m.symbol_key: exchange.fetch_daily_bars(m, since=since, until=exchange.now()).set_index("timestamp")[
+                "close"
+            ]
             for m in markets
         }
     )
@@ -56,9 +56,7 @@ def test_simulated_same_seed_gives_identical_bars(src_now):
 
 def test_simulated_other_seed_gives_other_bars(src_now):
     first, second = SimulatedExchange(seed=11, now=src_now), SimulatedExchange(seed=12, now=src_now)
-    assert not np.allclose(
-        _all_bars(first, "SIM_SOLUSDT")["close"], _all_bars(second, "SIM_SOLUSDT")["close"]
-    )
+    assert not np.allclose(_all_bars(first, "SIM_SOLUSDT")["close"], _all_bars(second, "SIM_SOLUSDT")["close"])
 
 
 def test_simulated_advancing_now_one_day_appends_one_bar_and_keeps_old(src_now):
@@ -144,9 +142,7 @@ def test_simulated_planted_defects_are_listed(src_exchange):
 
 def test_simulated_sectors_intra_correlation_above_inter(src_exchange, src_now):
     markets = [
-        m
-        for m in src_exchange.load_markets()
-        if m.quote == "USDT" and m.sector and m.symbol_key not in PLANTED_DEFECTS
+        m for m in src_exchange.load_markets() if m.quote == "USDT" and m.sector and m.symbol_key not in PLANTED_DEFECTS
     ]
     returns = np.log(_closes(src_exchange, markets, src_now - 1000 * DAY)).diff().iloc[1:]
     corr = returns.corr().to_numpy()
@@ -161,9 +157,7 @@ def test_simulated_sectors_intra_correlation_above_inter(src_exchange, src_now):
 
 def test_simulated_returns_are_fat_tailed_and_volatility_clusters(src_exchange, src_now):
     markets = [
-        m
-        for m in src_exchange.load_markets()
-        if m.quote == "USDT" and m.sector and m.symbol_key not in PLANTED_DEFECTS
+        m for m in src_exchange.load_markets() if m.quote == "USDT" and m.sector and m.symbol_key not in PLANTED_DEFECTS
     ]
     returns = np.log(_closes(src_exchange, markets, src_now - 1200 * DAY)).diff().iloc[1:]
     assert returns.kurt().median() > 1.5

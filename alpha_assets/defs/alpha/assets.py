@@ -78,7 +78,10 @@ def returns_matrix(
     manifest: ManifestResource,
     offline_guard: OfflineGuardResource,
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
-    """Daily simple returns of the validated candidates, frozen with the run's inputs -> runs/<RUN_ID>/data/returns_matrix.parquet."""
+    """Daily simple returns of the validated candidates, frozen with the run's inputs.
+
+    Writes `runs/<RUN_ID>/data/returns_matrix.parquet`.
+    """
     paths = lakehouse.paths
     run_id = validate_run_id(context.partition_key)
     if config.refreeze or not is_frozen(paths, run_id):
@@ -86,9 +89,7 @@ def returns_matrix(
         snapshot = take_snapshot(paths, run_id)
         trimmed = compute_returns_matrix(snapshot.closes, profile.sections["returns"])
         freeze_run(paths, snapshot, trimmed, profile.document)
-        context.log.info(
-            f"froze {len(snapshot.fingerprints)} lakehouse files for {run_id} (profile {profile.name})"
-        )
+        context.log.info(f"froze {len(snapshot.fingerprints)} lakehouse files for {run_id} (profile {profile.name})")
     else:
         context.log.info(f"{run_id} is frozen: reusing its snapshot and manifest (refreeze to re-read)")
     frozen = load_frozen_run(paths, run_id)
@@ -140,7 +141,10 @@ def returns_matrix(
 def selection(
     context: AssetExecutionContext, lakehouse: LakehouseResource, offline_guard: OfflineGuardResource
 ) -> MaterializeResult:
-    """HTR selection: scores, clusters, vetoes, stage reached and LONG/SHORT atoms -> runs/<RUN_ID>/data/selection.json."""
+    """HTR selection: scores, clusters, vetoes, stage reached and LONG/SHORT atoms.
+
+    Writes `runs/<RUN_ID>/data/selection.json`.
+    """
     paths, run_id, frozen = _gated_frozen_run(context, lakehouse)
     result = pipeline.run_selection(frozen, pipeline.alpha_params(frozen.manifest)["selection"])
     document = {"run_id": run_id, "as_of": frozen.as_of.strftime("%Y-%m-%d"), **result.to_json_dict()}
@@ -176,7 +180,10 @@ def selection(
 def portfolio_flattened(
     context: AssetExecutionContext, lakehouse: LakehouseResource, offline_guard: OfflineGuardResource
 ) -> MaterializeResult:
-    """Target weights per optimisation profile with the solver report of each -> runs/<RUN_ID>/data/portfolio_flattened.json."""
+    """Target weights per optimisation profile with the solver report of each.
+
+    Writes `runs/<RUN_ID>/data/portfolio_flattened.json`.
+    """
     paths, run_id, frozen = _gated_frozen_run(context, lakehouse)
     selection_doc = read_json(paths.run_data_file(run_id, "selection.json"))
     results, atoms, atom_returns = pipeline.run_optimization(
@@ -213,17 +220,12 @@ def portfolio_flattened(
     return MaterializeResult(
         metadata={
             **file_metadata(path),
-            "profiles": markdown_table(
-                summary, ["profile", "status", "solver", "assets", "max_weight", "reason"]
-            ),
-            "failed_profiles": MetadataValue.json(
-                sorted(r["profile"] for r in summary if r["status"] != "optimal")
-            ),
+            "profiles": markdown_table(summary, ["profile", "status", "solver", "assets", "max_weight", "reason"]),
+            "failed_profiles": MetadataValue.json(sorted(r["profile"] for r in summary if r["status"] != "optimal")),
             "report": MetadataValue.path(str(paths.run_report_file(run_id, REPORT_HTML))),
             "plots": MetadataValue.md(
                 "\n\n".join(
-                    f"![{name}]({png_data_url(reports[name])})"
-                    for name in (WEIGHTS_PNG, EQUITY_PNG, CORRELATION_PNG)
+                    f"![{name}]({png_data_url(reports[name])})" for name in (WEIGHTS_PNG, EQUITY_PNG, CORRELATION_PNG)
                 )
             ),
         },

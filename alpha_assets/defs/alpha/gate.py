@@ -51,6 +51,5 @@ def require_gate_passed(paths: LakehousePaths, run_id: str) -> None:
         failed = {name: check["message"] for name, check in verdict["checks"].items() if not check["passed"]}
         names = ", ".join(GATE_CHECKS[name][0] for name in failed)
         raise GateFailedError(
-            f"run {run_id}: the foundation gate failed ({names}); refusing to continue. "
-            + " | ".join(failed.values())
+            f"run {run_id}: the foundation gate failed ({names}); refusing to continue. " + " | ".join(failed.values())
         )

@@ -41,9 +41,7 @@ def new_exports(exports: list[tuple[str, int]], cursor: str | None) -> tuple[lis
     description="A new export/<RUN_ID>/candidates_validated.json adds the RUN_ID to `runs` and launches "
     "flow_production for it, once per RUN_ID.",
 )
-def export_sensor(
-    context: SensorEvaluationContext, lakehouse: LakehouseResource
-) -> SensorResult | SkipReason:
+def export_sensor(context: SensorEvaluationContext, lakehouse: LakehouseResource) -> SensorResult | SkipReason:
     """Request flow_production for every RUN_ID whose validated export appeared since the last tick."""
     exports = [(run_id, path.stat().st_mtime_ns) for run_id, path in lakehouse.paths.validated_exports()]
     fresh, cursor = new_exports(exports, context.cursor)
@@ -53,8 +51,7 @@ def export_sensor(
     return SensorResult(
         # The run key is the RUN_ID: a rewritten export never launches a second production run for it.
         run_requests=[
-            RunRequest(run_key=run_id, partition_key=run_id, tags={keys.RUN_ID_TAG: run_id})
-            for run_id in fresh
+            RunRequest(run_key=run_id, partition_key=run_id, tags={keys.RUN_ID_TAG: run_id}) for run_id in fresh
         ],
         dynamic_partitions_requests=[runs_partitions.build_add_request(missing)] if missing else [],
         cursor=cursor,

@@ -84,7 +84,10 @@ def candidates(
     market_source: MarketSourceResource,
     manifest: ManifestResource,
 ) -> MaterializeResult:
-    """The RUN_ID's universe: pairs passing the manifest's discovery filters -> export/<RUN_ID>/candidates.json."""
+    """The RUN_ID's universe: pairs passing the manifest's discovery filters.
+
+    Writes `export/<RUN_ID>/candidates.json`.
+    """
     run_id = validate_run_id(context.partition_key)
     profile = manifest.resolve(DATAOPS_SECTIONS)
     source = market_source.build()
@@ -100,9 +103,7 @@ def candidates(
         "manifest_sha256": profile.sha256,
         **discovery.to_json_dict(),
         # What the symbols asset versions later, as the source described each candidate at discovery.
-        "markets": {
-            m.symbol_key: market_record(m, source.exchange_key) for m in markets if m.symbol_key in chosen
-        },
+        "markets": {m.symbol_key: market_record(m, source.exchange_key) for m in markets if m.symbol_key in chosen},
     }
     path = lakehouse.paths.candidates_file(run_id)
     write_json_atomic(document, path)
@@ -118,9 +119,7 @@ def candidates(
             "dagster/row_count": len(symbol_keys),
             "excluded": len(document["excluded"]),
             "new_symbol_partitions": len(new_keys),
-            "candidates": markdown_table(
-                document["candidates"], ["rank", "symbol_key", "sector", "quote_volume_24h"]
-            ),
+            "candidates": markdown_table(document["candidates"], ["rank", "symbol_key", "sector", "quote_volume_24h"]),
         },
         data_version=data_version_of([path]),
     )
@@ -142,8 +141,7 @@ OHLCV_CHECK_DESCRIPTIONS = {
     partitions_def=symbols_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     check_specs=[
-        AssetCheckSpec(name, asset=keys.OHLCV, description=text)
-        for name, text in OHLCV_CHECK_DESCRIPTIONS.items()
+        AssetCheckSpec(name, asset=keys.OHLCV, description=text) for name, text in OHLCV_CHECK_DESCRIPTIONS.items()
     ],
     kinds={"parquet"},
     owners=OWNERS,
@@ -155,7 +153,10 @@ def ohlcv(
     market_source: MarketSourceResource,
     manifest: ManifestResource,
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
-    """Closed daily bars per symbol, fetched incrementally, gaps repaired, audited -> lakehouse/<EXCHANGE>_<SYMBOL>_1d.parquet."""
+    """Closed daily bars per symbol, fetched incrementally, gaps repaired, audited.
+
+    Writes `lakehouse/<EXCHANGE>_<SYMBOL>_1d.parquet`.
+    """
     paths = lakehouse.paths
     profile = manifest.resolve(DATAOPS_SECTIONS)
     symbol_keys = list(context.partition_keys)
@@ -171,9 +172,7 @@ def ohlcv(
     )
     by_key = {r.symbol_key: r for r in listed}
     reports = [by_key.get(k) or _unlisted_report(k, source.exchange_key) for k in symbol_keys]
-    verdicts = [
-        audit_symbol_file(paths, r.symbol_key, as_of=now, params=profile.sections["audit"]) for r in reports
-    ]
+    verdicts = [audit_symbol_file(paths, r.symbol_key, as_of=now, params=profile.sections["audit"]) for r in reports]
     for verdict in verdicts:
         write_json_atomic(verdict.to_json_dict(), paths.audit_file(verdict.symbol_key))
     statuses = Counter(r.status.value for r in reports)
@@ -189,9 +188,7 @@ def ohlcv(
             "new_bars": sum(r.new_bars for r in reports),
             "requests": source.requests_made,
             "requests_per_symbol": round(source.requests_made / max(len(reports), 1), 3),
-            "failed_symbols": MetadataValue.json(
-                sorted(r.symbol_key for r in reports if r.status == "failed")
-            ),
+            "failed_symbols": MetadataValue.json(sorted(r.symbol_key for r in reports if r.status == "failed")),
             "per_symbol": markdown_table(
                 [r.to_json_dict() for r in reports],
                 [
@@ -225,16 +222,17 @@ def ohlcv(
 def candidates_validated(
     context: AssetExecutionContext, lakehouse: LakehouseResource, manifest: ManifestResource
 ) -> MaterializeResult:
-    """Candidates whose stored bars passed the audit at the run's as-of time -> export/<RUN_ID>/candidates_validated.json."""
+    """Candidates whose stored bars passed the audit at the run's as-of time.
+
+    Writes `export/<RUN_ID>/candidates_validated.json`.
+    """
     paths = lakehouse.paths
     run_id = validate_run_id(context.partition_key)
     profile = manifest.resolve(DATAOPS_SECTIONS)
     candidates_doc = read_json(paths.candidates_file(run_id))
     as_of = pd.Timestamp(candidates_doc["as_of"])
     verdicts = [
-        audit_symbol_file(
-            paths, c["symbol_key"], as_of=as_of, params=profile.sections["audit"]
-        ).to_json_dict()
+        audit_symbol_file(paths, c["symbol_key"], as_of=as_of, params=profile.sections["audit"]).to_json_dict()
         for c in candidates_doc["candidates"]
     ]
     audit_path = paths.audit_report_file(run_id)
@@ -278,7 +276,10 @@ def candidates_validated(
     code_version=CODE_VERSION,
 )
 def symbols(context: AssetExecutionContext, lakehouse: LakehouseResource) -> MaterializeResult:
-    """Versioned market metadata of the RUN_ID's candidates -> lakehouse/symbols.parquet/<KEY>.parquet."""
+    """Versioned market metadata of the RUN_ID's candidates.
+
+    Writes `lakehouse/symbols.parquet/<KEY>.parquet`.
+    """
     paths = lakehouse.paths
     run_id = validate_run_id(context.partition_key)
     candidates_doc = read_json(paths.candidates_file(run_id))
@@ -339,7 +340,10 @@ FEATURE_CHECK_DESCRIPTIONS = {
 def features_matrix(
     context: AssetExecutionContext, lakehouse: LakehouseResource
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
-    """Point-in-time technical ratings and statistics per symbol and day -> lakehouse/features_matrix.parquet/<KEY>.parquet."""
+    """Point-in-time technical ratings and statistics per symbol and day.
+
+    Writes `lakehouse/features_matrix.parquet/<KEY>.parquet`.
+    """
     paths = lakehouse.paths
     symbol_keys = list(context.partition_keys)
     report = backfill_features(paths, symbol_keys)

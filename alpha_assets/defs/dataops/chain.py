@@ -29,9 +29,7 @@ def symbol_range_tags(instance: DagsterInstance, symbol_keys: Sequence[str], run
     position = {key: i for i, key in enumerate(ordered)}
     unknown = [k for k in symbol_keys if k not in position]
     if unknown or not symbol_keys:
-        raise ValueError(
-            f"run {run_id}: symbols {unknown[:5]} are not partitions of 'symbols' (or none given)"
-        )
+        raise ValueError(f"run {run_id}: symbols {unknown[:5]} are not partitions of 'symbols' (or none given)")
     indices = sorted(position[k] for k in symbol_keys)
     return {
         ASSET_PARTITION_RANGE_START_TAG: ordered[indices[0]],

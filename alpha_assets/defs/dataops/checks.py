@@ -37,9 +37,7 @@ SPOT_CHECK_SYMBOLS = 3
 SPOT_CHECK_CUT_BARS = 30
 
 
-def audit_check_results(
-    reports: Sequence[Any], verdicts: Sequence[audit.AuditVerdict]
-) -> Iterator[AssetCheckResult]:
+def audit_check_results(reports: Sequence[Any], verdicts: Sequence[audit.AuditVerdict]) -> Iterator[AssetCheckResult]:
     """One result per ohlcv check, listing every failing symbol with the observed value and threshold."""
     failed_ingest = [r for r in reports if r.status == "failed"]
     yield AssetCheckResult(
@@ -123,9 +121,7 @@ def feature_check_results(paths: LakehousePaths, symbol_keys: Sequence[str]) -> 
     )
     sample = sorted(frames)[:: max(1, len(frames) // SPOT_CHECK_SYMBOLS)][:SPOT_CHECK_SYMBOLS]
     mismatches = {
-        key: point_in_time_mismatches(
-            *frames[key], key, cut=max(1, len(frames[key][0]) - SPOT_CHECK_CUT_BARS)
-        )
+        key: point_in_time_mismatches(*frames[key], key, cut=max(1, len(frames[key][0]) - SPOT_CHECK_CUT_BARS))
         for key in sample
         if len(frames[key][0])
     }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +20,7 @@ API_KEY_ENV = "ALPHA_ASSETS_EXCHANGE_API_KEY"
 API_SECRET_ENV = "ALPHA_ASSETS_EXCHANGE_SECRET"
 
 
-class SourceKind(str, Enum):
+class SourceKind(StrEnum):
     """Which implementation serves the bars."""
 
     SIMULATED = "simulated"
@@ -31,13 +31,9 @@ class SourceKind(str, Enum):
 class MarketSourceResource(ConfigurableResource):
     """Where DataOps gets markets, tickers and daily bars; the clock it treats as now."""
 
-    source: SourceKind = Field(
-        default=SourceKind.SIMULATED, description="simulated (default), ccxt or files."
-    )
+    source: SourceKind = Field(default=SourceKind.SIMULATED, description="simulated (default), ccxt or files.")
     exchange: str = Field(default="binance", description="ccxt exchange id (source=ccxt).")
-    base_url: str | None = Field(
-        default=None, description="Override every API URL of the exchange (tests, proxies)."
-    )
+    base_url: str | None = Field(default=None, description="Override every API URL of the exchange (tests, proxies).")
     timeout_ms: int = Field(default=10_000, description="Per-request timeout of the ccxt source.")
     max_retries: int = Field(default=5, description="Retries after a ccxt network error (timeouts, 429, 5xx).")
     files_dir: str | None = Field(

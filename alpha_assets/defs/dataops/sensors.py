@@ -49,9 +49,7 @@ def _chain_sensor(
         # A runs-partitioned link names its RUN_ID in its partition; a symbol range only in the chain's tag.
         run_id = tags.get(keys.RUN_ID_TAG) or (tags.get(PARTITION_NAME_TAG) if after_is_per_run else None)
         if not run_id:
-            return SkipReason(
-                f"run {context.dagster_run.run_id} has no RUN_ID: it was launched outside a chain"
-            )
+            return SkipReason(f"run {context.dagster_run.run_id} has no RUN_ID: it was launched outside a chain")
         return request(context, lakehouse.paths, validate_run_id(run_id))
 
     return _sensor
@@ -71,12 +69,8 @@ def _features_request(context: RunStatusSensorContext, paths: LakehousePaths, ru
     return RunRequest(run_key=f"{run_id}:features", tags=tags)
 
 
-discovery_succeeded_sensor = _chain_sensor(
-    "discovery_succeeded_sensor", discovery_job, ingest_job, _ingest_request
-)
-ingest_succeeded_sensor = _chain_sensor(
-    "ingest_succeeded_sensor", ingest_job, validation_job, _validation_request
-)
+discovery_succeeded_sensor = _chain_sensor("discovery_succeeded_sensor", discovery_job, ingest_job, _ingest_request)
+ingest_succeeded_sensor = _chain_sensor("ingest_succeeded_sensor", ingest_job, validation_job, _validation_request)
 validation_succeeded_sensor = _chain_sensor(
     "validation_succeeded_sensor", validation_job, features_job, _features_request
 )
