@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import IntEnum
+
 
 class AlphaAssetsError(Exception):
     """Base class of every error this project raises on purpose."""
@@ -46,3 +48,21 @@ class SolverFailedError(AlphaAssetsError):
 
 class EmptyUniverseError(AlphaAssetsError):
     """Discovery or validation left no symbol to work on."""
+
+
+class ExitCode(IntEnum):
+    """Exit codes of the ``alpha-assets`` command (the README's table lists them)."""
+
+    OK = 0
+    #: A run failed for a reason not listed below; the message names the job, the Dagster run and the error.
+    FAILED = 1
+    #: Bad input from the user: an argument, the manifest, a key, the clock, an input file.
+    BAD_INPUT = 2
+    #: The flow finished but some symbols failed (ingestion or features); each is printed with its reason.
+    PARTIAL = 3
+    #: The RUN_ID's foundation gate failed: no selection, no portfolio.
+    GATE_FAILED = 4
+    #: Every optimisation profile failed: no weights.
+    NO_PORTFOLIO = 5
+    #: The environment: DAGSTER_HOME, the data directory, a full disk, permissions.
+    ENVIRONMENT = 6
