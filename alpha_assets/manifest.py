@@ -30,6 +30,7 @@ KNOWN_SECTIONS = (
     "discovery",
     "ingestion",
     "audit",
+    "markets",
     "returns",
     "gate",
     "selection",

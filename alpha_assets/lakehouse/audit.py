@@ -24,13 +24,18 @@ Checks, each recorded as a :class:`CheckResult` (observed value next to threshol
     No bar opens after the expected last closed bar (defined below): the lakehouse holds closed bars only.
     Fails as ``TOXIC``.
 ``gaps``
-    Steps between consecutive bars over 1.5 days (:func:`~alpha_assets.lakehouse.ohlcv.find_gaps`) on the
-    stored bars, which are the truth; ``unrepaired_gaps`` (the repair step's report) only labels the gaps the
-    repair could not fill. Any gap fails as ``DEGRADED``, and as ``TOXIC`` when the missing bars exceed
-    ``max_gap_fraction`` of the span from the first to the last bar.
+    Sessions of the symbol's trading calendar (:mod:`~alpha_assets.lakehouse.calendars`; every day for a
+    24/7 market) missing between consecutive stored bars
+    (:func:`~alpha_assets.lakehouse.ohlcv.find_session_gaps`): weekends and holidays of an exchange are never
+    gaps. The stored bars are the truth; ``unrepaired_gaps`` (the repair step's report) only labels the gaps
+    the repair could not fill. Any gap fails as ``DEGRADED``, and as ``TOXIC`` when the missing sessions
+    exceed ``max_gap_fraction`` of the sessions from the first to the last bar. Bars dated on a day that is
+    no session of the calendar (a weekend bar of an ``XNYS`` equity: the wrong calendar, or a vendor's
+    filler row) fail the check as ``DEGRADED`` too, counted in ``off_session_bars``.
 ``staleness``
-    The expected last closed bar opens at ``floor(as_of, 1 day) - 1 day`` (UTC). The symbol is ``STALE``
-    when its last bar opens more than ``max_staleness_days`` days before that.
+    The expected last closed bar is the last session of the calendar on or before ``floor(as_of, 1 day) -
+    1 day`` (UTC): on a Monday, Friday's bar for an equity, Sunday's for crypto. The symbol is ``STALE``
+    when its last bar is more than ``max_staleness_sessions`` sessions behind that.
 ``daily_return``
     Simple return ``close[t] / close[t-1] - 1`` between consecutive stored bars (across a gap too: a jump is
     a jump). Fails as ``TOXIC`` when one exceeds ``max_daily_return``. Upward only, as the contract states; a
@@ -64,15 +69,15 @@ import numpy as np
 import pandas as pd
 
 from alpha_assets.errors import LakehouseReadError
+from alpha_assets.lakehouse.calendars import TradingCalendar
 from alpha_assets.lakehouse.keys import validate_symbol_key
 from alpha_assets.lakehouse.ohlcv import (
     DAY,
-    GAP_FACTOR,
     OHLCV_COLUMNS,
     VALUE_COLUMNS,
     BarArrays,
     Gap,
-    find_gaps,
+    find_session_gaps,
 )
 from alpha_assets.lakehouse.parquet import read_table
 from alpha_assets.lakehouse.paths import LakehousePaths
@@ -174,10 +179,11 @@ class AuditParams:
         default=90,
         metadata={"doc": "How many of the latest bars are searched for a frozen close.", "min": 2, "max": None},
     )
-    max_staleness_days: int = field(
+    max_staleness_sessions: int = field(
         default=1,
         metadata={
-            "doc": "Days the last bar may lag the expected last closed bar (as_of's UTC day - 1) before STALE.",
+            "doc": "Sessions of the symbol's calendar (days for 24/7 markets) the last bar may lag the expected "
+            "last closed bar (the last session before as_of's UTC day) before STALE.",
             "min": 0,
             "max": None,
         },
@@ -185,7 +191,8 @@ class AuditParams:
     max_gap_fraction: float = field(
         default=0.05,
         metadata={
-            "doc": "Fraction of the first-to-last-bar span that gaps may miss before TOXIC (any gap is DEGRADED).",
+            "doc": "Fraction of the sessions from the first to the last bar that gaps may miss before TOXIC "
+            "(any gap is DEGRADED).",
             "min": 0.0,
             "max": 1.0,
         },
@@ -289,15 +296,18 @@ class AuditVerdict:
         }
 
 
-def expected_last_bar(as_of: pd.Timestamp) -> pd.Timestamp:
-    """Open time of the last daily bar closed at ``as_of``: ``floor(as_of, 1 day) - 1 day`` in UTC.
+def expected_last_bar(as_of: pd.Timestamp, calendar: str | None = None) -> pd.Timestamp:
+    """Open time of the last daily bar closed at ``as_of``: the last session on or before its UTC day - 1.
+
+    ``calendar`` is the symbol's trading calendar (None: ``24/7``, where it is ``floor(as_of, 1 day) - 1
+    day``).
 
     Raises
     ------
     ValueError
-        When ``as_of`` is timezone-naive.
+        When ``as_of`` is timezone-naive or ``calendar`` is not a known calendar.
     """
-    return _timestamp(_expected_last_ns(_utc_timestamp(as_of, "as_of")))
+    return _timestamp(_expected_last_ns(_utc_timestamp(as_of, "as_of"), TradingCalendar.of(calendar)))
 
 
 def audit_bars(
@@ -307,6 +317,7 @@ def audit_bars(
     as_of: pd.Timestamp,
     params: AuditParams,
     unrepaired_gaps: Sequence[Gap] = (),
+    calendar: str | None = None,
 ) -> AuditVerdict:
     """Audit one symbol's stored daily bars.
 
@@ -326,6 +337,9 @@ def audit_bars(
         Thresholds.
     unrepaired_gaps : sequence of Gap, optional
         Gaps the repair step reported it could not fill; they label the matching stored gaps in the reasons.
+    calendar : str, optional
+        The symbol's trading calendar (``24/7`` or an ``exchange_calendars`` name such as ``XNYS``); None is
+        ``24/7``. Gaps and staleness count its sessions.
 
     Returns
     -------
@@ -340,10 +354,11 @@ def audit_bars(
         When ``bars`` is neither a DataFrame, BarArrays nor None, ``params`` is not an AuditParams, ``as_of`` is not a
         timestamp or an element of ``unrepaired_gaps`` is not a Gap.
     ValueError
-        When ``as_of`` is timezone-naive.
+        When ``as_of`` is timezone-naive or ``calendar`` is not a known calendar.
     """
     symbol_key = validate_symbol_key(symbol_key)
     as_of = _utc_timestamp(as_of, "as_of")
+    trading = TradingCalendar.of(calendar)
     if not isinstance(params, AuditParams):
         raise TypeError(f"`params` must be an AuditParams, got {type(params).__name__}")
     if bars is not None and not isinstance(bars, pd.DataFrame | BarArrays):
@@ -354,7 +369,7 @@ def audit_bars(
             raise TypeError(f"`unrepaired_gaps` must hold Gap records, got {type(gap).__name__}")
     if bars is None or len(bars) == 0:
         return missing_verdict(symbol_key, as_of=as_of, reason="no bars stored")
-    audit = _Audit(len(bars), symbol_key, as_of, params, unrepaired_gaps)
+    audit = _Audit(len(bars), symbol_key, as_of, params, unrepaired_gaps, trading)
     if isinstance(bars, BarArrays):
         return audit.run_arrays(bars)
     return audit.run_frame(bars)
@@ -389,8 +404,9 @@ def audit_symbol_file(
     as_of: pd.Timestamp,
     params: AuditParams,
     unrepaired_gaps: Sequence[Gap] = (),
+    calendar: str | None = None,
 ) -> AuditVerdict:
-    """Read ``lakehouse/<KEY>_1d.parquet`` as stored (no schema cast) and audit it.
+    """Read ``lakehouse/<KEY>_1d.parquet`` as stored (no schema cast) and audit it on ``calendar``.
 
     A missing or unreadable file gives ``MISSING``; a readable file of the wrong schema is judged by the
     ``schema`` check (``TOXIC``). A file of exactly ``OHLCV_SCHEMA`` (the usual case) is audited on its
@@ -413,7 +429,9 @@ def audit_symbol_file(
     except LakehouseReadError as err:
         return missing_verdict(symbol_key, as_of=as_of, reason=f"unreadable file {path.name}: {err.reason}")
     bars = BarArrays.from_table(table) if table.schema.equals(OHLCV_SCHEMA) else table.to_pandas()
-    return audit_bars(bars, symbol_key=symbol_key, as_of=as_of, params=params, unrepaired_gaps=unrepaired_gaps)
+    return audit_bars(
+        bars, symbol_key=symbol_key, as_of=as_of, params=params, unrepaired_gaps=unrepaired_gaps, calendar=calendar
+    )
 
 
 def audit_many(
@@ -422,6 +440,7 @@ def audit_many(
     as_of: pd.Timestamp,
     params: AuditParams,
     unrepaired_gaps: Mapping[str, Sequence[Gap]] | None = None,
+    calendars: Mapping[str, str] | None = None,
 ) -> dict[str, AuditVerdict]:
     """Audit several symbols; one :func:`audit_bars` call per symbol.
 
@@ -433,6 +452,8 @@ def audit_many(
         As :func:`audit_bars`.
     unrepaired_gaps : Mapping[str, sequence of Gap], optional
         Symbol key -> the gaps its repair could not fill.
+    calendars : Mapping[str, str], optional
+        Symbol key -> its trading calendar; a symbol left out trades ``24/7``.
 
     Returns
     -------
@@ -456,7 +477,12 @@ def audit_many(
         raise ValueError(f"`unrepaired_gaps` names symbols that are not audited: {unknown}")
     return {
         key: audit_bars(
-            bars_by_symbol[key], symbol_key=key, as_of=as_of, params=params, unrepaired_gaps=gaps.get(key, ())
+            bars_by_symbol[key],
+            symbol_key=key,
+            as_of=as_of,
+            params=params,
+            unrepaired_gaps=gaps.get(key, ()),
+            calendar=(calendars or {}).get(key),
         )
         for key in sorted(bars_by_symbol)
     }
@@ -513,12 +539,16 @@ class _Audit:
         as_of: pd.Timestamp,
         params: AuditParams,
         unrepaired_gaps: Sequence[Gap],
+        calendar: TradingCalendar,
     ) -> None:
         self.n_rows = n_rows
         self.symbol_key = symbol_key
         self.as_of = as_of
         self.params = params
-        self.expected_last = _expected_last_ns(as_of)
+        self.calendar = calendar
+        # Bars opening after the end of as_of's previous UTC day are not closed, whatever the calendar.
+        self.last_closed = _expected_last_ns(as_of, TradingCalendar.of(None))
+        self.expected_last = _expected_last_ns(as_of, calendar)
         self.unrepaired = {(_ns(g.first_missing), _ns(g.last_missing)) for g in unrepaired_gaps}
         self.checks: dict[str, CheckResult] = {CHECK_BARS_PRESENT: CheckResult(True, Verdict.OK, n_rows, 1)}
         self.reasons: list[str] = []
@@ -679,7 +709,7 @@ class _Audit:
         )
 
     def _closed_bars(self) -> None:
-        expected = self.expected_last
+        expected = self.last_closed
         future = self.ts > expected
         n_future = int(np.count_nonzero(future))
         self._record(
@@ -693,16 +723,19 @@ class _Audit:
         )
 
     def _gaps(self) -> None:
-        # find_gaps builds Gap records; skip its pandas overhead on the usual gap-free series.
-        has_gap = bool(np.any(np.diff(self.ts) > GAP_FACTOR * _NS_PER_DAY))
-        gaps = find_gaps(pd.DatetimeIndex(pd.to_datetime(self.ts, unit="ns", utc=True))) if has_gap else []
-        span = int((self.ts[-1] - self.ts[0]) // _NS_PER_DAY) + 1
+        days = self.ts // _NS_PER_DAY
+        # find_session_gaps builds Gap records; skip it on the usual gap-free series (steps of one day).
+        has_gap = bool(np.any(np.diff(days) > 1))
+        gaps = find_session_gaps(days, self.calendar) if has_gap else []
+        span = int(self.calendar.count(days[0] - 1, days[-1])) or 1
         missing = sum(g.missing_bars for g in gaps)
         fraction = missing / span
+        off_session = ~self.calendar.is_session(days)
+        n_off = int(np.count_nonzero(off_session))
         labelled = [(g, (_ns(g.first_missing), _ns(g.last_missing)) in self.unrepaired) for g in gaps]
         n_unrepaired = sum(flag for _, flag in labelled)
         too_many = fraction > self.params.max_gap_fraction
-        reason = None
+        problems = []
         if gaps:
             ranges = [
                 f"{_day(g.first_missing)}..{_day(g.last_missing)}" + (" (repair could not fill it)" if flag else "")
@@ -710,36 +743,52 @@ class _Audit:
             ]
             more = f" and {len(gaps) - _MAX_LISTED_GAPS} more" if len(gaps) > _MAX_LISTED_GAPS else ""
             noun = "gap" if len(gaps) == 1 else "gaps"
-            reason = f"{len(gaps)} {noun} missing {missing} bars: {', '.join(ranges)}{more}"
+            sessions = "" if self.calendar.is_continuous else f" {self.calendar.name} sessions"
+            problems.append(f"{len(gaps)} {noun} missing {missing}{sessions or ' bars'}: {', '.join(ranges)}{more}")
             if too_many:
-                reason += f"; they miss {fraction:.1%} of the {span}-bar span, above {self.params.max_gap_fraction:.1%}"
+                problems[-1] += (
+                    f"; they miss {fraction:.1%} of the {span}-bar span, above {self.params.max_gap_fraction:.1%}"
+                )
+        if n_off:
+            problems.append(
+                f"{n_off} bars on days that are no {self.calendar.name} session "
+                f"(first {_day(self.ts[np.argmax(off_session)])})"
+            )
         self._record(
             CHECK_GAPS,
-            not gaps,
+            not problems,
             Verdict.TOXIC if too_many else Verdict.DEGRADED,
             {
+                "calendar": self.calendar.name,
                 "n_gaps": len(gaps),
                 "missing_bars": missing,
                 "span_bars": span,
                 "missing_fraction": fraction,
                 "unrepaired": n_unrepaired,
+                "off_session_bars": n_off,
                 "ranges": [g.to_json() for g in gaps],
             },
-            {"n_gaps": 0, "max_gap_fraction": self.params.max_gap_fraction},
-            reason,
+            {"n_gaps": 0, "off_session_bars": 0, "max_gap_fraction": self.params.max_gap_fraction},
+            "; ".join(problems),
         )
 
     def _staleness(self) -> None:
         expected = self.expected_last
-        behind = int((expected - self.ts[-1]) // _NS_PER_DAY)
-        limit = self.params.max_staleness_days
+        behind = int(self.calendar.count(self.ts[-1] // _NS_PER_DAY, expected // _NS_PER_DAY))
+        limit = self.params.max_staleness_sessions
+        unit = "days" if self.calendar.is_continuous else f"{self.calendar.name} sessions"
         self._record(
             CHECK_STALENESS,
             behind <= limit,
             Verdict.STALE,
-            {"last_bar": _day(self.ts[-1]), "expected_last_bar": _day(expected), "days_behind": behind},
-            {"max_staleness_days": limit},
-            f"last bar {_day(self.ts[-1])} is {behind} days behind the expected {_day(expected)}, above {limit}",
+            {
+                "last_bar": _day(self.ts[-1]),
+                "expected_last_bar": _day(expected),
+                "calendar": self.calendar.name,
+                "sessions_behind": behind,
+            },
+            {"max_staleness_sessions": limit},
+            f"last bar {_day(self.ts[-1])} is {behind} {unit} behind the expected {_day(expected)}, above {limit}",
         )
 
     def _daily_return(self) -> None:
@@ -847,9 +896,9 @@ def _ns(stamp: pd.Timestamp) -> int:
     return int(pd.Timestamp(stamp).as_unit("ns").value)
 
 
-def _expected_last_ns(as_of: pd.Timestamp) -> int:
+def _expected_last_ns(as_of: pd.Timestamp, calendar: TradingCalendar) -> int:
     # Integer day arithmetic on the UTC epoch: as exact as Timestamp.floor, and cheap per symbol.
-    return (int(as_of.value) // _NS_PER_DAY - 1) * _NS_PER_DAY
+    return calendar.last_on_or_before(int(as_of.value) // _NS_PER_DAY - 1) * _NS_PER_DAY
 
 
 def _timestamp(ns: int | np.integer) -> pd.Timestamp:

@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from alpha_assets.errors import LakehouseReadError
+from alpha_assets.lakehouse.calendars import CONTINUOUS, TradingCalendar, day_numbers_ms, day_to_timestamp
 from alpha_assets.lakehouse.parquet import read_table, write_table_atomic
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA, UTC_MS
@@ -354,14 +355,21 @@ def merge_bar_arrays(stored: BarArrays, new: BarArrays) -> BarArrays:
 
 @dataclass(frozen=True)
 class Gap:
-    """Missing bars between two stored ones: ``first_missing`` to ``last_missing`` inclusive."""
+    """Missing bars between two stored ones: ``first_missing`` to ``last_missing`` inclusive.
+
+    ``sessions`` is how many sessions of the symbol's calendar the range holds; None means every day of the
+    range (a 24/7 market).
+    """
 
     first_missing: pd.Timestamp
     last_missing: pd.Timestamp
+    sessions: int | None = None
 
     @property
     def missing_bars(self) -> int:
-        """How many daily bars the gap lacks."""
+        """How many daily bars the gap lacks: the sessions of the range (every day for a 24/7 market)."""
+        if self.sessions is not None:
+            return self.sessions
         return int((self.last_missing - self.first_missing) / DAY) + 1
 
     def to_json(self) -> dict[str, object]:
@@ -383,8 +391,15 @@ def find_gaps(timestamps: pd.Series, interval: pd.Timedelta = DAY) -> list[Gap]:
     return [Gap(values[i] + interval, values[i + 1] - interval) for i in where]
 
 
-def find_bar_gaps(bars: BarArrays) -> list[Gap]:
-    """:func:`find_gaps` of daily ``bars`` (sorted); the usual gap-free series costs one array pass.
+def find_bar_gaps(bars: BarArrays, calendar: TradingCalendar | None = None) -> list[Gap]:
+    """Missing sessions between consecutive daily ``bars`` (sorted), as :func:`find_session_gaps` counts them.
+
+    Parameters
+    ----------
+    bars : BarArrays
+        Sorted, unique daily bars.
+    calendar : TradingCalendar, optional
+        The symbol's calendar; None is ``24/7`` (every day a session, as :func:`find_gaps`).
 
     Raises
     ------
@@ -395,7 +410,44 @@ def find_bar_gaps(bars: BarArrays) -> list[Gap]:
         raise TypeError(f"`bars` must be BarArrays, got {type(bars).__name__}")
     if len(bars) < 2 or not np.any(np.diff(bars.timestamps) > GAP_FACTOR * DAY_MS):
         return []
-    return find_gaps(pd.DatetimeIndex(bars.timestamps.view("datetime64[ms]"), tz="UTC"))
+    return find_session_gaps(day_numbers_ms(bars.timestamps), calendar)
+
+
+def find_session_gaps(days: IntArray, calendar: TradingCalendar | None = None) -> list[Gap]:
+    """The sessions of ``calendar`` missing between consecutive bar days, one :class:`Gap` per run of them.
+
+    Weekends, holidays and any other non-session are never missing: a bar on Friday followed by one on
+    Monday is no gap on ``XNYS``, and is a gap of two days on ``24/7``.
+
+    Parameters
+    ----------
+    days : ndarray of shape (n_observations,), int64
+        Bar dates as day numbers (days since 1970-01-01, UTC), sorted and unique.
+    calendar : TradingCalendar, optional
+        The symbol's calendar; None is ``24/7``.
+
+    Returns
+    -------
+    list of Gap
+        Oldest first; ``first_missing`` and ``last_missing`` are sessions (00:00 UTC of their date) and
+        ``sessions`` counts the sessions in between.
+    """
+    calendar = calendar or TradingCalendar.of(CONTINUOUS)
+    days = np.asarray(days, dtype=np.int64)
+    if len(days) < 2:
+        return []
+    missing = calendar.count(days[:-1], days[1:] - 1)
+    where = np.flatnonzero(missing > 0)
+    if calendar.is_continuous:
+        firsts, lasts = days[where] + 1, days[where + 1] - 1
+    else:
+        # One lookup per gap (not per bar): gaps are few.
+        firsts = np.array([calendar.next_after(d) for d in days[where]], dtype=np.int64)
+        lasts = np.array([calendar.nth_before(d, 1) for d in days[where + 1]], dtype=np.int64)
+    return [
+        Gap(day_to_timestamp(first), day_to_timestamp(last), None if calendar.is_continuous else int(n))
+        for first, last, n in zip(firsts, lasts, missing[where], strict=True)
+    ]
 
 
 def read_ohlcv(paths: LakehousePaths, symbol_key: str) -> pd.DataFrame:

@@ -19,15 +19,19 @@ OHLCV_SCHEMA = pa.schema(
 )
 
 #: ``lakehouse/symbols.parquet/<KEY>.parquet``: slowly changing metadata, one row per version
-#: (``valid_to`` null on the current row).
+#: (``valid_to`` null on the current row). ``quote`` is the currency prices are in (null when unknown);
+#: ``asset_class`` (crypto, equity, etf, index, future, forex) and ``calendar`` (``24/7`` or an
+#: ``exchange_calendars`` name such as ``XNYS``) say when the symbol trades.
 SYMBOLS_SCHEMA = pa.schema(
     [
         pa.field("exchange", pa.string(), nullable=False),
         pa.field("symbol_key", pa.string(), nullable=False),
         pa.field("ccxt_symbol", pa.string(), nullable=False),
         pa.field("base", pa.string(), nullable=False),
-        pa.field("quote", pa.string(), nullable=False),
+        pa.field("quote", pa.string()),
         pa.field("market_type", pa.string(), nullable=False),
+        pa.field("asset_class", pa.string(), nullable=False),
+        pa.field("calendar", pa.string(), nullable=False),
         pa.field("sector", pa.string()),
         pa.field("tick_size", pa.float64()),
         pa.field("lot_size", pa.float64()),
@@ -48,3 +52,6 @@ SYMBOL_IN_PLACE_COLUMNS = ("first_bar", "last_bar")
 SYMBOL_TRACKED_COLUMNS = tuple(
     name for name in SYMBOLS_SCHEMA.names if name not in {"valid_from", "valid_to", *SYMBOL_IN_PLACE_COLUMNS}
 )
+#: Values of the columns added after the first release, for files written before them (every symbol was
+#: crypto then).
+SYMBOL_COLUMN_DEFAULTS = {"asset_class": "crypto", "calendar": "24/7"}

@@ -5,7 +5,8 @@ version is the row whose ``valid_to`` is null. An upsert compares the incoming r
 
 - no file (or no current row): a row is appended with ``valid_from = now`` -> ``inserted``;
 - a versioned column differs (:data:`~alpha_assets.lakehouse.schemas.SYMBOL_TRACKED_COLUMNS`: exchange, key,
-  ccxt symbol, base, quote, market type, sector, tick size, lot size, min notional, status): the current row
+  ccxt symbol, base, quote, market type, asset class, calendar, sector, tick size, lot size, min notional,
+  status): the current row
   is closed with ``valid_to = now`` and a new row opened with ``valid_from = now`` -> ``versioned``;
 - only ``first_bar`` / ``last_bar`` differ
   (:data:`~alpha_assets.lakehouse.schemas.SYMBOL_IN_PLACE_COLUMNS`): they are updated on the current row,
@@ -16,7 +17,8 @@ version is the row whose ``valid_to`` is null. An upsert compares the incoming r
 Every read-compare-write holds the file's exclusive lock and replaces the file atomically, so concurrent
 upserts of one symbol serialise and a crash leaves the previous file. Timestamps are stored in
 milliseconds (UTC); incoming ones are truncated to milliseconds before comparison, so a round trip never
-looks like a change.
+looks like a change. A file written before the ``asset_class`` and ``calendar`` columns existed reads with
+their defaults (crypto, 24/7) and is rewritten with them by its next upsert.
 """
 
 from __future__ import annotations
@@ -30,18 +32,26 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from alpha_assets.errors import LakehouseReadError
 from alpha_assets.lakehouse.keys import SYMBOL_KEY_PATTERN, validate_symbol_key
 from alpha_assets.lakehouse.parquet import exclusive_lock, read_table, write_table_atomic
 from alpha_assets.lakehouse.paths import LakehousePaths
-from alpha_assets.lakehouse.schemas import SYMBOL_IN_PLACE_COLUMNS, SYMBOL_TRACKED_COLUMNS, SYMBOLS_SCHEMA
+from alpha_assets.lakehouse.schemas import (
+    SYMBOL_COLUMN_DEFAULTS,
+    SYMBOL_IN_PLACE_COLUMNS,
+    SYMBOL_TRACKED_COLUMNS,
+    SYMBOLS_SCHEMA,
+)
 
 #: The keys an upsert record must hold: every column but the validity interval.
 RECORD_COLUMNS = (*SYMBOL_TRACKED_COLUMNS, *SYMBOL_IN_PLACE_COLUMNS)
 _STRING_COLUMNS = tuple(f.name for f in SYMBOLS_SCHEMA if pa.types.is_string(f.type))
 _FLOAT_COLUMNS = tuple(f.name for f in SYMBOLS_SCHEMA if pa.types.is_floating(f.type))
 _NULLABLE = frozenset(f.name for f in SYMBOLS_SCHEMA if f.nullable)
+#: The schema of files written before the columns of ``SYMBOL_COLUMN_DEFAULTS`` existed.
+_LEGACY_SCHEMA = pa.schema([f for f in SYMBOLS_SCHEMA if f.name not in SYMBOL_COLUMN_DEFAULTS])
 # A few rows of fifteen columns: compression and dictionaries cost more time than the bytes they save.
 _PARQUET_OPTIONS = {"compression": "none", "use_dictionary": False}
 
@@ -80,10 +90,12 @@ def upsert_symbol_metadata(
     symbol_key : str
         The symbol, e.g. ``BINANCE_BTCUSDT``; must equal ``record["symbol_key"]``.
     record : Mapping[str, object]
-        Exactly the keys of :data:`RECORD_COLUMNS`. Strings for ``exchange``, ``symbol_key``, ``ccxt_symbol``,
-        ``base``, ``quote``, ``market_type``, ``status`` (non-empty) and ``sector`` (or None); finite numbers
-        > 0 or None (NaN is read as None) for ``tick_size``, ``lot_size``, ``min_notional``; timezone-aware
-        timestamps or None for ``first_bar`` and ``last_bar`` (bar open times, UTC).
+        The keys of :data:`RECORD_COLUMNS` (``asset_class`` and ``calendar`` may be left out: crypto, 24/7).
+        Strings for ``exchange``, ``symbol_key``, ``ccxt_symbol``, ``base``, ``market_type``, ``asset_class``,
+        ``calendar``, ``status`` (non-empty), ``quote`` (or None when unknown; ``""`` is read as None) and
+        ``sector`` (or None); finite numbers > 0 or None (NaN is read as None) for ``tick_size``,
+        ``lot_size``, ``min_notional``; timezone-aware timestamps or None for ``first_bar`` and ``last_bar``
+        (bar open times, UTC).
     now : Timestamp
         Timezone-aware time of the change: ``valid_from`` of a new version, ``valid_to`` of a closed one.
 
@@ -112,7 +124,10 @@ def upsert_symbol_metadata(
     now = _to_ms(now, "now", nullable=False)
     with exclusive_lock(path):
         # A handful of rows: plain Python records are cheaper than a DataFrame round trip.
-        versions = _read_history_table(path, symbol_key).to_pylist() if path.exists() else []
+        history = _read_history_table(path, symbol_key) if path.exists() else None
+        versions = history.to_pylist() if history is not None else []
+        # A file of an older schema is rewritten even when nothing changed, so the dataset keeps one schema.
+        outdated = history is not None and _is_outdated(path)
         current_rows = [i for i, version in enumerate(versions) if version["valid_to"] is None]
         if not current_rows:
             action: UpsertAction = "inserted"
@@ -121,7 +136,7 @@ def upsert_symbol_metadata(
         else:
             current = versions[current_rows[0]]
             changed = tuple(c for c in SYMBOLS_SCHEMA.names if c in row and not _same(current[c], row[c]))
-            if not changed:
+            if not changed and not outdated:
                 return SymbolUpsert(symbol_key, "unchanged", ())
             if any(c in SYMBOL_TRACKED_COLUMNS for c in changed):
                 if now <= current["valid_from"]:
@@ -134,7 +149,7 @@ def upsert_symbol_metadata(
                 current["valid_to"] = now
                 versions.append({**row, "valid_from": now, "valid_to": None})
             else:
-                action = "updated"
+                action = "updated" if changed else "unchanged"
                 current.update((column, row[column]) for column in changed)
         write_table_atomic(pa.Table.from_pylist(versions, schema=SYMBOLS_SCHEMA), path, **_PARQUET_OPTIONS)
     return SymbolUpsert(symbol_key, action, changed)
@@ -145,7 +160,7 @@ def read_symbol_history(paths: LakehousePaths, symbol_key: str) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame of shape (n_versions, 15)
+    DataFrame of shape (n_versions, 17)
         The columns of ``SYMBOLS_SCHEMA`` in order (timestamps ``datetime64[ms, UTC]``, NaN/None where null),
         sorted by ``valid_from``; ``valid_to`` is NaT on the current row. Empty when the symbol has no file.
 
@@ -175,7 +190,7 @@ def read_symbols(paths: LakehousePaths, *, current_only: bool = True) -> pd.Data
 
     Returns
     -------
-    DataFrame of shape (n_rows, 15)
+    DataFrame of shape (n_rows, 17)
         The columns of ``SYMBOLS_SCHEMA``, sorted by ``symbol_key`` then ``valid_from``, index 0..n_rows-1.
         Empty (with the columns) when the directory is missing or empty.
 
@@ -208,6 +223,9 @@ def _normalise_record(symbol_key: str, record: Mapping[str, object]) -> dict[str
     symbol_key = validate_symbol_key(symbol_key)
     if not isinstance(record, Mapping):
         raise TypeError(f"`record` must be a mapping of column -> value, got {type(record).__name__}")
+    # Records written before asset_class and calendar existed (discovery documents of older runs) take
+    # their defaults.
+    record = {**SYMBOL_COLUMN_DEFAULTS, **record}
     missing = [c for c in RECORD_COLUMNS if c not in record]
     extra = sorted(str(k) for k in record if k not in RECORD_COLUMNS)
     if missing or extra:
@@ -220,6 +238,8 @@ def _normalise_record(symbol_key: str, record: Mapping[str, object]) -> dict[str
     row: dict[str, Any] = {}
     for column in _STRING_COLUMNS:
         value = record[column]
+        if value == "" and column == "quote":
+            value = None
         if value is None and column in _NULLABLE:
             row[column] = None
         elif not isinstance(value, str) or not value:
@@ -271,7 +291,7 @@ def _read_history(path: Any, symbol_key: str) -> pd.DataFrame:
 
 def _read_history_table(path: Any, symbol_key: str) -> pa.Table:
     """One symbol's versions as a table of ``SYMBOLS_SCHEMA``, checked to be a well-formed history."""
-    history = read_table(path, SYMBOLS_SCHEMA)
+    history = _read_conformed(path)
     others = sorted(set(history.column("symbol_key").to_pylist()) - {symbol_key})
     if others:
         raise LakehouseReadError(str(path), f"holds rows of other symbols {others[:5]}, expected only {symbol_key}")
@@ -282,3 +302,25 @@ def _read_history_table(path: Any, symbol_key: str) -> pa.Table:
     if current > 1:
         raise LakehouseReadError(str(path), f"{current} current versions (valid_to null), expected at most 1")
     return history
+
+
+def _is_outdated(path: Any) -> bool:
+    """Whether the file at ``path`` lacks a column added since it was written (a footer read, no data)."""
+    try:
+        names = pq.read_schema(path).names
+    except (pa.ArrowInvalid, OSError):
+        return False  # unreadable: the read reports it
+    return any(name not in names for name in SYMBOL_COLUMN_DEFAULTS)
+
+
+def _read_conformed(path: Any) -> pa.Table:
+    """The file as a table of ``SYMBOLS_SCHEMA``; a file older than a column gets the column's default."""
+    try:
+        return read_table(path, SYMBOLS_SCHEMA)
+    except LakehouseReadError:
+        if not _is_outdated(path):
+            raise
+    table = read_table(path, _LEGACY_SCHEMA)
+    for name, value in SYMBOL_COLUMN_DEFAULTS.items():
+        table = table.append_column(name, pa.array([value] * len(table), pa.string()))
+    return pa.Table.from_arrays([table.column(name) for name in SYMBOLS_SCHEMA.names], schema=SYMBOLS_SCHEMA)

@@ -10,10 +10,14 @@ import pandas as pd
 
 @dataclass(frozen=True)
 class Market:
-    """One tradable pair as the source lists it.
+    """One tradable pair (or listed instrument) as the source lists it.
 
     ``symbol_key`` is the lakehouse key (``BINANCE_BTCUSDT``); ``ccxt_symbol`` the source's own name
-    (``BTC/USDT``). Sizes are in the pair's units; ``None`` where the source does not say.
+    (``BTC/USDT``). ``quote`` is the currency prices are in (the pair's quote; an equity's exchange
+    currency, ``""`` when unknown). ``asset_class`` and ``calendar`` (``24/7`` or an ``exchange_calendars``
+    name) say when it trades: a source lists crypto pairs on ``24/7``, and
+    :func:`~alpha_assets.sources.markets.classify_markets` sets them from the exchange otherwise. Sizes are in
+    the pair's units; ``None`` where the source does not say.
     """
 
     symbol_key: str
@@ -26,6 +30,8 @@ class Market:
     tick_size: float | None = None
     lot_size: float | None = None
     min_notional: float | None = None
+    asset_class: str = "crypto"
+    calendar: str = "24/7"
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ class Candidate:
     sector: str | None
     quote_volume_24h: float
     rank: int
+    asset_class: str = "crypto"
+    calendar: str = "24/7"
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready form, as written in ``candidates.json``."""
@@ -77,8 +79,11 @@ def is_leveraged_base(base: str, listed_bases: frozenset[str]) -> bool:
 def discover_candidates(markets: Sequence[Market], tickers: Mapping[str, Ticker], params: DiscoveryParams) -> Discovery:
     """Filter and rank markets into candidates.
 
-    Filters, in order (a market is excluded by the first that fails): quote currency, stablecoin base,
-    leveraged token, inactive market, no ticker, 24 h traded value below the minimum, below the top N.
+    Filters, in order (a market is excluded by the first that fails): asset class, quote currency,
+    stablecoin base, leveraged token, inactive market, no ticker, 24 h traded value below the minimum, below
+    the top N. An equity's quote is its exchange's currency (set by
+    :func:`~alpha_assets.sources.markets.classify_markets`), so ``quote_currencies = ["USD"]`` keeps US
+    stocks.
 
     Parameters
     ----------
@@ -136,6 +141,8 @@ def discover_candidates(markets: Sequence[Market], tickers: Mapping[str, Ticker]
             sector=m.sector,
             quote_volume_24h=value,
             rank=rank,
+            asset_class=m.asset_class,
+            calendar=m.calendar,
         )
         for rank, (m, value) in enumerate(survivors[: params.top_n], start=1)
     )
@@ -150,6 +157,10 @@ def _exclusion_reason(
     market: Market, ticker: Ticker | None, params: DiscoveryParams, listed_bases: frozenset[str]
 ) -> str | None:
     """The first filter ``market`` fails, in words, or ``None`` when it passes them all (top N aside)."""
+    if market.asset_class not in params.asset_classes:
+        return f"asset class {market.asset_class} not in {[c.value for c in params.asset_classes]}"
+    if not market.quote:
+        return f"quote currency unknown (no known quote suffix, and exchange of {market.symbol_key} has no currency)"
     if market.quote not in params.quote_currencies:
         return f"quote {market.quote} not in {list(params.quote_currencies)}"
     if market.base in params.exclude_bases:
@@ -168,6 +179,7 @@ def _exclusion_reason(
 def _filter_name(reason: str) -> str:
     """The filter behind an exclusion reason, for the summary of an empty universe."""
     for prefix, name in (
+        ("asset class", "asset class"),
         ("quote", "quote"),
         ("stablecoin", "stablecoin base"),
         ("leveraged", "leveraged token"),

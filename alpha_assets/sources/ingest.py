@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from alpha_assets.errors import LakehouseReadError, SourceError
+from alpha_assets.lakehouse.calendars import TradingCalendar, day_to_timestamp
 from alpha_assets.lakehouse.keys import split_symbol_key, validate_symbol_key
 from alpha_assets.lakehouse.ohlcv import (
     DAY,
@@ -213,8 +214,9 @@ def ingest_symbol(
     paths : LakehousePaths
         The lakehouse: ``ohlcv_file``, ``quarantine_file`` and ``repair_log_file`` of the symbol are used.
     now : Timestamp
-        Timezone-aware clock. The first run fetches ``history_days + warmup_days`` bars back from the start
-        of its UTC day; later runs fetch the bars after the last stored one.
+        Timezone-aware clock. The first run fetches ``history_days + warmup_days`` sessions of the market's
+        calendar back from the start of its UTC day; later runs fetch the bars after the last stored one,
+        and send no request when no session closed since it.
     params : IngestionParams
         History length and repair bounds.
 
@@ -253,6 +255,8 @@ def _ingest_locked(
     """The body of :func:`ingest_symbol`, run while holding the symbol's file lock."""
     # Integer floor on the UTC epoch: what now.floor("D") gives, without its cost per symbol.
     today = now - pd.Timedelta(int(now.value) % DAY.value, unit="ns")
+    calendar = TradingCalendar.of(market.calendar)
+    today_day = int(today.value // DAY.value)
     records: list[QuarantineRecord] = []
     moved_aside = None
     try:
@@ -263,13 +267,15 @@ def _ingest_locked(
         records.append(
             QuarantineRecord(symbol_key=key, reason=f"stored file unreadable ({err.reason}); moved to {moved_aside}")
         )
+    # History counts sessions of the symbol's calendar: 1,395 of them are ~5.5 years of NYSE, 3.8 of crypto.
     since = (
-        today - (params.history_days + params.warmup_days) * DAY
+        day_to_timestamp(calendar.nth_before(today_day, params.history_days + params.warmup_days))
         if len(stored) == 0
         else pd.Timestamp(int(stored.timestamps[-1]), unit="ms", tz="UTC") + DAY
     )
     merged = stored
-    if since < today:
+    # No request when no session closed since the last bar (an equity on a Sunday, a holiday).
+    if since < today and calendar.count(int(since.value // DAY.value) - 1, today_day - 1) > 0:
         try:
             cleaned, quarantined = clean_bar_arrays(
                 source.fetch_daily_bars(market, since=since, until=today), symbol_key=key, now=now
@@ -287,7 +293,7 @@ def _ingest_locked(
             )
         records += quarantined
         merged = merge_bar_arrays(stored, cleaned)
-    repair = _repair_gaps(source, market, key, merged, paths, today, now, params)
+    repair = _repair_gaps(source, market, key, merged, paths, today, now, params, calendar)
     records += repair["records"]
     merged = repair["bars"]
     written = moved_aside is not None or not _same_bars(stored, merged)
@@ -318,13 +324,16 @@ def _repair_gaps(
     today: pd.Timestamp,
     now: pd.Timestamp,
     params: IngestionParams,
+    calendar: TradingCalendar,
 ) -> dict[str, Any]:
     """Re-fetch gaps of ``bars``, most recent first, within the bounds; update the repair log.
 
-    A gap is tried at most once per UTC day and at most ``max_repair_attempts`` times in all; a partly
-    filled gap leaves sub-gaps that inherit its attempts, so the bound holds across partial fills.
+    Gaps are missing sessions of ``calendar``: a weekend or holiday of an exchange is never asked for, and a
+    gap's range starts and ends on sessions. A gap is tried at most once per UTC day and at most
+    ``max_repair_attempts`` times in all; a partly filled gap leaves sub-gaps that inherit its attempts, so
+    the bound holds across partial fills.
     """
-    gaps = find_bar_gaps(bars)
+    gaps = find_bar_gaps(bars, calendar)
     log_path = paths.repair_log_file(key)
     if not gaps and not log_path.exists():
         # The usual day: nothing to repair and no log to clear.
@@ -362,7 +371,7 @@ def _repair_gaps(
                 entry["last_result"] = f"{len(inside)} of {gap.missing_bars} missing bars returned"
             reason = f"still missing after {entry['attempts']} attempt(s): {entry['last_result']}"
         outcome[gap_id] = {"entry": entry, "reason": reason, "gap": gap}
-    remaining = find_bar_gaps(bars) if gaps else []
+    remaining = find_bar_gaps(bars, calendar) if gaps else []
     unrepaired, log_entries = [], []
     for gap in remaining:
         parent = next(

@@ -7,7 +7,10 @@ message shape.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+
+from alpha_assets.lakehouse.calendars import AssetClass, ExchangeMarket, validate_calendar_name
 
 #: Bases that are pegged to a fiat currency: pairs of them carry no market risk worth selecting.
 STABLECOIN_BASES: tuple[str, ...] = (
@@ -75,6 +78,49 @@ class DiscoveryParams:
             "max": None,
         },
     )
+    asset_classes: tuple[AssetClass, ...] = field(
+        default=tuple(AssetClass),
+        metadata={
+            "doc": "Asset classes kept (crypto, equity, etf, index, future, forex); a class comes from the "
+            "symbol's exchange (manifest section markets).",
+            "min": None,
+            "max": None,
+        },
+    )
+
+
+@dataclass(frozen=True)
+class MarketParams:
+    """What each exchange key prefix trades (manifest section ``markets``), over the built-in table.
+
+    The built-in table (:data:`~alpha_assets.lakehouse.calendars.KNOWN_EXCHANGES`) knows ``NYSE``/``XNYS``,
+    ``NASDAQ``/``XNAS``, ``ARCA``, ``CME``, ``LSE``, ``XETRA``, ``FX`` and a few more; any other prefix is a
+    crypto exchange trading 24/7.
+
+    Raises
+    ------
+    ValueError
+        When an exchange key is not 1 to 32 characters in ``[A-Z0-9]`` or names an unknown calendar.
+    """
+
+    exchanges: dict[str, ExchangeMarket] = field(
+        default_factory=dict,
+        metadata={
+            "doc": "Exchange key prefix -> {asset_class, calendar (24/7 or an exchange_calendars name such as "
+            "XNYS), currency (of symbols that name none, e.g. USD)}; adds to and overrides the built-in table.",
+            "min": None,
+            "max": None,
+        },
+    )
+
+    def __post_init__(self) -> None:
+        for key, market in self.exchanges.items():
+            if not re.fullmatch(r"[A-Z0-9]{1,32}", key):
+                raise ValueError(f"`markets.exchanges` key must be 1 to 32 characters in [A-Z0-9], got {key!r}")
+            try:
+                validate_calendar_name(market.calendar)
+            except ValueError as err:
+                raise ValueError(f"`markets.exchanges.{key}.calendar`: {err}") from err
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,7 @@ def test_audit_bars_clean_random_walk_is_ok(aud_bars: pd.DataFrame) -> None:
     assert verdict.n_bars == N_BARS
     assert verdict.first_bar == LAST_DAY - pd.Timedelta(days=N_BARS - 1)
     assert verdict.last_bar == LAST_DAY
-    assert verdict.checks[CHECK_STALENESS].observed["days_behind"] == 0
+    assert verdict.checks[CHECK_STALENESS].observed["sessions_behind"] == 0
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -290,7 +290,7 @@ def test_audit_bars_bar_not_closed_is_toxic(aud_bars: pd.DataFrame) -> None:
 )
 def test_audit_bars_staleness_boundary(aud_bars: pd.DataFrame, as_of: str, days_behind: int, expected: Verdict) -> None:
     verdict = _audit(aud_bars, as_of=pd.Timestamp(as_of, tz="UTC"))
-    assert verdict.checks[CHECK_STALENESS].observed["days_behind"] == days_behind
+    assert verdict.checks[CHECK_STALENESS].observed["sessions_behind"] == days_behind
     assert verdict.verdict is expected
 
 
@@ -470,7 +470,7 @@ def test_audit_params_from_manifest_section_uses_bounds() -> None:
         "volume_std_floor",
         "frozen_close_bars",
         "frozen_lookback_bars",
-        "max_staleness_days",
+        "max_staleness_sessions",
         "max_gap_fraction",
     }
 

@@ -372,10 +372,11 @@ def test_upsert_symbol_metadata_reads_old_pandas_file_and_keeps_history(fast_lak
         "last_bar": pd.Timestamp("2024-02-29", tz="UTC"),
         "status": "active",
     }
-    old = pd.DataFrame([{**record, "valid_from": t0, "valid_to": None}], columns=SYMBOLS_SCHEMA.names)
-    # As the pandas writer stored it.
+    # As the pandas writer stored it, before the asset_class and calendar columns existed.
+    old_schema = pa.schema([f for f in SYMBOLS_SCHEMA if f.name not in ("asset_class", "calendar")])
+    old = pd.DataFrame([{**record, "valid_from": t0, "valid_to": None}], columns=old_schema.names)
     write_table_atomic(
-        pa.Table.from_pandas(old, schema=SYMBOLS_SCHEMA, preserve_index=False), fast_lake.symbol_metadata_file(KEY)
+        pa.Table.from_pandas(old, schema=old_schema, preserve_index=False), fast_lake.symbol_metadata_file(KEY)
     )
     day = pd.Timedelta(days=1)
     later = {**record, "last_bar": record["last_bar"] + day}
@@ -384,6 +385,8 @@ def test_upsert_symbol_metadata_reads_old_pandas_file_and_keeps_history(fast_lak
     moved = {**later, "sector": "layer1"}
     assert upsert_symbol_metadata(fast_lake, KEY, moved, now=t0 + 3 * day).changed_columns == ("sector",)
     history = read_symbol_history(fast_lake, KEY)
+    assert history["asset_class"].tolist() == ["crypto", "crypto"] and history["calendar"].tolist() == ["24/7"] * 2
+    assert pq.read_schema(fast_lake.symbol_metadata_file(KEY)).equals(SYMBOLS_SCHEMA)
     assert history["valid_from"].tolist() == [t0, t0 + 3 * day]
     assert history["valid_to"].iat[0] == t0 + 3 * day and pd.isna(history["valid_to"].iat[1])
     assert history["sector"].tolist() == [None, "layer1"] and history["lot_size"].isna().all()

@@ -252,7 +252,7 @@ def test_read_symbols_stray_file_raises(aud_paths: LakehousePaths) -> None:
         (KEY, _record(active=True), ValueError, r"unexpected \['active'\]"),
         ("BINANCE_ETHUSDT", _record(), ValueError, r"`record\['symbol_key'\]` must equal 'BINANCE_ETHUSDT'"),
         (KEY, _record(base=""), TypeError, r"`record\['base'\]` of BINANCE_BTCUSDT must be a non-empty"),
-        (KEY, _record(quote=None), TypeError, r"`record\['quote'\]` .* must be a non-empty string, got None"),
+        (KEY, _record(calendar=None), TypeError, r"`record\['calendar'\]` .* must be a non-empty string, got None"),
         (KEY, _record(tick_size="0.01"), TypeError, r"`record\['tick_size'\]` .* must be a number or None"),
         (KEY, _record(lot_size=-1.0), ValueError, r"`record\['lot_size'\]` .* must be finite and > 0"),
         (
@@ -270,7 +270,7 @@ def test_read_symbols_stray_file_raises(aud_paths: LakehousePaths) -> None:
         "extra-key",
         "key-mismatch",
         "empty-base",
-        "null-quote",
+        "null-calendar",
         "string-size",
         "negative-size",
         "naive-bar",
@@ -284,6 +284,15 @@ def test_upsert_invalid_record_raises_and_writes_nothing(
     with pytest.raises(error, match=match):
         upsert_symbol_metadata(aud_paths, key, record, now=T0)  # type: ignore[arg-type]
     assert not aud_paths.root.exists()
+
+
+@pytest.mark.parametrize("quote", [None, ""], ids=["none", "empty"])
+def test_upsert_symbol_without_quote_currency_stores_null_quote(aud_paths: LakehousePaths, quote: object) -> None:
+    record = _record(quote=quote, asset_class="equity", calendar="XNYS")
+    assert upsert_symbol_metadata(aud_paths, KEY, record, now=T0).action == "inserted"
+    stored = read_symbol_history(aud_paths, KEY)
+    assert stored["quote"].isna().all()
+    assert (stored["asset_class"].iat[0], stored["calendar"].iat[0]) == ("equity", "XNYS")
 
 
 def test_upsert_naive_now_raises(aud_paths: LakehousePaths) -> None:

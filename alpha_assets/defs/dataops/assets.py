@@ -40,10 +40,16 @@ from alpha_assets.lakehouse.validation import validate_candidates
 from alpha_assets.sources.base import Market
 from alpha_assets.sources.discovery import discover_candidates
 from alpha_assets.sources.ingest import IngestReport, IngestStatus, ingest_symbols
-from alpha_assets.sources.params import DiscoveryParams, IngestionParams
+from alpha_assets.sources.markets import classify_markets
+from alpha_assets.sources.params import DiscoveryParams, IngestionParams, MarketParams
 
 #: The manifest sections this cycle owns.
-DATAOPS_SECTIONS = {"discovery": DiscoveryParams, "ingestion": IngestionParams, "audit": AuditParams}
+DATAOPS_SECTIONS = {
+    "discovery": DiscoveryParams,
+    "ingestion": IngestionParams,
+    "audit": AuditParams,
+    "markets": MarketParams,
+}
 OWNERS = ["team:dataops"]
 CODE_VERSION = "1"
 
@@ -91,7 +97,7 @@ def candidates(
     run_id = validate_run_id(context.partition_key)
     profile = manifest.resolve(DATAOPS_SECTIONS)
     source = market_source.build()
-    markets = source.load_markets()
+    markets = classify_markets(source.load_markets(), profile.sections["markets"])
     discovery = discover_candidates(markets, source.fetch_tickers(), profile.sections["discovery"])
     chosen = {c.symbol_key for c in discovery.candidates}
     document = {
@@ -162,7 +168,7 @@ def ohlcv(
     symbol_keys = list(context.partition_keys)
     source = market_source.build()
     now = market_source.now()
-    markets = {m.symbol_key: m for m in source.load_markets()}
+    markets = {m.symbol_key: m for m in classify_markets(source.load_markets(), profile.sections["markets"])}
     listed = ingest_symbols(
         source,
         [markets[k] for k in symbol_keys if k in markets],
@@ -172,7 +178,16 @@ def ohlcv(
     )
     by_key = {r.symbol_key: r for r in listed}
     reports = [by_key.get(k) or _unlisted_report(k, source.exchange_key) for k in symbol_keys]
-    verdicts = [audit_symbol_file(paths, r.symbol_key, as_of=now, params=profile.sections["audit"]) for r in reports]
+    verdicts = [
+        audit_symbol_file(
+            paths,
+            r.symbol_key,
+            as_of=now,
+            params=profile.sections["audit"],
+            calendar=markets[r.symbol_key].calendar if r.symbol_key in markets else None,
+        )
+        for r in reports
+    ]
     for verdict in verdicts:
         write_json_atomic(verdict.to_json_dict(), paths.audit_file(verdict.symbol_key))
     statuses = Counter(r.status.value for r in reports)
@@ -232,7 +247,9 @@ def candidates_validated(
     candidates_doc = read_json(paths.candidates_file(run_id))
     as_of = pd.Timestamp(candidates_doc["as_of"])
     verdicts = [
-        audit_symbol_file(paths, c["symbol_key"], as_of=as_of, params=profile.sections["audit"]).to_json_dict()
+        audit_symbol_file(
+            paths, c["symbol_key"], as_of=as_of, params=profile.sections["audit"], calendar=c.get("calendar")
+        ).to_json_dict()
         for c in candidates_doc["candidates"]
     ]
     audit_path = paths.audit_report_file(run_id)
@@ -394,6 +411,8 @@ def market_record(market: Market, exchange_key: str) -> dict[str, Any]:
         "base": market.base,
         "quote": market.quote,
         "market_type": market.market_type,
+        "asset_class": market.asset_class,
+        "calendar": market.calendar,
         "sector": market.sector,
         "tick_size": market.tick_size,
         "lot_size": market.lot_size,
