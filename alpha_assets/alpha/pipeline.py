@@ -15,7 +15,6 @@ from alpha_assets.alpha.optimize import OptimizationResult, optimize_all
 from alpha_assets.alpha.optimize_params import OptimizationParams, Profile
 from alpha_assets.alpha.params import (
     FEATURE_COLUMNS,
-    RATING_FEATURE,
     GateParams,
     ReturnsParams,
     SelectionParams,
@@ -24,7 +23,7 @@ from alpha_assets.alpha.portfolio import build_portfolio_document
 from alpha_assets.alpha.quality import GateVerdict, run_gate
 from alpha_assets.alpha.selection import SelectionResult, select
 from alpha_assets.alpha.snapshot import FrozenRun
-from alpha_assets.alpha.synthesis import synthesize_atoms
+from alpha_assets.alpha.synthesis import atoms_from_selection
 from alpha_assets.manifest import parse_params
 
 #: The manifest sections the Alpha cycle owns.
@@ -72,14 +71,14 @@ def run_selection(frozen: FrozenRun, params: SelectionParams) -> SelectionResult
 def run_optimization(
     frozen: FrozenRun, selection: Mapping[str, Any], params: OptimizationParams
 ) -> tuple[dict[Profile, OptimizationResult], pd.DataFrame, pd.DataFrame]:
-    """Optimise every profile over the selected atoms.
+    """Optimise every profile over exactly the atoms of the selection (symbols, directions, clusters).
 
     Parameters
     ----------
     frozen : FrozenRun
         The run's frozen returns and features.
     selection : Mapping
-        The ``selection.json`` document (``winners``, ``clusters``).
+        The ``selection.json`` document; its ``atoms`` are optimised as they are, nothing is re-decided.
     params : OptimizationParams
         Profiles, covariance, bounds and caps.
 
@@ -90,9 +89,15 @@ def run_optimization(
         ``symbol``, ``direction``, ``cluster``, ``market``, ``sector``.
     atom_returns : DataFrame of shape (n_observations, n_atoms)
         The atoms' return streams the optimiser saw (SHORT streams negated and clipped).
+
+    Raises
+    ------
+    ValueError
+        If the selection belongs to another RUN_ID or its atoms are malformed or not in the frozen returns.
     """
-    ratings = frozen.features.set_index("symbol")[RATING_FEATURE]
-    atoms = synthesize_atoms(frozen.returns, selection["winners"], ratings, selection["clusters"])
+    if selection.get("run_id", frozen.run_id) != frozen.run_id:
+        raise ValueError(f"`selection` is of run {selection['run_id']!r}, not of the frozen run {frozen.run_id!r}")
+    atoms = atoms_from_selection(frozen.returns, selection["atoms"])
     table = atoms.table.merge(frozen.metadata, on="symbol", how="left")
     results = optimize_all(
         atoms.returns.to_numpy(dtype="float64"),

@@ -1,4 +1,8 @@
-"""Synthesis: winners become LONG or SHORT atoms with their own return streams."""
+"""Synthesis: winners become LONG or SHORT atoms with their own return streams.
+
+The selection decides the atoms once (:func:`synthesize_atoms`); every later stage rebuilds exactly those
+atoms from ``selection.json`` (:func:`atoms_from_selection`) and never decides a direction again.
+"""
 
 from __future__ import annotations
 
@@ -92,15 +96,67 @@ def synthesize_atoms(
     if no_cluster:
         raise ValueError(f"`clusters` must hold a label for every winner, missing for {no_cluster}")
 
-    short = rating < 0
-    values = returns[winners].to_numpy(dtype=np.float64)
+    directions = np.where(rating < 0, Direction.SHORT.value, Direction.LONG.value)
+    return _atoms(returns, winners, directions, [int(clusters[w]) for w in winners])
+
+
+def atoms_from_selection(returns: pd.DataFrame, atoms: Sequence[Mapping[str, object]]) -> Atoms:
+    """Rebuild the atoms a selection decided, with their return streams, deciding nothing again.
+
+    Parameters
+    ----------
+    returns : pandas.DataFrame of shape (n_observations, n_assets)
+        Daily simple returns (fractions), no NaN; columns include every atom's symbol.
+    atoms : sequence of mapping
+        The ``atoms`` of ``selection.json``: one ``{"symbol": str, "direction": "LONG" | "SHORT",
+        "cluster": int}`` per atom, in the selection's order.
+
+    Returns
+    -------
+    Atoms
+        The same symbols, directions and clusters in the same order; SHORT streams negated and clipped as
+        in :func:`synthesize_atoms`.
+
+    Raises
+    ------
+    TypeError
+        If ``returns`` is not a DataFrame.
+    ValueError
+        If an atom lacks a key, repeats a symbol, has a direction other than LONG/SHORT, a cluster that is not
+        an integer, or a symbol that is not a column of ``returns``.
+    """
+    if not isinstance(returns, pd.DataFrame):
+        raise TypeError(
+            f"`returns` must be a pandas DataFrame (n_observations, n_assets), got {type(returns).__name__}"
+        )
+    for i, atom in enumerate(atoms):
+        missing = [k for k in ("symbol", "direction", "cluster") if k not in atom]
+        if missing:
+            raise ValueError(f"`atoms[{i}]` must have keys symbol, direction and cluster, missing {missing}")
+        if atom["direction"] not in (Direction.LONG.value, Direction.SHORT.value):
+            raise ValueError(f"`atoms[{i}].direction` must be LONG or SHORT, got {atom['direction']!r}")
+        if isinstance(atom["cluster"], bool) or not isinstance(atom["cluster"], (int, np.integer)):
+            raise ValueError(f"`atoms[{i}].cluster` must be an integer, got {atom['cluster']!r}")
+    symbols = [str(a["symbol"]) for a in atoms]
+    if len(set(symbols)) != len(symbols):
+        raise ValueError(f"`atoms` must name each symbol once, got {symbols}")
+    absent = [s for s in symbols if s not in returns.columns]
+    if absent:
+        raise ValueError(f"`atoms` {absent} are not columns of `returns`")
+    return _atoms(returns, symbols, [str(a["direction"]) for a in atoms], [int(a["cluster"]) for a in atoms])
+
+
+def _atoms(returns: pd.DataFrame, symbols: list[str], directions: Sequence[str], clusters: Sequence[int]) -> Atoms:
+    """The atoms table and streams for validated symbols, directions and clusters (same length, same order)."""
+    short = np.asarray(directions, dtype=object) == Direction.SHORT.value
+    values = returns[symbols].to_numpy(dtype=np.float64)
     atom_values = np.where(short, -np.minimum(values, SHORT_RETURN_CLIP), values)
     table = pd.DataFrame(
         {
-            "symbol": winners,
+            "symbol": symbols,
             "direction": np.where(short, Direction.SHORT.value, Direction.LONG.value),
-            "cluster": np.array([int(clusters[w]) for w in winners], dtype=np.int64),
+            "cluster": np.asarray(clusters, dtype=np.int64),
         }
     )
-    atom_returns = pd.DataFrame(atom_values, index=returns.index, columns=pd.Index(winners))
+    atom_returns = pd.DataFrame(atom_values, index=returns.index, columns=pd.Index(symbols))
     return Atoms(table=table, returns=atom_returns)
