@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 UI_PORT ?= 3000
 
-.PHONY: install browser demo test ui bench lint clean-data
+.PHONY: install browser demo test ui bench lint clean-data reliability-doc
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ browser:
 
 test: install browser lint
 	$(BIN)/python -m pytest
+
+# The committed docs/reliability.md, regenerated on purpose (a plain test run writes test-artifacts/reliability.md).
+reliability-doc: install
+	ALPHA_ASSETS_RELIABILITY_TABLE=docs/reliability.md $(BIN)/python -m pytest alpha_assets_tests/test_reliability
 
 ui: install $(DAGSTER_HOME)/dagster.yaml
 	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(UI_PORT)
