@@ -11,17 +11,12 @@ from scipy.spatial.distance import squareform
 
 from alpha_assets.alpha.params import ClusterMethod
 from alpha_assets.typing import FloatArray, IntArray
+from alpha_assets.validation import check_returns_array
 
 
 def _as_returns_array(returns: pd.DataFrame | np.ndarray) -> FloatArray:
     values = returns.to_numpy(dtype=np.float64) if isinstance(returns, pd.DataFrame) else np.asarray(returns, float)
-    if values.ndim != 2:
-        raise ValueError(f"`returns` must be 2-D (n_observations, n_assets), got shape {values.shape}")
-    if values.shape[0] < 2 or values.shape[1] < 1:
-        raise ValueError(f"`returns` needs >= 2 observations and >= 1 asset, got shape {values.shape}")
-    if not np.isfinite(values).all():
-        raise ValueError("`returns` must be finite (no NaN, no inf); trim it with compute_returns_matrix first")
-    return values
+    return check_returns_array(values)
 
 
 def _validate_distance(distance: np.ndarray) -> FloatArray:

@@ -7,24 +7,7 @@ from sklearn.covariance import ledoit_wolf
 
 from alpha_assets.alpha.optimize_params import CovarianceMethod
 from alpha_assets.typing import FloatArray
-
-
-def _check_returns(returns: object, name: str = "returns") -> FloatArray:
-    """Return ``returns`` as a finite float64 array of shape (n_observations, n_assets), or raise."""
-    if not isinstance(returns, np.ndarray):
-        raise TypeError(f"`{name}` must be a numpy ndarray (n_observations, n_assets), got {type(returns).__name__}")
-    if returns.ndim != 2:
-        raise ValueError(f"`{name}` must be 2-D (n_observations, n_assets), got shape {returns.shape}")
-    n_observations, n_assets = returns.shape
-    if n_observations < 2 or n_assets < 1:
-        raise ValueError(
-            f"`{name}` must have at least 2 observations and 1 asset (n_observations, n_assets), "
-            f"got shape {returns.shape}"
-        )
-    values = returns.astype(np.float64, copy=False)
-    if not np.isfinite(values).all():
-        raise ValueError(f"`{name}` must be finite (no NaN or inf), got {int((~np.isfinite(values)).sum())} non-finite")
-    return values
+from alpha_assets.validation import check_returns_array
 
 
 def estimate_covariance(returns: FloatArray, method: CovarianceMethod) -> FloatArray:
@@ -52,7 +35,7 @@ def estimate_covariance(returns: FloatArray, method: CovarianceMethod) -> FloatA
     ValueError
         If ``returns`` is not 2-D, has fewer than 2 observations, or holds NaN or inf.
     """
-    values = _check_returns(returns)
+    values = check_returns_array(returns)
     if not isinstance(method, CovarianceMethod):
         raise TypeError(f"`method` must be a CovarianceMethod, got {method!r}")
     if method is CovarianceMethod.SAMPLE:

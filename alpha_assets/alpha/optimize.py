@@ -37,12 +37,13 @@ from typing import NamedTuple
 import cvxpy as cp
 import numpy as np
 
-from alpha_assets.alpha.covariance import _check_returns, estimate_covariance, shrink
+from alpha_assets.alpha.covariance import estimate_covariance, shrink
 from alpha_assets.alpha.hrp import hrp_weights
 from alpha_assets.alpha.optimize_params import OptimizationParams, Profile, Solver
 from alpha_assets.alpha.weights import infeasibility_reason, validate_weights
 from alpha_assets.errors import SolverFailedError
 from alpha_assets.typing import FloatArray, IntArray
+from alpha_assets.validation import check_returns_array
 
 #: Tolerance of the final verification of every emitted portfolio.
 WEIGHT_TOLERANCE = 1e-6
@@ -128,7 +129,7 @@ class _Problem:
 def _validate(
     returns: object, clusters: object, params: object, symbols: object
 ) -> tuple[FloatArray, IntArray, tuple[str, ...]]:
-    values = _check_returns(returns)
+    values = check_returns_array(returns)
     n_assets = values.shape[1]
     if not isinstance(clusters, np.ndarray) or not np.issubdtype(clusters.dtype, np.integer):
         raise TypeError(

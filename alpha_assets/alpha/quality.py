@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from alpha_assets.alpha.params import GateParams
+from alpha_assets.validation import check_frame
 
 #: Verdict names, one per gate check.
 CHECK_NO_NAN = "no_nan"
@@ -62,11 +63,6 @@ def _named(items: Sequence[str]) -> str:
     return shown + (f" and {len(items) - _MAX_NAMED} more" if len(items) > _MAX_NAMED else "")
 
 
-def _check_frame(returns: Any, name: str = "returns") -> None:
-    if not isinstance(returns, pd.DataFrame):
-        raise TypeError(f"`{name}` must be a pandas DataFrame (n_observations, n_assets), got {type(returns).__name__}")
-
-
 def _date_label(value: Any) -> str:
     return value.isoformat() if isinstance(value, pd.Timestamp) else str(value)
 
@@ -89,7 +85,7 @@ def check_no_nan(returns: pd.DataFrame) -> GateVerdict:
     TypeError
         If ``returns`` is not a DataFrame.
     """
-    _check_frame(returns)
+    check_frame(returns, "returns")
     mask = np.isnan(returns.to_numpy(dtype=np.float64))
     n_nan = int(mask.sum())
     symbols = sorted(str(c) for c in returns.columns[mask.any(axis=0)])
@@ -128,7 +124,7 @@ def check_max_abs_return(returns: pd.DataFrame, limit: float = 5.0) -> GateVerdi
     ValueError
         If ``limit`` is not a positive finite number.
     """
-    _check_frame(returns)
+    check_frame(returns, "returns")
     if not np.isfinite(limit) or limit <= 0:
         raise ValueError(f"`limit` must be a positive finite fraction, got {limit!r}")
     values = np.abs(returns.to_numpy(dtype=np.float64))
@@ -178,7 +174,7 @@ def check_index_utc_increasing(returns: pd.DataFrame) -> GateVerdict:
     TypeError
         If ``returns`` is not a DataFrame.
     """
-    _check_frame(returns)
+    check_frame(returns, "returns")
     index = returns.index
     is_dt = isinstance(index, pd.DatetimeIndex)
     tz = str(index.tz) if is_dt and index.tz is not None else None
@@ -228,7 +224,7 @@ def check_density(returns: pd.DataFrame, min_assets: int, min_observations: int)
     ValueError
         If ``min_assets`` or ``min_observations`` is below 1.
     """
-    _check_frame(returns)
+    check_frame(returns, "returns")
     for name, value in (("min_assets", min_assets), ("min_observations", min_observations)):
         if int(value) != value or value < 1:
             raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}")
@@ -293,7 +289,7 @@ def check_features_present(
     "At the as-of date" means equality of timestamps: a row dated the day before ``as_of`` does not count,
     so stale features cannot pass for current ones.
     """
-    _check_frame(feature_rows, "feature_rows")
+    check_frame(feature_rows, "feature_rows", ("n_rows", "2 + n_features"))
     absent = [c for c in ("symbol", "date") if c not in feature_rows.columns]
     if absent:
         raise ValueError(f"`feature_rows` must have columns symbol and date, missing {absent}")
@@ -382,7 +378,7 @@ def run_gate(
     """
     if not isinstance(params, GateParams):
         raise TypeError(f"`params` must be a GateParams, got {type(params).__name__}")
-    _check_frame(returns)
+    check_frame(returns, "returns")
     index = returns.index
     as_of = (
         index.max()

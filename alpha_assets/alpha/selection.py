@@ -14,7 +14,7 @@ from alpha_assets.alpha.params import RATING_FEATURE, SelectionMethod, Selection
 from alpha_assets.alpha.policy import VetoRecord, apply_policy
 from alpha_assets.alpha.synthesis import synthesize_atoms
 from alpha_assets.typing import FloatArray
-from alpha_assets.validation import check_returns_frame
+from alpha_assets.validation import check_returns_frame, json_float
 
 
 @dataclass(frozen=True)
@@ -84,9 +84,9 @@ class SelectionResult:
             "method": self.method.value,
             "n_assets": len(self.scores),
             "n_clusters": self.n_clusters,
-            "scores": {str(s): _json_float(v) for s, v in self.scores.items()},
+            "scores": {str(s): json_float(v) for s, v in self.scores.items()},
             "clusters": {str(s): int(v) for s, v in self.labels.items()},
-            "linkage": None if self.linkage is None else [[_json_float(x) for x in row] for row in self.linkage],
+            "linkage": None if self.linkage is None else [[json_float(x) for x in row] for row in self.linkage],
             "vetoes": [v.to_dict() for v in self.vetoes],
             "stage_reached": int(self.stage_reached),
             "met_minimum": bool(self.met_minimum),
@@ -99,11 +99,6 @@ class SelectionResult:
             ],
         }
         return _sorted_keys(payload)
-
-
-def _json_float(value: float) -> float | None:
-    value = float(value)
-    return value if np.isfinite(value) else None
 
 
 def _sorted_keys(obj: Any) -> Any:

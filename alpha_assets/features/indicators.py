@@ -22,6 +22,7 @@ import talib
 from numpy.lib.stride_tricks import as_strided
 
 from alpha_assets.typing import FloatArray
+from alpha_assets.validation import check_array, check_int, check_same_length
 
 #: An RSI range at or below this many points is rounding noise of a flat price, treated as zero.
 _FLAT_RSI_RANGE = 1e-10
@@ -75,29 +76,6 @@ _TA = types.SimpleNamespace(
 )
 
 
-def _series(values: object, name: str) -> FloatArray:
-    """Check that ``values`` is a 1-D float64 array and return it C-contiguous."""
-    if not isinstance(values, np.ndarray):
-        raise TypeError(f"`{name}` must be a numpy ndarray of shape (n_observations,), got {type(values).__name__}")
-    if values.ndim != 1:
-        raise ValueError(f"`{name}` must be 1-D (n_observations,), got shape {values.shape}")
-    if values.dtype != np.float64:
-        raise TypeError(f"`{name}` must have dtype float64, got {values.dtype}")
-    return np.ascontiguousarray(values)
-
-
-def _same_length(**arrays: FloatArray) -> None:
-    shapes = {name: a.shape for name, a in arrays.items()}
-    if len(set(shapes.values())) > 1:
-        raise ValueError(f"series must share the shape (n_observations,), got {shapes}")
-
-
-def _length(value: object, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def lag(values: FloatArray, periods: int) -> FloatArray:
     """``values`` shifted ``periods`` bars forward in time: ``out[t] = values[t - periods]``.
 
@@ -118,8 +96,8 @@ def lag(values: FloatArray, periods: int) -> FloatArray:
     TypeError, ValueError
         When ``values`` is not a 1-D float64 array or ``periods`` is negative.
     """
-    values = _series(values, "values")
-    periods = _length(periods, "periods", minimum=0)
+    values = check_array(values, "values")
+    periods = check_int(periods, "periods", 0)
     out = np.full_like(values, np.nan)
     if periods < values.size:
         out[periods:] = values[: values.size - periods]
@@ -150,8 +128,8 @@ def lagged_windows(values: FloatArray, length: int) -> np.ndarray:
     TypeError, ValueError
         When ``values`` is not a 1-D float64 array, or ``length`` < 1 or longer than ``values``.
     """
-    values = _series(values, "values")
-    length = _length(length, "length")
+    values = check_array(values, "values")
+    length = check_int(length, "length", 1)
     if length > values.size:
         raise ValueError(f"`length` must be <= n_observations ({values.size}), got {length}")
     # as_strided directly: sliding_window_view's argument handling costs ~25 us a call, more than the sum of a
@@ -184,8 +162,8 @@ def rolling_sum(values: FloatArray, length: int) -> FloatArray:
     TypeError, ValueError
         When ``values`` is not a 1-D float64 array or ``length`` < 1.
     """
-    values = _series(values, "values")
-    length = _length(length, "length")
+    values = check_array(values, "values")
+    length = check_int(length, "length", 1)
     out = np.full_like(values, np.nan)
     if values.size >= length:
         out[length - 1 :] = lagged_windows(values, length).sum(axis=0)
@@ -212,7 +190,7 @@ def sma(close: FloatArray, length: int) -> FloatArray:
     TypeError, ValueError
         When ``close`` is not a 1-D float64 array or ``length`` < 2.
     """
-    return _TA.SMA(_series(close, "close"), timeperiod=_length(length, "length", 2))
+    return _TA.SMA(check_array(close, "close"), timeperiod=check_int(length, "length", 2))
 
 
 def ema(close: FloatArray, length: int) -> FloatArray:
@@ -237,7 +215,7 @@ def ema(close: FloatArray, length: int) -> FloatArray:
     TypeError, ValueError
         When ``close`` is not a 1-D float64 array or ``length`` < 2.
     """
-    return _TA.EMA(_series(close, "close"), timeperiod=_length(length, "length", 2))
+    return _TA.EMA(check_array(close, "close"), timeperiod=check_int(length, "length", 2))
 
 
 def rsi(close: FloatArray, length: int = 14) -> FloatArray:
@@ -260,7 +238,7 @@ def rsi(close: FloatArray, length: int = 14) -> FloatArray:
     TypeError, ValueError
         When ``close`` is not a 1-D float64 array or ``length`` < 2.
     """
-    return _TA.RSI(_series(close, "close"), timeperiod=_length(length, "length", 2))
+    return _TA.RSI(check_array(close, "close"), timeperiod=check_int(length, "length", 2))
 
 
 def macd(
@@ -286,10 +264,10 @@ def macd(
         When ``close`` is not a 1-D float64 array or a span < 2.
     """
     return _TA.MACD(
-        _series(close, "close"),
-        fastperiod=_length(fast, "fast", 2),
-        slowperiod=_length(slow, "slow", 2),
-        signalperiod=_length(signal, "signal", 2),
+        check_array(close, "close"),
+        fastperiod=check_int(fast, "fast", 2),
+        slowperiod=check_int(slow, "slow", 2),
+        signalperiod=check_int(signal, "signal", 2),
     )
 
 
@@ -322,16 +300,16 @@ def stoch(
     TypeError, ValueError
         When a series is not 1-D float64, the shapes differ, or a window < 1.
     """
-    high, low, close = _series(high, "high"), _series(low, "low"), _series(close, "close")
-    _same_length(high=high, low=low, close=close)
+    high, low, close = check_array(high, "high"), check_array(low, "low"), check_array(close, "close")
+    check_same_length(high=high, low=low, close=close)
     return _TA.STOCH(
         high,
         low,
         close,
-        fastk_period=_length(k_length, "k_length"),
-        slowk_period=_length(k_smooth, "k_smooth"),
+        fastk_period=check_int(k_length, "k_length", 1),
+        slowk_period=check_int(k_smooth, "k_smooth", 1),
         slowk_matype=talib.MA_Type.SMA,
-        slowd_period=_length(d_smooth, "d_smooth"),
+        slowd_period=check_int(d_smooth, "d_smooth", 1),
         slowd_matype=talib.MA_Type.SMA,
     )
 
@@ -356,9 +334,9 @@ def cci(high: FloatArray, low: FloatArray, close: FloatArray, length: int = 20) 
     TypeError, ValueError
         When a series is not 1-D float64, the shapes differ, or ``length`` < 2.
     """
-    high, low, close = _series(high, "high"), _series(low, "low"), _series(close, "close")
-    _same_length(high=high, low=low, close=close)
-    return _TA.CCI(high, low, close, timeperiod=_length(length, "length", 2))
+    high, low, close = check_array(high, "high"), check_array(low, "low"), check_array(close, "close")
+    check_same_length(high=high, low=low, close=close)
+    return _TA.CCI(high, low, close, timeperiod=check_int(length, "length", 2))
 
 
 def dmi(
@@ -383,9 +361,9 @@ def dmi(
     TypeError, ValueError
         When a series is not 1-D float64, the shapes differ, or ``length`` < 2.
     """
-    high, low, close = _series(high, "high"), _series(low, "low"), _series(close, "close")
-    _same_length(high=high, low=low, close=close)
-    length = _length(length, "length", 2)
+    high, low, close = check_array(high, "high"), check_array(low, "low"), check_array(close, "close")
+    check_same_length(high=high, low=low, close=close)
+    length = check_int(length, "length", 2)
     return (
         _TA.PLUS_DI(high, low, close, timeperiod=length),
         _TA.MINUS_DI(high, low, close, timeperiod=length),
@@ -413,7 +391,7 @@ def momentum(close: FloatArray, length: int = 10) -> FloatArray:
     TypeError, ValueError
         When ``close`` is not a 1-D float64 array or ``length`` < 1.
     """
-    return _TA.MOM(_series(close, "close"), timeperiod=_length(length, "length"))
+    return _TA.MOM(check_array(close, "close"), timeperiod=check_int(length, "length", 1))
 
 
 def williams_r(high: FloatArray, low: FloatArray, close: FloatArray, length: int = 14) -> FloatArray:
@@ -436,9 +414,9 @@ def williams_r(high: FloatArray, low: FloatArray, close: FloatArray, length: int
     TypeError, ValueError
         When a series is not 1-D float64, the shapes differ, or ``length`` < 2.
     """
-    high, low, close = _series(high, "high"), _series(low, "low"), _series(close, "close")
-    _same_length(high=high, low=low, close=close)
-    return _TA.WILLR(high, low, close, timeperiod=_length(length, "length", 2))
+    high, low, close = check_array(high, "high"), check_array(low, "low"), check_array(close, "close")
+    check_same_length(high=high, low=low, close=close)
+    return _TA.WILLR(high, low, close, timeperiod=check_int(length, "length", 2))
 
 
 def ultimate_oscillator(
@@ -463,15 +441,15 @@ def ultimate_oscillator(
     TypeError, ValueError
         When a series is not 1-D float64, the shapes differ, or a window < 1.
     """
-    high, low, close = _series(high, "high"), _series(low, "low"), _series(close, "close")
-    _same_length(high=high, low=low, close=close)
+    high, low, close = check_array(high, "high"), check_array(low, "low"), check_array(close, "close")
+    check_same_length(high=high, low=low, close=close)
     return _TA.ULTOSC(
         high,
         low,
         close,
-        timeperiod1=_length(short, "short"),
-        timeperiod2=_length(medium, "medium"),
-        timeperiod3=_length(long, "long"),
+        timeperiod1=check_int(short, "short", 1),
+        timeperiod2=check_int(medium, "medium", 1),
+        timeperiod3=check_int(long, "long", 1),
     )
 
 
@@ -495,10 +473,10 @@ def awesome_oscillator(high: FloatArray, low: FloatArray, fast: int = 5, slow: i
     TypeError, ValueError
         When a series is not 1-D float64, the shapes differ, or a window < 2.
     """
-    high, low = _series(high, "high"), _series(low, "low")
-    _same_length(high=high, low=low)
+    high, low = check_array(high, "high"), check_array(low, "low")
+    check_same_length(high=high, low=low)
     hl2 = (high + low) / 2.0
-    return _TA.SMA(hl2, timeperiod=_length(fast, "fast", 2)) - _TA.SMA(hl2, timeperiod=_length(slow, "slow", 2))
+    return _TA.SMA(hl2, timeperiod=check_int(fast, "fast", 2)) - _TA.SMA(hl2, timeperiod=check_int(slow, "slow", 2))
 
 
 def bull_bear_power(
@@ -524,9 +502,9 @@ def bull_bear_power(
     TypeError, ValueError
         When a series is not 1-D float64, the shapes differ, or ``length`` < 2.
     """
-    high, low, close = _series(high, "high"), _series(low, "low"), _series(close, "close")
-    _same_length(high=high, low=low, close=close)
-    average = _TA.EMA(close, timeperiod=_length(length, "length", 2))
+    high, low, close = check_array(high, "high"), check_array(low, "low"), check_array(close, "close")
+    check_same_length(high=high, low=low, close=close)
+    average = _TA.EMA(close, timeperiod=check_int(length, "length", 2))
     return high - average, low - average
 
 
@@ -557,10 +535,10 @@ def stoch_rsi(
     TypeError, ValueError
         When ``close`` is not a 1-D float64 array or a window is out of range.
     """
-    close = _series(close, "close")
-    stoch_length = _length(stoch_length, "stoch_length")
-    k_smooth, d_smooth = _length(k_smooth, "k_smooth"), _length(d_smooth, "d_smooth")
-    strength = _TA.RSI(close, timeperiod=_length(rsi_length, "rsi_length", 2))
+    close = check_array(close, "close")
+    stoch_length = check_int(stoch_length, "stoch_length", 1)
+    k_smooth, d_smooth = check_int(k_smooth, "k_smooth", 1), check_int(d_smooth, "d_smooth", 1)
+    strength = _TA.RSI(close, timeperiod=check_int(rsi_length, "rsi_length", 2))
     highest = _TA.MAX(strength, timeperiod=stoch_length) if stoch_length > 1 else strength
     lowest = _TA.MIN(strength, timeperiod=stoch_length) if stoch_length > 1 else strength
     span = highest - lowest
@@ -592,8 +570,8 @@ def hull_ma(close: FloatArray, length: int = 9) -> FloatArray:
     TypeError, ValueError
         When ``close`` is not a 1-D float64 array or ``length`` < 4.
     """
-    close = _series(close, "close")
-    length = _length(length, "length", 4)
+    close = check_array(close, "close")
+    length = check_int(length, "length", 4)
     raw = 2.0 * _TA.WMA(close, timeperiod=length // 2) - _TA.WMA(close, timeperiod=length)
     return _TA.WMA(raw, timeperiod=int(np.floor(np.sqrt(length))))
 
@@ -621,9 +599,9 @@ def vwma(close: FloatArray, volume: FloatArray, length: int = 20) -> FloatArray:
     TypeError, ValueError
         When a series is not 1-D float64, the shapes differ, or ``length`` < 1.
     """
-    close, volume = _series(close, "close"), _series(volume, "volume")
-    _same_length(close=close, volume=volume)
-    length = _length(length, "length")
+    close, volume = check_array(close, "close"), check_array(volume, "volume")
+    check_same_length(close=close, volume=volume)
+    length = check_int(length, "length", 1)
     weighted = rolling_sum(close * volume, length)
     total = rolling_sum(volume, length)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -665,15 +643,15 @@ def ichimoku(
     TypeError, ValueError
         When a series is not 1-D float64, the shapes differ, or a window is out of range.
     """
-    high, low = _series(high, "high"), _series(low, "low")
-    _same_length(high=high, low=low)
-    displacement = _length(displacement, "displacement", minimum=0)
+    high, low = check_array(high, "high"), check_array(low, "low")
+    check_same_length(high=high, low=low)
+    displacement = check_int(displacement, "displacement", 0)
 
     def donchian(window: int) -> FloatArray:
         return (_TA.MAX(high, timeperiod=window) + _TA.MIN(low, timeperiod=window)) / 2.0
 
-    conversion_line = donchian(_length(conversion, "conversion", 2))
-    base_line = donchian(_length(base, "base", 2))
+    conversion_line = donchian(check_int(conversion, "conversion", 2))
+    base_line = donchian(check_int(base, "base", 2))
     lead1 = lag((conversion_line + base_line) / 2.0, displacement)
-    lead2 = lag(donchian(_length(span_b, "span_b", 2)), displacement)
+    lead2 = lag(donchian(check_int(span_b, "span_b", 2)), displacement)
     return conversion_line, base_line, lead1, lead2

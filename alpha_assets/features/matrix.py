@@ -24,6 +24,7 @@ from alpha_assets.features import ratings
 from alpha_assets.features import statistics as stats
 from alpha_assets.lakehouse.keys import validate_symbol_key
 from alpha_assets.typing import FloatArray
+from alpha_assets.validation import check_array, check_same_length
 
 __all__ = [
     "FEATURES_VERSION",
@@ -387,23 +388,11 @@ def compute_symbol_features(bars: pd.DataFrame, symbol_key: str, *, periods_per_
 
 
 def _check_bars(**arrays: FloatArray) -> tuple[FloatArray, ...]:
-    shapes = {}
-    for name, values in arrays.items():
-        if not isinstance(values, np.ndarray) or values.ndim != 1 or values.dtype != np.float64:
-            got = (
-                f"shape {values.shape} dtype {values.dtype}"
-                if isinstance(values, np.ndarray)
-                else type(values).__name__
-            )
-            raise ValueError(f"`{name}` must be a 1-D float64 array (n_observations,), got {got}")
-        if not np.isfinite(values).all():
-            raise ValueError(f"`{name}` must be finite, got {int((~np.isfinite(values)).sum())} NaN or inf values")
-        shapes[name] = values.shape
-    if len(set(shapes.values())) > 1:
-        raise ValueError(f"`high`, `low`, `close`, `volume` must share the shape (n_observations,), got {shapes}")
+    arrays = {name: check_array(values, name, finite=True) for name, values in arrays.items()}
+    check_same_length(**arrays)
     for name in ("high", "low", "close"):
         if (arrays[name] <= 0).any():
             raise ValueError(f"`{name}` must be > 0, got minimum {arrays[name].min()}")
     if (arrays["volume"] < 0).any():
         raise ValueError(f"`volume` must be >= 0, got minimum {arrays['volume'].min()}")
-    return tuple(np.ascontiguousarray(arrays[name]) for name in ("high", "low", "close", "volume"))
+    return tuple(arrays[name] for name in ("high", "low", "close", "volume"))

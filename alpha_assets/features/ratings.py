@@ -12,6 +12,7 @@ import numpy as np
 
 from alpha_assets.features.indicators import lag
 from alpha_assets.typing import FloatArray
+from alpha_assets.validation import check_array, check_same_length
 
 __all__ = [
     "LABEL_BUY",
@@ -44,14 +45,9 @@ LABEL_STRONG_BUY = 2.0
 
 
 def _check(**arrays: FloatArray) -> None:
-    shapes = {}
     for name, values in arrays.items():
-        if not isinstance(values, np.ndarray) or values.ndim != 1 or values.dtype != np.float64:
-            got = values.shape if isinstance(values, np.ndarray) else type(values).__name__
-            raise ValueError(f"`{name}` must be a 1-D float64 array (n_observations,), got {got}")
-        shapes[name] = values.shape
-    if len(set(shapes.values())) > 1:
-        raise ValueError(f"series must share the shape (n_observations,), got {shapes}")
+        check_array(values, name)
+    check_same_length(**arrays)
 
 
 def _vote(buy: np.ndarray, sell: np.ndarray, *inputs: FloatArray) -> FloatArray:
@@ -409,9 +405,7 @@ def recommend(ma_votes: FloatArray, other_votes: FloatArray) -> tuple[FloatArray
         When an input is not 2-D float64 or the row counts differ.
     """
     for name, votes in (("ma_votes", ma_votes), ("other_votes", other_votes)):
-        if not isinstance(votes, np.ndarray) or votes.ndim != 2 or votes.dtype != np.float64:
-            got = votes.shape if isinstance(votes, np.ndarray) else type(votes).__name__
-            raise ValueError(f"`{name}` must be a 2-D float64 array (n_observations, n_votes), got {got}")
+        check_array(votes, name, dims=("n_observations", "n_votes"))
     if ma_votes.shape[0] != other_votes.shape[0]:
         raise ValueError(
             f"`ma_votes` and `other_votes` must have the same n_observations, got {ma_votes.shape[0]} "

@@ -18,6 +18,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from alpha_assets.features.indicators import rolling_sum
 from alpha_assets.typing import FloatArray
+from alpha_assets.validation import check_array, check_int, check_same_length
 
 #: A window's variance at or below this fraction of its mean square is rounding noise (equal returns).
 _FLAT_TOLERANCE = 1e-12
@@ -32,19 +33,6 @@ __all__ = [
     "rolling_moments",
     "simple_return",
 ]
-
-
-def _prices(values: object, name: str) -> FloatArray:
-    if not isinstance(values, np.ndarray) or values.ndim != 1 or values.dtype != np.float64:
-        got = f"shape {values.shape} dtype {values.dtype}" if isinstance(values, np.ndarray) else type(values).__name__
-        raise ValueError(f"`{name}` must be a 1-D float64 array (n_observations,), got {got}")
-    return np.ascontiguousarray(values)
-
-
-def _window(value: object, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def simple_return(close: FloatArray, window: int) -> FloatArray:
@@ -67,8 +55,8 @@ def simple_return(close: FloatArray, window: int) -> FloatArray:
     ValueError
         When ``close`` is not a 1-D float64 array or ``window`` < 1.
     """
-    close = _prices(close, "close")
-    window = _window(window, "window", 1)
+    close = check_array(close, "close")
+    window = check_int(window, "window", 1)
     out = np.full_like(close, np.nan)
     if close.size > window:
         out[window:] = close[window:] / close[:-window] - 1.0
@@ -96,8 +84,8 @@ def efficiency_ratio(close: FloatArray, window: int = 20) -> FloatArray:
     ValueError
         When ``close`` is not a 1-D float64 array or ``window`` < 1.
     """
-    close = _prices(close, "close")
-    window = _window(window, "window", 1)
+    close = check_array(close, "close")
+    window = check_int(window, "window", 1)
     moves = np.full_like(close, np.nan)
     moves[1:] = np.abs(np.diff(close))
     out = np.full_like(close, np.nan)
@@ -153,8 +141,8 @@ def rolling_moments(close: FloatArray, window: int = 60, periods_per_year: float
     which loses only about ``mu**2 / m2`` in relative precision: negligible for daily returns, whose mean is
     far smaller than their dispersion. It avoids a (window, n_observations) matrix of deviations.
     """
-    close = _prices(close, "close")
-    window = _window(window, "window", 3)
+    close = check_array(close, "close")
+    window = check_int(window, "window", 3)
     if not (isinstance(periods_per_year, int | float) and math.isfinite(periods_per_year) and periods_per_year > 0):
         raise ValueError(f"`periods_per_year` must be a positive finite number, got {periods_per_year!r}")
     volatility = np.full_like(close, np.nan)
@@ -209,8 +197,8 @@ def max_drawdown(close: FloatArray, window: int = 252) -> FloatArray:
     combination of its disjoint power-of-two blocks, with
     ``dd(A + B) = max(dd(A), dd(B), 1 - min(B) / max(A))`` for a block ``A`` followed by ``B``.
     """
-    close = _prices(close, "close")
-    window = _window(window, "window", 2)
+    close = check_array(close, "close")
+    window = check_int(window, "window", 2)
     out = np.full_like(close, np.nan)
     n_windows = close.size - window + 1
     if n_windows <= 0:
@@ -270,7 +258,7 @@ def history_length(n_observations: int) -> FloatArray:
     ValueError
         When ``n_observations`` is negative or not an integer.
     """
-    return np.arange(1, _window(n_observations, "n_observations", 0) + 1, dtype=np.float64)
+    return np.arange(1, check_int(n_observations, "n_observations", 0) + 1, dtype=np.float64)
 
 
 def average_traded_value(close: FloatArray, volume: FloatArray, window: int = 20) -> FloatArray:
@@ -295,12 +283,9 @@ def average_traded_value(close: FloatArray, volume: FloatArray, window: int = 20
     ValueError
         When an input is not a 1-D float64 array, the shapes differ or ``window`` < 1.
     """
-    close, volume = _prices(close, "close"), _prices(volume, "volume")
-    if close.shape != volume.shape:
-        raise ValueError(
-            f"`close` and `volume` must share the shape (n_observations,), got {close.shape} and {volume.shape}"
-        )
-    window = _window(window, "window", 1)
+    close, volume = check_array(close, "close"), check_array(volume, "volume")
+    check_same_length(close=close, volume=volume)
+    window = check_int(window, "window", 1)
     return rolling_sum(close * volume, window) / window
 
 
@@ -331,11 +316,11 @@ def permutation_entropy(close: FloatArray, order: int = 3, window: int = 120) ->
     ValueError
         When ``close`` is not a 1-D float64 array, ``order`` is outside [2, 6] or ``window`` <= ``order``.
     """
-    close = _prices(close, "close")
-    order = _window(order, "order", 2)
+    close = check_array(close, "close")
+    order = check_int(order, "order", 2)
     if order > 6:
         raise ValueError(f"`order` must be an integer in [2, 6], got {order}")
-    window = _window(window, "window", order + 1)
+    window = check_int(window, "window", order + 1)
     out = np.full_like(close, np.nan)
     if close.size < window:
         return out

@@ -83,6 +83,7 @@ from alpha_assets.lakehouse.parquet import read_table
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA
 from alpha_assets.typing import FloatArray, IntArray
+from alpha_assets.validation import check_utc_timestamp
 
 CHECK_BARS_PRESENT = "bars_present"
 CHECK_SCHEMA = "schema"
@@ -307,7 +308,7 @@ def expected_last_bar(as_of: pd.Timestamp, calendar: str | None = None) -> pd.Ti
     ValueError
         When ``as_of`` is timezone-naive or ``calendar`` is not a known calendar.
     """
-    return _timestamp(_expected_last_ns(_utc_timestamp(as_of, "as_of"), TradingCalendar.of(calendar)))
+    return _timestamp(_expected_last_ns(check_utc_timestamp(as_of, "as_of"), TradingCalendar.of(calendar)))
 
 
 def audit_bars(
@@ -357,7 +358,7 @@ def audit_bars(
         When ``as_of`` is timezone-naive or ``calendar`` is not a known calendar.
     """
     symbol_key = validate_symbol_key(symbol_key)
-    as_of = _utc_timestamp(as_of, "as_of")
+    as_of = check_utc_timestamp(as_of, "as_of")
     trading = TradingCalendar.of(calendar)
     if not isinstance(params, AuditParams):
         raise TypeError(f"`params` must be an AuditParams, got {type(params).__name__}")
@@ -393,7 +394,7 @@ def missing_verdict(symbol_key: str, *, as_of: pd.Timestamp, reason: str) -> Aud
         first_bar=None,
         last_bar=None,
         n_bars=0,
-        as_of=_utc_timestamp(as_of, "as_of"),
+        as_of=check_utc_timestamp(as_of, "as_of"),
     )
 
 
@@ -521,7 +522,7 @@ def audit_report(verdicts: Iterable[AuditVerdict], *, as_of: pd.Timestamp, param
         )
     counts = summarize_verdicts(verdicts)
     return {
-        "as_of": _utc_timestamp(as_of, "as_of").isoformat(),
+        "as_of": check_utc_timestamp(as_of, "as_of").isoformat(),
         "expected_last_bar": expected_last_bar(as_of).isoformat(),
         "params": params.to_json_dict(),
         "counts": counts,
@@ -881,15 +882,6 @@ class _Audit:
 def _audit_param_hints() -> dict[str, Any]:
     # Resolving the annotations costs more than the checks themselves; they never change.
     return typing.get_type_hints(AuditParams)
-
-
-def _utc_timestamp(value: object, name: str) -> pd.Timestamp:
-    if not isinstance(value, pd.Timestamp | np.datetime64) and not hasattr(value, "tzinfo"):
-        raise TypeError(f"`{name}` must be a timezone-aware timestamp, got {type(value).__name__}")
-    stamp = pd.Timestamp(value)
-    if stamp.tzinfo is None:
-        raise ValueError(f"`{name}` must be timezone-aware (UTC), got naive {stamp.isoformat()}")
-    return stamp.tz_convert("UTC")
 
 
 def _ns(stamp: pd.Timestamp) -> int:

@@ -22,6 +22,7 @@ from alpha_assets.lakehouse.parquet import read_table, write_table_atomic
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA, UTC_MS
 from alpha_assets.typing import BoolArray, FloatArray, IntArray
+from alpha_assets.validation import json_float
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 VALUE_COLUMNS = (*PRICE_COLUMNS, "volume")
@@ -278,7 +279,7 @@ def clean_bar_arrays(
             symbol_key=symbol_key,
             reason=_CLEAN_REASONS[codes[i] - 1],
             timestamp=None if timestamps[i] == _NAT else ms_to_iso(timestamps[i]),
-            row={c: _json_float(values[i, j]) for j, c in enumerate(VALUE_COLUMNS)},
+            row={c: json_float(values[i, j]) for j, c in enumerate(VALUE_COLUMNS)},
         )
         for i in np.flatnonzero(bad)
     ]
@@ -525,10 +526,6 @@ def wide_closes(bars_by_symbol: Mapping[str, pd.DataFrame], *, until: pd.Timesta
     closes.index = pd.DatetimeIndex(closes.index).astype("datetime64[ns, UTC]")
     closes.index.name = "date"
     return closes
-
-
-def _json_float(value: float) -> float | None:
-    return float(value) if np.isfinite(value) else None
 
 
 def ms_to_iso(timestamp: int | np.integer) -> str:

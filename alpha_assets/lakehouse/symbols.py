@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -44,6 +43,7 @@ from alpha_assets.lakehouse.schemas import (
     SYMBOL_TRACKED_COLUMNS,
     SYMBOLS_SCHEMA,
 )
+from alpha_assets.validation import check_utc_timestamp
 
 #: The keys an upsert record must hold: every column but the validity interval.
 RECORD_COLUMNS = (*SYMBOL_TRACKED_COLUMNS, *SYMBOL_IN_PLACE_COLUMNS)
@@ -121,7 +121,7 @@ def upsert_symbol_metadata(
         raise TypeError(f"`paths` must be a LakehousePaths, got {type(paths).__name__}")
     path = paths.symbol_metadata_file(symbol_key)
     row = _normalise_record(symbol_key, record)
-    now = _to_ms(now, "now", nullable=False)
+    now = _ms_timestamp(now, "now", nullable=False)
     with exclusive_lock(path):
         # A handful of rows: plain Python records are cheaper than a DataFrame round trip.
         history = _read_history_table(path, symbol_key) if path.exists() else None
@@ -257,21 +257,16 @@ def _normalise_record(symbol_key: str, record: Mapping[str, object]) -> dict[str
             raise ValueError(f"`record['{column}']` of {symbol_key} must be finite and > 0, got {value!r}")
         row[column] = float(value)
     for column in SYMBOL_IN_PLACE_COLUMNS:
-        row[column] = _to_ms(record[column], f"record['{column}']", nullable=True)
+        row[column] = _ms_timestamp(record[column], f"record['{column}']", nullable=True)
     return row
 
 
-def _to_ms(value: object, name: str, *, nullable: bool) -> pd.Timestamp | None:
+def _ms_timestamp(value: object, name: str, *, nullable: bool) -> pd.Timestamp | None:
     if value is None or (nullable and value is pd.NaT):
         if nullable:
             return None
         raise TypeError(f"`{name}` must be a timezone-aware timestamp, got None")
-    if not isinstance(value, datetime | np.datetime64):
-        raise TypeError(f"`{name}` must be a timezone-aware timestamp or None, got {value!r}")
-    stamp = pd.Timestamp(value)
-    if stamp.tzinfo is None:
-        raise ValueError(f"`{name}` must be timezone-aware (UTC), got naive {stamp.isoformat()}")
-    return stamp.tz_convert("UTC").as_unit("ms")  # as_unit floors to whole milliseconds
+    return check_utc_timestamp(value, name).as_unit("ms")  # as_unit floors to whole milliseconds
 
 
 def _same(stored: object, incoming: object) -> bool:

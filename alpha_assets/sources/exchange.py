@@ -11,7 +11,6 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -23,6 +22,7 @@ from alpha_assets.errors import SourceError, UnsafeKeyError
 from alpha_assets.lakehouse.keys import make_symbol_key, normalize_exchange_id
 from alpha_assets.lakehouse.ohlcv import bars_from_exchange_rows, empty_bars
 from alpha_assets.sources.base import Market, Ticker
+from alpha_assets.validation import check_utc_timestamp, epoch_ms
 
 DEFAULT_EXCHANGE_ID = "binance"
 DEFAULT_TIMEOUT_MS = 10_000
@@ -269,11 +269,11 @@ class CcxtSource:
         """
         if not isinstance(market, Market):
             raise TypeError(f"`market` must be a Market, got {type(market).__name__}")
-        start = _utc_timestamp("since", since)
-        end = min(_utc_timestamp("until", until), _utc_timestamp("now()", self._now()).floor("D"))
+        start = check_utc_timestamp(since, "since")
+        end = min(check_utc_timestamp(until, "until"), check_utc_timestamp(self._now(), "now()").floor("D"))
         if start >= end:
             return empty_bars()
-        start_ms, end_ms = _to_ms(start), _to_ms(end)
+        start_ms, end_ms = epoch_ms(start), epoch_ms(end)
         pages: list[pd.DataFrame] = []
         cursor = start_ms
         while cursor < end_ms:
@@ -288,10 +288,10 @@ class CcxtSource:
             )
             page = bars_from_exchange_rows(rows)
             newest = page["timestamp"].max()
-            if page.empty or pd.isna(newest) or _to_ms(newest) < cursor:
+            if page.empty or pd.isna(newest) or epoch_ms(newest) < cursor:
                 break
             pages.append(page)
-            cursor = _to_ms(newest) + 1
+            cursor = epoch_ms(newest) + 1
             if len(rows) < self.page_limit:
                 break
         if not pages:
@@ -406,18 +406,6 @@ def _float_or_nan(value: object) -> float:
 def _check_int(name: str, value: object, *, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
         raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}")
-
-
-def _utc_timestamp(name: str, value: object) -> pd.Timestamp:
-    if not isinstance(value, datetime):
-        raise TypeError(f"`{name}` must be a pandas Timestamp, got {type(value).__name__}")
-    if value.tzinfo is None:
-        raise ValueError(f"`{name}` must be timezone-aware (UTC), got naive {value.isoformat()}")
-    return pd.Timestamp(value).tz_convert("UTC")
-
-
-def _to_ms(value: pd.Timestamp) -> int:
-    return int(value.value // 1_000_000)  # ``value`` is in ns whatever the timestamp's unit
 
 
 def _utc_now() -> pd.Timestamp:

@@ -32,6 +32,7 @@ from alpha_assets.lakehouse.keys import make_symbol_key
 from alpha_assets.lakehouse.ohlcv import DAY_MS, VALUE_COLUMNS, BarArrays
 from alpha_assets.sources.base import Market, Ticker
 from alpha_assets.typing import BoolArray, FloatArray
+from alpha_assets.validation import check_utc_timestamp
 
 SIM_EXCHANGE_KEY = "SIM"
 SECTORS: tuple[str, ...] = ("L1", "DeFi", "Meme", "AI", "Exchange", "Payments")
@@ -210,7 +211,7 @@ class SimulatedExchange:
         if not MIN_SYMBOLS <= n_symbols <= MAX_SYMBOLS:
             raise ValueError(f"`n_symbols` must be in [{MIN_SYMBOLS}, {MAX_SYMBOLS}], got {n_symbols}")
         if now is not None:
-            now = _utc_timestamp(now, "now")
+            now = check_utc_timestamp(now, "now")
         start = pd.Timestamp(history_start)
         start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
         if start != start.floor("D"):
@@ -276,7 +277,7 @@ class SimulatedExchange:
             When ``since`` or ``until`` is naive.
         """
         self.requests_made += 1
-        since, until = _utc_timestamp(since, "since"), _utc_timestamp(until, "until")
+        since, until = check_utc_timestamp(since, "since"), check_utc_timestamp(until, "until")
         index = self._index.get(getattr(market, "symbol_key", None))
         if index is None:
             raise SourceError(f"{SIM_EXCHANGE_KEY} does not list market {getattr(market, 'symbol_key', market)!r}")
@@ -491,11 +492,3 @@ def _catalogue(seed: int, n_symbols: int) -> tuple[_Spec, ...]:
             )
         )
     return tuple(named + synthetic)
-
-
-def _utc_timestamp(value: object, name: str) -> pd.Timestamp:
-    """``value`` as a UTC Timestamp; naive values are refused since their zone would be a guess."""
-    stamp = pd.Timestamp(value)
-    if stamp.tzinfo is None:
-        raise ValueError(f"`{name}` must be timezone-aware (UTC), got naive {stamp.isoformat()}")
-    return stamp.tz_convert("UTC")

@@ -54,7 +54,7 @@ def test_estimate_covariance_single_asset_is_1x1(opt_cov_returns):
             ValueError,
             r"`returns` must be 2-D \(n_observations, n_assets\)",
         ),
-        (np.zeros((1, 3)), CovarianceMethod.SAMPLE, ValueError, "at least 2 observations"),
+        (np.zeros((1, 3)), CovarianceMethod.SAMPLE, ValueError, "needs >= 2 observations"),
         (np.full((5, 2), np.nan), CovarianceMethod.SAMPLE, ValueError, "`returns` must be finite"),
         ([[0.1, 0.2], [0.0, 0.1]], CovarianceMethod.SAMPLE, TypeError, "`returns` must be a numpy ndarray"),
         (np.ones((5, 2)), "sample", TypeError, "`method` must be a CovarianceMethod"),

@@ -196,7 +196,11 @@ def test_series_wrong_dtype_raises_type_error():
 
 
 def test_series_different_lengths_raise_value_error():
-    with pytest.raises(ValueError, match=r"series must share the shape \(n_observations,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"`high`, `low` and `close` must share the shape \(n_observations,\), got "
+        r"\{'high': \(5,\), 'low': \(5,\), 'close': \(4,\)\}",
+    ):
         ind.cci(np.ones(5), np.ones(5), np.ones(4))
 
 

@@ -96,17 +96,17 @@ def test_rating_label_boundaries_follow_tradingview():
 
 
 def test_vote_input_not_1d_float_raises_value_error():
-    with pytest.raises(ValueError, match=r"`rsi` must be a 1-D float64 array \(n_observations,\), got \(2, 2\)"):
+    with pytest.raises(ValueError, match=r"`rsi` must be 1-D \(n_observations,\), got shape \(2, 2\)"):
         ratings.rsi_vote(np.ones((2, 2)))
 
 
 def test_vote_inputs_of_different_lengths_raise_value_error():
-    with pytest.raises(ValueError, match=r"series must share the shape \(n_observations,\)"):
+    with pytest.raises(ValueError, match=r"`macd` and `signal` must share the shape \(n_observations,\)"):
         ratings.macd_vote(np.ones(3), np.ones(4))
 
 
 def test_recommend_votes_not_2d_raise_value_error():
-    with pytest.raises(ValueError, match=r"`ma_votes` must be a 2-D float64 array \(n_observations, n_votes\)"):
+    with pytest.raises(ValueError, match=r"`ma_votes` must be 2-D \(n_observations, n_votes\), got shape \(3,\)"):
         ratings.recommend(np.ones(3), np.ones((3, 2)))
 
 

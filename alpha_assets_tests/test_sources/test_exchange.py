@@ -256,7 +256,7 @@ def test_fetch_daily_bars_unlisted_market_raises_source_error_naming_it(server, 
     [
         (pd.Timestamp("2026-01-01"), FAR, ValueError, r"`since` must be timezone-aware \(UTC\), got naive"),
         (EPOCH, pd.Timestamp("2026-01-01"), ValueError, r"`until` must be timezone-aware \(UTC\), got naive"),
-        ("2026-01-01", FAR, TypeError, r"`since` must be a pandas Timestamp, got str"),
+        ("2026-01-01", FAR, TypeError, r"`since` must be a timezone-aware timestamp, got str"),
     ],
     ids=["naive-since", "naive-until", "string-since"],
 )
