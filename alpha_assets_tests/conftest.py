@@ -1,15 +1,16 @@
 """Suite-wide setup: the network guard (only loopback may be reached), the local exchange server fixture, and the
-guard that a test run leaves every tracked file of the checkout as it found it.
+guard that a test run leaves the tracked files of the checkout as it found them.
 
 Tests write to ``tmp_path`` or ``test-artifacts/`` (ignored by git), never to a tracked file: generated documents
-such as ``docs/reliability.md`` are regenerated on purpose (``make reliability-doc``). At the end of the session the
-tracked files that differ from ``HEAD`` (and the sha256 of their content) are compared with those at its start; a
-difference fails the run and names the files. Outside a git checkout, or without ``git``, the guard stands aside.
+such as ``docs/reliability.md`` are regenerated on purpose (``make reliability-doc``). At the end of the session
+``git status --porcelain`` of the tracked files is compared with its state at the start; a file that became
+modified or deleted during the run fails it, named. A file already modified before the run is not watched (a
+developer's edit in progress is not the suite's doing); CI runs on a clean clone, where every file is watched.
+Outside a git checkout, or without ``git``, the guard stands aside.
 """
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 from pathlib import Path
 
@@ -21,7 +22,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: Tracked files a conftest declared as written on purpose in this session (absolute paths), e.g. the reliability
 #: table when ``make reliability-doc`` asks for it.
 INTENDED_WRITES = pytest.StashKey[set[Path]]()
-_TRACKED_BEFORE = pytest.StashKey["dict[str, str] | None"]()
+_TRACKED_BEFORE = pytest.StashKey["set[str] | None"]()
 
 
 def _git(root: Path, *args: str) -> str | None:
@@ -32,8 +33,8 @@ def _git(root: Path, *args: str) -> str | None:
     return done.stdout.decode() if done.returncode == 0 else None
 
 
-def tracked_changes(root: Path = PROJECT_ROOT) -> dict[str, str] | None:
-    """Every tracked file under ``root`` that differs from ``HEAD``: absolute path -> content sha256.
+def tracked_changes(root: Path = PROJECT_ROOT) -> set[str] | None:
+    """The tracked files under ``root`` that differ from ``HEAD``, as ``git status --porcelain`` lines.
 
     Parameters
     ----------
@@ -42,24 +43,20 @@ def tracked_changes(root: Path = PROJECT_ROOT) -> dict[str, str] | None:
 
     Returns
     -------
-    dict of str to str, or None
-        ``"deleted"`` for a tracked file that is gone; None when ``root`` is not in a git checkout or ``git``
-        cannot run.
+    set of str, or None
+        ``"XY path"`` (status code, path from the top of the checkout) per file; None when ``root`` is not in a
+        git checkout or ``git`` cannot run.
     """
-    top = _git(root, "rev-parse", "--show-toplevel")
     status = _git(root, "status", "--porcelain=v1", "-z", "--untracked-files=no", "--", ".")
-    if top is None or status is None:
+    if status is None:
         return None
     entries = iter(status.split("\0"))
-    changed = {}
+    changed = set()
     for entry in entries:
-        if not entry:
-            continue
-        code, path = entry[:2], entry[3:]
-        if "R" in code or "C" in code:
-            next(entries, None)  # a rename or copy is followed by its source path
-        file = Path(top.strip()) / path
-        changed[str(file)] = hashlib.sha256(file.read_bytes()).hexdigest() if file.is_file() else "deleted"
+        if entry:
+            changed.add(entry)
+            if entry[0] in "RC":
+                next(entries, None)  # a staged rename or copy is followed by its source path
     return changed
 
 
@@ -78,11 +75,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     after = tracked_changes()
     if after is None:
         return
-    intended = {str(path) for path in config.stash[INTENDED_WRITES]}
+    top = Path(_git(PROJECT_ROOT, "rev-parse", "--show-toplevel").strip())
     written = sorted(
-        str(Path(path).relative_to(PROJECT_ROOT)) if Path(path).is_relative_to(PROJECT_ROOT) else path
-        for path in set(before) | set(after)
-        if before.get(path) != after.get(path) and path not in intended
+        entry[3:] for entry in after - before if (top / entry[3:]).resolve() not in config.stash[INTENDED_WRITES]
     )
     if not written:
         return
@@ -91,8 +86,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         reporter.write_line("")
         reporter.write_sep("=", "tracked files changed during the test run", red=True)
         reporter.write_line(
-            f"{', '.join(written)}: tests must write to tmp_path or test-artifacts/ (a file edited by hand during "
-            "the run also shows here)",
+            f"{', '.join(written)}: tests must write to tmp_path or test-artifacts/ (a file first edited by hand "
+            "during the run also shows here)",
             red=True,
         )
     if session.exitstatus == pytest.ExitCode.OK:
