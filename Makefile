@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 UI_PORT ?= 3000
 
-.PHONY: install browser demo test ui bench lint clean-data reliability-doc
+.PHONY: install browser demo test ui bench lint clean-data reliability-doc docs
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ browser:
 
 test: install browser lint
 	$(BIN)/python -m pytest
+
+# docs/manifest.md and docs/manifest.schema.json from the parameter dataclasses (a test fails when they are stale).
+docs: install
+	$(BIN)/python -c "from alpha_assets.definitions import write_manifest_reference; write_manifest_reference()"
 
 # The committed docs/reliability.md, regenerated on purpose (a plain test run writes test-artifacts/reliability.md).
 reliability-doc: install

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from dagster import AssetSelection, AutomationConditionSensorDefinition, DefaultSensorStatus, Definitions
 
+from alpha_assets.alpha.pipeline import ALPHA_SECTIONS
 from alpha_assets.defs.alpha.definitions import ALPHA_ASSETS, ALPHA_JOBS, ALPHA_SENSORS
+from alpha_assets.defs.dataops.assets import DATAOPS_SECTIONS
 from alpha_assets.defs.dataops.definitions import DATAOPS_ASSETS, DATAOPS_JOBS, DATAOPS_SENSORS
 from alpha_assets.defs.dataops.resources import MarketSourceResource
 from alpha_assets.defs.dataops.schedules import DEFAULT_DAILY_CRON, build_daily_schedule
 from alpha_assets.defs.resources import LakehouseResource, ManifestResource, OfflineGuardResource
+from alpha_assets.manifest import write_reference
 
 #: Deployment settings, read when the code location is built (not at import of any other module).
 DAILY_CRON_ENV = "ALPHA_ASSETS_DAILY_CRON"
 DAILY_SCHEDULE_ON_ENV = "ALPHA_ASSETS_DAILY_SCHEDULE"
+#: Every manifest section with its parameter dataclass: the DataOps cycle's and the Alpha cycle's.
+MANIFEST_SECTIONS: dict[str, type] = {**DATAOPS_SECTIONS, **ALPHA_SECTIONS}
 
 automation_sensor = AutomationConditionSensorDefinition(
     "automation_sensor",
@@ -60,3 +66,11 @@ def build_definitions(
 
 
 defs = build_definitions()
+
+
+def write_manifest_reference(root: Path | None = None) -> list[Path]:
+    """Regenerate ``docs/manifest.md`` and ``docs/manifest.schema.json`` under ``root`` (``make docs``).
+
+    ``root`` defaults to the source checkout this package is installed from (editable install).
+    """
+    return write_reference(MANIFEST_SECTIONS, root or Path(__file__).resolve().parents[1])

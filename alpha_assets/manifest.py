@@ -246,3 +246,197 @@ def _profile_items(manifest: Mapping[str, Any], path: Path) -> list[tuple[str, A
     if not isinstance(profiles, dict):
         raise ManifestError(f"manifest {path}: 'profiles' must be an object, got {type(profiles).__name__}")
     return [(f"profiles.{name}", body) for name, body in profiles.items()]
+
+
+# ------------------------------------------------------------------------------------------- reference docs
+#: The reference documents generated from the parameter dataclasses, relative to the project root.
+REFERENCE_MARKDOWN = Path("docs") / "manifest.md"
+REFERENCE_SCHEMA = Path("docs") / "manifest.schema.json"
+_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def manifest_schema(sections: Mapping[str, type]) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a manifest whose sections are the dataclasses ``sections``.
+
+    It accepts what :func:`read_manifest` and :func:`parse_params` accept: the top-level keys, sections
+    and keys by name (unknown ones refused), JSON types, ``min``/``max`` of numbers (inclusive) and Enum values;
+    every key is optional since each has a default. Each key's ``description`` is its ``doc`` and ``default``
+    its default. Editors that read JSON Schema complete and check a manifest with it.
+
+    Parameters
+    ----------
+    sections : Mapping[str, type]
+        Section name -> parameter dataclass, every section a manifest may hold.
+    """
+    definitions: dict[str, Any] = {}
+    section_refs = {name: _class_schema(cls, definitions) for name, cls in sections.items()}
+    definitions["Sections"] = {
+        "type": "object",
+        "description": "Manifest sections; a key left out takes its default.",
+        "properties": section_refs,
+        "additionalProperties": False,
+    }
+    sections_ref = {"$ref": "#/$defs/Sections"}
+    return {
+        "$schema": _SCHEMA_DIALECT,
+        "title": "alpha_assets run manifest",
+        "description": f"Generated from the parameter dataclasses by `{_REGENERATE}`; see docs/manifest.md.",
+        "type": "object",
+        "properties": {
+            "description": {"type": "string"},
+            "default_profile": {"type": "string", "description": "Profile used when none is named."},
+            "defaults": sections_ref,
+            "profiles": {
+                "type": "object",
+                "description": "Profile name -> sections laid over the defaults, key by key.",
+                "additionalProperties": sections_ref,
+            },
+        },
+        "required": ["defaults"],
+        "additionalProperties": False,
+        "$defs": dict(sorted(definitions.items())),
+    }
+
+
+def manifest_reference(sections: Mapping[str, type]) -> str:
+    """The Markdown reference of every manifest key: type, default, bounds and documentation, by section.
+
+    Parameters
+    ----------
+    sections : Mapping[str, type]
+        Section name -> parameter dataclass, every section a manifest may hold.
+    """
+    lines = [
+        "# Manifest reference",
+        "",
+        f"Generated from the parameter dataclasses (`{_REGENERATE}`); do not edit by hand. A test fails when this",
+        "file or `docs/manifest.schema.json` (the same keys as a JSON Schema editors can use) is stale.",
+        "",
+        "A manifest (`alpha_assets/configs/manifest.json`, or `--manifest PATH`) holds `defaults`, optional",
+        "`profiles` laid over them key by key, an optional `default_profile` and `description`. Every key below is",
+        "optional: a key left out takes its default. Bounds are inclusive; an unknown section or key, a value of",
+        "the wrong type, out of bounds or not among the allowed values stops the run with a message naming the key.",
+        "",
+    ]
+    for name, cls in sections.items():
+        lines.extend(_reference_section(name, cls))
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def write_reference(sections: Mapping[str, type], root: Path) -> list[Path]:
+    """Write :data:`REFERENCE_MARKDOWN` and :data:`REFERENCE_SCHEMA` under ``root``; return their paths."""
+    markdown, schema = root / REFERENCE_MARKDOWN, root / REFERENCE_SCHEMA
+    markdown.write_text(manifest_reference(sections))
+    schema.write_text(json.dumps(manifest_schema(sections), indent=2) + "\n")
+    return [markdown, schema]
+
+
+_REGENERATE = "make docs"
+
+
+def _reference_section(where: str, cls: type) -> list[str]:
+    lines = [f"## `{where}`", "", f"{_summary(cls)} (`{cls.__module__}.{cls.__qualname__}`)", ""]
+    lines += ["| key | type | default | bounds | description |", "|---|---|---|---|---|"]
+    hints = typing.get_type_hints(cls)
+    nested = []
+    for spec in dataclasses.fields(cls):
+        hint = hints[spec.name]
+        if dataclasses.is_dataclass(hint):
+            nested.append((f"{where}.{spec.name}", hint))
+            kind, default, bounds = "object", f"see `{where}.{spec.name}`", ""
+        else:
+            kind, default, bounds = _type_label(hint), f"`{_json_default(spec)}`", _bounds_label(hint, spec.metadata)
+        doc = " ".join(str(spec.metadata.get("doc", "")).split()).replace("|", "\\|")
+        lines.append(f"| `{spec.name}` | {kind} | {default} | {bounds} | {doc} |")
+    lines.append("")
+    for nested_where, nested_cls in nested:
+        lines.extend(_reference_section(nested_where, nested_cls))
+    return lines
+
+
+def _summary(cls: type) -> str:
+    """The first paragraph of the class docstring, on one line, in Markdown."""
+    return " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split()).replace("``", "`")
+
+
+def _json_default(spec: dataclasses.Field) -> str:
+    default = spec.default_factory() if spec.default is dataclasses.MISSING else spec.default  # type: ignore[misc]
+    return json.dumps(params_to_json(default))
+
+
+def _type_label(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join([_type_label(a) for a in args if a is not type(None)] + ["null"])
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return "one of " + ", ".join(f"`{m.value}`" for m in hint)
+    if origin is tuple:
+        return f"list of {_type_label(args[0])}"
+    if origin in (dict, Mapping, typing.Mapping) or hint is dict:
+        return f"object of {_type_label(args[1]) if args else 'any'}"
+    return {bool: "boolean", int: "integer", float: "number", str: "string"}.get(hint, "any")
+
+
+def _numeric(hint: Any) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType, tuple) or origin in (dict, Mapping, typing.Mapping):
+        return any(_numeric(a) for a in args if a is not type(None) and a is not Ellipsis)
+    return hint in (int, float)
+
+
+def _bounds_label(hint: Any, meta: Mapping[str, Any]) -> str:
+    if not _numeric(hint):
+        return ""
+    low, high = meta.get("min"), meta.get("max")
+    if low is None and high is None:
+        return ""
+    if high is None:
+        return f">= {low}"
+    return f"<= {high}" if low is None else f"[{low}, {high}]"
+
+
+def _class_schema(cls: type, definitions: dict[str, Any]) -> dict[str, str]:
+    """Add ``cls`` (and the dataclasses it nests) to ``definitions``; return the reference to it."""
+    if cls.__name__ not in definitions:
+        definitions[cls.__name__] = {}  # reserved first: a nested class may refer back
+        hints = typing.get_type_hints(cls)
+        properties = {}
+        for spec in dataclasses.fields(cls):
+            schema = _value_schema(hints[spec.name], spec.metadata, definitions)
+            if "doc" in spec.metadata:
+                schema["description"] = " ".join(str(spec.metadata["doc"]).split())
+            if not dataclasses.is_dataclass(hints[spec.name]):
+                schema["default"] = json.loads(_json_default(spec))
+            properties[spec.name] = schema
+        definitions[cls.__name__] = {
+            "type": "object",
+            "description": _summary(cls),
+            "properties": properties,
+            "additionalProperties": False,
+        }
+    return {"$ref": f"#/$defs/{cls.__name__}"}
+
+
+def _value_schema(hint: Any, meta: Mapping[str, Any], definitions: dict[str, Any]) -> dict[str, Any]:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [_value_schema(a, meta, definitions) for a in args if a is not type(None)]
+        return {"anyOf": [*options, {"type": "null"}]}
+    if dataclasses.is_dataclass(hint):
+        return _class_schema(hint, definitions)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return {"enum": [m.value for m in hint]}
+    if origin is tuple:
+        return {"type": "array", "items": _value_schema(args[0], meta, definitions)}
+    if origin in (dict, Mapping, typing.Mapping) or hint is dict:
+        values = _value_schema(args[1], meta, definitions) if args else {}
+        return {"type": "object", "additionalProperties": values}
+    if hint is Any:
+        return {}
+    schema: dict[str, Any] = {"type": {bool: "boolean", int: "integer", float: "number", str: "string"}[hint]}
+    if hint in (int, float):
+        if meta.get("min") is not None:
+            schema["minimum"] = meta["min"]
+        if meta.get("max") is not None:
+            schema["maximum"] = meta["max"]
+    return schema
