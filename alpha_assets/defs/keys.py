@@ -14,7 +14,6 @@ FEATURES_MATRIX = AssetKey("features_matrix")
 # Alpha (group "alpha", the flow_production cycle)
 RETURNS_MATRIX = AssetKey("returns_matrix")
 SELECTION = AssetKey("selection")
-OPTIMIZATION = AssetKey("optimization")
 PORTFOLIO_FLATTENED = AssetKey("portfolio_flattened")
 
 DATAOPS_GROUP = "dataops"

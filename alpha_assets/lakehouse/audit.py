@@ -60,7 +60,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import typing
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -433,101 +433,6 @@ def audit_symbol_file(
     return audit_bars(
         bars, symbol_key=symbol_key, as_of=as_of, params=params, unrepaired_gaps=unrepaired_gaps, calendar=calendar
     )
-
-
-def audit_many(
-    bars_by_symbol: Mapping[str, pd.DataFrame | None],
-    *,
-    as_of: pd.Timestamp,
-    params: AuditParams,
-    unrepaired_gaps: Mapping[str, Sequence[Gap]] | None = None,
-    calendars: Mapping[str, str] | None = None,
-) -> dict[str, AuditVerdict]:
-    """Audit several symbols; one :func:`audit_bars` call per symbol.
-
-    Parameters
-    ----------
-    bars_by_symbol : Mapping[str, DataFrame or None]
-        Symbol key -> its bars, as :func:`audit_bars` takes them.
-    as_of, params
-        As :func:`audit_bars`.
-    unrepaired_gaps : Mapping[str, sequence of Gap], optional
-        Symbol key -> the gaps its repair could not fill.
-    calendars : Mapping[str, str], optional
-        Symbol key -> its trading calendar; a symbol left out trades ``24/7``.
-
-    Returns
-    -------
-    dict
-        Symbol key -> verdict, keys sorted.
-
-    Raises
-    ------
-    TypeError
-        When ``bars_by_symbol`` is not a mapping, or as :func:`audit_bars`.
-    ValueError
-        When ``unrepaired_gaps`` names a symbol absent from ``bars_by_symbol``, or as :func:`audit_bars`.
-    """
-    if not isinstance(bars_by_symbol, Mapping):
-        raise TypeError(
-            f"`bars_by_symbol` must be a mapping of symbol key -> bars, got {type(bars_by_symbol).__name__}"
-        )
-    gaps = dict(unrepaired_gaps or {})
-    unknown = sorted(set(gaps) - set(bars_by_symbol))
-    if unknown:
-        raise ValueError(f"`unrepaired_gaps` names symbols that are not audited: {unknown}")
-    return {
-        key: audit_bars(
-            bars_by_symbol[key],
-            symbol_key=key,
-            as_of=as_of,
-            params=params,
-            unrepaired_gaps=gaps.get(key, ()),
-            calendar=(calendars or {}).get(key),
-        )
-        for key in sorted(bars_by_symbol)
-    }
-
-
-def summarize_verdicts(verdicts: Iterable[AuditVerdict]) -> dict[str, int]:
-    """Count the symbols per verdict: every verdict is a key (zero included), in :class:`Verdict` order.
-
-    Raises
-    ------
-    TypeError
-        When an element is not an AuditVerdict.
-    """
-    counts = dict.fromkeys((v.value for v in Verdict), 0)
-    for verdict in verdicts:
-        if not isinstance(verdict, AuditVerdict):
-            raise TypeError(f"`verdicts` must hold AuditVerdict records, got {type(verdict).__name__}")
-        counts[verdict.verdict.value] += 1
-    return counts
-
-
-def audit_report(verdicts: Iterable[AuditVerdict], *, as_of: pd.Timestamp, params: AuditParams) -> dict[str, Any]:
-    """Build the JSON document of an audit (``export/<RUN_ID>/audit.json``): thresholds, counts, verdicts.
-
-    Raises
-    ------
-    TypeError, ValueError
-        As :func:`summarize_verdicts` and :func:`expected_last_bar`; ValueError when a symbol appears twice.
-    """
-    verdicts = list(verdicts)
-    keys = [v.symbol_key for v in verdicts if isinstance(v, AuditVerdict)]
-    if len(set(keys)) != len(keys):
-        raise ValueError(
-            f"`verdicts` must hold one verdict per symbol, got duplicates of "
-            f"{sorted({k for k in keys if keys.count(k) > 1})}"
-        )
-    counts = summarize_verdicts(verdicts)
-    return {
-        "as_of": check_utc_timestamp(as_of, "as_of").isoformat(),
-        "expected_last_bar": expected_last_bar(as_of).isoformat(),
-        "params": params.to_json_dict(),
-        "counts": counts,
-        "symbols": {v.symbol_key: v.to_json_dict() for v in sorted(verdicts, key=lambda v: v.symbol_key)},
-    }
 
 
 class _Audit:

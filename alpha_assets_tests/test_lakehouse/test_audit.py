@@ -31,11 +31,8 @@ from alpha_assets.lakehouse.audit import (
     AuditVerdict,
     Verdict,
     audit_bars,
-    audit_many,
-    audit_report,
     audit_symbol_file,
     expected_last_bar,
-    summarize_verdicts,
 )
 from alpha_assets.lakehouse.ohlcv import Gap, write_ohlcv
 from alpha_assets.lakehouse.parquet import encode_json
@@ -424,37 +421,26 @@ def test_verdict_to_json_dict_is_deterministic_and_strict_json(aud_bars: pd.Data
     assert first["verdict"] == "TOXIC" and first["last_bar"] == "2024-06-30T00:00:00+00:00"
 
 
-def test_audit_many_and_summaries_count_every_verdict(aud_bars: pd.DataFrame) -> None:
-    toxic = aud_bars.copy()
-    toxic.loc[200, ["close", "high"]] *= 7.0
-    frames = {
-        "SIM_BUSDT": toxic,
-        "SIM_AUSDT": aud_bars,
-        "SIM_CUSDT": None,
-        "SIM_DUSDT": aud_bars.drop(index=[9]).reset_index(drop=True),
-    }
-    verdicts = audit_many(frames, as_of=AS_OF, params=AuditParams())
-    assert list(verdicts) == ["SIM_AUSDT", "SIM_BUSDT", "SIM_CUSDT", "SIM_DUSDT"]
-    counts = summarize_verdicts(verdicts.values())
-    assert counts == {"OK": 1, "DEGRADED": 1, "STALE": 0, "TOXIC": 1, "MISSING": 1}
-    report = audit_report(verdicts.values(), as_of=AS_OF, params=AuditParams())
-    assert report["counts"] == counts
-    assert report["expected_last_bar"] == "2024-06-30T00:00:00+00:00"
-    assert report["symbols"]["SIM_BUSDT"]["verdict"] == "TOXIC"
-    assert report["params"]["max_daily_return"] == 5.0
-    encode_json(report)
-
-
-def test_audit_many_unrepaired_gaps_of_unknown_symbol_raises(aud_bars: pd.DataFrame) -> None:
-    match = r"`unrepaired_gaps` names symbols that are not audited: \['SIM_ZUSDT'\]"
-    with pytest.raises(ValueError, match=match):
-        audit_many({KEY: aud_bars}, as_of=AS_OF, params=AuditParams(), unrepaired_gaps={"SIM_ZUSDT": []})
-
-
-def test_audit_report_duplicate_symbol_raises(aud_bars: pd.DataFrame) -> None:
-    verdict = _audit(aud_bars)
-    with pytest.raises(ValueError, match=r"one verdict per symbol, got duplicates of \['SIM_AUDUSDT'\]"):
-        audit_report([verdict, verdict], as_of=AS_OF, params=AuditParams())
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda bars: bars, "OK"),
+        (lambda bars: bars.drop(index=[9]).reset_index(drop=True), "DEGRADED"),
+        (
+            lambda bars: bars.assign(
+                close=bars["close"].where(bars.index != 200, bars["close"] * 7.0),
+                high=bars["high"].where(bars.index != 200, bars["high"] * 7.0),
+            ),
+            "TOXIC",
+        ),
+        (lambda bars: None, "MISSING"),
+    ],
+    ids=["clean", "gap", "spike", "no-file"],
+)
+def test_audit_bars_verdict_of_each_kind_of_history_is_json_ready(aud_bars: pd.DataFrame, change, expected) -> None:
+    verdict = audit_bars(change(aud_bars), symbol_key=KEY, as_of=AS_OF, params=AuditParams())
+    assert verdict.verdict == expected
+    assert encode_json(verdict.to_json_dict())
 
 
 # --- parameters and validation -------------------------------------------------------------------------
@@ -511,8 +497,3 @@ def test_audit_bars_invalid_argument_raises(aud_bars: pd.DataFrame, kwargs: dict
     bars = arguments.pop("bars")
     with pytest.raises(error, match=match):
         audit_bars(bars, **arguments)
-
-
-def test_summarize_verdicts_non_verdict_raises() -> None:
-    with pytest.raises(TypeError, match=r"`verdicts` must hold AuditVerdict records, got dict"):
-        summarize_verdicts([{"verdict": "OK"}])
