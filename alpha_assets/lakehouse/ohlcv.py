@@ -1,7 +1,7 @@
 """Daily OHLCV bars: row validation with quarantine, merge with stored history, gaps, read and write.
 
-The frame functions (``clean_bars``, ``merge_bars``, ``read_ohlcv``, ``write_ohlcv``) have array twins on
-:class:`BarArrays` (``clean_bar_arrays``, ``merge_bar_arrays``, ``read_ohlcv_arrays``, ``write_ohlcv_arrays``)
+The frame functions (``clean_bars``, ``read_ohlcv``, ``write_ohlcv``) have array twins on
+:class:`BarArrays` (``clean_bar_arrays``, ``read_ohlcv_arrays``, ``write_ohlcv_arrays``)
 for the per-symbol hot path of ingestion and audit, where pandas' call overhead on a one-bar increment cost
 more than the work; the frame functions are built on them, so both give the same bars.
 """
@@ -303,18 +303,8 @@ def clean_bar_arrays(
     return good.take(order[last_of_run]), tuple(records)
 
 
-def merge_bars(stored: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
-    """Union of stored and new bars on ``timestamp``; the new bar wins where both have one.
-
-    Never drops a stored timestamp, so a short answer from a source cannot shrink the history.
-    """
-    if new.empty:
-        return stored.reset_index(drop=True)
-    return merge_bar_arrays(BarArrays.from_frame(stored), BarArrays.from_frame(new)).to_frame()
-
-
 def merge_bar_arrays(stored: BarArrays, new: BarArrays) -> BarArrays:
-    """:func:`merge_bars` on arrays: sorted union on ``timestamps``, the new bar winning where both have one.
+    """Union of stored and new bars: sorted on ``timestamps``, the new bar winning where both have one.
 
     Bars that all come after sorted stored ones (the daily increment) are appended without a sort.
 
@@ -477,13 +467,6 @@ def read_ohlcv_arrays(paths: LakehousePaths, symbol_key: str) -> BarArrays:
     if not _strictly_increasing(bars.timestamps):
         raise LakehouseReadError(str(path), "timestamps are not sorted and unique")
     return bars
-
-
-def read_ohlcv_or_empty(paths: LakehousePaths, symbol_key: str) -> pd.DataFrame:
-    """Stored bars, or an empty frame when the symbol has no file yet (other read errors still raise)."""
-    if not paths.ohlcv_file(symbol_key).exists():
-        return empty_bars()
-    return read_ohlcv(paths, symbol_key)
 
 
 def bars_to_table(bars: pd.DataFrame) -> pa.Table:

@@ -30,14 +30,14 @@ from alpha_assets.lakehouse.keys import (
     validate_symbol_key,
 )
 from alpha_assets.lakehouse.ohlcv import (
+    BarArrays,
     Gap,
     bars_from_exchange_rows,
     clean_bars,
     empty_bars,
     find_gaps,
-    merge_bars,
+    merge_bar_arrays,
     read_ohlcv,
-    read_ohlcv_or_empty,
     wide_closes,
     write_ohlcv,
 )
@@ -363,12 +363,6 @@ def test_read_ohlcv_unsorted_file_raises(aud_lake: LakehousePaths) -> None:
         read_ohlcv(aud_lake, KEY)
 
 
-def test_read_ohlcv_or_empty_absent_symbol_is_empty(aud_lake: LakehousePaths) -> None:
-    bars = read_ohlcv_or_empty(aud_lake, KEY)
-    assert bars.empty and list(bars.columns) == list(OHLCV_SCHEMA.names)
-    assert str(bars["timestamp"].dtype) == "datetime64[ms, UTC]"
-
-
 # --- clean_bars ------------------------------------------------------------------------------------------
 
 
@@ -457,7 +451,12 @@ def test_bars_from_exchange_rows_malformed_rows_are_quarantined_not_fatal() -> N
     ]
 
 
-# --- merge_bars and gaps ------------------------------------------------------------------------------------
+# --- merge_bar_arrays and gaps ------------------------------------------------------------------------------------
+
+
+def merge_bars(stored: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """The frame form of :func:`merge_bar_arrays`, as ingestion calls it."""
+    return merge_bar_arrays(BarArrays.from_frame(stored), BarArrays.from_frame(new)).to_frame()
 
 
 def test_merge_bars_new_wins_and_no_stored_row_is_lost() -> None:

@@ -27,7 +27,6 @@ from alpha_assets.lakehouse.ohlcv import (
     find_bar_gaps,
     find_gaps,
     merge_bar_arrays,
-    merge_bars,
     read_ohlcv,
     read_ohlcv_arrays,
     write_ohlcv,
@@ -234,7 +233,6 @@ def test_merge_bar_arrays_random_overlaps_match_pandas_reference(seed: int) -> N
     new = revised.loc[rng.random(120) < 0.3].sample(frac=1.0, random_state=seed).reset_index(drop=True)
     merged = merge_bar_arrays(BarArrays.from_frame(stored), BarArrays.from_frame(new))
     pd.testing.assert_frame_equal(merged.to_frame(), _reference_merge(stored, new))
-    pd.testing.assert_frame_equal(merge_bars(stored, new), _reference_merge(stored, new))
 
 
 def test_merge_bar_arrays_daily_append_equals_full_merge() -> None:
