@@ -170,7 +170,7 @@ def compute_features(
 
     Raises
     ------
-    ValueError
+    TypeError, ValueError
         When an input is not 1-D float64, the shapes differ, a value is not finite, a price is <= 0, a volume
         is negative, ``periods_per_year`` is not positive, or ``start`` is not an integer in
         ``[0, n_observations]``.

@@ -77,7 +77,7 @@ def ma_vote(close: FloatArray, average: FloatArray) -> FloatArray:
 
     Raises
     ------
-    ValueError
+    TypeError, ValueError
         When an input is not a 1-D float64 array or the shapes differ.
     """
     _check(close=close, average=average)
@@ -104,7 +104,7 @@ def ichimoku_vote(
 
     Raises
     ------
-    ValueError
+    TypeError, ValueError
         When an input is not a 1-D float64 array or the shapes differ.
     """
     _check(close=close, conversion=conversion, base=base, lead1=lead1, lead2=lead2)
@@ -128,7 +128,7 @@ def rsi_vote(rsi: FloatArray) -> FloatArray:
 
     Raises
     ------
-    ValueError
+    TypeError, ValueError
         When ``rsi`` is not a 1-D float64 array.
     """
     _check(rsi=rsi)
@@ -151,7 +151,7 @@ def stoch_vote(k: FloatArray, d: FloatArray) -> FloatArray:
 
     Raises
     ------
-    ValueError
+    TypeError, ValueError
         When an input is not a 1-D float64 array or the shapes differ.
     """
     _check(k=k, d=d)
@@ -173,7 +173,7 @@ def cci_vote(cci: FloatArray) -> FloatArray:
 
     Raises
     ------
-    ValueError
+    TypeError, ValueError
         When ``cci`` is not a 1-D float64 array.
     """
     _check(cci=cci)
@@ -196,7 +196,7 @@ def adx_vote(adx: FloatArray, plus_di: FloatArray, minus_di: FloatArray) -> Floa
 
     Raises
     ------
-    ValueError
+    TypeError, ValueError
         When an input is not a 1-D float64 array or the shapes differ.
     """
     _check(adx=adx, plus_di=plus_di, minus_di=minus_di)
@@ -223,7 +223,7 @@ def ao_vote(ao: FloatArray) -> FloatArray:
 
     Raises
     ------
-    ValueError
+    TypeError, ValueError
         When ``ao`` is not a 1-D float64 array.
     """
     _check(ao=ao)
@@ -248,7 +248,7 @@ def mom_vote(mom: FloatArray) -> FloatArray:
 
     Raises
     ------
-    ValueError
+    TypeError, ValueError
         When ``mom`` is not a 1-D float64 array.
     """
     _check(mom=mom)
@@ -271,7 +271,7 @@ def macd_vote(macd: FloatArray, signal: FloatArray) -> FloatArray:
 
     Raises
     ------
-    ValueError
+    TypeError, ValueError
         When an input is not a 1-D float64 array or the shapes differ.
     """
     _check(macd=macd, signal=signal)
@@ -298,7 +298,7 @@ def stochrsi_vote(close: FloatArray, ema50: FloatArray, k: FloatArray, d: FloatA
 
     Raises
     ------
-    ValueError
+    TypeError, ValueError
         When an input is not a 1-D float64 array or the shapes differ.
     """
     _check(close=close, ema50=ema50, k=k, d=d)
@@ -322,7 +322,7 @@ def willr_vote(willr: FloatArray) -> FloatArray:
 
     Raises
     ------
-    ValueError
+    TypeError, ValueError
         When ``willr`` is not a 1-D float64 array.
     """
     _check(willr=willr)
@@ -350,7 +350,7 @@ def bbpower_vote(close: FloatArray, ema50: FloatArray, bull: FloatArray, bear: F
 
     Raises
     ------
-    ValueError
+    TypeError, ValueError
         When an input is not a 1-D float64 array or the shapes differ.
     """
     _check(close=close, ema50=ema50, bull=bull, bear=bear)
@@ -375,7 +375,7 @@ def uo_vote(uo: FloatArray) -> FloatArray:
 
     Raises
     ------
-    ValueError
+    TypeError, ValueError
         When ``uo`` is not a 1-D float64 array.
     """
     _check(uo=uo)
@@ -401,7 +401,7 @@ def recommend(ma_votes: FloatArray, other_votes: FloatArray) -> tuple[FloatArray
 
     Raises
     ------
-    ValueError
+    TypeError, ValueError
         When an input is not 2-D float64 or the row counts differ.
     """
     for name, votes in (("ma_votes", ma_votes), ("other_votes", other_votes)):
@@ -446,7 +446,7 @@ def rating_label(recommend_all: FloatArray) -> FloatArray:
 
     Raises
     ------
-    ValueError
+    TypeError, ValueError
         When ``recommend_all`` is not a 1-D float64 array.
     """
     _check(recommend_all=recommend_all)

@@ -52,7 +52,7 @@ def simple_return(close: FloatArray, window: int) -> FloatArray:
 
     Raises
     ------
-    ValueError
+    TypeError, ValueError
         When ``close`` is not a 1-D float64 array or ``window`` < 1.
     """
     close = check_array(close, "close")
@@ -81,7 +81,7 @@ def efficiency_ratio(close: FloatArray, window: int = 20) -> FloatArray:
 
     Raises
     ------
-    ValueError
+    TypeError, ValueError
         When ``close`` is not a 1-D float64 array or ``window`` < 1.
     """
     close = check_array(close, "close")
@@ -132,7 +132,7 @@ def rolling_moments(close: FloatArray, window: int = 60, periods_per_year: float
 
     Raises
     ------
-    ValueError
+    TypeError, ValueError
         When ``close`` is not a 1-D float64 array, ``window`` < 3 or ``periods_per_year`` is not positive.
 
     Notes
@@ -187,7 +187,7 @@ def max_drawdown(close: FloatArray, window: int = 252) -> FloatArray:
 
     Raises
     ------
-    ValueError
+    TypeError, ValueError
         When ``close`` is not a 1-D float64 array or ``window`` < 2.
 
     Notes
@@ -280,7 +280,7 @@ def average_traded_value(close: FloatArray, volume: FloatArray, window: int = 20
 
     Raises
     ------
-    ValueError
+    TypeError, ValueError
         When an input is not a 1-D float64 array, the shapes differ or ``window`` < 1.
     """
     close, volume = check_array(close, "close"), check_array(volume, "volume")
@@ -313,7 +313,7 @@ def permutation_entropy(close: FloatArray, order: int = 3, window: int = 120) ->
 
     Raises
     ------
-    ValueError
+    TypeError, ValueError
         When ``close`` is not a 1-D float64 array, ``order`` is outside [2, 6] or ``window`` <= ``order``.
     """
     close = check_array(close, "close")
