@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -9,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from alpha_assets.alpha.params import ReturnsParams
+from alpha_assets.typing import FloatArray
 
 #: Trimming stages, in the order they run.
 STAGE_MIN_HISTORY = "min_history"
@@ -36,6 +38,9 @@ class DropRecord:
         The value that failed (bar count, max |return|, standard deviation, missing fraction, NaN count).
     threshold : float
         The limit it was compared with.
+    at : str or None
+        The date (ISO, UTC midnight) of the observation that failed, for a symbol dropped at the
+        ``max_abs_return`` stage: the day of its largest |return|. None for the other stages.
     """
 
     axis: str
@@ -44,6 +49,7 @@ class DropRecord:
     reason: str
     observed: float
     threshold: float
+    at: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the record as a JSON-ready dict (python floats)."""
@@ -119,6 +125,58 @@ def _symbol_drops(
     ]
 
 
+def _toxic_return_drops(
+    symbols: np.ndarray, failed: np.ndarray, rets: FloatArray, dates: pd.DatetimeIndex, threshold: float
+) -> list[DropRecord]:
+    """Drops of the ``max_abs_return`` stage, each naming the day and the signed value of its largest |return|."""
+    if not failed.any():
+        return []
+    # A failed column has at least one return above the threshold, so it is never all-NaN.
+    columns = np.nonzero(failed)[0]
+    rows = np.nanargmax(np.abs(rets[:, columns]), axis=0)
+    return [
+        DropRecord(
+            axis="symbol",
+            key=str(symbols[j]),
+            stage=STAGE_MAX_ABS_RETURN,
+            reason=f"{symbols[j]}: daily return {rets[i, j]:+.6g} ({rets[i, j]:+.0%}) on {dates[i].date()}, "
+            f"|return| above the threshold {threshold:.6g} ({threshold:.0%})",
+            observed=float(abs(rets[i, j])),
+            threshold=float(threshold),
+            at=dates[i].isoformat(),
+        )
+        for i, j in zip(rows, columns, strict=True)
+    ]
+
+
+def toxic_return_drops(drops: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The symbols a run's trimming dropped for a toxic daily return, for the report and the warning check.
+
+    Parameters
+    ----------
+    drops : sequence of mapping
+        The run's drop records as stored in ``returns_drops.json`` (:meth:`DropRecord.to_dict`).
+
+    Returns
+    -------
+    list of dict
+        One ``{"symbol", "date", "abs_return", "threshold", "reason"}`` per symbol dropped at the
+        ``max_abs_return`` stage, in the order of ``drops``; ``date`` is the day of the largest |return| (YYYY-MM-DD),
+        or None for a record frozen before dates were recorded.
+    """
+    return [
+        {
+            "symbol": d["key"],
+            "date": d["at"][:10] if d.get("at") else None,
+            "abs_return": d["observed"],
+            "threshold": d["threshold"],
+            "reason": d["reason"],
+        }
+        for d in drops
+        if d["axis"] == "symbol" and d["stage"] == STAGE_MAX_ABS_RETURN
+    ]
+
+
 def compute_returns_matrix(closes: pd.DataFrame, params: ReturnsParams) -> ReturnsMatrix:
     """Compute daily simple returns on the aligned date grid and trim bad symbols, then incomplete rows.
 
@@ -179,7 +237,7 @@ def compute_returns_matrix(closes: pd.DataFrame, params: ReturnsParams) -> Retur
     # fmax skips NaN, so a symbol without any return gets -inf rather than a warning.
     max_abs = np.fmax.reduce(np.abs(rets), axis=0, initial=-np.inf)
     failed = keep & (max_abs > params.max_abs_return)
-    drops += _symbol_drops(symbols, failed, max_abs, STAGE_MAX_ABS_RETURN, params.max_abs_return, "max |return|")
+    drops += _toxic_return_drops(symbols, failed, rets, dates, params.max_abs_return)
     keep &= ~failed
 
     n_valid = np.sum(~np.isnan(rets), axis=0)

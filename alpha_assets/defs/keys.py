@@ -38,6 +38,8 @@ GATE_MAX_ABS_RETURN = "returns_matrix_max_abs_return_below_limit"
 GATE_INDEX_UTC_INCREASING = "returns_matrix_index_is_utc_increasing"
 GATE_DENSITY = "returns_matrix_is_dense_enough"
 GATE_FEATURES_PRESENT = "features_present_at_as_of"
+# A warning on returns_matrix (severity WARN, not blocking): trimming dropped a symbol for a toxic daily return.
+RETURNS_DROPPED_NO_TOXIC_SYMBOL = "returns_matrix_dropped_no_toxic_symbol"
 
 # Jobs: flow_data is a chain of these four runs; flow_production is one run.
 DISCOVERY_JOB = "flow_data_discovery"

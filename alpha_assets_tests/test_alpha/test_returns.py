@@ -17,6 +17,7 @@ from alpha_assets.alpha.returns import (
     STAGE_ROW_NAN,
     STAGE_ZERO_VARIANCE,
     compute_returns_matrix,
+    toxic_return_drops,
 )
 
 
@@ -77,6 +78,43 @@ def test_compute_returns_matrix_planted_bad_symbols_dropped_with_their_reasons(s
     assert symbol_drops["BINANCE_HOLEYUSDT"].observed > 0.10
     assert "BINANCE_GAPUSDT" in result.returns.columns
     assert list(result.drops_frame().columns) == ["axis", "key", "stage", "reason", "observed", "threshold"]
+
+
+def test_compute_returns_matrix_toxic_drop_names_the_day_and_signed_value(sel_planted):
+    result = compute_returns_matrix(sel_planted, ReturnsParams())
+    jump_day = sel_planted.index[200]
+    closes = sel_planted["BINANCE_JUMPUSDT"]
+    value = closes.iloc[200] / closes.iloc[199] - 1.0
+    (jump,) = [d for d in result.drops if d.key == "BINANCE_JUMPUSDT"]
+    assert jump.at == jump_day.isoformat()
+    assert f"{value:+.6g} ({value:+.0%}) on {jump_day.date()}" in jump.reason
+    assert "threshold 5 (500%)" in jump.reason
+    assert all(d.at is None for d in result.drops if d.stage != STAGE_MAX_ABS_RETURN)
+    stored = [d.to_dict() for d in result.drops]
+    assert toxic_return_drops(stored) == [
+        {
+            "symbol": "BINANCE_JUMPUSDT",
+            "date": str(jump_day.date()),
+            "abs_return": pytest.approx(value),
+            "threshold": 5.0,
+            "reason": jump.reason,
+        }
+    ]
+    # A limit of 8 keeps the +700 % day: the stage reads the live parameter, not a constant.
+    loose = compute_returns_matrix(sel_planted, ReturnsParams(max_abs_return=8.0))
+    assert toxic_return_drops([d.to_dict() for d in loose.drops]) == []
+
+
+def test_toxic_return_drops_of_a_run_frozen_before_dates_were_recorded():
+    old = {
+        "axis": "symbol",
+        "key": "X",
+        "stage": STAGE_MAX_ABS_RETURN,
+        "reason": "r",
+        "observed": 6.0,
+        "threshold": 5.0,
+    }
+    assert toxic_return_drops([old])[0]["date"] is None
 
 
 def test_compute_returns_matrix_short_and_flat_symbol_dropped_once_at_first_stage(sel_market):

@@ -30,10 +30,13 @@ def test_asset_specs_each_spec(snapshot):
     assert dict(sorted(summary.items())) == snapshot
 
 
-def test_asset_specs_checks_with_blocking_flag(snapshot):
+def test_asset_specs_checks_with_blocking_flag_and_partitions(snapshot):
     graph = defs.resolve_asset_graph()
     specs = [graph.get_check_spec(key) for key in graph.asset_check_keys]
-    checks = sorted((spec.asset_key.to_user_string(), spec.name, spec.blocking) for spec in specs)
+    checks = sorted(
+        (spec.asset_key.to_user_string(), spec.name, spec.blocking, getattr(spec.partitions_def, "name", None))
+        for spec in specs
+    )
     assert checks == snapshot
 
 

@@ -21,10 +21,15 @@ from dagster import (
 
 from alpha_assets.alpha import pipeline
 from alpha_assets.alpha.portfolio import encode_portfolio_json
-from alpha_assets.alpha.returns import compute_returns_matrix
+from alpha_assets.alpha.returns import compute_returns_matrix, toxic_return_drops
 from alpha_assets.alpha.snapshot import FrozenRun, freeze_run, is_frozen, load_frozen_run, take_snapshot
 from alpha_assets.defs import keys
-from alpha_assets.defs.alpha.gate import GATE_CHECKS, require_gate_passed
+from alpha_assets.defs.alpha.gate import (
+    GATE_CHECKS,
+    TOXIC_DROPS_CHECK_DESCRIPTION,
+    require_gate_passed,
+    toxic_drops_summary,
+)
 from alpha_assets.defs.metadata import data_version_of, file_metadata, markdown_table
 from alpha_assets.defs.partitions import runs_partitions
 from alpha_assets.defs.resources import LakehouseResource, ManifestResource, OfflineGuardResource
@@ -63,9 +68,20 @@ class SnapshotConfig(Config):
     ],
     group_name=keys.ALPHA_GROUP,
     partitions_def=runs_partitions,
+    # Partitioned like the asset: one status per RUN_ID, so automation holds back exactly the failed RUN_IDs.
     check_specs=[
-        AssetCheckSpec(name, asset=keys.RETURNS_MATRIX, description=text, blocking=True)
-        for name, text in GATE_CHECKS.values()
+        *(
+            AssetCheckSpec(
+                name, asset=keys.RETURNS_MATRIX, description=text, blocking=True, partitions_def=runs_partitions
+            )
+            for name, text in GATE_CHECKS.values()
+        ),
+        AssetCheckSpec(
+            keys.RETURNS_DROPPED_NO_TOXIC_SYMBOL,
+            asset=keys.RETURNS_MATRIX,
+            description=TOXIC_DROPS_CHECK_DESCRIPTION,
+            partitions_def=runs_partitions,
+        ),
     ],
     kinds={"parquet"},
     owners=OWNERS,
@@ -97,6 +113,7 @@ def returns_matrix(
     gate_path = paths.run_data_file(run_id, "gate_verdict.json")
     write_json_atomic(pipeline.gate_document(run_id, verdicts), gate_path)
     drops = read_json(paths.run_data_file(run_id, "returns_drops.json"))
+    toxic = toxic_return_drops(drops)
     returns_path = paths.run_data_file(run_id, "returns_matrix.parquet")
     context.log.info(
         f"returns {run_id}: {frozen.returns.shape[0]} days x {frozen.returns.shape[1]} symbols, {len(drops)} drops, "
@@ -113,6 +130,18 @@ def returns_matrix(
             "drops": markdown_table(drops, ["axis", "key", "stage", "reason", "observed", "threshold"]),
         },
         data_version=data_version_of([returns_path, gate_path]),
+    )
+    limit = pipeline.alpha_params(frozen.manifest)["returns"].max_abs_return
+    yield AssetCheckResult(
+        check_name=keys.RETURNS_DROPPED_NO_TOXIC_SYMBOL,
+        passed=not toxic,
+        severity=AssetCheckSeverity.WARN,
+        description=toxic_drops_summary(toxic, limit),
+        metadata={
+            "dropped_symbols": len(toxic),
+            "max_abs_return": limit,
+            "dropped": markdown_table(toxic, ["symbol", "date", "abs_return", "threshold"]),
+        },
     )
     for verdict in verdicts:
         check_name, _ = GATE_CHECKS[verdict.name]

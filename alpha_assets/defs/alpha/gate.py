@@ -1,10 +1,14 @@
 """The foundation gate: check names shown in the UI, and the verdict every later step verifies.
 
-Blocking checks stop downstream steps within one run only. A later launch of selection or of the portfolio
-for a RUN_ID whose gate failed must refuse too, so the verdict is kept in the run folder and checked here.
+The checks are partitioned by ``runs``: each RUN_ID keeps its own status, so a RUN_ID that passes never hides
+another one's failure from the UI or from automation. Blocking checks stop downstream steps within one run
+only. A later launch of selection or of the portfolio for a RUN_ID whose gate failed must refuse too, so the
+verdict is kept in the run folder and checked here.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from alpha_assets.alpha import quality
 from alpha_assets.defs import keys
@@ -17,7 +21,7 @@ GATE_CHECKS = {
     quality.CHECK_NO_NAN: (keys.GATE_NO_NAN, "No missing return anywhere in the matrix."),
     quality.CHECK_MAX_ABS_RETURN: (
         keys.GATE_MAX_ABS_RETURN,
-        "Every |daily return| is below the limit (5.0).",
+        "Every |daily return| is below the manifest's `gate.max_abs_return` (each result names the run's limit).",
     ),
     quality.CHECK_INDEX_UTC_INCREASING: (
         keys.GATE_INDEX_UTC_INCREASING,
@@ -29,6 +33,22 @@ GATE_CHECKS = {
         "Every symbol has its feature row at the as-of date.",
     ),
 }
+
+
+#: The warning on returns_matrix next to the gate: symbols the trimming dropped for a toxic daily return.
+TOXIC_DROPS_CHECK_DESCRIPTION = (
+    "Warns when trimming dropped a symbol for a daily |return| above the manifest's `returns.max_abs_return`; "
+    "each result names the symbols, the day and the value, with the run's limit."
+)
+
+
+def toxic_drops_summary(toxic: list[dict[str, Any]], limit: float) -> str:
+    """The warning's one-line result: the run's limit and every symbol dropped for a toxic return, or none."""
+    if not toxic:
+        return f"No symbol dropped: every daily |return| within the run's limit {limit:.6g} ({limit:.0%})."
+    return f"{len(toxic)} symbol(s) dropped for a daily |return| above {limit:.6g} ({limit:.0%}): " + "; ".join(
+        row["reason"] for row in toxic
+    )
 
 
 def require_gate_passed(paths: LakehousePaths, run_id: str) -> None:

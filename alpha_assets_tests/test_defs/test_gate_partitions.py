@@ -1,0 +1,175 @@
+"""The gate's checks keep one status per RUN_ID, and trimming a toxic return is a visible warning.
+
+Runs flow_data once on the simulated exchange, then several RUN_IDs over the same export through Dagster on
+an on-disk instance: one whose gate fails (a candidate without features), ones that pass, one that names the
+planted +600 % pump as validated so trimming drops it. Reads back what Dagster stored per partition (the check
+executions the UI and automation read) and evaluates the automation conditions without a daemon.
+Leaves to test_e2e: the daemon's sensors doing the same across ticks.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from dagster import AssetCheckKey, AssetCheckSeverity, AssetKey, evaluate_automation_conditions, materialize
+from dagster._core.event_api import PartitionKeyFilter
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
+from alpha_assets.defs import keys
+from alpha_assets.defs.alpha.assets import returns_matrix
+from alpha_assets.defs.runner import FlowFailedError, ensure_run_partition, run_flow_data, run_link
+from alpha_assets.lakehouse.parquet import read_json, write_json_atomic
+from alpha_assets_tests.test_defs.conftest import make_flow_env
+
+RUN_ID = "RUN_GATE_BASE"
+PUMP = "SIM_PUMPUSDT"
+
+
+@pytest.fixture(scope="module")
+def gate_env(tmp_path_factory):
+    env = make_flow_env(tmp_path_factory.mktemp("gate_partitions"))
+    defs = env.defs()
+    run_flow_data(defs, env.instance, env.paths, RUN_ID, progress=lambda _: None)
+    # A candidate whose bars are sound but whose features were never computed fails features_present.
+    shutil.copyfile(env.paths.ohlcv_file("SIM_ETHUSDT"), env.paths.ohlcv_file("SIM_NOFEATUSDT"))
+    yield env, defs
+    env.instance.dispose()
+
+
+def _clone(env, new_run_id, extra_symbols=()):
+    document = read_json(env.paths.candidates_validated_file(RUN_ID))
+    document["run_id"] = new_run_id
+    document["symbols"] = sorted({*document["symbols"], *extra_symbols})
+    document["candidates"] += [{"symbol_key": key, "sector": "unknown"} for key in extra_symbols]
+    write_json_atomic(document, env.paths.candidates_validated_file(new_run_id))
+    ensure_run_partition(env.instance, new_run_id)
+
+
+def _returns_matrix_only(env, defs, run_id):
+    return materialize(
+        [returns_matrix],
+        partition_key=run_id,
+        instance=env.instance,
+        resources={k: defs.resources[k] for k in ("lakehouse", "manifest", "offline_guard")},
+        raise_on_error=False,
+    )
+
+
+def _latest(instance, check_name, partition):
+    key = AssetCheckKey(keys.RETURNS_MATRIX, check_name)
+    records = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [key], partition_filter=PartitionKeyFilter(key=partition)
+    )
+    return records.get(key)
+
+
+def test_gate_checks_keep_a_failed_run_id_failed_after_another_run_id_passes(gate_env):
+    env, defs = gate_env
+    _clone(env, "RUN_GATE_BAD", extra_symbols=["SIM_NOFEATUSDT"])
+    _clone(env, "RUN_GATE_GOOD")
+    with pytest.raises(FlowFailedError, match="blocking asset check failed"):
+        run_link(defs, env.instance, keys.PRODUCTION_JOB, partition_key="RUN_GATE_BAD")
+    run_link(defs, env.instance, keys.PRODUCTION_JOB, partition_key="RUN_GATE_GOOD")
+
+    bad = _latest(env.instance, keys.GATE_FEATURES_PRESENT, "RUN_GATE_BAD")
+    good = _latest(env.instance, keys.GATE_FEATURES_PRESENT, "RUN_GATE_GOOD")
+    assert bad.status is AssetCheckExecutionRecordStatus.FAILED, "the later pass of another RUN_ID hid the failure"
+    assert good.status is AssetCheckExecutionRecordStatus.SUCCEEDED
+    assert "SIM_NOFEATUSDT" in bad.event.dagster_event.asset_check_evaluation_data.description
+    # Nothing is stored without a partition: the UI has no global status that one RUN_ID could overwrite.
+    key = AssetCheckKey(keys.RETURNS_MATRIX, keys.GATE_FEATURES_PRESENT)
+    infos = env.instance.event_log_storage.get_asset_check_partition_info([key])
+    assert {i.partition_key for i in infos} >= {"RUN_GATE_BAD", "RUN_GATE_GOOD"}
+    assert None not in {i.partition_key for i in infos}
+
+
+def test_automation_requests_selection_for_the_passing_run_id_only(gate_env):
+    env, defs = gate_env
+    baseline = evaluate_automation_conditions(defs=defs, instance=env.instance)
+    _clone(env, "RUN_AUTO_FAIL", extra_symbols=["SIM_NOFEATUSDT"])
+    _clone(env, "RUN_AUTO_PASS")
+    # The failing RUN_ID first, then the passing one: with one global status per check the pass would
+    # overwrite the failure and automation would request selection for both.
+    assert not _returns_matrix_only(env, defs, "RUN_AUTO_FAIL").success
+    assert _returns_matrix_only(env, defs, "RUN_AUTO_PASS").success
+    after = evaluate_automation_conditions(defs=defs, instance=env.instance, cursor=baseline.cursor)
+    assert after.get_requested_partitions(keys.SELECTION) == {"RUN_AUTO_PASS"}
+
+
+def _pump_day(env) -> tuple[str, float]:
+    """The day and value of the planted pump's largest daily return, read from its bars directly."""
+    bars = pq.read_table(env.paths.ohlcv_file(PUMP)).to_pandas().set_index("timestamp")["close"]
+    returns = bars.pct_change().dropna()
+    day = returns.abs().idxmax()
+    return pd.Timestamp(day).strftime("%Y-%m-%d"), float(returns[day])
+
+
+def test_trimming_a_toxic_return_is_a_warning_naming_symbol_day_and_value(gate_env):
+    env, defs = gate_env
+    _clone(env, "RUN_GATE_PUMP", extra_symbols=[PUMP])
+    run_link(defs, env.instance, keys.PRODUCTION_JOB, partition_key="RUN_GATE_PUMP")
+    day, value = _pump_day(env)
+    assert value == pytest.approx(6.0, rel=1e-6), "the simulated exchange plants a +600 % day"
+
+    warning = _latest(env.instance, keys.RETURNS_DROPPED_NO_TOXIC_SYMBOL, "RUN_GATE_PUMP")
+    assert warning.status is AssetCheckExecutionRecordStatus.FAILED
+    evaluation = warning.event.dagster_event.asset_check_evaluation_data
+    assert evaluation.severity is AssetCheckSeverity.WARN and not evaluation.blocking
+    assert PUMP in evaluation.description and day in evaluation.description
+    assert "+600%" in evaluation.description and "limit 5 (500%)" not in evaluation.description
+    assert "above 5 (500%)" in evaluation.description, "the run's limit, from its frozen manifest"
+    table = evaluation.metadata["dropped"].value
+    assert PUMP in table and day in table
+    # A warning does not block: the RUN_ID still gets its portfolio, without the trimmed symbol.
+    portfolio = read_json(env.paths.run_data_file("RUN_GATE_PUMP", "portfolio_flattened.json"))
+    assert all(row["Symbol"] != PUMP for p in portfolio["profiles"].values() for row in p["rows"])
+
+
+def test_trimming_warning_passes_when_nothing_toxic_was_dropped(gate_env):
+    env, defs = gate_env
+    if _latest(env.instance, keys.RETURNS_DROPPED_NO_TOXIC_SYMBOL, RUN_ID) is None:
+        run_link(defs, env.instance, keys.PRODUCTION_JOB, partition_key=RUN_ID)
+    record = _latest(env.instance, keys.RETURNS_DROPPED_NO_TOXIC_SYMBOL, RUN_ID)
+    assert record.status is AssetCheckExecutionRecordStatus.SUCCEEDED
+    assert "within the run's limit 5 (500%)" in record.event.dagster_event.asset_check_evaluation_data.description
+
+
+def test_trimming_warning_follows_the_runs_manifest_limit(gate_env, tmp_path):
+    env, defs = gate_env
+    # The same RUN_ID inputs under a manifest whose limit lies above the pump: nothing is dropped.
+    manifest = read_json(env.manifest_path)
+    manifest["profiles"]["test"]["returns"]["max_abs_return"] = 8.0
+    manifest["profiles"]["test"].setdefault("gate", {})["max_abs_return"] = 8.0
+    path = tmp_path / "manifest.json"
+    write_json_atomic(manifest, path)
+    from alpha_assets.defs.resources import ManifestResource
+
+    _clone(env, "RUN_GATE_PUMP_LOOSE", extra_symbols=[PUMP])
+    result = materialize(
+        [returns_matrix],
+        partition_key="RUN_GATE_PUMP_LOOSE",
+        instance=env.instance,
+        resources={
+            **{k: defs.resources[k] for k in ("lakehouse", "offline_guard")},
+            "manifest": ManifestResource(path=str(path)),
+        },
+    )
+    assert result.success
+    record = _latest(env.instance, keys.RETURNS_DROPPED_NO_TOXIC_SYMBOL, "RUN_GATE_PUMP_LOOSE")
+    assert record.status is AssetCheckExecutionRecordStatus.SUCCEEDED
+    assert "limit 8 (800%)" in record.event.dagster_event.asset_check_evaluation_data.description
+
+
+def test_gate_and_warning_checks_are_declared_per_run_id(gate_env):
+    _, defs = gate_env
+    specs = {spec.name: spec for spec in defs.resolve_assets_def(keys.RETURNS_MATRIX).check_specs}
+    gate_names = {keys.GATE_NO_NAN, keys.GATE_MAX_ABS_RETURN, keys.GATE_INDEX_UTC_INCREASING, keys.GATE_DENSITY}
+    for name in gate_names | {keys.GATE_FEATURES_PRESENT}:
+        assert specs[name].blocking and specs[name].partitions_def.name == "runs", name
+    warning = specs[keys.RETURNS_DROPPED_NO_TOXIC_SYMBOL]
+    assert not warning.blocking and warning.partitions_def.name == "runs"
+    assert "500" not in warning.description and "500" not in specs[keys.GATE_MAX_ABS_RETURN].description
+    assert AssetKey("returns_matrix") == keys.RETURNS_MATRIX
