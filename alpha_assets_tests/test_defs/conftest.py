@@ -13,6 +13,8 @@ from dagster import DagsterInstance, Definitions
 from alpha_assets.definitions import build_definitions
 from alpha_assets.defs.dataops.resources import MarketSourceResource
 from alpha_assets.defs.resources import LakehouseResource, ManifestResource
+from alpha_assets.defs.runner import ensure_run_partition
+from alpha_assets.lakehouse.parquet import read_json, write_json_atomic
 from alpha_assets.lakehouse.paths import LakehousePaths
 
 CLOCK = "2026-11-25T12:00:00+00:00"
@@ -71,3 +73,15 @@ def flow_env(tmp_path_factory) -> FlowEnv:
     env = make_flow_env(tmp_path_factory.mktemp("flow"))
     yield env
     env.instance.dispose()
+
+
+def clone_run(
+    env: FlowEnv, source_run_id: str, new_run_id: str, extra_symbols: tuple[str, ...] | list[str] = ()
+) -> None:
+    """A new RUN_ID over the same export, optionally naming extra symbols as validated."""
+    document = read_json(env.paths.candidates_validated_file(source_run_id))
+    document["run_id"] = new_run_id
+    document["symbols"] = sorted({*document["symbols"], *extra_symbols})
+    document["candidates"] += [{"symbol_key": key, "sector": "unknown"} for key in extra_symbols]
+    write_json_atomic(document, env.paths.candidates_validated_file(new_run_id))
+    ensure_run_partition(env.instance, new_run_id)

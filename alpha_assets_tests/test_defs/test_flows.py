@@ -19,9 +19,9 @@ from alpha_assets.alpha import pipeline
 from alpha_assets.defs import keys
 from alpha_assets.defs.alpha.assets import selection as selection_asset
 from alpha_assets.defs.runner import FlowFailedError, ensure_run_partition, run_flow_data, run_link
-from alpha_assets.lakehouse.parquet import file_sha256, read_json, write_json_atomic
+from alpha_assets.lakehouse.parquet import file_sha256, read_json
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA
-from alpha_assets_tests.test_defs.conftest import NEXT_DAY_CLOCK
+from alpha_assets_tests.test_defs.conftest import NEXT_DAY_CLOCK, clone_run
 
 RUN_ID = "RUN_TEST_1"
 
@@ -148,20 +148,10 @@ def test_flow_production_rerun_after_lakehouse_changed_is_byte_identical(flow_en
     assert fingerprints["lakehouse/SIM_BTCUSDT_1d.parquet"] == btc_before
 
 
-def _clone_run(env, source_run_id, new_run_id, extra_symbols=()):
-    """A new RUN_ID over the same export, optionally naming extra symbols as validated."""
-    document = read_json(env.paths.candidates_validated_file(source_run_id))
-    document["run_id"] = new_run_id
-    document["symbols"] = sorted({*document["symbols"], *extra_symbols})
-    document["candidates"] += [{"symbol_key": key, "sector": "unknown"} for key in extra_symbols]
-    write_json_atomic(document, env.paths.candidates_validated_file(new_run_id))
-    ensure_run_partition(env.instance, new_run_id)
-
-
 def test_gate_failure_stops_selection_and_writes_no_weights(flow_env, first_run):
     # A candidate whose bars are sound but whose features were never computed: the gate must name it.
     shutil.copyfile(flow_env.paths.ohlcv_file("SIM_ETHUSDT"), flow_env.paths.ohlcv_file("SIM_NOFEATUSDT"))
-    _clone_run(flow_env, RUN_ID, "RUN_TEST_GATE", extra_symbols=["SIM_NOFEATUSDT"])
+    clone_run(flow_env, RUN_ID, "RUN_TEST_GATE", extra_symbols=["SIM_NOFEATUSDT"])
     with pytest.raises(FlowFailedError, match="blocking asset check failed"):
         run_link(flow_env.defs(), flow_env.instance, keys.PRODUCTION_JOB, partition_key="RUN_TEST_GATE")
     verdict = read_json(flow_env.paths.run_data_file("RUN_TEST_GATE", "gate_verdict.json"))
@@ -191,7 +181,7 @@ def test_gate_failure_also_refuses_a_later_launch_of_selection(flow_env, first_r
 
 
 def test_offline_guard_refuses_a_connection_attempt_inside_the_cycle(flow_env, first_run, monkeypatch):
-    _clone_run(flow_env, RUN_ID, "RUN_TEST_OFFLINE")
+    clone_run(flow_env, RUN_ID, "RUN_TEST_OFFLINE")
     seen = {}
     suite_depth = netguard.install_depth()
 

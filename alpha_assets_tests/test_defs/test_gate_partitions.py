@@ -20,9 +20,9 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 
 from alpha_assets.defs import keys
 from alpha_assets.defs.alpha.assets import returns_matrix
-from alpha_assets.defs.runner import FlowFailedError, ensure_run_partition, run_flow_data, run_link
+from alpha_assets.defs.runner import FlowFailedError, run_flow_data, run_link
 from alpha_assets.lakehouse.parquet import read_json, write_json_atomic
-from alpha_assets_tests.test_defs.conftest import make_flow_env
+from alpha_assets_tests.test_defs.conftest import clone_run, make_flow_env
 
 RUN_ID = "RUN_GATE_BASE"
 PUMP = "SIM_PUMPUSDT"
@@ -37,15 +37,6 @@ def gate_env(tmp_path_factory):
     shutil.copyfile(env.paths.ohlcv_file("SIM_ETHUSDT"), env.paths.ohlcv_file("SIM_NOFEATUSDT"))
     yield env, defs
     env.instance.dispose()
-
-
-def _clone(env, new_run_id, extra_symbols=()):
-    document = read_json(env.paths.candidates_validated_file(RUN_ID))
-    document["run_id"] = new_run_id
-    document["symbols"] = sorted({*document["symbols"], *extra_symbols})
-    document["candidates"] += [{"symbol_key": key, "sector": "unknown"} for key in extra_symbols]
-    write_json_atomic(document, env.paths.candidates_validated_file(new_run_id))
-    ensure_run_partition(env.instance, new_run_id)
 
 
 def _returns_matrix_only(env, defs, run_id):
@@ -68,8 +59,8 @@ def _latest(instance, check_name, partition):
 
 def test_gate_checks_keep_a_failed_run_id_failed_after_another_run_id_passes(gate_env):
     env, defs = gate_env
-    _clone(env, "RUN_GATE_BAD", extra_symbols=["SIM_NOFEATUSDT"])
-    _clone(env, "RUN_GATE_GOOD")
+    clone_run(env, RUN_ID, "RUN_GATE_BAD", extra_symbols=["SIM_NOFEATUSDT"])
+    clone_run(env, RUN_ID, "RUN_GATE_GOOD")
     with pytest.raises(FlowFailedError, match="blocking asset check failed"):
         run_link(defs, env.instance, keys.PRODUCTION_JOB, partition_key="RUN_GATE_BAD")
     run_link(defs, env.instance, keys.PRODUCTION_JOB, partition_key="RUN_GATE_GOOD")
@@ -89,8 +80,8 @@ def test_gate_checks_keep_a_failed_run_id_failed_after_another_run_id_passes(gat
 def test_automation_requests_selection_for_the_passing_run_id_only(gate_env):
     env, defs = gate_env
     baseline = evaluate_automation_conditions(defs=defs, instance=env.instance)
-    _clone(env, "RUN_AUTO_FAIL", extra_symbols=["SIM_NOFEATUSDT"])
-    _clone(env, "RUN_AUTO_PASS")
+    clone_run(env, RUN_ID, "RUN_AUTO_FAIL", extra_symbols=["SIM_NOFEATUSDT"])
+    clone_run(env, RUN_ID, "RUN_AUTO_PASS")
     # The failing RUN_ID first, then the passing one: with one global status per check the pass would
     # overwrite the failure and automation would request selection for both.
     assert not _returns_matrix_only(env, defs, "RUN_AUTO_FAIL").success
@@ -109,7 +100,7 @@ def _pump_day(env) -> tuple[str, float]:
 
 def test_trimming_a_toxic_return_is_a_warning_naming_symbol_day_and_value(gate_env):
     env, defs = gate_env
-    _clone(env, "RUN_GATE_PUMP", extra_symbols=[PUMP])
+    clone_run(env, RUN_ID, "RUN_GATE_PUMP", extra_symbols=[PUMP])
     run_link(defs, env.instance, keys.PRODUCTION_JOB, partition_key="RUN_GATE_PUMP")
     day, value = _pump_day(env)
     assert value == pytest.approx(6.0, rel=1e-6), "the simulated exchange plants a +600 % day"
@@ -147,7 +138,7 @@ def test_trimming_warning_follows_the_runs_manifest_limit(gate_env, tmp_path):
     write_json_atomic(manifest, path)
     from alpha_assets.defs.resources import ManifestResource
 
-    _clone(env, "RUN_GATE_PUMP_LOOSE", extra_symbols=[PUMP])
+    clone_run(env, RUN_ID, "RUN_GATE_PUMP_LOOSE", extra_symbols=[PUMP])
     result = materialize(
         [returns_matrix],
         partition_key="RUN_GATE_PUMP_LOOSE",
