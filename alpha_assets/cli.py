@@ -43,7 +43,7 @@ def dagster_instance() -> DagsterInstance:
     os.environ["DAGSTER_HOME"] = str(home)
     # Dagster creates the sqlite tables of a fresh home without a lock: two commands starting together both
     # run CREATE TABLE and one fails ("table ... already exists"). Opening under a lock on the home serialises it.
-    with exclusive_lock(home / "instance"):
+    with exclusive_lock(home / "instance.lock"):
         return DagsterInstance.get()
 
 

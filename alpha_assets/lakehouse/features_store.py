@@ -10,16 +10,16 @@ row once. Appending one day writes one small delta file instead of re-encoding t
 the append after the last allowed delta, and every merge, **compacts**: the base is rewritten with every row
 and the deltas are removed, highest index first.
 
-Every write happens under an exclusive ``flock`` on the sibling ``<SYMBOL_KEY>.parquet.lock``
-(:func:`open_symbol_features`) and each file is replaced atomically, so two runs over overlapping symbols
-serialise per symbol and never lose or duplicate rows. The readers of this module hold the same lock shared,
-so they see a symbol's files as one consistent set. Each delta's footer records the rows stored before it;
-deltas that a compaction already folded into the base (a crash between the rewrite and the removals) start
-before the base's end: readers ignore them and the next writer removes them. Until then a raw glob reader
-sees those rows twice (docs/lakehouse.md). The newest file's footer carries the writer's provenance record (a
-JSON object, e.g. the hash of the bars the features came from), read back without reading the rows. The store
-does not know the feature list: it stores whatever float64 columns it is given (the list lives in
-``alpha_assets.features.matrix``).
+Every write happens under an exclusive ``flock`` on ``lakehouse/_locks/features_matrix/<SYMBOL_KEY>.lock``
+(:func:`open_symbol_features`; outside the dataset directory, which holds parquet files only) and each file is
+replaced atomically, so two runs over overlapping symbols serialise per symbol and never lose or duplicate
+rows. The readers of this module hold the same lock shared, so they see a symbol's files as one consistent
+set. Each delta's footer records the rows stored before it; deltas that a compaction already folded into the
+base (a crash between the rewrite and the removals) start before the base's end: readers ignore them and the
+next writer removes them. Until then a raw glob reader sees those rows twice (docs/lakehouse.md). The
+newest file's footer carries the writer's provenance record (a JSON object, e.g. the hash of the bars the
+features came from), read back without reading the rows. The store does not know the feature list: it stores
+whatever float64 columns it is given (the list lives in ``alpha_assets.features.matrix``).
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from alpha_assets.lakehouse.parquet import (
     exclusive_lock,
     read_table,
     read_table_and_sha256,
+    remove_sibling_lock,
     shared_lock,
     write_bytes_atomic,
 )
@@ -493,8 +494,8 @@ def open_symbol_features(
     UnsafeKeyError
         When ``symbol_key`` is not a valid key.
     """
-    path = paths.features_file(symbol_key)
-    with exclusive_lock(path):
+    with exclusive_lock(paths.features_lock_file(symbol_key)):
+        remove_sibling_lock(paths.features_file(symbol_key))
         features = SymbolFeaturesFile(paths, symbol_key, dictionary_columns)
         try:
             yield features
@@ -550,7 +551,7 @@ def symbol_feature_files(paths: LakehousePaths, symbol_key: str) -> list[Path]:
     LakehouseReadError
         When a file exists but its footer cannot be read.
     """
-    with shared_lock(paths.features_file(symbol_key)):
+    with shared_lock(paths.features_lock_file(symbol_key)):
         return _live_files(paths, symbol_key)
 
 
@@ -581,7 +582,7 @@ def read_features(paths: LakehousePaths, symbol_keys: Sequence[str]) -> pd.DataF
     """
     frames = []
     for key in _unique_keys(symbol_keys):
-        with shared_lock(paths.features_file(key)):
+        with shared_lock(paths.features_lock_file(key)):
             files = _live_files(paths, key)
             if files:
                 table = _join_files([(path, read_table(path)) for path in files])
@@ -628,7 +629,7 @@ def read_symbol_row_asof(
     hashes: dict[Path, str] = {}
     table = pa.table({})
     selected = None if columns is None else list(columns)
-    with shared_lock(paths.features_file(symbol_key)):
+    with shared_lock(paths.features_lock_file(symbol_key)):
         for path in reversed(_live_files(paths, symbol_key)):
             table, hashes[path] = read_table_and_sha256(path, columns=selected)
             dates = table.column("date")
@@ -681,7 +682,7 @@ def last_feature_date(paths: LakehousePaths, symbol_key: str) -> pd.Timestamp | 
     LakehouseReadError
         When a file exists but cannot be read.
     """
-    with shared_lock(paths.features_file(symbol_key)):
+    with shared_lock(paths.features_lock_file(symbol_key)):
         files = _live_files(paths, symbol_key)
         if not files:
             return None

@@ -196,12 +196,13 @@ def bytes_sha256(data: bytes) -> str:
 
 
 @contextlib.contextmanager
-def exclusive_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive advisory lock on ``<path>.lock`` for a read-merge-write of ``path``.
+def exclusive_lock(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory ``flock`` on the file ``lock_path`` (created empty when missing).
 
-    One lock per file, so writers of different symbols never wait for each other.
+    Lakehouse locks come from :class:`~alpha_assets.lakehouse.paths.LakehousePaths` (``lakehouse/_locks/``), one
+    per symbol and dataset, so writers of different symbols never wait for each other and no lock file sits in
+    a directory that readers open.
     """
-    lock_path = path.with_name(path.name + ".lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a+b") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
@@ -212,14 +213,14 @@ def exclusive_lock(path: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def shared_lock(path: Path) -> Iterator[None]:
-    """Hold a shared lock on ``<path>.lock`` while reading files that a writer replaces under :func:`exclusive_lock`.
+def shared_lock(lock_path: Path) -> Iterator[None]:
+    """Hold a shared ``flock`` on ``lock_path`` while reading files a writer replaces under :func:`exclusive_lock`.
 
     Readers share the lock with each other and wait for a writer in progress. The lock file is opened
     read-only and never created: without one, no writer has ever held the lock, so there is nothing to wait for.
     """
     try:
-        handle = open(path.with_name(path.name + ".lock"), "rb")  # noqa: SIM115 - closed below
+        handle = open(lock_path, "rb")  # noqa: SIM115 - closed below
     except FileNotFoundError:
         yield
         return
@@ -229,6 +230,14 @@ def shared_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def remove_sibling_lock(path: Path) -> None:
+    """Remove ``<path>.lock``, where versions before ``lakehouse/_locks/`` kept the lock of ``path``.
+
+    Called by a writer holding the new lock: inside a dataset directory that empty file broke every reader.
+    """
+    path.with_name(path.name + ".lock").unlink(missing_ok=True)
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -78,6 +78,28 @@ class LakehousePaths:
         return self.features_dir / f"{validate_symbol_key(symbol_key)}.{index}.parquet"
 
     @property
+    def locks_dir(self) -> Path:
+        """``lakehouse/_locks/``: the lock files of read-merge-write cycles, kept out of every dataset directory.
+
+        A lock file inside ``symbols.parquet/`` or ``features_matrix.parquet/`` would be an empty "parquet" file
+        to every reader that opens the directory (pandas, pyarrow, polars, DuckDB). The leading ``_`` keeps
+        pyarrow's dataset discovery of ``lakehouse/`` from descending into it.
+        """
+        return self.lakehouse_dir / "_locks"
+
+    def ohlcv_lock_file(self, symbol_key: str) -> Path:
+        """``lakehouse/_locks/ohlcv/<KEY>.lock``: held by a read-merge-write of the symbol's bars."""
+        return self.locks_dir / "ohlcv" / f"{validate_symbol_key(symbol_key)}.lock"
+
+    def symbol_metadata_lock_file(self, symbol_key: str) -> Path:
+        """``lakehouse/_locks/symbols/<KEY>.lock``: held by an upsert of the symbol's metadata history."""
+        return self.locks_dir / "symbols" / f"{validate_symbol_key(symbol_key)}.lock"
+
+    def features_lock_file(self, symbol_key: str) -> Path:
+        """``lakehouse/_locks/features_matrix/<KEY>.lock``: held by a write (exclusive) or read (shared) of features."""
+        return self.locks_dir / "features_matrix" / f"{validate_symbol_key(symbol_key)}.lock"
+
+    @property
     def quarantine_dir(self) -> Path:
         """``lakehouse/quarantine/``: rows and files refused on the way in, with the reason."""
         return self.lakehouse_dir / "quarantine"

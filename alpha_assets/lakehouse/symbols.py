@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 
 from alpha_assets.errors import LakehouseReadError
 from alpha_assets.lakehouse.keys import SYMBOL_KEY_PATTERN, validate_symbol_key
-from alpha_assets.lakehouse.parquet import exclusive_lock, read_table, write_table_atomic
+from alpha_assets.lakehouse.parquet import exclusive_lock, read_table, remove_sibling_lock, write_table_atomic
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.schemas import (
     SYMBOL_COLUMN_DEFAULTS,
@@ -122,7 +122,8 @@ def upsert_symbol_metadata(
     path = paths.symbol_metadata_file(symbol_key)
     row = _normalise_record(symbol_key, record)
     now = _ms_timestamp(now, "now", nullable=False)
-    with exclusive_lock(path):
+    with exclusive_lock(paths.symbol_metadata_lock_file(symbol_key)):
+        remove_sibling_lock(path)
         # A handful of rows: plain Python records are cheaper than a DataFrame round trip.
         history = _read_history_table(path, symbol_key) if path.exists() else None
         versions = history.to_pylist() if history is not None else []

@@ -37,7 +37,13 @@ from alpha_assets.lakehouse.ohlcv import (
     read_ohlcv_arrays,
     write_ohlcv_arrays,
 )
-from alpha_assets.lakehouse.parquet import exclusive_lock, read_json, write_bytes_atomic, write_json_atomic
+from alpha_assets.lakehouse.parquet import (
+    exclusive_lock,
+    read_json,
+    remove_sibling_lock,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.sources.base import Market, MarketSource
 from alpha_assets.sources.params import IngestionParams
@@ -239,7 +245,8 @@ def ingest_symbol(
     now = _validate_common(source, paths, now, params)
     key = _validate_market(source, market)
     requests_before = source.requests_made
-    with exclusive_lock(paths.ohlcv_file(key)):
+    with exclusive_lock(paths.ohlcv_lock_file(key)):
+        remove_sibling_lock(paths.ohlcv_file(key))
         report = _ingest_locked(source, market, key, paths, now, params)
     return IngestReport(**{**report, "requests": source.requests_made - requests_before})
 

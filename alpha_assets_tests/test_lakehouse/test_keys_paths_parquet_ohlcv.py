@@ -295,11 +295,11 @@ def test_file_sha256_matches_hashlib_and_read_hash(tmp_path) -> None:
 
 
 def test_exclusive_lock_excludes_a_second_holder(tmp_path) -> None:
-    path = tmp_path / "x.parquet"
-    with exclusive_lock(path), open(tmp_path / "x.parquet.lock", "a+b") as other:
+    lock = tmp_path / "_locks" / "x.lock"
+    with exclusive_lock(lock), open(lock, "a+b") as other:
         with pytest.raises(BlockingIOError):
             fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    with open(tmp_path / "x.parquet.lock", "a+b") as other:
+    with open(lock, "a+b") as other:
         fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # released on exit
 
 

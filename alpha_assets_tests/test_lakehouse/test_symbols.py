@@ -167,7 +167,7 @@ def test_upsert_failed_replace_keeps_old_file_and_no_temp(aud_paths: LakehousePa
     monkeypatch.undo()
     assert file_sha256(path) == before
     left = sorted(p.name for p in aud_paths.symbols_dir.iterdir())
-    assert left == [f"{KEY}.parquet", f"{KEY}.parquet.lock"]
+    assert left == [f"{KEY}.parquet"]  # no temp file; the lock lives in lakehouse/_locks/
 
 
 def test_upsert_waits_for_the_symbol_lock(aud_paths: LakehousePaths) -> None:
@@ -178,7 +178,7 @@ def test_upsert_waits_for_the_symbol_lock(aud_paths: LakehousePaths) -> None:
         upsert_symbol_metadata(aud_paths, KEY, _record(), now=T0)
         done.set()
 
-    with exclusive_lock(path):
+    with exclusive_lock(aud_paths.symbol_metadata_lock_file(KEY)):
         worker = threading.Thread(target=upsert)
         worker.start()
         assert not done.wait(0.3)
