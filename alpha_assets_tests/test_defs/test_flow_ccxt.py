@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from dagster import AssetCheckKey, AssetKey
+from dagster._core.event_api import PartitionKeyFilter
 
 from alpha_assets.defs import keys
 from alpha_assets.defs.dataops.resources import SourceKind
@@ -88,11 +89,18 @@ def test_ccxt_flow_failed_symbol_is_reported_and_rerun_alone(ccxt_env):
     ingest = links[1].materializations["ohlcv"]
     assert ingest["failed_symbols"] == ["BINANCE_ETHUSDT"]
     assert read_ohlcv(env.paths, "BINANCE_ETHUSDT").equals(eth_before), "a failed fetch leaves stored bars as they were"
-    check = env.instance.event_log_storage.get_latest_asset_check_execution_by_key(
-        [AssetCheckKey(AssetKey("ohlcv"), "ohlcv_ingest_succeeded")]
-    )
-    assert check[AssetCheckKey(AssetKey("ohlcv"), "ohlcv_ingest_succeeded")].evaluation.passed is False
+    assert _ingest_check_passed(env, "BINANCE_ETHUSDT") is False
+    assert _ingest_check_passed(env, "BINANCE_BTCUSDT") is True, "the check is kept per symbol"
 
     server.clear_faults()
     run_link(_defs(env, server, third_day), env.instance, keys.INGEST_JOB, partition_key="BINANCE_ETHUSDT")
     assert len(read_ohlcv(env.paths, "BINANCE_ETHUSDT")) == len(eth_before) + 1
+    assert _ingest_check_passed(env, "BINANCE_ETHUSDT") is True
+
+
+def _ingest_check_passed(env, symbol_key):
+    key = AssetCheckKey(AssetKey("ohlcv"), "ohlcv_ingest_succeeded")
+    records = env.instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [key], partition_filter=PartitionKeyFilter(key=symbol_key)
+    )
+    return records[key].evaluation.passed

@@ -1,14 +1,28 @@
-"""Asset check results of the DataOps assets: the audit on ohlcv, the health of features_matrix.
+"""Asset check results of the DataOps assets: the audit on ohlcv (per symbol), the health of features_matrix.
 
 Severity WARN: a failing symbol is kept out of candidates_validated, it does not stop the other symbols.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
+from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckKey,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    AssetKey,
+    AssetRecordsFilter,
+    DagsterEventType,
+    MetadataValue,
+    Output,
+)
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
+)
 
 from alpha_assets.defs import keys
 from alpha_assets.defs.metadata import markdown_table
@@ -37,46 +51,100 @@ SPOT_CHECK_SYMBOLS = 3
 SPOT_CHECK_CUT_BARS = 30
 
 
-def audit_check_results(reports: Sequence[Any], verdicts: Sequence[audit.AuditVerdict]) -> Iterator[AssetCheckResult]:
-    """One result per ohlcv check, listing every failing symbol with the observed value and threshold."""
-    failed_ingest = [r for r in reports if r.status == "failed"]
-    yield AssetCheckResult(
-        check_name=keys.OHLCV_INGEST_SUCCEEDED,
-        passed=not failed_ingest,
-        severity=AssetCheckSeverity.WARN,
-        metadata={
-            "failed": len(failed_ingest),
-            "symbols": len(reports),
-            "failures": markdown_table(
-                [{"symbol_key": r.symbol_key, "error": r.error} for r in failed_ingest],
-                ["symbol_key", "error"],
-            ),
-        },
-    )
-    for check_name, sub_checks in AUDIT_CHECKS_BY_ASSET_CHECK.items():
-        rows = [
-            {
-                "symbol_key": v.symbol_key,
-                "check": name,
-                "verdict": v.checks[name].verdict.value,
-                "observed": v.checks[name].observed,
-                "threshold": v.checks[name].threshold,
-            }
+def audit_check_results(
+    context: AssetExecutionContext, reports: Sequence[Any], verdicts: Sequence[audit.AuditVerdict]
+) -> Iterator[AssetCheckEvaluation | Output]:
+    """One result per ohlcv check and per symbol partition of the run, with the observed value and threshold.
+
+    The ohlcv checks are partitioned by ``symbols``. A run over a range of symbols has no single partition key,
+    and Dagster 1.13 records an ``AssetCheckResult`` of such a run under no partition at all (the partitions it
+    planned stay unevaluated), so each symbol's result is emitted as an ``AssetCheckEvaluation`` naming its
+    partition and the materialisation it checked. A one-symbol run after a range run then changes that symbol's
+    status only: the other symbols keep theirs.
+    """
+    failures = {
+        check_name: {
+            v.symbol_key: [
+                {
+                    "check": name,
+                    "verdict": v.checks[name].verdict.value,
+                    "observed": v.checks[name].observed,
+                    "threshold": v.checks[name].threshold,
+                }
+                for name in sub_checks
+                if name in v.checks and not v.checks[name].passed
+            ]
             for v in verdicts
-            for name in sub_checks
-            if name in v.checks and not v.checks[name].passed
-        ]
-        failing = sorted({row["symbol_key"] for row in rows})
-        yield AssetCheckResult(
-            check_name=check_name,
-            passed=not rows,
-            severity=AssetCheckSeverity.WARN,
-            metadata={
-                "failing_symbols": len(failing),
-                "symbols": len(verdicts),
-                "failures": markdown_table(rows, ["symbol_key", "check", "verdict", "observed", "threshold"]),
-            },
+        }
+        for check_name, sub_checks in AUDIT_CHECKS_BY_ASSET_CHECK.items()
+    }
+    failures[keys.OHLCV_INGEST_SUCCEEDED] = {
+        r.symbol_key: [{"check": "ingest", "verdict": "FAILED", "observed": r.error, "threshold": None}]
+        if r.status == "failed"
+        else []
+        for r in reports
+    }
+    verdict_of = {v.symbol_key: v.verdict.value for v in verdicts}
+    results = {
+        check_name: {key: _symbol_result(key, verdict_of[key], rows) for key, rows in by_symbol.items()}
+        for check_name, by_symbol in failures.items()
+    }
+    yield from _per_partition_results(context, keys.OHLCV, results)
+
+
+def _symbol_result(key: str, verdict: str, failures: list[dict[str, Any]]) -> tuple[bool, str, dict[str, Any]]:
+    """A symbol's (passed, description, metadata) for one ohlcv check from the audit sub-checks that failed."""
+    if not failures:
+        return True, f"{key}: passed (audit verdict {verdict})", {"audit_verdict": verdict}
+    text = "; ".join(
+        f"{f['check']} {f['verdict']} (observed {f['observed']}, threshold {f['threshold']})" for f in failures
+    )
+    return False, f"{key}: {text}", {"audit_verdict": verdict, "failures": MetadataValue.json(failures)}
+
+
+def _per_partition_results(
+    context: AssetExecutionContext,
+    asset_key: AssetKey,
+    results: Mapping[str, Mapping[str, tuple[bool, str, Mapping[str, Any]]]],
+) -> Iterator[AssetCheckEvaluation | Output]:
+    """WARN evaluations of ``asset_key``'s partitioned checks, one per (check, partition), then each check's output.
+
+    ``results`` maps a check name to ``{partition key: (passed, description, metadata)}``. Each evaluation targets the
+    partition's latest materialisation (the one this run just recorded), so the UI and automation count it as
+    the current status of that partition. Checks the run did not select are left out.
+    """
+    partitions = sorted({key for by_partition in results.values() for key in by_partition})
+    instance = context.instance
+    latest = instance.event_log_storage.get_latest_storage_id_by_partition(
+        asset_key, DagsterEventType.ASSET_MATERIALIZATION, set(partitions)
+    )
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=asset_key, storage_ids=list(latest.values())), limit=max(len(latest), 1)
+    ).records
+    targets = {
+        r.partition_key: AssetCheckEvaluationTargetMaterializationData(
+            run_id=r.run_id, storage_id=r.storage_id, timestamp=r.timestamp
         )
+        for r in records
+    }
+    selected = context.selected_asset_check_keys
+    for check_name, by_partition in results.items():
+        check_key = AssetCheckKey(asset_key, check_name)
+        if check_key not in selected:
+            continue
+        for partition, (passed, description, metadata) in sorted(by_partition.items()):
+            yield AssetCheckEvaluation(
+                asset_key=asset_key,
+                check_name=check_name,
+                passed=passed,
+                severity=AssetCheckSeverity.WARN,
+                description=description,
+                partition=partition,
+                target_materialization_data=targets.get(partition),
+                metadata=dict(metadata),
+            )
+        # The check's step output, which an AssetCheckResult would have produced.
+        yield Output(None, output_name=context.assets_def.get_output_name_for_asset_check_key(check_key))
 
 
 def feature_check_results(paths: LakehousePaths, symbol_keys: Sequence[str]) -> Iterator[AssetCheckResult]:

@@ -1,9 +1,10 @@
-"""The gate's checks keep one status per RUN_ID, and trimming a toxic return is a visible warning.
+"""Checks keep one status per partition: the gate per RUN_ID, the ohlcv audit per symbol; trimming is a warning.
 
-Runs flow_data once on the simulated exchange, then several RUN_IDs over the same export through Dagster on
-an on-disk instance: one whose gate fails (a candidate without features), ones that pass, one that names the
-planted +600 % pump as validated so trimming drops it. Reads back what Dagster stored per partition (the check
-executions the UI and automation read) and evaluates the automation conditions without a daemon.
+Runs flow_data once on the simulated exchange (one ingest run over the whole symbol range), then a one-symbol
+ingest, and several RUN_IDs over the same export through Dagster on an on-disk instance: one whose gate fails (a
+candidate without features), ones that pass, one that names the planted +600 % pump as validated so trimming
+drops it. Reads back what Dagster stored per partition (the check executions the UI and automation read) and
+evaluates the automation conditions without a daemon.
 Leaves to test_e2e: the daemon's sensors doing the same across ticks.
 """
 
@@ -154,6 +155,61 @@ def test_trimming_warning_follows_the_runs_manifest_limit(gate_env, tmp_path):
     assert "limit 8 (800%)" in record.event.dagster_event.asset_check_evaluation_data.description
 
 
+OHLCV_CHECKS = (
+    keys.OHLCV_INGEST_SUCCEEDED,
+    keys.OHLCV_SCHEMA_IS_VALID,
+    keys.OHLCV_PRICES_ARE_SANE,
+    keys.OHLCV_HAS_NO_UNREPAIRED_GAPS,
+    keys.OHLCV_IS_FRESH,
+    keys.OHLCV_IS_NOT_TOXIC,
+)
+#: Planted by the simulated exchange: two toxic symbols (a +600 % day, a frozen close) and one with holes.
+TOXIC = ("SIM_PUMPUSDT", "SIM_FRZNUSDT")
+
+
+def _ohlcv_status(instance, check_name):
+    """Partition -> (status, is_current) of one ohlcv check, as the UI and automation read it."""
+    infos = instance.event_log_storage.get_asset_check_partition_info([AssetCheckKey(keys.OHLCV, check_name)])
+    return {i.partition_key: (i.latest_execution_status, i.is_current) for i in infos}
+
+
+def test_ohlcv_checks_of_a_range_run_have_a_current_status_per_symbol(gate_env):
+    env, _ = gate_env
+    symbols = {c["symbol_key"] for c in read_json(env.paths.candidates_file(RUN_ID))["candidates"]}
+    failed, passed = AssetCheckExecutionRecordStatus.FAILED, AssetCheckExecutionRecordStatus.SUCCEEDED
+    for check_name in OHLCV_CHECKS:
+        status = _ohlcv_status(env.instance, check_name)
+        assert None not in status, f"{check_name} stored a result under no partition"
+        assert symbols <= set(status), check_name
+        for symbol in symbols:
+            assert status[symbol][0] in (failed, passed) and status[symbol][1], (check_name, symbol, status[symbol])
+    toxic = _ohlcv_status(env.instance, keys.OHLCV_IS_NOT_TOXIC)
+    assert {s for s in symbols if toxic[s][0] is failed} == set(TOXIC)
+    gaps = _ohlcv_status(env.instance, keys.OHLCV_HAS_NO_UNREPAIRED_GAPS)
+    assert gaps["SIM_HOLEUSDT"][0] is failed and gaps["SIM_BTCUSDT"][0] is passed
+
+
+def test_one_symbol_ingest_after_a_range_run_leaves_the_toxic_symbols_failed(gate_env):
+    env, defs = gate_env
+    link = run_link(defs, env.instance, keys.INGEST_JOB, partition_key="SIM_BTCUSDT")
+    failed, passed = AssetCheckExecutionRecordStatus.FAILED, AssetCheckExecutionRecordStatus.SUCCEEDED
+    for check_name in OHLCV_CHECKS:
+        status = _ohlcv_status(env.instance, check_name)
+        assert status["SIM_BTCUSDT"] == (passed, True), check_name
+        assert None not in status, check_name
+    toxic = _ohlcv_status(env.instance, keys.OHLCV_IS_NOT_TOXIC)
+    for symbol in TOXIC:
+        assert toxic[symbol] == (failed, True), f"{symbol} turned green after a run that did not touch it"
+    record = env.instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [AssetCheckKey(keys.OHLCV, keys.OHLCV_IS_NOT_TOXIC)], partition_filter=PartitionKeyFilter(key="SIM_PUMPUSDT")
+    )[AssetCheckKey(keys.OHLCV, keys.OHLCV_IS_NOT_TOXIC)]
+    evaluation = record.event.dagster_event.asset_check_evaluation_data
+    assert record.run_id != link.dagster_run_id
+    assert "SIM_PUMPUSDT" in evaluation.description and "TOXIC" in evaluation.description
+    assert evaluation.severity is AssetCheckSeverity.WARN
+    assert evaluation.metadata["failures"].value[0]["threshold"] is not None
+
+
 def test_gate_and_warning_checks_are_declared_per_run_id(gate_env):
     _, defs = gate_env
     specs = {spec.name: spec for spec in defs.resolve_assets_def(keys.RETURNS_MATRIX).check_specs}
@@ -164,3 +220,5 @@ def test_gate_and_warning_checks_are_declared_per_run_id(gate_env):
     assert not warning.blocking and warning.partitions_def.name == "runs"
     assert "500" not in warning.description and "500" not in specs[keys.GATE_MAX_ABS_RETURN].description
     assert AssetKey("returns_matrix") == keys.RETURNS_MATRIX
+    ohlcv = defs.resolve_assets_def(keys.OHLCV).check_specs
+    assert {spec.name: spec.partitions_def.name for spec in ohlcv} == dict.fromkeys(OHLCV_CHECKS, "symbols")
