@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 UI_PORT ?= 3000
 
-.PHONY: install browser demo test ui bench lint clean-data reliability-doc docs
+.PHONY: install browser postgres demo test ui bench lint clean-data reliability-doc docs
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,postgres]'
 	touch $@
 
 install: $(BIN)/.installed
@@ -27,7 +27,13 @@ browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq chromium >/dev/null; }
 
-test: install browser lint
+# Debian's PostgreSQL server for the tests on a Postgres instance: they start throwaway clusters of their own
+# (alpha_assets_tests/postgres_server.py), so the package's own cluster is not needed. Installed once, needs root.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq postgresql >/dev/null; }
+
+test: install browser postgres lint
 	$(BIN)/python -m pytest
 
 # docs/manifest.md and docs/manifest.schema.json from the parameter dataclasses (a test fails when they are stale).

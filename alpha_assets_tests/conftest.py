@@ -1,5 +1,5 @@
-"""Suite-wide setup: the network guard (only loopback may be reached), the local exchange server fixture, and the
-guard that a test run leaves the tracked files of the checkout as it found them.
+"""Suite-wide setup: the network guard (only loopback may be reached), the local exchange server fixture, the
+throwaway Postgres server fixture, and the guard that a test run leaves the tracked files of the checkout as it found them.
 
 Tests write to ``tmp_path`` or ``test-artifacts/`` (ignored by git), never to a tracked file: generated documents
 such as ``docs/reliability.md`` are regenerated on purpose (``make reliability-doc``). At the end of the session
@@ -16,7 +16,11 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["alpha_assets_tests.socket_guard", "alpha_assets_tests.exchange_server"]
+pytest_plugins = [
+    "alpha_assets_tests.socket_guard",
+    "alpha_assets_tests.exchange_server",
+    "alpha_assets_tests.postgres_server",
+]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: Tracked files a conftest declared as written on purpose in this session (absolute paths), e.g. the reliability

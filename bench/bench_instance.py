@@ -17,6 +17,7 @@ writes ``bench/results/instance_large.json``. Every run is checked: success and 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -27,10 +28,30 @@ import time
 from pathlib import Path
 
 from common import write_results
+from postgres_instance import SERVER_SETTINGS, PostgresServer, throwaway_postgres
 
 from alpha_assets.cli import PROJECT_DAGSTER_YAML
 
 N_PARTITIONS = 505
+PG_DB = """
+      postgres_db:
+        hostname: {env: DAGSTER_PG_HOST}
+        port: {env: DAGSTER_PG_PORT}
+        username: {env: DAGSTER_PG_USERNAME}
+        password: {env: DAGSTER_PG_PASSWORD}
+        db_name: {env: DAGSTER_PG_DB}
+        scheme: postgresql+psycopg2
+        params: PARAMS
+"""
+#: dagster-postgres' storage as documented, and the project's pooled subclass (defs/postgres_storage.py).
+PG_PLAIN = "storage:\n  postgres:" + PG_DB.replace("\n  ", "\n")
+PG_POOLED = (
+    "storage:\n  custom:\n    module: alpha_assets.defs.postgres_storage\n    class: PooledPostgresStorage\n"
+    "    config:" + PG_DB
+)
+ASYNC_COMMIT = "{options: '-c synchronous_commit=off'}"
+BATCH = {"DAGSTER_EVENT_BATCH_SIZE": "1000"}
+NO_TELEMETRY = "telemetry:\n  enabled: false\n"
 CONSOLIDATED = """
 event_log_storage:
   module: dagster._core.storage.event_log
@@ -41,11 +62,21 @@ event_log_storage:
 SUBSET = {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "1"}
 #: Variant -> (dagster.yaml text, or None for the project's file; extra environment).
 VARIANTS = {
-    "dagster-default": ("telemetry:\n  enabled: false\n", {}),
+    "dagster-default": (NO_TELEMETRY, {}),
     "project": (None, {}),
-    "consolidated": ("telemetry:\n  enabled: false\n" + CONSOLIDATED, {}),
-    "consolidated-subset": ("telemetry:\n  enabled: false\n" + CONSOLIDATED, SUBSET),
+    "project-batch": (None, BATCH),
+    "consolidated": (NO_TELEMETRY + CONSOLIDATED, {}),
+    "consolidated-subset": (NO_TELEMETRY + CONSOLIDATED, SUBSET),
+    "postgres": (NO_TELEMETRY + PG_PLAIN.replace("PARAMS", "{}"), {}),
+    "postgres-batch": (NO_TELEMETRY + PG_PLAIN.replace("PARAMS", "{}"), BATCH),
+    "postgres-pooled": (NO_TELEMETRY + PG_POOLED.replace("PARAMS", "{}"), {}),
+    "postgres-pooled-batch": (NO_TELEMETRY + PG_POOLED.replace("PARAMS", "{}"), BATCH),
+    "postgres-pooled-batch-async": (NO_TELEMETRY + PG_POOLED.replace("PARAMS", ASYNC_COMMIT), BATCH),
 }
+
+
+#: Every variable a variant sets; a child sees only its own variant's.
+VARIANT_ENV = {key for _, env in VARIANTS.values() for key in env}
 
 
 def _one(variant: str) -> float:
@@ -99,21 +130,24 @@ def _one(variant: str) -> float:
     return elapsed
 
 
-def _child(variant: str) -> float:
+def _child(variant: str, server: PostgresServer | None, rep: int) -> float:
     text, env = VARIANTS[variant]
     home = Path(tempfile.mkdtemp(prefix=f"bench_instance_{variant}_"))
     try:
         if text is None:
             shutil.copyfile(PROJECT_DAGSTER_YAML, home / "dagster.yaml")
         else:
-            (home / "dagster.yaml").write_text(text.format(home=home))
-        child_env = {**os.environ, **env, "DAGSTER_HOME": str(home)}
-        for key in SUBSET:
-            if key not in env:
-                child_env.pop(key, None)
+            (home / "dagster.yaml").write_text(text.replace("{home}", str(home)))
+        child_env = {k: v for k, v in os.environ.items() if k not in VARIANT_ENV}
+        child_env.update(env, DAGSTER_HOME=str(home))
+        if variant.startswith("postgres"):
+            assert server is not None
+            child_env.update(server.env(server.create_database(f"{variant.replace('-', '_')}_{rep}")))
         out = subprocess.run(
-            [sys.executable, __file__, "--one", variant], env=child_env, capture_output=True, text=True, check=True
+            [sys.executable, __file__, "--one", variant], env=child_env, capture_output=True, text=True, check=False
         )
+        if out.returncode:
+            raise RuntimeError(f"variant {variant} failed ({out.returncode}):\n{out.stderr[-3000:]}")
         return float(out.stdout.strip().splitlines()[-1])
     finally:
         shutil.rmtree(home, ignore_errors=True)
@@ -122,15 +156,23 @@ def _child(variant: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of the variants")
     parser.add_argument("--one", choices=sorted(VARIANTS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(_one(args.one))
         return
-    times: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
-    for _ in range(args.reps):
-        for variant in VARIANTS:
-            times[variant].append(_child(variant))
+    variants = args.variants.split(",")
+    if unknown := set(variants) - set(VARIANTS):
+        parser.error(f"unknown variants {sorted(unknown)}")
+    times: dict[str, list[float]] = {variant: [] for variant in variants}
+    with contextlib.ExitStack() as stack:
+        server = None
+        if any(v.startswith("postgres") for v in variants):
+            server = stack.enter_context(throwaway_postgres(SERVER_SETTINGS))
+        for rep in range(args.reps):
+            for variant in variants:
+                times[variant].append(_child(variant, server, rep))
     figures = {variant: {"median_s": statistics.median(t), "runs_s": t} for variant, t in times.items()}
     for variant, figure in figures.items():
         runs = ", ".join(f"{t:.2f}" for t in figure["runs_s"])

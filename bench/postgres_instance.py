@@ -1,66 +1,43 @@
-"""A throwaway Postgres cluster on loopback and a Dagster instance stored in it (benchmarks only)."""
+"""Benchmarks on Postgres: the test suite's throwaway cluster, and a Dagster instance on deploy/dagster.yaml.
+
+The cluster comes from ``alpha_assets_tests/postgres_server.py`` (the project root is put on the path for it:
+the test helpers are not installed with the package). Benchmarks start it with Postgres' default server
+settings (:data:`SERVER_SETTINGS`, durable commits, as a production server), not the tests' throwaway ones.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
-import socket
-import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 from dagster import DagsterInstance
-from dagster._core.instance.ref import InstanceRef
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEPLOY_DAGSTER_YAML = PROJECT_ROOT / "deploy" / "dagster.yaml"
+sys.path.insert(0, str(PROJECT_ROOT))
 
+from alpha_assets_tests.postgres_server import PostgresServer, throwaway_postgres  # noqa: E402
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+__all__ = ["DEPLOY_DAGSTER_YAML", "SERVER_SETTINGS", "PostgresServer", "postgres_instance", "throwaway_postgres"]
 
-
-def _as_postgres(*command: str) -> None:
-    done = subprocess.run(["runuser", "-u", "postgres", "--", *command], capture_output=True, text=True)
-    if done.returncode:
-        raise RuntimeError(f"{command[0]} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+#: Postgres' defaults (fsync, synchronous_commit on): what a server that keeps its data runs with.
+SERVER_SETTINGS: dict[str, str] = {}
 
 
 @contextlib.contextmanager
 def postgres_instance(root: Path) -> Iterator[DagsterInstance]:
-    """Start a private cluster under ``root`` (trust auth, 127.0.0.1 only) and yield an instance using it."""
-    data, sockets, home = root / "pg_data", root / "pg_sockets", root / "pg_home"
-    root.chmod(0o755)  # the postgres user must reach its folders inside a private temp dir
-    for folder in (data, sockets):
-        folder.mkdir(parents=True)
-        shutil.chown(folder, "postgres", "postgres")
+    """A fresh cluster and an instance on deploy/dagster.yaml in ``root/pg_home`` (sets DAGSTER_HOME, DAGSTER_PG_*)."""
+    home = root / "pg_home"
     home.mkdir()
-    port = _free_port()
-    _as_postgres(str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust")
-    _as_postgres(
-        str(PG_BIN / "pg_ctl"),
-        "-D",
-        str(data),
-        "-w",
-        "-l",
-        str(data / "server.log"),
-        "-o",
-        f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1",
-        "start",
-    )
-    try:
-        _as_postgres(str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "dagster")
-        # SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3; dagster-postgres speaks psycopg2.
-        (home / "dagster.yaml").write_text(
-            "storage:\n  postgres:\n"
-            f"    postgres_url: postgresql+psycopg2://postgres@127.0.0.1:{port}/dagster\n"
-            "telemetry:\n  enabled: false\n"
-        )
-        instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+    shutil.copyfile(DEPLOY_DAGSTER_YAML, home / "dagster.yaml")
+    with throwaway_postgres(SERVER_SETTINGS) as server:
+        os.environ.update(server.env(server.create_database("dagster")), DAGSTER_HOME=str(home))
+        instance = DagsterInstance.get()
         try:
             yield instance
         finally:
             instance.dispose()
-    finally:
-        _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "stop")

@@ -1,11 +1,14 @@
-"""One real ``dagster dev`` (webserver + daemon) shared by the end-to-end tests, and a GraphQL client for it.
+"""One real ``dagster dev`` (webserver + daemon) per instance storage, shared by the end-to-end tests, and a
+GraphQL client for it.
 
+The fixture is parametrised over the two instances the project ships: ``sqlite`` (the project's dagster.yaml,
+the embedded default) and ``postgres`` (deploy/dagster.yaml, the deployment's, on a database of the session's
+throwaway Postgres server, with the environment docs/deploy.md prescribes). Every end-to-end test runs on both.
 The server runs from the project root on a free loopback port, in its own process group, with its own
-DAGSTER_HOME (the project's dagster.yaml copied in) and ALPHA_ASSETS_DATA_DIR, both under the session's tmp
-dir. Before it starts, ``alpha-assets flow-data`` prepares the data folder on the simulated exchange at a
-fixed clock, on the same instance, so the UI shows those runs. Teardown stops the whole process group,
-whatever happened. The server log stays next to the data as a test artifact; a failing test prints its
-path and tail.
+DAGSTER_HOME (that dagster.yaml copied in) and ALPHA_ASSETS_DATA_DIR, both under the session's tmp dir.
+Before it starts, ``alpha-assets flow-data`` prepares the data folder on the simulated exchange at a fixed clock,
+on the same instance, so the UI shows those runs. Teardown stops the whole process group, whatever happened.
+The server log stays next to the data as a test artifact; a failing test prints its path and tail.
 """
 
 from __future__ import annotations
@@ -28,10 +31,16 @@ from typing import Any, NoReturn, TypeVar
 import pytest
 
 from alpha_assets.lakehouse.paths import LakehousePaths
+from alpha_assets_tests.postgres_server import PG_ENV, PostgresServer
 
 T = TypeVar("T")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEPLOY_DAGSTER_YAML = PROJECT_ROOT / "deploy" / "dagster.yaml"
+#: Instance storages the end-to-end tests run on.
+INSTANCES = ("sqlite", "postgres")
+#: What docs/deploy.md sets next to deploy/dagster.yaml.
+DEPLOY_ENV = {"DAGSTER_EVENT_BATCH_SIZE": "1000"}
 LOCATION_NAME = "alpha_assets"
 REPOSITORY_NAME = "__repository__"
 
@@ -48,7 +57,14 @@ HTTP_TIMEOUT_S = 30
 LOG_TAIL_LINES = 80
 
 #: Environment variables of the developer's shell that would change what the server does.
-_SCRUBBED_ENV = ("ALPHA_ASSETS_DAILY_SCHEDULE", "ALPHA_ASSETS_DAILY_CRON", "DAGSTER_HOME", "ALPHA_ASSETS_DATA_DIR")
+_SCRUBBED_ENV = (
+    "ALPHA_ASSETS_DAILY_SCHEDULE",
+    "ALPHA_ASSETS_DAILY_CRON",
+    "DAGSTER_HOME",
+    "ALPHA_ASSETS_DATA_DIR",
+    *PG_ENV,
+    *DEPLOY_ENV,
+)
 
 _LOCATION_QUERY = """
 { workspaceOrError { __typename ... on Workspace { locationEntries {
@@ -58,8 +74,9 @@ _LOCATION_QUERY = """
 
 @dataclass
 class DagsterDev:
-    """A running ``dagster dev``: its URL, process, log file, instance folder and data folder."""
+    """A running ``dagster dev``: its instance storage, URL, process, log file, instance folder and data folder."""
 
+    instance: str
     url: str
     process: subprocess.Popen[bytes]
     log_path: Path
@@ -76,7 +93,8 @@ class DagsterDev:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def fail(self, message: str) -> NoReturn:
-        tail = f"--- server log {self.log_path} (last {LOG_TAIL_LINES} lines) ---\n{self.log_tail()}"
+        log = f"{self.instance} instance, server log {self.log_path} (last {LOG_TAIL_LINES} lines)"
+        tail = f"--- {log} ---\n{self.log_tail()}"
         pytest.fail(f"{message}\n{tail}", pytrace=False)
 
     def post(self, query: str, variables: dict[str, Any] | None = None, *, timeout: float = HTTP_TIMEOUT_S) -> Any:
@@ -151,10 +169,20 @@ def _group_alive(process: subprocess.Popen[bytes]) -> bool:
     return True
 
 
-def _server_env(home: Path, data_dir: Path) -> dict[str, str]:
+def _server_env(home: Path, data_dir: Path, extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
-    env.update(DAGSTER_HOME=str(home), ALPHA_ASSETS_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
+    env.update(extra, DAGSTER_HOME=str(home), ALPHA_ASSETS_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
     return env
+
+
+def _instance_home(request: pytest.FixtureRequest, home: Path) -> dict[str, str]:
+    """Write the parametrised instance's dagster.yaml into ``home``; return the environment it needs."""
+    if request.param == "sqlite":
+        shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+        return {}
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    shutil.copyfile(DEPLOY_DAGSTER_YAML, home / "dagster.yaml")
+    return {**server.env(server.create_database("e2e_dagster")), **DEPLOY_ENV}
 
 
 def _prepare_data(root: Path, env: dict[str, str], data_dir: Path) -> None:
@@ -199,14 +227,13 @@ def _location_loaded(server: DagsterDev) -> bool | None:
     return True
 
 
-@pytest.fixture(scope="session")
-def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev]:
+@pytest.fixture(scope="session", params=INSTANCES)
+def dagster_dev(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev]:
     """``dagster dev`` over a prepared data folder, serving on 127.0.0.1, stopped by its process group."""
-    root = tmp_path_factory.mktemp("e2e")
+    root = tmp_path_factory.mktemp(f"e2e_{request.param}")
     home, data_dir = root / "dagster_home", root / "data"
     home.mkdir()
-    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
-    env = _server_env(home, data_dir)
+    env = _server_env(home, data_dir, _instance_home(request, home))
     _prepare_data(root, env, data_dir)
 
     port = free_loopback_port()
@@ -223,7 +250,12 @@ def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev
             start_new_session=True,
         )
     server = DagsterDev(
-        url=f"http://127.0.0.1:{port}", process=process, log_path=log_path, home=home, data_dir=data_dir
+        instance=request.param,
+        url=f"http://127.0.0.1:{port}",
+        process=process,
+        log_path=log_path,
+        home=home,
+        data_dir=data_dir,
     )
     try:
         server.wait_for(
