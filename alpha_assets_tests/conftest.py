@@ -1,5 +1,6 @@
 """Suite-wide setup: the network guard (only loopback may be reached), the local exchange server fixture, the
-throwaway Postgres server fixture, and the guard that a test run leaves the tracked files of the checkout as it found them.
+throwaway Postgres server fixture, and the guard that a test run leaves the tracked files of the checkout as it
+found them.
 
 Tests write to ``tmp_path`` or ``test-artifacts/`` (ignored by git), never to a tracked file: generated documents
 such as ``docs/reliability.md`` are regenerated on purpose (``make reliability-doc``). At the end of the session
