@@ -23,9 +23,15 @@ from tqdm import tqdm
 
 from alpha_assets.definitions import build_definitions
 from alpha_assets.defs import keys
-from alpha_assets.defs.dataops.resources import MarketSourceResource, SourceKind
-from alpha_assets.defs.resources import LakehouseResource, ManifestResource
-from alpha_assets.defs.runner import FLOW_DATA_LINKS, ensure_run_partition, run_flow_data, run_link
+from alpha_assets.defs.chain import ChainSettings, export_writer
+from alpha_assets.defs.dataops.resources import SourceKind
+from alpha_assets.defs.runner import (
+    FLOW_DATA_LINKS,
+    ensure_production_partition,
+    link_materializations,
+    run_flow_data,
+    run_link,
+)
 from alpha_assets.errors import AlphaAssetsError
 from alpha_assets.lakehouse.keys import new_run_id, validate_run_id
 from alpha_assets.lakehouse.parquet import exclusive_lock, read_json
@@ -79,29 +85,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _resources(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
-    resources: dict[str, Any] = {
-        "lakehouse": LakehouseResource(data_dir=str(data_dir)),
-        "manifest": ManifestResource(path=args.manifest, profile=args.profile),
-    }
+def chain_run_config(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
+    """The run config every run of the command gets: ``{"resources": {...}}`` from the arguments.
+
+    Passed as run config rather than bound into the definitions, so each run records the settings it ran with
+    (the UI shows them) and a daemon that continues the chain (the export sensor) carries them on.
+    """
+    resources: dict[str, Any] = {"lakehouse": {"config": {"data_dir": str(data_dir)}}}
+    manifest = {name: value for name, value in (("path", args.manifest), ("profile", args.profile)) if value}
+    if manifest:
+        resources["manifest"] = {"config": manifest}
     if hasattr(args, "source"):
-        resources["market_source"] = MarketSourceResource(
-            source=SourceKind(args.source),
-            exchange=args.exchange,
-            base_url=args.base_url,
-            files_dir=args.files_dir,
-            clock=args.clock,
-        )
-    return resources
+        source = {
+            "source": SourceKind(args.source).name,  # Dagster config takes an enum by its name
+            "exchange": args.exchange,
+            "base_url": args.base_url,
+            "files_dir": args.files_dir,
+            "clock": args.clock,
+        }
+        resources["market_source"] = {"config": {k: v for k, v in source.items() if v is not None}}
+    return {"resources": resources}
 
 
 def flow_data(args: argparse.Namespace, instance: DagsterInstance) -> str:
-    """Run the four links of flow_data; print the RUN_ID and what was ingested, repaired and rejected."""
+    """Run the three links of flow_data; print the RUN_ID and what was ingested, repaired and rejected."""
     data_dir = resolve_data_dir(args.data_dir)
     paths = LakehousePaths(data_dir)
     now = pd.Timestamp(args.clock).tz_convert("UTC") if args.clock else pd.Timestamp.now(tz="UTC")
     run_id = validate_run_id(args.run_id) if args.run_id else new_run_id(now.to_pydatetime())
-    defs = build_definitions(_resources(args, data_dir))
+    run_config = chain_run_config(args, data_dir)
     with tqdm(total=FLOW_DATA_LINKS, desc=f"flow_data {run_id}", unit="link", file=sys.stdout) as bar:
 
         def advance(stage: str) -> None:
@@ -109,16 +121,19 @@ def flow_data(args: argparse.Namespace, instance: DagsterInstance) -> str:
             bar.update(0 if bar.postfix is None else 1)
             bar.set_postfix_str(stage.split("] ", 1)[-1][:60])
 
-        links = run_flow_data(defs, instance, paths, run_id, progress=advance)
+        links = run_flow_data(build_definitions(), instance, paths, run_id, progress=advance, run_config=run_config)
         bar.update(1)
-    ingest = links[1].materializations.get("ohlcv", {})
+    ingests = link_materializations(links, "ohlcv")
+    failed = sorted(key for ingest in ingests for key in ingest.get("failed_symbols") or [])
+    requests = sum(ingest.get("requests") or 0 for ingest in ingests)
+    symbols = sum(ingest.get("symbols") or 0 for ingest in ingests)
     validated = read_json(paths.candidates_validated_file(run_id))
     print(f"\nRUN_ID {run_id}")
     print(
-        f"  symbols ingested: {ingest.get('symbols')}, new bars: {ingest.get('new_bars')}, "
-        f"requests per symbol: {ingest.get('requests_per_symbol')}"
+        f"  symbols ingested: {symbols}, new bars: {sum(ingest.get('new_bars') or 0 for ingest in ingests)}, "
+        f"requests per symbol: {round(requests / max(symbols, 1), 3)}"
     )
-    print(f"  failed to ingest: {', '.join(ingest.get('failed_symbols') or []) or 'none'}")
+    print(f"  failed to ingest: {', '.join(failed) or 'none'}")
     print(f"  validated: {len(validated['symbols'])}, rejected: {len(validated['rejected'])}")
     for key, rejection in sorted(validated["rejected"].items()):
         print(f"    {key}: {rejection['verdict']} - {'; '.join(rejection['reasons'])}")
@@ -127,21 +142,30 @@ def flow_data(args: argparse.Namespace, instance: DagsterInstance) -> str:
 
 
 def flow_production(args: argparse.Namespace, instance: DagsterInstance, run_id: str) -> Path:
-    """Run flow_production for ``run_id`` and return the path of portfolio_flattened.json."""
+    """Run flow_production for ``run_id`` and return the path of portfolio_flattened.json.
+
+    Without ``--manifest`` / ``--profile`` the run takes the manifest settings its chain ran with on this
+    instance (the run that wrote its validated export), else the manifest's default profile.
+    """
     data_dir = resolve_data_dir(args.data_dir)
     paths = LakehousePaths(data_dir)
     run_id = validate_run_id(run_id)
-    ensure_run_partition(instance, run_id)
-    defs = build_definitions(_resources(args, data_dir))
-    run_config = {"ops": {"returns_matrix": {"config": {"refreeze": bool(getattr(args, "refreeze", False))}}}}
+    ensure_production_partition(instance, paths, run_id)
+    run_config = chain_run_config(argparse.Namespace(manifest=args.manifest, profile=args.profile), data_dir)
+    writer = export_writer(instance, run_id)
+    chain = ChainSettings.of_run(writer, run_id) if writer else ChainSettings({}, {keys.RUN_ID_TAG: run_id})
+    chain_manifest = chain.run_config.get("resources", {}).get("manifest")
+    if "manifest" not in run_config["resources"] and chain_manifest:
+        run_config["resources"]["manifest"] = chain_manifest
+    run_config["ops"] = {"returns_matrix": {"config": {"refreeze": bool(getattr(args, "refreeze", False))}}}
     print(f"flow_production for RUN_ID {run_id}")
     run_link(
-        defs,
+        build_definitions(),
         instance,
         keys.PRODUCTION_JOB,
         partition_key=run_id,
         run_config=run_config,
-        tags={keys.RUN_ID_TAG: run_id},
+        tags=chain.tags,
     )
     return paths.run_data_file(run_id, "portfolio_flattened.json")
 

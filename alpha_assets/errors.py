@@ -50,6 +50,10 @@ class EmptyUniverseError(AlphaAssetsError):
     """Discovery or validation left no symbol to work on."""
 
 
+class ExportConflictError(AlphaAssetsError, ValueError):
+    """A RUN_ID's stored export would be replaced by a different universe: history is never rewritten."""
+
+
 class ExitCode(IntEnum):
     """Exit codes of the ``alpha-assets`` command (the README's table lists them)."""
 

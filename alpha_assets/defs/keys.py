@@ -41,12 +41,15 @@ GATE_FEATURES_PRESENT = "features_present_at_as_of"
 # A warning on returns_matrix (severity WARN, not blocking): trimming dropped a symbol for a toxic daily return.
 RETURNS_DROPPED_NO_TOXIC_SYMBOL = "returns_matrix_dropped_no_toxic_symbol"
 
-# Jobs: flow_data is a chain of these four runs; flow_production is one run.
+# Jobs: flow_data is a chain of these three links; flow_production is one run.
 DISCOVERY_JOB = "flow_data_discovery"
 INGEST_JOB = "flow_data_ingest"
 VALIDATION_JOB = "flow_data_validation"
-FEATURES_JOB = "flow_data_features"
 PRODUCTION_JOB = "flow_production"
 
 #: Tag that ties every run of a chain to its RUN_ID.
 RUN_ID_TAG = "alpha_assets/run_id"
+#: Tag naming the chain a run belongs to: the Dagster run id of the chain's discovery.
+CHAIN_TAG = "alpha_assets/chain"
+#: Tag ``i/n`` of a symbol link's runs: the link covers its universe in n contiguous partition ranges.
+PART_TAG = "alpha_assets/part"

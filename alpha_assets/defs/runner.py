@@ -1,30 +1,36 @@
 """Drive the cycles' jobs on a Dagster instance from a terminal: the chain of flow_data, then flow_production.
 
 Each link is a real run recorded on the instance (visible in the UI), executed in this process so a terminal
-run pays no per-step process start-up.
+run pays no per-step process start-up. The links follow the rules of ``defs/chain.py``: each symbol link
+covers exactly the RUN_ID's universe, and every link carries the same run config and tags, so the runs look
+in the UI as if the daemon had chained them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dagster import DagsterInstance, Definitions, ExecuteInProcessResult
+from dagster import AssetKey, DagsterInstance, Definitions, ExecuteInProcessResult
 
 from alpha_assets.defs import keys
-from alpha_assets.defs.dataops.chain import candidate_symbols, symbol_range_tags, validated_symbols
+from alpha_assets.defs.chain import candidate_symbols, symbol_link_tags
 from alpha_assets.errors import AlphaAssetsError
 from alpha_assets.lakehouse.keys import validate_run_id
 from alpha_assets.lakehouse.paths import LakehousePaths
 
 Progress = Callable[[str], None]
 #: Links of flow_data, for progress bars.
-FLOW_DATA_LINKS = 4
+FLOW_DATA_LINKS = 3
 
 
 class FlowFailedError(AlphaAssetsError):
     """A link of a flow failed; the message names the job, the run and the first error."""
+
+
+class UnknownRunIdError(AlphaAssetsError, ValueError):
+    """A RUN_ID with neither an export nor a frozen run: nothing to produce, and no partition is added."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,24 @@ def ensure_run_partition(instance: DagsterInstance, run_id: str) -> None:
         instance.add_dynamic_partitions("runs", [run_id])
 
 
+def ensure_production_partition(instance: DagsterInstance, paths: LakehousePaths, run_id: str) -> None:
+    """Add ``run_id`` to ``runs`` for flow_production, only if it has an export or a frozen run to produce.
+
+    Raises
+    ------
+    UnknownRunIdError
+        When ``export/<RUN_ID>/candidates_validated.json`` and the run folder are both missing (a mistyped
+        RUN_ID): refused input never becomes a partition.
+    """
+    validated, frozen = paths.candidates_validated_file(run_id), paths.run_data_file(run_id, "snapshot.json")
+    if not validated.is_file() and not frozen.is_file():
+        raise UnknownRunIdError(
+            f"RUN_ID {run_id} has no validated export ({validated}) and no frozen run ({frozen}); "
+            f"run `alpha-assets flow-data --run-id {run_id}` first, or check the RUN_ID and --data-dir"
+        )
+    ensure_run_partition(instance, run_id)
+
+
 def run_link(
     defs: Definitions,
     instance: DagsterInstance,
@@ -50,6 +74,7 @@ def run_link(
     partition_key: str | None = None,
     tags: Mapping[str, str] | None = None,
     run_config: Mapping[str, Any] | None = None,
+    asset_selection: Sequence[AssetKey] | None = None,
 ) -> LinkResult:
     """Execute one job of the code location in this process and record it on ``instance``.
 
@@ -65,6 +90,7 @@ def run_link(
         partition_key=partition_key,
         tags=dict(tags or {}),
         run_config=config,
+        asset_selection=asset_selection,
         raise_on_error=False,
     )
     if not result.success:
@@ -84,22 +110,54 @@ def run_flow_data(
     paths: LakehousePaths,
     run_id: str,
     progress: Progress = print,
+    *,
+    run_config: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> list[LinkResult]:
-    """Discovery, ingestion, validation and features for ``run_id``: four runs, each after the previous one."""
+    """Discovery, ingestion (with features) and validation for ``run_id``, each after the previous one.
+
+    Parameters
+    ----------
+    run_config : Mapping, optional
+        ``{"resources": {...}}`` every link runs with (and records, so the UI shows it).
+    tags : Mapping, optional
+        The user's tags, put on every link with the RUN_ID and chain tags.
+
+    Returns
+    -------
+    list of LinkResult
+        Discovery, one ingest run per contiguous range of the universe (usually one), validation.
+    """
+    run_id = validate_run_id(run_id)
+    created = not instance.has_dynamic_partition("runs", run_id)
     ensure_run_partition(instance, run_id)
-    run_tags = {keys.RUN_ID_TAG: run_id}
-    links = []
-    progress(f"[1/4] discovery for RUN_ID {run_id}")
-    links.append(run_link(defs, instance, keys.DISCOVERY_JOB, partition_key=run_id, tags=run_tags))
+    chain_tags = {**(tags or {}), keys.RUN_ID_TAG: run_id}
+    progress(f"[1/3] discovery for RUN_ID {run_id}")
+    try:
+        discovery = run_link(
+            defs, instance, keys.DISCOVERY_JOB, partition_key=run_id, tags=chain_tags, run_config=run_config
+        )
+    except FlowFailedError:
+        if created and not paths.candidates_file(run_id).exists():
+            # Refused input (a bad source, files folder or manifest) leaves no RUN_ID behind.
+            instance.delete_dynamic_partition("runs", run_id)
+        raise
+    chain_tags[keys.CHAIN_TAG] = discovery.dagster_run_id
+    links = [discovery]
     symbols = candidate_symbols(paths, run_id)
-    progress(f"[2/4] ingest, repair and audit of {len(symbols)} candidates")
-    links.append(run_link(defs, instance, keys.INGEST_JOB, tags=symbol_range_tags(instance, symbols, run_id)))
-    progress("[3/4] validation of the candidates")
-    links.append(run_link(defs, instance, keys.VALIDATION_JOB, partition_key=run_id, tags=run_tags))
-    validated = validated_symbols(paths, run_id)
-    progress(f"[4/4] features of {len(validated)} validated symbols")
-    links.append(run_link(defs, instance, keys.FEATURES_JOB, tags=symbol_range_tags(instance, validated, run_id)))
+    parts = symbol_link_tags(instance, symbols, chain_tags)
+    progress(f"[2/3] ingest, repair, audit and features of {len(symbols)} candidates ({len(parts)} run(s))")
+    links += [run_link(defs, instance, keys.INGEST_JOB, tags=part, run_config=run_config) for part in parts]
+    progress("[3/3] validation of the candidates")
+    links.append(
+        run_link(defs, instance, keys.VALIDATION_JOB, partition_key=run_id, tags=chain_tags, run_config=run_config)
+    )
     return links
+
+
+def link_materializations(links: Sequence[LinkResult], asset: str) -> list[dict[str, Any]]:
+    """The metadata of every materialisation of ``asset`` in ``links``, in order (one per ingest part)."""
+    return [link.materializations[asset] for link in links if asset in link.materializations]
 
 
 def _first_error(result: ExecuteInProcessResult) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from alpha_assets.errors import EmptyUniverseError
+from alpha_assets.errors import EmptyUniverseError, ExportConflictError
 
 OK_VERDICT = "OK"
 
@@ -56,3 +56,30 @@ def validate_candidates(candidates: Mapping[str, Any], verdicts: Sequence[Mappin
         "candidates": validated,
         "rejected": rejected,
     }
+
+
+def check_same_universe(stored: Mapping[str, Any], fresh: Mapping[str, Any], where: str) -> None:
+    """Refuse a new discovery of a RUN_ID that would change the universe its export already holds.
+
+    Parameters
+    ----------
+    stored, fresh : Mapping
+        The ``candidates.json`` document on disk and the one a new discovery produced.
+    where : str
+        The stored file, named in the message.
+
+    Raises
+    ------
+    ExportConflictError
+        When the exchange or the set of candidate symbols differs, naming what was added and removed.
+    """
+    old = {c["symbol_key"] for c in stored["candidates"]}
+    new = {c["symbol_key"] for c in fresh["candidates"]}
+    if old == new and stored.get("exchange") == fresh.get("exchange"):
+        return
+    raise ExportConflictError(
+        f"RUN_ID {stored['run_id']} already has an export ({where}: {len(old)} candidates on "
+        f"{stored.get('exchange')}, as of {stored.get('as_of')}); a new discovery gives {len(new)} on "
+        f"{fresh.get('exchange')} (added {sorted(new - old)[:5]}, removed {sorted(old - new)[:5]}). "
+        "An export is never rewritten with another universe: use a new RUN_ID"
+    )

@@ -72,7 +72,6 @@ def test_flow_data_links_are_recorded_on_the_instance(flow_env, first_run):
         keys.DISCOVERY_JOB,
         keys.INGEST_JOB,
         keys.VALIDATION_JOB,
-        keys.FEATURES_JOB,
     ]
     for link in [*links, production]:
         assert flow_env.instance.get_run_by_id(link.dagster_run_id).is_success

@@ -1,8 +1,8 @@
 """Sensors, schedule and automation of the code location, called directly on an on-disk instance.
 
-Exercises: the export sensor (first tick, nothing new, a new RUN_ID, a stray folder), the chain sensors
-(discovery success -> ingest request over the candidates' range), the daily schedule (adds its RUN_ID), and
-the automation conditions (features follow ohlcv; selection only after the gate passed, across runs).
+Exercises: the export sensor (first tick, nothing new, a new RUN_ID, a stray folder), the daily schedule (adds
+its RUN_ID), and the automation conditions (selection only after the gate passed, across runs; no second
+features computation after a chain). The chain sensors are in test_chain.py.
 Leaves to test_e2e: the daemon actually running them.
 """
 
@@ -14,20 +14,16 @@ from datetime import UTC, datetime
 import pytest
 from dagster import (
     AssetKey,
-    DagsterEventType,
     SensorResult,
     SkipReason,
-    build_run_status_sensor_context,
     build_schedule_context,
     build_sensor_context,
     evaluate_automation_conditions,
 )
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from alpha_assets.definitions import build_definitions
 from alpha_assets.defs import keys
 from alpha_assets.defs.alpha.sensors import export_sensor, new_exports
-from alpha_assets.defs.dataops.sensors import discovery_succeeded_sensor
 from alpha_assets.defs.resources import LakehouseResource
 from alpha_assets.defs.runner import ensure_run_partition, run_flow_data, run_link
 from alpha_assets.lakehouse.parquet import read_json, write_json_atomic
@@ -111,41 +107,6 @@ def test_daily_schedule_runs_by_default_only_when_the_user_opts_in():
 
 
 @pytest.fixture(scope="module")
-def chain_env(tmp_path_factory):
-    env = make_flow_env(tmp_path_factory.mktemp("chain"))
-    defs = env.defs()
-    ensure_run_partition(env.instance, "RUN_CHAIN")
-    link = run_link(defs, env.instance, keys.DISCOVERY_JOB, partition_key="RUN_CHAIN")
-    yield env, defs, link
-    env.instance.dispose()
-
-
-def test_discovery_succeeded_sensor_requests_ingest_over_the_candidates_range(chain_env):
-    env, defs, link = chain_env
-    run = env.instance.get_run_by_id(link.dagster_run_id)
-    success = env.instance.get_records_for_run(link.dagster_run_id, of_type=DagsterEventType.RUN_SUCCESS).records[0]
-    context = build_run_status_sensor_context(
-        sensor_name="discovery_succeeded_sensor",
-        dagster_event=success.event_log_entry.dagster_event,
-        dagster_instance=env.instance,
-        dagster_run=run,
-        resources={"lakehouse": defs.resources["lakehouse"]},
-    )
-    request = discovery_succeeded_sensor(context)
-    candidates = [c["symbol_key"] for c in read_json(env.paths.candidates_file("RUN_CHAIN"))["candidates"]]
-    ordered = env.instance.get_dynamic_partitions("symbols")
-    assert request.run_key == "RUN_CHAIN:ingest"
-    assert request.tags[keys.RUN_ID_TAG] == "RUN_CHAIN"
-    covered = ordered[
-        ordered.index(request.tags[ASSET_PARTITION_RANGE_START_TAG]) : ordered.index(
-            request.tags[ASSET_PARTITION_RANGE_END_TAG]
-        )
-        + 1
-    ]
-    assert set(candidates) <= set(covered)
-
-
-@pytest.fixture(scope="module")
 def automation_env(tmp_path_factory):
     env = make_flow_env(tmp_path_factory.mktemp("automation"))
     defs = env.defs()
@@ -192,30 +153,12 @@ def test_automation_selection_waits_for_a_passed_gate_across_runs(automation_env
     assert "RUN_AUTO_BAD" not in _requested(after_fail, "selection")
 
 
-def _range_of(env, link):
-    tags = env.instance.get_run_by_id(link.dagster_run_id).tags
-    ordered = env.instance.get_dynamic_partitions("symbols")
-    return set(
-        ordered[
-            ordered.index(tags[ASSET_PARTITION_RANGE_START_TAG]) : ordered.index(tags[ASSET_PARTITION_RANGE_END_TAG])
-            + 1
-        ]
-    )
-
-
-def test_automation_features_follow_new_ohlcv(automation_env):
+def test_automation_requests_no_features_after_a_chain(automation_env):
     env, defs = automation_env
     baseline = evaluate_automation_conditions(defs=defs, instance=env.instance)
-    links = run_flow_data(
-        env.defs(clock="2026-11-26T12:00:00+00:00"),
-        env.instance,
-        env.paths,
-        "RUN_AUTO_2",
-        progress=lambda _: None,
+    run_flow_data(
+        env.defs(clock="2026-11-26T12:00:00+00:00"), env.instance, env.paths, "RUN_AUTO_2", progress=lambda _: None
     )
     later = evaluate_automation_conditions(defs=defs, instance=env.instance, cursor=baseline.cursor)
-    # The chain's features link covered the validated symbols' range; ohlcv partitions updated outside it
-    # (rejected symbols at the ends of the range) are left to automation.
-    expected = _range_of(env, links[1]) - _range_of(env, links[3])
-    assert expected, "the planted defects put at least one rejected symbol outside the features range"
-    assert _requested(later, "features_matrix") == expected
+    # The ingest link computed the features of every symbol it ingested: automation has none to compute again.
+    assert _requested(later, "features_matrix") == set()

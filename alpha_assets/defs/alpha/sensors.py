@@ -1,8 +1,18 @@
-"""The export sensor: a new validated export of a RUN_ID launches flow_production for it, once."""
+"""The export sensor: a finished validated export of a RUN_ID launches flow_production for it, once.
+
+"Finished" means that no run of the RUN_ID is still going (so its chain's last link has ended) and that the run
+which wrote ``candidates_validated`` succeeded; flow_production then carries that run's settings (run config
+resources and tags, see ``defs/chain.py``). An export no run of this instance wrote (copied in, or made by a
+terminal on another instance) runs with the code location's defaults.
+"""
 
 # No `from __future__ import annotations`: Dagster inspects the sensor's signature at decoration time.
 
+from dataclasses import dataclass
+
 from dagster import (
+    DagsterInstance,
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
     SensorEvaluationContext,
@@ -13,8 +23,12 @@ from dagster import (
 
 from alpha_assets.defs import keys
 from alpha_assets.defs.alpha.jobs import flow_production
+from alpha_assets.defs.chain import ChainSettings, export_writer, in_flight
 from alpha_assets.defs.partitions import runs_partitions
 from alpha_assets.defs.resources import LakehouseResource
+
+#: Seconds between two looks at the export folders (the daemon's loop takes 5 s at least).
+EXPORT_SENSOR_INTERVAL_S = 5
 
 
 def new_exports(exports: list[tuple[str, int]], cursor: str | None) -> tuple[list[str], str | None]:
@@ -33,25 +47,58 @@ def new_exports(exports: list[tuple[str, int]], cursor: str | None) -> tuple[lis
     return fresh, (str(newest) if newest >= 0 else cursor)
 
 
+@dataclass(frozen=True)
+class ExportDecision:
+    """What the sensor does with one fresh export: launch with these settings, wait, or leave it."""
+
+    run_id: str
+    settings: ChainSettings | None = None
+    waiting: bool = False
+    reason: str = ""
+
+
+def decide(instance: DagsterInstance, run_id: str) -> ExportDecision:
+    """Launch, wait for or leave the export of ``run_id``, from what the instance knows of its runs."""
+    if in_flight(instance, run_id):
+        return ExportDecision(run_id, waiting=True, reason="a run of it is still going")
+    writer = export_writer(instance, run_id)
+    if writer is None:
+        return ExportDecision(run_id, settings=ChainSettings(run_config={}, tags={keys.RUN_ID_TAG: run_id}))
+    if writer.status != DagsterRunStatus.SUCCESS:
+        return ExportDecision(run_id, reason=f"the run that wrote it ({writer.run_id}) ended {writer.status.value}")
+    return ExportDecision(run_id, settings=ChainSettings.of_run(writer, run_id))
+
+
 @sensor(
     name="export_sensor",
     job=flow_production,
     default_status=DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=15,
-    description="A new export/<RUN_ID>/candidates_validated.json adds the RUN_ID to `runs` and launches "
-    "flow_production for it, once per RUN_ID.",
+    minimum_interval_seconds=EXPORT_SENSOR_INTERVAL_S,
+    description="When export/<RUN_ID>/candidates_validated.json is complete (its chain's last run succeeded), "
+    "adds the RUN_ID to `runs` and launches flow_production for it with the chain's settings, once per RUN_ID.",
 )
 def export_sensor(context: SensorEvaluationContext, lakehouse: LakehouseResource) -> SensorResult | SkipReason:
-    """Request flow_production for every RUN_ID whose validated export appeared since the last tick."""
-    exports = [(run_id, path.stat().st_mtime_ns) for run_id, path in lakehouse.paths.validated_exports()]
-    fresh, cursor = new_exports(exports, context.cursor)
+    """Request flow_production for every RUN_ID whose validated export is complete since the last tick."""
+    exports = {run_id: path.stat().st_mtime_ns for run_id, path in lakehouse.paths.validated_exports()}
+    fresh, cursor = new_exports(list(exports.items()), context.cursor)
     if not fresh:
         return SkipReason(f"no new validated export among {len(exports)}")
-    missing = [run_id for run_id in fresh if not context.instance.has_dynamic_partition("runs", run_id)]
+    decisions = [decide(context.instance, run_id) for run_id in fresh]
+    waiting = [d.run_id for d in decisions if d.waiting]
+    if waiting:
+        # Look at the waiting exports again next tick; the ones launched meanwhile are kept from a second
+        # launch by their run key.
+        cursor = str(min(exports[run_id] for run_id in waiting) - 1)
+    for decision in decisions:
+        if decision.reason:
+            context.log.info(f"export {decision.run_id}: not launched yet, {decision.reason}")
+    launch = [d for d in decisions if d.settings is not None]
+    missing = [d.run_id for d in launch if not context.instance.has_dynamic_partition("runs", d.run_id)]
     return SensorResult(
         # The run key is the RUN_ID: a rewritten export never launches a second production run for it.
         run_requests=[
-            RunRequest(run_key=run_id, partition_key=run_id, tags={keys.RUN_ID_TAG: run_id}) for run_id in fresh
+            RunRequest(run_key=d.run_id, partition_key=d.run_id, run_config=d.settings.run_config, tags=d.settings.tags)
+            for d in launch
         ],
         dynamic_partitions_requests=[runs_partitions.build_add_request(missing)] if missing else [],
         cursor=cursor,

@@ -36,7 +36,7 @@ from alpha_assets.lakehouse.keys import validate_run_id
 from alpha_assets.lakehouse.parquet import read_json, write_json_atomic
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA, SYMBOLS_SCHEMA
 from alpha_assets.lakehouse.symbols import upsert_symbol_metadata
-from alpha_assets.lakehouse.validation import validate_candidates
+from alpha_assets.lakehouse.validation import check_same_universe, validate_candidates
 from alpha_assets.sources.base import Market
 from alpha_assets.sources.discovery import discover_candidates
 from alpha_assets.sources.ingest import IngestReport, IngestStatus, ingest_symbols
@@ -111,8 +111,19 @@ def candidates(
         # What the symbols asset versions later, as the source described each candidate at discovery.
         "markets": {m.symbol_key: market_record(m, source.exchange_key) for m in markets if m.symbol_key in chosen},
     }
+    if not context.run.tags.get(keys.RUN_ID_TAG):
+        # A discovery launched from the UI names its RUN_ID only in its partition: tag the run so every run
+        # of the chain can be found under the RUN_ID.
+        context.instance.add_run_tags(context.run.run_id, {keys.RUN_ID_TAG: run_id})
     path = lakehouse.paths.candidates_file(run_id)
-    write_json_atomic(document, path)
+    if path.exists():
+        # The RUN_ID's history stays as it was: the same universe keeps the stored document (a retried
+        # chain), another one is refused.
+        stored = read_json(path)
+        check_same_universe(stored, document, str(path))
+        document = stored
+    else:
+        write_json_atomic(document, path)
     symbol_keys = [c["symbol_key"] for c in document["candidates"]]
     new_keys = _add_symbol_partitions(context.instance, symbol_keys)
     context.log.info(

@@ -1,4 +1,8 @@
-"""Sensors that chain the links of flow_data when it is driven from the UI (discovery -> ingest -> ...)."""
+"""Sensors that chain the links of flow_data when it runs on the daemon (discovery -> ingest -> validation).
+
+Each link starts when the whole link before it succeeded, with that link's settings (see ``defs/chain.py``).
+The export sensor (``defs/alpha/sensors.py``) then launches flow_production once validation succeeded.
+"""
 
 # No `from __future__ import annotations`: Dagster inspects these signatures at decoration time.
 
@@ -15,26 +19,30 @@ from dagster import (
     run_status_sensor,
 )
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
-from dagster._core.storage.tags import PARTITION_NAME_TAG
 
 from alpha_assets.defs import keys
-from alpha_assets.defs.dataops.chain import candidate_symbols, symbol_range_tags, validated_symbols
-from alpha_assets.defs.dataops.jobs import discovery_job, features_job, ingest_job, validation_job
-from alpha_assets.defs.partitions import runs_partitions
+from alpha_assets.defs.chain import (
+    ChainSettings,
+    candidate_symbols,
+    link_runs,
+    link_succeeded,
+    run_id_of,
+    symbol_link_tags,
+)
+from alpha_assets.defs.dataops.jobs import discovery_job, ingest_job, validation_job
 from alpha_assets.defs.resources import LakehouseResource
 from alpha_assets.lakehouse.keys import validate_run_id
 from alpha_assets.lakehouse.paths import LakehousePaths
 
 AnyJob = JobDefinition | UnresolvedAssetJobDefinition
+#: Seconds between two evaluations of a chain sensor: the daemon's own loop takes 5 s at least, and Dagster's
+#: default of 30 s was half of a chain's latency from the UI.
+CHAIN_SENSOR_INTERVAL_S = 5
+
+NextLink = Callable[[RunStatusSensorContext, LakehousePaths, str, ChainSettings], list[RunRequest] | SkipReason]
 
 
-def _chain_sensor(
-    name: str,
-    after: AnyJob,
-    then: AnyJob,
-    request: Callable[[RunStatusSensorContext, LakehousePaths, str], RunRequest],
-) -> SensorDefinition:
-    after_is_per_run = after.partitions_def == runs_partitions
+def _chain_sensor(name: str, after: AnyJob, then: AnyJob, request: NextLink, *, per_run: bool) -> SensorDefinition:
 
     @run_status_sensor(
         name=name,
@@ -42,37 +50,55 @@ def _chain_sensor(
         monitored_jobs=[after],
         request_job=then,
         default_status=DefaultSensorStatus.RUNNING,
-        description=f"When {after.name} succeeds for a RUN_ID, launch {then.name} for it.",
+        minimum_interval_seconds=CHAIN_SENSOR_INTERVAL_S,
+        description=f"When {after.name} succeeds for a RUN_ID (every part of it), launch {then.name} for it "
+        "with the same run config resources and tags.",
     )
-    def _sensor(context: RunStatusSensorContext, lakehouse: LakehouseResource) -> RunRequest | SkipReason:
-        tags = context.dagster_run.tags
-        # A runs-partitioned link names its RUN_ID in its partition; a symbol range only in the chain's tag.
-        run_id = tags.get(keys.RUN_ID_TAG) or (tags.get(PARTITION_NAME_TAG) if after_is_per_run else None)
+    def _sensor(context: RunStatusSensorContext, lakehouse: LakehouseResource) -> list[RunRequest] | SkipReason:
+        run = context.dagster_run
+        run_id = run_id_of(run, per_run=per_run)
         if not run_id:
-            return SkipReason(f"run {context.dagster_run.run_id} has no RUN_ID: it was launched outside a chain")
-        return request(context, lakehouse.paths, validate_run_id(run_id))
+            return SkipReason(f"run {run.run_id} has no RUN_ID: it was launched outside a chain")
+        settings = ChainSettings.of_run(run, validate_run_id(run_id))
+        return request(context, settings.lakehouse_paths(lakehouse.paths), run_id, settings)
 
     return _sensor
 
 
-def _ingest_request(context: RunStatusSensorContext, paths: LakehousePaths, run_id: str) -> RunRequest:
-    tags = symbol_range_tags(context.instance, candidate_symbols(paths, run_id), run_id)
-    return RunRequest(run_key=f"{run_id}:ingest", tags=tags)
+def _ingest_requests(
+    context: RunStatusSensorContext, paths: LakehousePaths, run_id: str, settings: ChainSettings
+) -> list[RunRequest]:
+    tag_sets = symbol_link_tags(context.instance, candidate_symbols(paths, run_id), settings.tags)
+    return [
+        RunRequest(
+            run_key=f"{run_id}:{settings.chain_id}:ingest:{tags[keys.PART_TAG]}",
+            run_config=settings.run_config,
+            tags=tags,
+        )
+        for tags in tag_sets
+    ]
 
 
-def _validation_request(context: RunStatusSensorContext, paths: LakehousePaths, run_id: str) -> RunRequest:
-    return RunRequest(run_key=f"{run_id}:validation", partition_key=run_id, tags={keys.RUN_ID_TAG: run_id})
+def _validation_request(
+    context: RunStatusSensorContext, paths: LakehousePaths, run_id: str, settings: ChainSettings
+) -> list[RunRequest] | SkipReason:
+    if not link_succeeded(link_runs(context.instance, keys.INGEST_JOB, settings.chain_id)):
+        return SkipReason(f"{run_id}: waiting for every part of {keys.INGEST_JOB} in chain {settings.chain_id}")
+    return [
+        RunRequest(
+            run_key=f"{run_id}:{settings.chain_id}:validation",
+            partition_key=run_id,
+            run_config=settings.run_config,
+            tags=settings.tags,
+        )
+    ]
 
 
-def _features_request(context: RunStatusSensorContext, paths: LakehousePaths, run_id: str) -> RunRequest:
-    tags = symbol_range_tags(context.instance, validated_symbols(paths, run_id), run_id)
-    return RunRequest(run_key=f"{run_id}:features", tags=tags)
-
-
-discovery_succeeded_sensor = _chain_sensor("discovery_succeeded_sensor", discovery_job, ingest_job, _ingest_request)
-ingest_succeeded_sensor = _chain_sensor("ingest_succeeded_sensor", ingest_job, validation_job, _validation_request)
-validation_succeeded_sensor = _chain_sensor(
-    "validation_succeeded_sensor", validation_job, features_job, _features_request
+discovery_succeeded_sensor = _chain_sensor(
+    "discovery_succeeded_sensor", discovery_job, ingest_job, _ingest_requests, per_run=True
+)
+ingest_succeeded_sensor = _chain_sensor(
+    "ingest_succeeded_sensor", ingest_job, validation_job, _validation_request, per_run=False
 )
 
-DATAOPS_SENSORS = [discovery_succeeded_sensor, ingest_succeeded_sensor, validation_succeeded_sensor]
+DATAOPS_SENSORS = [discovery_succeeded_sensor, ingest_succeeded_sensor]

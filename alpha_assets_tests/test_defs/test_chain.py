@@ -1,0 +1,218 @@
+"""The chain of one RUN_ID on a shared instance, driven link by link through the real sensors.
+
+Exercises: the symbol link covering exactly the RUN_ID's universe when another data folder's symbols sit between
+its partitions; every link and flow_production carrying the first link's run config and tags (a UI-style
+discovery with a non-default profile and its own tags); validation waiting for every part of the ingest link;
+the export sensor waiting for a RUN_ID's runs to end and falling back to defaults for a dropped export; refused
+input creating no partition; an existing export never rewritten with another universe.
+Leaves to test_e2e: the daemon running these sensors (test_chain_e2e.py).
+"""
+
+from __future__ import annotations
+
+import pytest
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
+    SkipReason,
+    build_run_status_sensor_context,
+    build_sensor_context,
+)
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from alpha_assets import cli
+from alpha_assets.definitions import build_definitions
+from alpha_assets.defs import keys
+from alpha_assets.defs.alpha.sensors import export_sensor
+from alpha_assets.defs.chain import contiguous_ranges
+from alpha_assets.defs.dataops.sensors import discovery_succeeded_sensor, ingest_succeeded_sensor
+from alpha_assets.defs.resources import LakehouseResource
+from alpha_assets.defs.runner import FlowFailedError, ensure_run_partition, run_link
+from alpha_assets.lakehouse.parquet import read_json
+from alpha_assets_tests.test_defs.conftest import CLOCK, SIM_SYMBOLS, make_flow_env
+
+RUN_ID = "RUN_CHAIN"
+#: Symbols another data folder added to the same instance first, between this RUN_ID's own.
+FOREIGN = ["OTHER_AAAUSDT", "OTHER_BBBUSDT"]
+INTERLEAVED = ["SIM_BTCUSDT", FOREIGN[0], "SIM_ETHUSDT", FOREIGN[1]]
+USER_TAGS = {"team": "research"}
+
+
+def test_contiguous_ranges_cover_exactly_the_keys_in_instance_order():
+    ordered = ["A", "X", "B", "C", "Y", "D"]
+    assert contiguous_ranges(ordered, ["D", "A", "B", "C"], "R") == [("A", "A"), ("B", "C"), ("D", "D")]
+    assert contiguous_ranges(ordered, ["X"], "R") == [("X", "X")]
+
+
+@pytest.mark.parametrize(
+    ("keys_", "match"), [([], "no symbol to run"), (["A", "Z"], r"1 symbols \['Z'\] are not partitions")], ids=str
+)
+def test_contiguous_ranges_refuse_unknown_or_no_symbols(keys_, match):
+    with pytest.raises(ValueError, match=match):
+        contiguous_ranges(["A", "B"], keys_, "R")
+
+
+def _covered(instance: DagsterInstance, tags: dict[str, str]) -> list[str]:
+    ordered = instance.get_dynamic_partitions("symbols")
+    start, end = (
+        ordered.index(tags[ASSET_PARTITION_RANGE_START_TAG]),
+        ordered.index(tags[ASSET_PARTITION_RANGE_END_TAG]),
+    )
+    return ordered[start : end + 1]
+
+
+def _success_context(instance: DagsterInstance, dagster_run_id: str, sensor_name: str, lakehouse):
+    record = instance.get_records_for_run(dagster_run_id, of_type=DagsterEventType.RUN_SUCCESS).records[0]
+    return build_run_status_sensor_context(
+        sensor_name=sensor_name,
+        dagster_event=record.event_log_entry.dagster_event,
+        dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(dagster_run_id),
+        resources={"lakehouse": lakehouse},
+    )
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    """A UI-style discovery: partition only, the user's tags, the settings in the run config."""
+    env = make_flow_env(tmp_path_factory.mktemp("chain"))
+    env.instance.add_dynamic_partitions("symbols", INTERLEAVED)
+    config = {
+        "resources": {
+            "lakehouse": {"config": {"data_dir": str(env.paths.root)}},
+            "manifest": {"config": {"path": str(env.manifest_path), "profile": "test"}},
+            "market_source": {"config": {"clock": CLOCK, "n_symbols": SIM_SYMBOLS}},
+        }
+    }
+    # The daemon's resources point elsewhere: everything the chain reads must come from the run config.
+    daemon_lakehouse = LakehouseResource(data_dir=str(env.root / "daemon_default_data"))
+    defs = build_definitions()
+    ensure_run_partition(env.instance, RUN_ID)
+    discovery = run_link(
+        defs, env.instance, keys.DISCOVERY_JOB, partition_key=RUN_ID, tags=USER_TAGS, run_config=config
+    )
+    yield env, defs, config, daemon_lakehouse, discovery
+    env.instance.dispose()
+
+
+def test_discovery_tags_its_own_run_with_the_run_id(chain):
+    env, _, _, _, discovery = chain
+    assert env.instance.get_run_by_id(discovery.dagster_run_id).tags[keys.RUN_ID_TAG] == RUN_ID
+
+
+def test_chain_runs_every_link_with_the_first_links_settings_and_exactly_its_universe(chain):
+    env, defs, config, lakehouse, discovery = chain
+    instance = env.instance
+    requests = discovery_succeeded_sensor(
+        _success_context(instance, discovery.dagster_run_id, "discovery_succeeded_sensor", lakehouse)
+    )
+    candidates = [c["symbol_key"] for c in read_json(env.paths.candidates_file(RUN_ID))["candidates"]]
+    covered = [key for request in requests for key in _covered(instance, request.tags)]
+    assert sorted(covered) == sorted(candidates), "the ingest runs cover the universe, nothing else"
+    assert not set(covered) & set(FOREIGN)
+    assert len(requests) == 3, "BTC | ETH | the rest: the other folder's symbols split the universe"
+    expected_tags = {**USER_TAGS, keys.RUN_ID_TAG: RUN_ID, keys.CHAIN_TAG: discovery.dagster_run_id}
+    for i, request in enumerate(requests, start=1):
+        assert request.run_config == config
+        assert {k: request.tags[k] for k in expected_tags} == expected_tags
+        assert request.tags[keys.PART_TAG] == f"{i}/3"
+
+    # Validation waits for every part of the ingest link.
+    parts = [run_link(defs, instance, keys.INGEST_JOB, tags=r.tags, run_config=r.run_config) for r in requests]
+    first_done = ingest_succeeded_sensor(
+        _success_context(instance, parts[0].dagster_run_id, "ingest_succeeded_sensor", lakehouse)
+    )
+    assert isinstance(first_done, list) and len(first_done) == 1, "all parts ran, so validation is requested"
+    (validation,) = first_done
+    assert validation.partition_key == RUN_ID
+    assert validation.run_config == config
+    assert {k: validation.tags[k] for k in expected_tags} == expected_tags
+    assert set(candidates) <= instance.get_materialized_partitions(keys.FEATURES_MATRIX), "features in the ingest link"
+    assert not set(FOREIGN) & instance.get_materialized_partitions(keys.OHLCV)
+
+    # flow_production after validation, with the chain's settings: the export sensor.
+    link = run_link(defs, instance, keys.VALIDATION_JOB, partition_key=RUN_ID, tags=validation.tags, run_config=config)
+    assert instance.get_run_by_id(link.dagster_run_id).run_config["resources"] == config["resources"]
+    result = export_sensor(build_sensor_context(instance=instance, resources={"lakehouse": _lakehouse(env)}))
+    (production,) = result.run_requests
+    assert production.run_key == RUN_ID
+    assert production.run_config == config
+    assert {k: production.tags[k] for k in expected_tags} == expected_tags
+    run_link(defs, instance, keys.PRODUCTION_JOB, partition_key=RUN_ID, tags=production.tags, run_config=config)
+    frozen = read_json(env.paths.run_data_file(RUN_ID, "manifest_resolved.json"))
+    assert frozen["profile"] == "test", "production froze the chain's profile, not the manifest's default"
+
+
+def _lakehouse(env) -> LakehouseResource:
+    return LakehouseResource(data_dir=str(env.paths.root))
+
+
+def test_ingest_succeeded_sensor_waits_while_a_part_is_missing(chain):
+    env, defs, config, lakehouse, discovery = chain
+    instance = env.instance
+    chain_tags = {keys.RUN_ID_TAG: "RUN_PARTIAL", keys.CHAIN_TAG: "chain-of-two-parts"}
+    first = run_link(
+        defs,
+        instance,
+        keys.INGEST_JOB,
+        tags={
+            **chain_tags,
+            ASSET_PARTITION_RANGE_START_TAG: "SIM_BTCUSDT",
+            ASSET_PARTITION_RANGE_END_TAG: "SIM_BTCUSDT",
+            keys.PART_TAG: "1/2",
+        },
+        run_config=config,
+    )
+    answer = ingest_succeeded_sensor(
+        _success_context(instance, first.dagster_run_id, "ingest_succeeded_sensor", lakehouse)
+    )
+    assert isinstance(answer, SkipReason) and "waiting for every part" in answer.skip_message
+
+
+def test_export_sensor_waits_for_a_run_in_flight_then_uses_defaults_for_a_dropped_export(chain, tmp_path):
+    env, *_ = chain
+    instance = env.instance
+    document = read_json(env.paths.candidates_validated_file(RUN_ID))
+    from alpha_assets.lakehouse.parquet import write_json_atomic
+
+    for run_id in ("RUN_DROPPED", "RUN_BUSY"):
+        write_json_atomic({**document, "run_id": run_id}, env.paths.candidates_validated_file(run_id))
+    instance.add_run(
+        DagsterRun(job_name=keys.VALIDATION_JOB, status=DagsterRunStatus.STARTED, tags={keys.RUN_ID_TAG: "RUN_BUSY"})
+    )
+    lakehouse = _lakehouse(env)
+    first = export_sensor(build_sensor_context(instance=instance, resources={"lakehouse": lakehouse}))
+    by_key = {r.run_key: r for r in first.run_requests}
+    assert "RUN_BUSY" not in by_key, "a RUN_ID with a run still going is not produced yet"
+    assert by_key["RUN_DROPPED"].run_config == {}, "an export no run of this instance wrote: defaults"
+    assert by_key["RUN_DROPPED"].tags == {keys.RUN_ID_TAG: "RUN_DROPPED"}
+    assert [r.partition_keys for r in first.dynamic_partitions_requests] == [["RUN_DROPPED"]]
+    # The next tick looks at the waiting export again.
+    again = export_sensor(
+        build_sensor_context(instance=instance, cursor=first.cursor, resources={"lakehouse": lakehouse})
+    )
+    assert isinstance(again, SkipReason) or "RUN_BUSY" not in {r.run_key for r in again.run_requests}
+    assert int(first.cursor) < env.paths.candidates_validated_file("RUN_BUSY").stat().st_mtime_ns
+
+
+def test_discovery_of_an_existing_run_id_never_rewrites_its_universe(chain):
+    env, defs, config, *_ = chain
+    path = env.paths.candidates_file(RUN_ID)
+    before = path.read_bytes()
+    same = run_link(defs, env.instance, keys.DISCOVERY_JOB, partition_key=RUN_ID, run_config=config)
+    assert same.materializations["candidates"]["dagster/row_count"] > 0
+    smaller = {"resources": {**config["resources"], "market_source": {"config": {"clock": CLOCK, "n_symbols": 12}}}}
+    with pytest.raises(FlowFailedError, match="never rewritten with another universe: use a new RUN_ID"):
+        run_link(defs, env.instance, keys.DISCOVERY_JOB, partition_key=RUN_ID, run_config=smaller)
+    assert path.read_bytes() == before
+
+
+def test_flow_production_of_an_unknown_run_id_fails_and_adds_no_partition(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    code = cli.main(["flow-production", "--run-id", "RUN_TYPO", "--data-dir", str(tmp_path / "data")])
+    assert code == 2
+    assert "RUN_TYPO has no validated export" in capsys.readouterr().err
+    with DagsterInstance.get() as instance:
+        assert not instance.has_dynamic_partition("runs", "RUN_TYPO")
