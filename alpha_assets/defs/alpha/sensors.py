@@ -27,8 +27,9 @@ from alpha_assets.defs.chain import ChainSettings, export_writer, in_flight
 from alpha_assets.defs.partitions import runs_partitions
 from alpha_assets.defs.resources import LakehouseResource
 
-#: Seconds between two looks at the export folders (the daemon's loop takes 5 s at least).
-EXPORT_SENSOR_INTERVAL_S = 5
+#: Minimum seconds between two looks at the export folders: every loop of the daemon (5 s at least); a look
+#: is one stat per export folder.
+EXPORT_SENSOR_INTERVAL_S = 1
 
 
 def new_exports(exports: list[tuple[str, int]], cursor: str | None) -> tuple[list[str], str | None]:

@@ -11,7 +11,6 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from alpha_assets.sources.base import MarketSource
-from alpha_assets.sources.exchange import CcxtSource
 from alpha_assets.sources.files import FileSource
 from alpha_assets.sources.simulated import SimulatedExchange
 
@@ -58,6 +57,10 @@ class MarketSourceResource(ConfigurableResource):
             if not self.files_dir:
                 raise ValueError("market_source.files_dir must name a folder when source is 'files'")
             return FileSource(Path(self.files_dir))
+        # Imported here: ccxt takes ~1-3 s to import, which every run process of the code location would pay
+        # (each link of a chain is one) while only ccxt runs use it.
+        from alpha_assets.sources.exchange import CcxtSource
+
         return CcxtSource(
             self.exchange,
             base_url=self.base_url,

@@ -35,9 +35,9 @@ from alpha_assets.lakehouse.keys import validate_run_id
 from alpha_assets.lakehouse.paths import LakehousePaths
 
 AnyJob = JobDefinition | UnresolvedAssetJobDefinition
-#: Seconds between two evaluations of a chain sensor: the daemon's own loop takes 5 s at least, and Dagster's
-#: default of 30 s was half of a chain's latency from the UI.
-CHAIN_SENSOR_INTERVAL_S = 5
+#: Minimum seconds between two evaluations of a chain sensor: 1 lets it run on every loop of the daemon (one
+#: loop takes 5 s at least); Dagster's default of 30 s was half of a chain's latency from the UI.
+CHAIN_SENSOR_INTERVAL_S = 1
 
 NextLink = Callable[[RunStatusSensorContext, LakehousePaths, str, ChainSettings], list[RunRequest] | SkipReason]
 

@@ -1,0 +1,208 @@
+"""The daemon's view of the cycles on a real ``dagster dev`` (issue 12): chain latency and backfill cost.
+
+1. **Chain latency**: discovery of a new RUN_ID launched through GraphQL as the UI launches it (the demo's
+   settings: simulated exchange, the manifest's default profile, a fixed clock), then the chain sensors and the
+   export sensor until flow_production succeeded. Printed per link: the wait before it (sensor tick, queue) and
+   its run time. The first chain ingests the whole history; the next ones find the bars stored.
+2. **Backfill cost**: a UI partition backfill of ``ohlcv`` + ``features_matrix`` over N contiguous ``symbols``
+   partitions, then over N hand-picked ones (every other partition of the next 2N), one day after the
+   universe was ingested (one new bar per symbol): wall time from the launch to the backfill's end, and runs.
+
+Usage: ``.venv/bin/python bench/bench_chain.py --size small|large`` from the project root. ``large`` is the
+demo universe (60 simulated pairs, default profile: 50 candidates x 1,095 days) and N = 50; ``small`` the
+development profile and N = 10. Writes ``bench/results/chain_<size>.json``. Every chain and backfill is
+checked: success, a portfolio, one new bar per backfilled symbol.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from common import write_results
+
+from alpha_assets.cli import PROJECT_DAGSTER_YAML
+from alpha_assets.defs import keys
+from alpha_assets_tests.test_e2e.conftest import (
+    LOCATION_NAME,
+    PROJECT_ROOT,
+    REPOSITORY_NAME,
+    DagsterDev,
+    _location_loaded,
+    free_loopback_port,
+    stop_process_group,
+    venv_command,
+)
+from alpha_assets_tests.test_e2e.test_chain_e2e import _ADD_PARTITION, _LAUNCH_RUN
+from alpha_assets_tests.test_e2e.test_dagster_dev import _BACKFILL, _LAUNCH_BACKFILL, _runs
+
+CLOCK = "2026-11-25T12:00:00+00:00"
+NEXT_DAY_CLOCK = "2026-11-26T12:00:00+00:00"
+#: size -> (manifest profile of the chains, N symbols per backfill, chains).
+SIZES = {"small": ("development", 10, 2), "large": (None, 50, 3)}
+_REPOSITORY = {"repositoryLocationName": LOCATION_NAME, "repositoryName": REPOSITORY_NAME}
+_RUN_TIMES = """
+query($filter: RunsFilter!) {
+  runsOrError(filter: $filter) { ... on Runs { results { runId jobName status creationTime startTime endTime } } }
+}
+"""
+TIMEOUT_S = 900
+
+
+def _start(root: Path) -> DagsterDev:
+    home, data_dir = root / "home", root / "data"
+    home.mkdir()
+    shutil.copyfile(PROJECT_DAGSTER_YAML, home / "dagster.yaml")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "ALPHA_ASSETS_"))}
+    env.update(DAGSTER_HOME=str(home), ALPHA_ASSETS_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
+    port = free_loopback_port()
+    log_path = root / "dagster_dev.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [venv_command("dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    server = DagsterDev(f"http://127.0.0.1:{port}", process, log_path, home, data_dir)
+    server.wait_for(lambda: _location_loaded(server), timeout=120, interval=1.0, what="dagster dev to serve")
+    return server
+
+
+def _chain(server: DagsterDev, run_id: str, run_config: dict[str, Any]) -> dict[str, Any]:
+    """Launch discovery of ``run_id`` as the UI does; wait for its flow_production; the per-link times."""
+    server.graphql(_ADD_PARTITION, {"repo": _REPOSITORY, "name": "runs", "key": run_id})
+    params = {
+        "selector": {**_REPOSITORY, "jobName": keys.DISCOVERY_JOB},
+        "runConfigData": run_config,
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": run_id}]},
+    }
+    launched_at = time.time()
+    launched = server.graphql(_LAUNCH_RUN, {"params": params})["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+
+    def finished() -> list[dict[str, Any]] | None:
+        runs = server.graphql(_RUN_TIMES, {"filter": {"tags": [{"key": keys.RUN_ID_TAG, "value": run_id}]}})
+        runs = sorted(runs["runsOrError"]["results"], key=lambda r: r["creationTime"])
+        if any(r["status"] in {"FAILURE", "CANCELED"} for r in runs):
+            raise RuntimeError(f"chain {run_id} failed: {runs}")
+        done = any(r["jobName"] == keys.PRODUCTION_JOB and r["status"] == "SUCCESS" for r in runs)
+        return runs if done else None
+
+    runs = server.wait_for(finished, timeout=TIMEOUT_S, interval=0.5, what=f"chain {run_id}")
+    portfolio = server.paths.run_data_file(run_id, "portfolio_flattened.json")
+    assert json.loads(portfolio.read_text())["profiles"], f"{run_id}: no portfolio"
+    links, previous_end = [], launched_at
+    for run in runs:
+        links.append(
+            {
+                "job": run["jobName"],
+                "wait_s": round(run["startTime"] - previous_end, 1),
+                "run_s": round(run["endTime"] - run["startTime"], 1),
+            }
+        )
+        previous_end = run["endTime"]
+    return {"run_id": run_id, "latency_s": round(runs[-1]["endTime"] - launched_at, 1), "links": links}
+
+
+def _backfill(server: DagsterDev, partitions: list[str], title: str) -> dict[str, Any]:
+    params = {
+        "partitionNames": partitions,
+        "assetSelection": [{"path": list(k.path)} for k in (keys.OHLCV, keys.FEATURES_MATRIX)],
+        "title": title,
+        "runConfigData": {"resources": {"market_source": {"config": {"clock": NEXT_DAY_CLOCK}}}},
+    }
+    before = {key: _last_bar(server, key) for key in partitions}
+    started = time.monotonic()
+    launched = server.graphql(_LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    backfill_id = launched["backfillId"]
+
+    def finished() -> dict[str, Any] | None:
+        backfill = server.graphql(_BACKFILL, {"id": backfill_id})["partitionBackfillOrError"]
+        return backfill if backfill["status"] not in {"REQUESTED", "CANCELING"} else None
+
+    backfill = server.wait_for(finished, timeout=TIMEOUT_S, interval=0.5, what=f"backfill {title}")
+    elapsed = time.monotonic() - started
+    runs = _runs(server, {"dagster/backfill": backfill_id})
+    assert backfill["status"] in {"COMPLETED", "COMPLETED_SUCCESS"}, backfill
+    up_to_date = [key for key, last in before.items() if last == "2026-11-24"]
+    assert up_to_date, "no backfilled symbol was up to date before the backfill"
+    for key in up_to_date:
+        assert _last_bar(server, key) == "2026-11-25", f"{key}: one new bar expected"
+    return {"symbols": len(partitions), "runs": len(runs), "wall_s": round(elapsed, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size", choices=sorted(SIZES), default="small")
+    args = parser.parse_args()
+    profile, n, n_chains = SIZES[args.size]
+    root = Path(tempfile.mkdtemp(prefix="bench_chain_"))
+    server = _start(root)
+    try:
+        manifest = {"manifest": {"config": {"profile": profile}}} if profile else {}
+        chain_config = {"resources": {**manifest, "market_source": {"config": {"clock": CLOCK}}}}
+        chains = [_chain(server, f"BENCH_CHAIN_{i}", chain_config) for i in range(n_chains)]
+        for chain in chains:
+            steps = ", ".join(f"{link['job']} wait {link['wait_s']} s run {link['run_s']} s" for link in chain["links"])
+            print(f"chain {chain['run_id']}: {chain['latency_s']} s from the launch to the portfolio ({steps})")
+
+        # 3N symbol partitions for the backfills: a wider simulated exchange, every pair a candidate.
+        wide = {
+            "resources": {
+                "manifest": {"config": {"path": str(_wide_manifest(root, 3 * n))}},
+                "market_source": {"config": {"clock": CLOCK, "n_symbols": 3 * n + 10}},
+            }
+        }
+        _chain(server, "BENCH_WIDE", wide)
+        with_bars = [
+            k for k in _ordered_symbols(server) if server.paths.ohlcv_file(k).exists() and k.startswith("SIM_")
+        ]
+        contiguous = with_bars[-3 * n : -2 * n]
+        hand_picked = with_bars[-2 * n :][::2]
+        figures = {
+            "contiguous": _backfill(server, contiguous, f"bench: {n} contiguous"),
+            "hand_picked": _backfill(server, hand_picked, f"bench: {n} hand-picked"),
+        }
+        for name, figure in figures.items():
+            print(f"backfill of {figure['symbols']} {name} symbols: {figure['runs']} runs, {figure['wall_s']} s")
+        write_results("chain", args.size, {"chains": chains, "backfills": figures, "n": n})
+    finally:
+        stop_process_group(server.process)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _last_bar(server: DagsterDev, key: str) -> str:
+    table = pq.read_table(server.paths.ohlcv_file(key), columns=["timestamp"])
+    return str(pc.max(table["timestamp"]).as_py().date())
+
+
+def _wide_manifest(root: Path, top_n: int) -> Path:
+    path = root / "wide_manifest.json"
+    profile = {"discovery": {"top_n": top_n, "min_traded_value_24h": 0}, "ingestion": {"history_days": 400}}
+    path.write_text(json.dumps({"default_profile": "wide", "defaults": {}, "profiles": {"wide": profile}}))
+    return path
+
+
+def _ordered_symbols(server: DagsterDev) -> list[str]:
+    from dagster import DagsterInstance
+
+    with DagsterInstance.from_config(str(server.home)) as instance:
+        return instance.get_dynamic_partitions("symbols")
+
+
+if __name__ == "__main__":
+    main()
