@@ -200,6 +200,7 @@ def _wide_manifest(root: Path, top_n: int) -> Path:
 def _ordered_symbols(server: DagsterDev) -> list[str]:
     from dagster import DagsterInstance
 
+    os.environ["DAGSTER_HOME"] = str(server.home)  # the project's storage class reads it
     with DagsterInstance.from_config(str(server.home)) as instance:
         return instance.get_dynamic_partitions("symbols")
 

@@ -144,12 +144,18 @@ def link_runs(instance: DagsterInstance, job_name: str, chain_id: str) -> list[D
 
 
 def link_succeeded(runs: Sequence[DagsterRun]) -> bool:
-    """Whether every part of a link ran and succeeded (parts are tagged ``i/n``)."""
-    if not runs or any(r.status != DagsterRunStatus.SUCCESS for r in runs):
+    """Whether every part of a link (tagged ``i/n``) succeeded in its newest run.
+
+    ``runs`` come newest first (as the instance lists them), so a part that failed and was re-executed from
+    the UI counts by its re-execution.
+    """
+    latest: dict[str, DagsterRun] = {}
+    for run in runs:
+        latest.setdefault(run.tags.get(keys.PART_TAG, "1/1"), run)
+    if not latest or any(r.status != DagsterRunStatus.SUCCESS for r in latest.values()):
         return False
-    parts = {r.tags.get(keys.PART_TAG, "1/1") for r in runs}
-    total = int(next(iter(parts)).split("/")[1])
-    return parts == {f"{i}/{total}" for i in range(1, total + 1)}
+    total = int(next(iter(latest)).split("/")[1])
+    return set(latest) == {f"{i}/{total}" for i in range(1, total + 1)}
 
 
 def in_flight(instance: DagsterInstance, run_id: str) -> bool:

@@ -20,6 +20,7 @@ queried, so ``duckdb data/lakehouse.duckdb`` (or any DuckDB client) sees the fil
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -153,40 +154,64 @@ def _quote(text: str) -> str:
 
 
 def _source_sql(
-    paths: LakehousePaths, build: Callable[[str], Path], sentinel: str, keys: Sequence[str] | None
+    paths: LakehousePaths,
+    build: Callable[[str], Path],
+    sentinel: str,
+    keys: Sequence[str] | None,
+    skipped: list[Path] | None = None,
 ) -> dict[str, str] | None:
-    """``{"files": SQL, "key": RE2}`` of one source, or None when none of its files exists."""
+    """``{"files": SQL, "key": RE2}`` of one source, or None when none of its files exists.
+
+    With ``skipped``, a per-run JSON file that does not parse is left out (and appended to it).
+    """
     head, tail = build(sentinel).relative_to(paths.root).as_posix().split(sentinel)
     key = "([^/]+)" + re.escape(tail) + "$"
     if keys is not None:
         files = [p for p in (build(k) for k in keys) if p.is_file()]
     else:
         files = sorted(p for p in paths.root.glob(f"{head}*{tail}") if p.is_file())
+    unreadable = [p for p in files if not _parses(p)] if skipped is not None and tail.endswith(".json") else []
+    if unreadable:
+        skipped.extend(unreadable)
+        files = [p for p in files if p not in unreadable]
     if not files:
         return None
-    if keys is None and not _GLOB_CHARACTERS.search(paths.root.as_posix()):
+    if keys is None and not unreadable and not _GLOB_CHARACTERS.search(paths.root.as_posix()):
         return {"files": _quote(f"{paths.root.as_posix()}/{head}*{tail}"), "key": key}
     return {"files": "[" + ", ".join(_quote(p.as_posix()) for p in files) + "]", "key": key}
 
 
-def _sources(paths: LakehousePaths, run_ids: Sequence[str] | None) -> dict[str, dict[str, str] | None]:
+def _parses(path: Path) -> bool:
+    try:
+        json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _sources(
+    paths: LakehousePaths, run_ids: Sequence[str] | None, skipped: list[Path] | None
+) -> dict[str, dict[str, str] | None]:
     sources = {
         "ohlcv": _source_sql(paths, paths.ohlcv_file, _SYMBOL_SENTINEL, None),
         "symbols": _source_sql(paths, paths.symbol_metadata_file, _SYMBOL_SENTINEL, None),
         "features": _source_sql(paths, paths.features_file, _SYMBOL_SENTINEL, None),
-        "candidates_validated": _source_sql(paths, paths.candidates_validated_file, _RUN_SENTINEL, run_ids),
+        "candidates_validated": _source_sql(paths, paths.candidates_validated_file, _RUN_SENTINEL, run_ids, skipped),
     }
     for name, file_name in _RUN_FILES.items():
         sources[name] = _source_sql(
-            paths, lambda run_id, f=file_name: paths.run_data_file(run_id, f), _RUN_SENTINEL, run_ids
+            paths, lambda run_id, f=file_name: paths.run_data_file(run_id, f), _RUN_SENTINEL, run_ids, skipped
         )
     return sources
 
 
 def _create_views(
-    connection: duckdb.DuckDBPyConnection, paths: LakehousePaths, run_ids: Sequence[str] | None
+    connection: duckdb.DuckDBPyConnection,
+    paths: LakehousePaths,
+    run_ids: Sequence[str] | None,
+    skipped: list[Path] | None,
 ) -> dict[str, int]:
-    sources = _sources(paths, run_ids)
+    sources = _sources(paths, run_ids, skipped)
     counts: dict[str, int] = {}
     for name, (source_name, body) in VIEWS.items():
         source = sources[source_name]
@@ -200,7 +225,9 @@ def _create_views(
     return counts
 
 
-def refresh_views(paths: LakehousePaths, *, run_ids: Sequence[str] | None = None) -> dict[str, int]:
+def refresh_views(
+    paths: LakehousePaths, *, run_ids: Sequence[str] | None = None, skipped: list[Path] | None = None
+) -> dict[str, int]:
     """(Re)create ``lakehouse.duckdb`` in the data folder with a view per lakehouse table and run artifact.
 
     Parameters
@@ -211,6 +238,10 @@ def refresh_views(paths: LakehousePaths, *, run_ids: Sequence[str] | None = None
         Limit the per-run views (``candidates_validated``, ``returns``, ``weights``, ``profiles``,
         ``selection``, ``vetoes``, ``gate_checks``) to these RUN_IDs' files as they exist now. None (the
         default) makes them read every run folder, present and future, through a glob.
+    skipped : list of Path, optional
+        When given, a per-run JSON file that does not parse (one truncated old export) is left out of its
+        view and appended here, so one bad RUN_ID never blocks the refresh for the others; the view then
+        reads a fixed list of the good files. None (the default): such a file raises LakehouseReadError.
 
     Returns
     -------
@@ -262,7 +293,7 @@ def refresh_views(paths: LakehousePaths, *, run_ids: Sequence[str] | None = None
     try:
         staged = workdir / target.name
         with contextlib.closing(duckdb.connect(str(staged))) as connection:
-            counts = _create_views(connection, paths, run_ids)
+            counts = _create_views(connection, paths, run_ids, skipped)
             # Everything in the main file before the rename: no write-ahead log is left behind.
             connection.execute("CHECKPOINT")
         os.replace(staged, target)

@@ -10,6 +10,7 @@ Leaves to test_e2e: the daemon running these sensors (test_chain_e2e.py).
 
 from __future__ import annotations
 
+import duckdb
 import pytest
 from dagster import (
     DagsterEventType,
@@ -26,7 +27,7 @@ from alpha_assets import cli
 from alpha_assets.definitions import build_definitions
 from alpha_assets.defs import keys
 from alpha_assets.defs.alpha.sensors import export_sensor
-from alpha_assets.defs.chain import contiguous_ranges
+from alpha_assets.defs.chain import contiguous_ranges, link_succeeded
 from alpha_assets.defs.dataops.sensors import discovery_succeeded_sensor, ingest_succeeded_sensor
 from alpha_assets.defs.resources import LakehouseResource
 from alpha_assets.defs.runner import FlowFailedError, ensure_run_partition, run_link
@@ -216,3 +217,36 @@ def test_flow_production_of_an_unknown_run_id_fails_and_adds_no_partition(tmp_pa
     assert "RUN_TYPO has no validated export" in capsys.readouterr().err
     with DagsterInstance.get() as instance:
         assert not instance.has_dynamic_partition("runs", "RUN_TYPO")
+
+
+def test_a_truncated_old_export_never_blocks_the_validation_of_another_run_id(chain):
+    env, defs, config, *_ = chain
+    broken = env.paths.candidates_validated_file("RUN_OLD_BROKEN")
+    broken.parent.mkdir(parents=True, exist_ok=True)
+    broken.write_text('{"run_id": "RUN_OLD_BROKEN", "symbols": ["SIM_BTC')
+    link = run_link(defs, env.instance, keys.VALIDATION_JOB, partition_key=RUN_ID, run_config=config)
+    assert link.materializations["candidates_validated"]["duckdb_unreadable_files"] == [str(broken)]
+    with duckdb.connect(str(env.paths.duckdb_file), read_only=True) as connection:
+        run_ids = {row[0] for row in connection.execute("select distinct run_id from candidates_validated").fetchall()}
+    assert RUN_ID in run_ids and "RUN_OLD_BROKEN" not in run_ids
+    assert broken.read_text().endswith("SIM_BTC"), "the bad file is left as it was, for its owner to look at"
+
+
+def _run(status: DagsterRunStatus, part: str) -> DagsterRun:
+    return DagsterRun(job_name=keys.INGEST_JOB, status=status, tags={keys.PART_TAG: part})
+
+
+@pytest.mark.parametrize(
+    ("runs", "succeeded"),
+    [
+        ([_run(DagsterRunStatus.SUCCESS, "2/2"), _run(DagsterRunStatus.SUCCESS, "1/2")], True),
+        ([_run(DagsterRunStatus.SUCCESS, "1/2")], False),
+        # Newest first: part 1 failed, then its re-execution succeeded.
+        ([_run(DagsterRunStatus.SUCCESS, "1/1"), _run(DagsterRunStatus.FAILURE, "1/1")], True),
+        ([_run(DagsterRunStatus.FAILURE, "1/1"), _run(DagsterRunStatus.SUCCESS, "1/1")], False),
+        ([], False),
+    ],
+    ids=["all-parts", "part-missing", "re-executed", "failed-again", "none"],
+)
+def test_link_succeeded_counts_each_parts_newest_run(runs, succeeded):
+    assert link_succeeded(runs) is succeeded

@@ -97,7 +97,7 @@ def _portfolio_done(server: DagsterDev) -> list[dict[str, Any]] | None:
     return runs if production else None
 
 
-def test_ui_launched_chain_carries_profile_source_clock_and_tags_to_flow_production(dagster_dev, tmp_path):
+def test_ui_launched_chain_carries_profile_source_clock_and_tags_to_flow_production(dagster_dev, tmp_path, monkeypatch):
     files_dir = tmp_path / "csv_source"
     file_keys = _write_csv_folder(dagster_dev, files_dir)
     run_config = {
@@ -170,6 +170,7 @@ def test_ui_launched_chain_carries_profile_source_clock_and_tags_to_flow_product
     # The ingest run covered exactly the universe, and features were computed once per symbol.
     ingest_tags = {t["key"]: t["value"] for t in runs[1]["tags"]}
     assert ingest_tags[keys.PART_TAG] == "1/1"
+    monkeypatch.setenv("DAGSTER_HOME", str(dagster_dev.home))  # the project's storage class reads it
     with DagsterInstance.from_config(str(dagster_dev.home)) as instance:
         ordered = instance.get_dynamic_partitions("symbols")
     start, end = (ordered.index(ingest_tags[f"dagster/asset_partition_range_{end}"]) for end in ("start", "end"))

@@ -271,17 +271,22 @@ def candidates_validated(
     path = paths.candidates_validated_file(run_id)
     write_json_atomic(document, path)
     counts = Counter(v["verdict"] for v in verdicts)
-    views = refresh_views(paths)
+    # Another RUN_ID's unreadable export stays out of the views instead of failing this RUN_ID's validation.
+    skipped: list = []
+    views = refresh_views(paths, skipped=skipped)
     context.log.info(
         f"validation {run_id}: {len(document['symbols'])} of {len(verdicts)} OK, {dict(counts)}; "
         f"{len(views)} DuckDB views refreshed"
     )
+    if skipped:
+        context.log.warning(f"DuckDB views leave out {len(skipped)} unreadable file(s): {[str(p) for p in skipped]}")
     return MaterializeResult(
         metadata={
             **file_metadata(path),
             "audit_report": MetadataValue.path(str(audit_path)),
             "duckdb": MetadataValue.path(str(paths.duckdb_file)),
             "duckdb_views": MetadataValue.json(views),
+            "duckdb_unreadable_files": MetadataValue.json([str(p) for p in skipped]),
             "dagster/row_count": len(document["symbols"]),
             "verdicts": MetadataValue.json(dict(sorted(counts.items()))),
             "rejected": markdown_table(
