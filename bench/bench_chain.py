@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -34,15 +32,13 @@ from alpha_assets.cli import PROJECT_DAGSTER_YAML
 from alpha_assets.defs import keys
 from alpha_assets_tests.test_e2e.conftest import (
     LOCATION_NAME,
-    PROJECT_ROOT,
     REPOSITORY_NAME,
     DagsterDev,
-    _location_loaded,
-    free_loopback_port,
+    server_env,
+    start_dagster_dev,
     stop_process_group,
-    venv_command,
 )
-from alpha_assets_tests.test_e2e.test_chain_e2e import _ADD_PARTITION, _LAUNCH_RUN
+from alpha_assets_tests.test_e2e.test_chain_e2e import _ADD_PARTITION, _LAUNCH_RUN, symbol_partitions
 from alpha_assets_tests.test_e2e.test_dagster_dev import _BACKFILL, _LAUNCH_BACKFILL, _runs
 
 CLOCK = "2026-11-25T12:00:00+00:00"
@@ -62,23 +58,7 @@ def _start(root: Path) -> DagsterDev:
     home, data_dir = root / "home", root / "data"
     home.mkdir()
     shutil.copyfile(PROJECT_DAGSTER_YAML, home / "dagster.yaml")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "ALPHA_ASSETS_"))}
-    env.update(DAGSTER_HOME=str(home), ALPHA_ASSETS_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
-    port = free_loopback_port()
-    log_path = root / "dagster_dev.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [venv_command("dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    server = DagsterDev(f"http://127.0.0.1:{port}", process, log_path, home, data_dir)
-    server.wait_for(lambda: _location_loaded(server), timeout=120, interval=1.0, what="dagster dev to serve")
-    return server
+    return start_dagster_dev(root, home, data_dir, server_env(home, data_dir, {}), "sqlite")
 
 
 def _chain(server: DagsterDev, run_id: str, run_config: dict[str, Any]) -> dict[str, Any]:
@@ -169,7 +149,7 @@ def main() -> None:
         }
         _chain(server, "BENCH_WIDE", wide)
         with_bars = [
-            k for k in _ordered_symbols(server) if server.paths.ohlcv_file(k).exists() and k.startswith("SIM_")
+            k for k in symbol_partitions(server) if server.paths.ohlcv_file(k).exists() and k.startswith("SIM_")
         ]
         contiguous = with_bars[-3 * n : -2 * n]
         hand_picked = with_bars[-2 * n :][::2]
@@ -195,14 +175,6 @@ def _wide_manifest(root: Path, top_n: int) -> Path:
     profile = {"discovery": {"top_n": top_n, "min_traded_value_24h": 0}, "ingestion": {"history_days": 400}}
     path.write_text(json.dumps({"default_profile": "wide", "defaults": {}, "profiles": {"wide": profile}}))
     return path
-
-
-def _ordered_symbols(server: DagsterDev) -> list[str]:
-    from dagster import DagsterInstance
-
-    os.environ["DAGSTER_HOME"] = str(server.home)  # the project's storage class reads it
-    with DagsterInstance.from_config(str(server.home)) as instance:
-        return instance.get_dynamic_partitions("symbols")
 
 
 if __name__ == "__main__":

@@ -169,7 +169,8 @@ def _group_alive(process: subprocess.Popen[bytes]) -> bool:
     return True
 
 
-def _server_env(home: Path, data_dir: Path, extra: dict[str, str]) -> dict[str, str]:
+def server_env(home: Path, data_dir: Path, extra: dict[str, str]) -> dict[str, str]:
+    """The server's environment: this one without the developer's settings, plus ``extra``, home and data."""
     env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
     env.update(extra, DAGSTER_HOME=str(home), ALPHA_ASSETS_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
     return env
@@ -227,15 +228,11 @@ def _location_loaded(server: DagsterDev) -> bool | None:
     return True
 
 
-@pytest.fixture(scope="session", params=INSTANCES)
-def dagster_dev(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev]:
-    """``dagster dev`` over a prepared data folder, serving on 127.0.0.1, stopped by its process group."""
-    root = tmp_path_factory.mktemp(f"e2e_{request.param}")
-    home, data_dir = root / "dagster_home", root / "data"
-    home.mkdir()
-    env = _server_env(home, data_dir, _instance_home(request, home))
-    _prepare_data(root, env, data_dir)
+def start_dagster_dev(root: Path, home: Path, data_dir: Path, env: dict[str, str], instance: str) -> DagsterDev:
+    """Start ``dagster dev`` on a free loopback port in its own process group; return once it serves.
 
+    The caller stops it with :func:`stop_process_group` (the fixture below, ``bench/bench_chain.py``).
+    """
     port = free_loopback_port()
     log_path = root / "dagster_dev.log"
     command = [venv_command("dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
@@ -250,7 +247,7 @@ def dagster_dev(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
             start_new_session=True,
         )
     server = DagsterDev(
-        instance=request.param,
+        instance=instance,
         url=f"http://127.0.0.1:{port}",
         process=process,
         log_path=log_path,
@@ -264,9 +261,25 @@ def dagster_dev(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
             interval=1.0,
             what=f"`{' '.join(command)}` to serve GraphQL with {LOCATION_NAME} loaded",
         )
+    except BaseException:
+        stop_process_group(process)
+        raise
+    return server
+
+
+@pytest.fixture(scope="session", params=INSTANCES)
+def dagster_dev(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev]:
+    """``dagster dev`` over a prepared data folder, serving on 127.0.0.1, stopped by its process group."""
+    root = tmp_path_factory.mktemp(f"e2e_{request.param}")
+    home, data_dir = root / "dagster_home", root / "data"
+    home.mkdir()
+    env = server_env(home, data_dir, _instance_home(request, home))
+    _prepare_data(root, env, data_dir)
+    server = start_dagster_dev(root, home, data_dir, env, request.param)
+    try:
         yield server
     finally:
-        stop_process_group(process)
+        stop_process_group(server.process)
 
 
 @pytest.hookimpl(hookwrapper=True)

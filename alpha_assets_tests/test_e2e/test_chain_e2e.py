@@ -17,7 +17,6 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from dagster import DagsterInstance
 
 from alpha_assets.defs import keys
 from alpha_assets.lakehouse.parquet import read_json
@@ -67,6 +66,16 @@ query($path: [String!]!, $partitions: [String!]) {
 """
 
 
+_PARTITION_KEYS = """
+query($path: [String!]!) { assetNodeOrError(assetKey: {path: $path}) { ... on AssetNode { partitionKeys } } }
+"""
+
+
+def symbol_partitions(server: DagsterDev) -> list[str]:
+    """Every ``symbols`` partition key, in the instance's order, as the UI lists them."""
+    return server.graphql(_PARTITION_KEYS, {"path": list(keys.OHLCV.path)})["assetNodeOrError"]["partitionKeys"]
+
+
 def _write_csv_folder(server: DagsterDev, folder) -> list[str]:
     """CSV files in the files source's format, made from the prepared bars of the first pairs."""
     folder.mkdir()
@@ -97,7 +106,7 @@ def _portfolio_done(server: DagsterDev) -> list[dict[str, Any]] | None:
     return runs if production else None
 
 
-def test_ui_launched_chain_carries_profile_source_clock_and_tags_to_flow_production(dagster_dev, tmp_path, monkeypatch):
+def test_ui_launched_chain_carries_profile_source_clock_and_tags_to_flow_production(dagster_dev, tmp_path):
     files_dir = tmp_path / "csv_source"
     file_keys = _write_csv_folder(dagster_dev, files_dir)
     run_config = {
@@ -170,9 +179,7 @@ def test_ui_launched_chain_carries_profile_source_clock_and_tags_to_flow_product
     # The ingest run covered exactly the universe, and features were computed once per symbol.
     ingest_tags = {t["key"]: t["value"] for t in runs[1]["tags"]}
     assert ingest_tags[keys.PART_TAG] == "1/1"
-    monkeypatch.setenv("DAGSTER_HOME", str(dagster_dev.home))  # the project's storage class reads it
-    with DagsterInstance.from_config(str(dagster_dev.home)) as instance:
-        ordered = instance.get_dynamic_partitions("symbols")
+    ordered = symbol_partitions(dagster_dev)
     start, end = (ordered.index(ingest_tags[f"dagster/asset_partition_range_{end}"]) for end in ("start", "end"))
     assert sorted(ordered[start : end + 1]) == chosen, "the ingest run spans the RUN_ID's symbols, no other"
     events = dagster_dev.graphql(
