@@ -186,6 +186,10 @@ class LakehousePaths:
             raise ValueError(f"run artifact name must be one of {sorted(RUN_DATA_FILES)}, got {name!r}")
         return self.run_data_dir(run_id) / name
 
+    def run_withdrawn_dir(self, run_id: str) -> Path:
+        """``artifacts/summaries/runs/<RUN_ID>/withdrawn/``: artifacts a later failed gate took out of every view."""
+        return self.run_dir(run_id) / "withdrawn"
+
     def run_report_dir(self, run_id: str) -> Path:
         """``artifacts/summaries/runs/<RUN_ID>/reports/``."""
         return self.run_dir(run_id) / "reports"

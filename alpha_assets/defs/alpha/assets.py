@@ -21,8 +21,10 @@ from dagster import (
 
 from alpha_assets.alpha import pipeline
 from alpha_assets.alpha.portfolio import encode_portfolio_json
+from alpha_assets.alpha.quality import GateVerdict
 from alpha_assets.alpha.returns import compute_returns_matrix, toxic_return_drops
 from alpha_assets.alpha.snapshot import FrozenRun, freeze_run, is_frozen, load_frozen_run, take_snapshot
+from alpha_assets.alpha.withdrawal import Withdrawal, withdraw_downstream
 from alpha_assets.defs import keys
 from alpha_assets.defs.alpha.gate import (
     GATE_CHECKS,
@@ -115,6 +117,7 @@ def returns_matrix(
     drops = read_json(paths.run_data_file(run_id, "returns_drops.json"))
     toxic = toxic_return_drops(drops)
     returns_path = paths.run_data_file(run_id, "returns_matrix.parquet")
+    withdrawn = _withdraw_if_gate_failed(context, paths, run_id, verdicts)
     context.log.info(
         f"returns {run_id}: {frozen.returns.shape[0]} days x {frozen.returns.shape[1]} symbols, {len(drops)} drops, "
         f"gate {'passed' if all(v.passed for v in verdicts) else 'FAILED'}"
@@ -128,6 +131,7 @@ def returns_matrix(
             "first_date": str(frozen.returns.index.min()) if len(frozen.returns) else "",
             "gate_verdict": MetadataValue.path(str(gate_path)),
             "drops": markdown_table(drops, ["axis", "key", "stage", "reason", "observed", "threshold"]),
+            "withdrawn": MetadataValue.json([] if withdrawn is None else list(withdrawn.files)),
         },
         data_version=data_version_of([returns_path, gate_path]),
     )
@@ -260,6 +264,28 @@ def portfolio_flattened(
         },
         data_version=data_version_of([path]),
     )
+
+
+def _withdraw_if_gate_failed(
+    context: AssetExecutionContext, paths: LakehousePaths, run_id: str, verdicts: list[GateVerdict]
+) -> Withdrawal | None:
+    """After a failed gate, take the RUN_ID's earlier selection, portfolio and reports out of every view.
+
+    A refreeze that fails its gate must not leave the weights of the old inputs served next to
+    ``passed: false``: they move to ``runs/<RUN_ID>/withdrawn/<N>/`` (nothing is deleted), the DuckDB views are
+    rebuilt without them, and a passing run writes new ones.
+    """
+    failed = [v for v in verdicts if not v.passed]
+    if not failed:
+        return None
+    withdrawal = withdraw_downstream(paths, run_id, " | ".join(f"{v.name}: {v.message}" for v in failed))
+    if withdrawal is not None:
+        refresh_views(paths)
+        context.log.warning(
+            f"{run_id}: the gate failed, so its earlier {', '.join(withdrawal.files)} moved to {withdrawal.folder} "
+            "and no view serves them until a run whose gate passes replaces them"
+        )
+    return withdrawal
 
 
 def _gated_frozen_run(
