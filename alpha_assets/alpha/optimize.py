@@ -157,6 +157,11 @@ def _prepare(returns: FloatArray, clusters: IntArray, params: OptimizationParams
     if params.cap_clusters:
         cap = params.cluster_cap if params.cluster_cap is not None else max(0.25, 1.0 / n_clusters)
     ppy = params.periods_per_year
+    if ppy is None:
+        raise ValueError(
+            "`params.periods_per_year` is None: resolve it from the returns' calendar first "
+            "(alpha.pipeline.run_optimization does) or set it"
+        )
     cov = estimate_covariance(returns, params.covariance) * ppy
     return _Problem(returns.mean(axis=0) * ppy, cov, clusters, cap, params, symbols)
 

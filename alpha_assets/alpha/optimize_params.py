@@ -62,10 +62,11 @@ class OptimizationParams:
         default=CovarianceMethod.LEDOIT_WOLF,
         metadata={"doc": "Covariance estimator.", "min": None, "max": None},
     )
-    periods_per_year: int = field(
-        default=365,
+    periods_per_year: int | None = field(
+        default=None,
         metadata={
-            "doc": "Periods per year to annualise mean and covariance: 365 crypto, 252 otherwise.",
+            "doc": "Periods per year to annualise mean and covariance; null (default): the sessions per year of "
+            "the returns' calendar (365 for a 24/7 crypto universe, 252 on NYSE sessions), a number overrides.",
             "min": 1,
             "max": 366,
         },
@@ -129,7 +130,7 @@ class OptimizationParams:
             raise TypeError(f"`covariance` must be a CovarianceMethod, got {self.covariance!r}")
         if not isinstance(self.hrp_linkage, Linkage):
             raise TypeError(f"`hrp_linkage` must be a Linkage, got {self.hrp_linkage!r}")
-        if not 1 <= self.periods_per_year <= 366:
+        if self.periods_per_year is not None and not 1 <= self.periods_per_year <= 366:
             raise ValueError(f"`periods_per_year` must be in [1, 366], got {self.periods_per_year}")
         if not 0.0 <= self.min_weight <= self.max_weight <= 1.0:
             raise ValueError(

@@ -6,6 +6,7 @@ the command line and the benchmark run exactly the same code.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -80,7 +81,8 @@ def run_optimization(
     selection : Mapping
         The ``selection.json`` document; its ``atoms`` are optimised as they are, nothing is re-decided.
     params : OptimizationParams
-        Profiles, covariance, bounds and caps.
+        Profiles, covariance, bounds and caps; ``periods_per_year`` None takes the returns' calendar
+        (:func:`returns_periods_per_year`).
 
     Returns
     -------
@@ -97,6 +99,8 @@ def run_optimization(
     """
     if selection.get("run_id", frozen.run_id) != frozen.run_id:
         raise ValueError(f"`selection` is of run {selection['run_id']!r}, not of the frozen run {frozen.run_id!r}")
+    if params.periods_per_year is None:
+        params = dataclasses.replace(params, periods_per_year=returns_periods_per_year(frozen))
     atoms = atoms_from_selection(frozen.returns, selection["atoms"])
     table = atoms.table.merge(frozen.metadata, on="symbol", how="left")
     results = optimize_all(
@@ -106,6 +110,14 @@ def run_optimization(
         symbols=list(table["symbol"]),
     )
     return results, table.loc[:, ["symbol", "direction", "cluster", "market", "sector"]], atoms.returns
+
+
+def returns_periods_per_year(frozen: FrozenRun) -> int:
+    """Periods per year of the run's returns: its grid's sessions per year, as frozen in ``snapshot.json``.
+
+    A run frozen before calendars were recorded was a crypto universe on every day: 365.
+    """
+    return int(frozen.snapshot.get("calendar", {}).get("periods_per_year", 365))
 
 
 def portfolio_document(

@@ -1,4 +1,9 @@
-"""Closes -> the trimmed matrix of daily simple returns, every drop recorded with its reason."""
+"""Closes -> the trimmed matrix of daily simple returns, every drop recorded with its reason.
+
+A universe mixing calendars (crypto trading 24/7, equities on their exchange's sessions) is first aligned
+by :func:`align_closes`: the returns are taken on the exchange sessions, each 24/7 member compounded over
+the days in between, so every row is one synchronous period for every member (see its Notes).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from alpha_assets.alpha.params import ReturnsParams
+from alpha_assets.lakehouse.calendars import CONTINUOUS, TradingCalendar, periods_per_year
 from alpha_assets.typing import FloatArray
 
 #: Trimming stages, in the order they run.
@@ -80,6 +86,94 @@ class ReturnsMatrix:
         """Return the drops as a frame with columns axis, key, stage, reason, observed, threshold."""
         columns = ["axis", "key", "stage", "reason", "observed", "threshold"]
         return pd.DataFrame([d.to_dict() for d in self.drops], columns=columns)
+
+
+@dataclass(frozen=True)
+class AlignedCloses:
+    """Closes on the grid of a universe's calendars, and how to annualise their returns.
+
+    Attributes
+    ----------
+    closes : pandas.DataFrame of shape (n_dates, n_assets)
+        The closes on the grid (UTC midnights), NaN where a member has no bar on one of its sessions.
+    grid : str
+        ``24/7`` (every day: a crypto-only universe) or the exchange calendars whose sessions are the rows,
+        joined by ``+`` (``XNYS``, ``XLON+XNYS``).
+    periods_per_year : int
+        Rows per year of the grid (365 for ``24/7``, 252 for ``XNYS``): the annualisation of the returns.
+    calendars : dict
+        Symbol key -> its calendar, for every column.
+    """
+
+    closes: pd.DataFrame
+    grid: str
+    periods_per_year: int
+    calendars: dict[str, str]
+
+
+def align_closes(closes: pd.DataFrame, calendars: Mapping[str, str]) -> AlignedCloses:
+    """Put the closes of a universe on one grid of dates: the alignment rule of returns and gate.
+
+    Parameters
+    ----------
+    closes : pandas.DataFrame of shape (n_dates, n_assets)
+        Daily closes on the union of the members' bar dates (UTC-midnight index, symbol-key columns, NaN
+        where a member has no bar), as :func:`~alpha_assets.lakehouse.ohlcv.wide_closes` builds them.
+    calendars : Mapping[str, str]
+        Symbol key -> trading calendar (``24/7`` or an ``exchange_calendars`` name); a column left out is
+        ``24/7``.
+
+    Returns
+    -------
+    AlignedCloses
+        The closes on the grid, the grid's name and its periods per year.
+
+    Raises
+    ------
+    ValueError
+        When a calendar is unknown, or as :func:`compute_returns_matrix` validates ``closes``.
+
+    Notes
+    -----
+    - Every member ``24/7`` (crypto only): unchanged, one row per day, 365 periods a year.
+    - Otherwise the rows are the sessions of the members' exchange calendars (their union) between the
+      first and the last date of ``closes``. A 24/7 member is sampled at those dates, so its return on a
+      Monday is Friday's close to Monday's: the weekend compounded into one period, the period the equities
+      move over. Its weekend bars are not lost data, they are inside that return. An exchange member on a
+      row that is not one of its own sessions (another exchange's session, its own holiday) keeps its
+      previous row's close: its return there is 0 (no trading, no price change) and its next session's
+      return runs from its last session, so nothing is double counted or dropped. A missing bar on one of
+      its own sessions stays NaN (a gap, never filled). Why not every calendar day with equities at 0 on
+      weekends: the zeros would be fake observations (a quarter of the rows), understating equity volatility
+      per row, biasing correlations to crypto towards 0 and turning every weekend into a run of zero
+      returns. Why not drop rows where an equity has no bar: Monday's return would vanish with the
+      weekend.
+    - The gate judges exactly this matrix; annualisation (covariance, Sharpe) uses the grid's periods per
+      year (:func:`~alpha_assets.lakehouse.calendars.periods_per_year`).
+    """
+    _validate_closes(closes)
+    by_column = {str(c): calendars.get(str(c), CONTINUOUS) for c in closes.columns}
+    exchanges = sorted(set(by_column.values()) - {CONTINUOUS})
+    ppy = periods_per_year(list(by_column.values()))
+    if not exchanges or closes.empty:
+        return AlignedCloses(closes, "+".join(exchanges) or CONTINUOUS, ppy, by_column)
+    days = closes.index.values.astype("datetime64[D]").view(np.int64)
+    grid_days = np.unique(np.concatenate([TradingCalendar.of(c).sessions(days[0], days[-1]) for c in exchanges]))
+    grid = pd.DatetimeIndex(grid_days.astype("datetime64[D]")).tz_localize("UTC").astype(closes.index.dtype)
+    on_grid = closes.reindex(grid)
+    values = on_grid.to_numpy(dtype=np.float64, copy=True)
+    rows = np.arange(len(grid))
+    for j, column in enumerate(on_grid.columns):  # a loop over members; each is vectorised over the rows
+        calendar = by_column[str(column)]
+        if calendar == CONTINUOUS:
+            continue
+        own = TradingCalendar.of(calendar).is_session(grid_days)
+        # Each row takes the close of the member's latest own session on or before it (NaN before its first).
+        last_own = np.maximum.accumulate(np.where(own, rows, -1))
+        values[:, j] = np.where(last_own >= 0, values[np.maximum(last_own, 0), j], np.nan)
+    aligned = pd.DataFrame(values, index=grid, columns=on_grid.columns)
+    aligned.index.name = closes.index.name
+    return AlignedCloses(aligned, "+".join(exchanges), ppy, by_column)
 
 
 def _validate_closes(closes: pd.DataFrame) -> None:

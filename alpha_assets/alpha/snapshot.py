@@ -19,8 +19,9 @@ import pandas as pd
 import pyarrow as pa
 
 from alpha_assets.alpha.params import FEATURE_COLUMNS
-from alpha_assets.alpha.returns import ReturnsMatrix
+from alpha_assets.alpha.returns import ReturnsMatrix, align_closes
 from alpha_assets.errors import LakehouseReadError
+from alpha_assets.lakehouse.calendars import CONTINUOUS
 from alpha_assets.lakehouse.features_store import read_symbol_row_asof
 from alpha_assets.lakehouse.ohlcv import wide_closes
 from alpha_assets.lakehouse.parquet import (
@@ -56,7 +57,9 @@ class LakehouseSnapshot:
     as_of : Timestamp
         The last closed daily bar the run may see (UTC midnight): the day before the discovery time.
     closes : DataFrame of shape (n_observations, n_assets)
-        Closes, UTC-midnight index, one column per validated symbol (sorted); NaN where a symbol had no bar.
+        Closes, UTC-midnight index, one column per validated symbol (sorted), aligned on the grid of the
+        symbols' calendars (:func:`~alpha_assets.alpha.returns.align_closes`); NaN where a symbol had no bar
+        on one of its sessions.
     features : DataFrame of shape (n_assets_with_features, 2 + n_features)
         Per symbol the latest feature row dated on or before ``as_of``: ``symbol``, ``date`` and the
         ``SNAPSHOT_FEATURE_COLUMNS`` the gate and the selection read.
@@ -64,6 +67,9 @@ class LakehouseSnapshot:
         ``symbol``, ``market`` (exchange key) and ``sector`` from the discovery record.
     fingerprints : dict
         Data-directory-relative path -> sha256 of every lakehouse and export file read.
+    calendar : dict
+        ``grid`` (``24/7`` or the exchange calendars of the rows), ``periods_per_year`` of the returns and
+        ``calendars`` (symbol -> its calendar), as recorded in ``snapshot.json``.
     """
 
     run_id: str
@@ -72,6 +78,7 @@ class LakehouseSnapshot:
     features: pd.DataFrame
     metadata: pd.DataFrame
     fingerprints: dict[str, str]
+    calendar: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -129,10 +136,20 @@ def take_snapshot(paths: LakehousePaths, run_id: str) -> LakehouseSnapshot:
         ],
         columns=["symbol", "market", "sector"],
     )
+    # Candidates of runs discovered before calendars existed were all crypto (24/7).
+    aligned = align_closes(
+        wide_closes(bars, until=as_of),
+        {c["symbol_key"]: c.get("calendar", CONTINUOUS) for c in validated["candidates"]},
+    )
     return LakehouseSnapshot(
         run_id=run_id,
         as_of=as_of,
-        closes=wide_closes(bars, until=as_of),
+        closes=aligned.closes,
+        calendar={
+            "grid": aligned.grid,
+            "periods_per_year": aligned.periods_per_year,
+            "calendars": dict(sorted(aligned.calendars.items())),
+        },
         features=features.sort_values("symbol", ignore_index=True),
         metadata=metadata,
         fingerprints=dict(sorted(fingerprints.items())),
@@ -160,6 +177,7 @@ def freeze_run(
         "as_of": snapshot.as_of.isoformat(),
         "inputs": snapshot.fingerprints,
         "metadata": snapshot.metadata.to_dict(orient="records"),
+        "calendar": snapshot.calendar,
         "frozen": {name: file_sha256(paths.run_data_file(run_id, name)) for name in FROZEN_FILES},
     }
     write_bytes_atomic(encode_json(document), paths.run_data_file(run_id, SNAPSHOT_FILE))

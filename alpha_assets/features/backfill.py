@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from alpha_assets.errors import LakehouseReadError
+from alpha_assets.errors import LakehouseReadError, UnsafeKeyError
 from alpha_assets.features.matrix import (
     DISCRETE_COLUMNS,
     FEATURE_COLUMNS,
@@ -41,10 +41,13 @@ from alpha_assets.features.matrix import (
     compute_features,
     compute_features_many,
 )
+from alpha_assets.lakehouse.calendars import TradingCalendar, exchange_market
 from alpha_assets.lakehouse.features_store import SymbolFeaturesFile, UpsertResult, open_symbol_features
+from alpha_assets.lakehouse.keys import split_symbol_key
 from alpha_assets.lakehouse.parquet import bytes_sha256, parse_parquet_bytes, read_file_bytes
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA
+from alpha_assets.lakehouse.symbols import read_symbol_history
 
 __all__ = ["BackfillReport", "SymbolBackfill", "SymbolStatus", "backfill_features"]
 
@@ -61,8 +64,6 @@ THREADS_PER_WORKER = 2
 #: Symbols a worker plans, computes and writes together, holding their locks meanwhile: the appended tails of a
 #: batch are computed in one pass (``compute_features_many``), and the batch bounds the open lock files.
 SYMBOLS_PER_BATCH = 64
-#: Bars per year for ``volatility_60d``: crypto trades every day.
-PERIODS_PER_YEAR = 365.0
 #: The bar columns the features read, hashed in this order to recognise bars already used.
 _INPUT_COLUMNS = ("timestamp", "high", "low", "close", "volume")
 
@@ -185,16 +186,17 @@ def backfill_features(
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ValueError(f"`workers` must be a positive integer or None, got {workers!r}")
     keys = list(dict.fromkeys(symbol_keys))
+    periods = symbol_periods_per_year(paths, keys)
     if workers is None:
         workers = max(1, min(WORKERS_PER_CORE * _available_cores(), len(keys) // MIN_SYMBOLS_PER_WORKER))
     workers = min(workers, max(1, len(keys)))
     if workers == 1:
-        return BackfillReport(symbols=tuple(_backfill_chunk(paths, keys)), workers=1)
+        return BackfillReport(symbols=tuple(_backfill_chunk(paths, keys, periods)), workers=1)
     n_chunks = min(len(keys), workers * CHUNKS_PER_WORKER)
     chunks = [keys[i::n_chunks] for i in range(n_chunks)]
     results: dict[str, SymbolBackfill] = {}
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [(chunk, pool.submit(_backfill_chunk, paths, chunk)) for chunk in chunks]
+        futures = [(chunk, pool.submit(_backfill_chunk, paths, chunk, periods)) for chunk in chunks]
         for chunk, future in futures:
             try:
                 results.update((entry.symbol_key, entry) for entry in future.result())
@@ -204,14 +206,42 @@ def backfill_features(
     return BackfillReport(symbols=tuple(results[key] for key in keys), workers=workers)
 
 
-def _backfill_chunk(paths: LakehousePaths, symbol_keys: list[str]) -> list[SymbolBackfill]:
+def symbol_periods_per_year(paths: LakehousePaths, symbol_keys: Sequence[str]) -> dict[str, float]:
+    """Periods per year of each symbol's ``volatility_60d``: the sessions per year of its trading calendar.
+
+    The calendar is the symbol's current row of ``symbols.parquet``; a symbol without one (features computed
+    before validation versioned it) takes the calendar of its exchange prefix
+    (:func:`~alpha_assets.lakehouse.calendars.exchange_market`): 365 for crypto, 252 on ``XNYS``.
+
+    Raises
+    ------
+    LakehouseReadError
+        When a metadata file is unreadable.
+    """
+    periods = {}
+    for key in symbol_keys:
+        try:
+            history = read_symbol_history(paths, key)
+        except UnsafeKeyError:
+            continue  # the backfill reports the key as failed
+        current = history.loc[history["valid_to"].isna(), "calendar"]
+        calendar = current.iat[0] if len(current) else exchange_market(split_symbol_key(key)[0]).calendar
+        periods[key] = float(TradingCalendar.of(calendar).periods_per_year)
+    return periods
+
+
+def _backfill_chunk(
+    paths: LakehousePaths, symbol_keys: list[str], periods: Mapping[str, float]
+) -> list[SymbolBackfill]:
     results: dict[str, SymbolBackfill] = {}
     for first in range(0, len(symbol_keys), SYMBOLS_PER_BATCH):
-        results.update(_backfill_batch(paths, symbol_keys[first : first + SYMBOLS_PER_BATCH]))
+        results.update(_backfill_batch(paths, symbol_keys[first : first + SYMBOLS_PER_BATCH], periods))
     return [results[key] for key in symbol_keys]
 
 
-def _backfill_batch(paths: LakehousePaths, symbol_keys: list[str]) -> dict[str, SymbolBackfill]:
+def _backfill_batch(
+    paths: LakehousePaths, symbol_keys: list[str], periods: Mapping[str, float]
+) -> dict[str, SymbolBackfill]:
     """Plan every symbol under its lock, compute the appended tails together, then write (locks held)."""
     results: dict[str, SymbolBackfill] = {}
     appends: list[_Append] = []
@@ -224,7 +254,7 @@ def _backfill_batch(paths: LakehousePaths, symbol_keys: list[str]) -> dict[str, 
                     results[key] = SymbolBackfill(key, SymbolStatus.MISSING)
                     continue
                 features = locks.enter_context(open_symbol_features(paths, key, dictionary_columns=DISCRETE_COLUMNS))
-                outcome = _refresh(features, ohlcv_path, key)
+                outcome = _refresh(features, ohlcv_path, key, periods[key])
             except Exception as err:  # noqa: BLE001 - one bad symbol must not sink the others; the report names it.
                 outcome = _failure(key, err)
             if isinstance(outcome, _Append):
@@ -249,21 +279,28 @@ class _Append:
     known: int
     provenance: dict[str, Any]
 
+    @property
+    def periods_per_year(self) -> float:
+        """The annualisation of the symbol's ``volatility_60d``."""
+        return self.provenance["periods_per_year"]
+
 
 def _tails(appends: list[_Append]) -> list[np.ndarray | Exception]:
-    """The new rows of every append, the window features in one pass; per symbol if one input is refused."""
-    series = [tuple(a.bars[name] for name in _INPUT_COLUMNS[1:]) for a in appends]
-    starts = [a.known for a in appends]
-    try:
-        return list(compute_features_many(series, starts, periods_per_year=PERIODS_PER_YEAR))
-    except ValueError:
-        tails: list[np.ndarray | Exception] = []
-        for bars, start in zip(series, starts, strict=True):
-            try:
-                tails.append(compute_features(*bars, periods_per_year=PERIODS_PER_YEAR, start=start))
-            except ValueError as err:
-                tails.append(err)
-        return tails
+    """The new rows of every append, one pass per annualisation; per symbol if one input is refused."""
+    tails: dict[int, np.ndarray | Exception] = {}
+    for periods in sorted({a.periods_per_year for a in appends}):
+        group = [i for i, a in enumerate(appends) if a.periods_per_year == periods]
+        series = [tuple(appends[i].bars[name] for name in _INPUT_COLUMNS[1:]) for i in group]
+        starts = [appends[i].known for i in group]
+        try:
+            tails.update(zip(group, compute_features_many(series, starts, periods_per_year=periods), strict=True))
+        except ValueError:
+            for i, bars, start in zip(group, series, starts, strict=True):
+                try:
+                    tails[i] = compute_features(*bars, periods_per_year=periods, start=start)
+                except ValueError as err:
+                    tails[i] = err
+    return [tails[i] for i in range(len(appends))]
 
 
 def _write_append(append: _Append, values: np.ndarray | Exception) -> SymbolBackfill:
@@ -277,11 +314,13 @@ def _write_append(append: _Append, values: np.ndarray | Exception) -> SymbolBack
         return _failure(append.symbol_key, err)
 
 
-def _refresh(features: SymbolFeaturesFile, ohlcv_path: Path, symbol_key: str) -> SymbolBackfill | _Append:
+def _refresh(
+    features: SymbolFeaturesFile, ohlcv_path: Path, symbol_key: str, periods_per_year: float
+) -> SymbolBackfill | _Append:
     """Decide one symbol (the caller holds its lock): unchanged, recomputed and merged now, or an append."""
     stored = features.stored()
     previous = stored.provenance if stored is not None else None
-    if previous is not None and not _same_computation(previous, stored.feature_columns):
+    if previous is not None and not _same_computation(previous, stored.feature_columns, periods_per_year):
         previous = None
     # One read: the skip test and the computation use the same bytes, and the provenance records their hash,
     # so a file replaced in between is caught by the next run.
@@ -294,7 +333,7 @@ def _refresh(features: SymbolFeaturesFile, ohlcv_path: Path, symbol_key: str) ->
     dates, n_bars = bars["timestamp"], table.num_rows
     provenance = {
         "features_version": FEATURES_VERSION,
-        "periods_per_year": PERIODS_PER_YEAR,
+        "periods_per_year": periods_per_year,
         "ohlcv_sha256": ohlcv_sha256,
         "bars": n_bars,
         "bars_sha256": _bars_sha256(bars, n_bars),
@@ -308,9 +347,9 @@ def _refresh(features: SymbolFeaturesFile, ohlcv_path: Path, symbol_key: str) ->
         # deltas back (~14 ms), and gives the same rows bit for bit.
         if not features.compaction_due:
             return _Append(symbol_key, features, bars, known, provenance)
-        values = compute_features(**prices, periods_per_year=PERIODS_PER_YEAR)
+        values = compute_features(**prices, periods_per_year=periods_per_year)
         return _written(symbol_key, features.rewrite(dates, values, FEATURE_COLUMNS, provenance), provenance)
-    values = compute_features(**prices, periods_per_year=PERIODS_PER_YEAR)
+    values = compute_features(**prices, periods_per_year=periods_per_year)
     return _written(symbol_key, features.upsert(dates, values, FEATURE_COLUMNS, provenance), provenance)
 
 
@@ -324,11 +363,11 @@ def _written(symbol_key: str, result: UpsertResult, provenance: dict[str, Any]) 
     )
 
 
-def _same_computation(provenance: dict[str, Any], feature_columns: tuple[str, ...]) -> bool:
-    """Whether stored rows came from this feature version, settings and column list."""
+def _same_computation(provenance: dict[str, Any], feature_columns: tuple[str, ...], periods_per_year: float) -> bool:
+    """Whether stored rows came from this feature version, settings (the symbol's calendar) and column list."""
     return (
         provenance.get("features_version") == FEATURES_VERSION
-        and provenance.get("periods_per_year") == PERIODS_PER_YEAR
+        and provenance.get("periods_per_year") == periods_per_year
         and feature_columns == FEATURE_COLUMNS
         and isinstance(provenance.get("bars"), int)
         and isinstance(provenance.get("last_date"), int | None)

@@ -17,7 +17,9 @@ def count_infinite(features: pd.DataFrame) -> int:
     return int(np.isinf(values).sum())
 
 
-def point_in_time_mismatches(bars: pd.DataFrame, stored: pd.DataFrame, symbol_key: str, *, cut: int) -> list[str]:
+def point_in_time_mismatches(
+    bars: pd.DataFrame, stored: pd.DataFrame, symbol_key: str, *, cut: int, periods_per_year: float = 365.0
+) -> list[str]:
     """Feature columns whose stored values differ from a recomputation on the first ``cut`` bars only.
 
     Parameters
@@ -31,6 +33,9 @@ def point_in_time_mismatches(bars: pd.DataFrame, stored: pd.DataFrame, symbol_ke
     cut : int
         Number of leading bars kept; every stored row dated on or before the last kept bar must equal the
         recomputation (NaN equals NaN) if nothing looks ahead.
+    periods_per_year : float, default 365.0
+        The symbol's annualisation, as the backfill used it
+        (:func:`~alpha_assets.features.backfill.symbol_periods_per_year`).
 
     Raises
     ------
@@ -39,7 +44,9 @@ def point_in_time_mismatches(bars: pd.DataFrame, stored: pd.DataFrame, symbol_ke
     """
     if not 1 <= cut <= len(bars):
         raise ValueError(f"`cut` must be in [1, {len(bars)}] (n_observations), got {cut}")
-    truncated = compute_symbol_features(bars.iloc[:cut].reset_index(drop=True), symbol_key)
+    truncated = compute_symbol_features(
+        bars.iloc[:cut].reset_index(drop=True), symbol_key, periods_per_year=periods_per_year
+    )
     last_kept = truncated["date"].iloc[-1]
     past = stored[stored["date"] <= last_kept]
     recomputed = truncated.set_index("date").reindex(pd.DatetimeIndex(past["date"]))

@@ -20,7 +20,7 @@ from alpha_assets.alpha.optimize import optimize_all, optimize_profile
 from alpha_assets.alpha.optimize_params import CovarianceMethod, OptimizationParams, Profile, Solver
 from alpha_assets.alpha.weights import validate_weights
 
-UNCAPPED = OptimizationParams(cap_clusters=False)
+UNCAPPED = OptimizationParams(periods_per_year=365, cap_clusters=False)
 
 
 def opt_factor_returns(
@@ -63,7 +63,7 @@ def test_optimize_profile_min_variance_uncapped_matches_pypfopt(opt_market, meth
 @pytest.mark.parametrize("method", list(CovarianceMethod), ids=[m.value for m in CovarianceMethod])
 def test_optimize_profile_max_sharpe_uncapped_matches_pypfopt(opt_market, method):
     returns, clusters, symbols = opt_market
-    params = OptimizationParams(cap_clusters=False, covariance=method)
+    params = OptimizationParams(periods_per_year=365, cap_clusters=False, covariance=method)
     result = optimize_profile(returns, clusters, Profile.MAX_SHARPE, params, symbols=symbols)
     mu, cov = _pypfopt_inputs(returns, symbols, method, 365)
     reference = pd.Series(EfficientFrontier(mu, cov, weight_bounds=(0, 1)).max_sharpe(risk_free_rate=0.0))[symbols]
@@ -106,7 +106,7 @@ def test_optimize_profile_risk_parity_uncapped_matches_skfolio_risk_budgeting(op
     from skfolio import RiskMeasure
 
     returns, clusters, symbols = opt_market
-    params = OptimizationParams(cap_clusters=False, covariance=CovarianceMethod.SAMPLE)
+    params = OptimizationParams(periods_per_year=365, cap_clusters=False, covariance=CovarianceMethod.SAMPLE)
     result = optimize_profile(returns, clusters, Profile.RISK_PARITY, params, symbols=symbols)
     model = skfolio_opt.RiskBudgeting(risk_measure=RiskMeasure.VARIANCE).fit(returns)
     np.testing.assert_allclose(result.weights, model.weights_, atol=1e-4)
@@ -124,7 +124,9 @@ def _random_case(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, Opti
         max_weight = float(rng.uniform(1.5 / n_assets, 0.6))
         cap = float(rng.uniform(1.0 / sizes.size, 0.7))
         if np.minimum(cap, sizes * max_weight).sum() >= 1.0 and sizes.max() * min_weight <= cap:
-            params = OptimizationParams(min_weight=min_weight, max_weight=max_weight, cluster_cap=cap)
+            params = OptimizationParams(
+                periods_per_year=365, min_weight=min_weight, max_weight=max_weight, cluster_cap=cap
+            )
             return opt_factor_returns(rng, 300, n_assets, drift=1e-3), clusters, params
 
 
@@ -156,7 +158,7 @@ def test_optimize_all_random_bounds_and_caps_hold_for_every_profile(seed):
 def test_optimize_profile_min_variance_capped_costs_variance_and_holds_cap(opt_market):
     returns, clusters, symbols = opt_market
     free = optimize_profile(returns, clusters, Profile.MIN_VARIANCE, UNCAPPED, symbols=symbols)
-    capped_params = OptimizationParams(cluster_cap=0.22)
+    capped_params = OptimizationParams(periods_per_year=365, cluster_cap=0.22)
     capped = optimize_profile(returns, clusters, Profile.MIN_VARIANCE, capped_params, symbols=symbols)
     totals = np.bincount(clusters, weights=capped.weights)
     assert np.bincount(clusters, weights=free.weights).max() > 0.22  # the cap must bind for this test to mean anything
@@ -171,7 +173,11 @@ def test_optimize_profile_risk_parity_binding_cap_gives_capped_cluster_less_risk
     heaviest = int(np.argmax(np.bincount(clusters, weights=free.weights)))
     cap = float(np.bincount(clusters, weights=free.weights)[heaviest]) - 0.03
     result = optimize_profile(
-        returns, clusters, Profile.RISK_PARITY, OptimizationParams(cluster_cap=cap), symbols=symbols
+        returns,
+        clusters,
+        Profile.RISK_PARITY,
+        OptimizationParams(periods_per_year=365, cluster_cap=cap),
+        symbols=symbols,
     )
     assert np.bincount(clusters, weights=result.weights).max() <= cap + 1e-6
     risk = np.bincount(clusters, weights=result.risk_contributions)
@@ -181,9 +187,13 @@ def test_optimize_profile_risk_parity_binding_cap_gives_capped_cluster_less_risk
 def test_optimize_profile_default_cap_is_max_quarter_or_one_over_n_clusters(opt_market):
     returns, _, symbols = opt_market
     two_clusters = np.arange(30) % 2
-    result = optimize_profile(returns, two_clusters, Profile.EQUAL_WEIGHT, OptimizationParams(), symbols=symbols)
+    result = optimize_profile(
+        returns, two_clusters, Profile.EQUAL_WEIGHT, OptimizationParams(periods_per_year=365), symbols=symbols
+    )
     assert result.cluster_cap == 0.5
-    five = optimize_profile(returns, np.arange(30) % 5, Profile.EQUAL_WEIGHT, OptimizationParams(), symbols=symbols)
+    five = optimize_profile(
+        returns, np.arange(30) % 5, Profile.EQUAL_WEIGHT, OptimizationParams(periods_per_year=365), symbols=symbols
+    )
     assert five.cluster_cap == 0.25
     assert optimize_profile(returns, np.arange(30) % 5, Profile.HRP, UNCAPPED, symbols=symbols).cluster_cap is None
 
@@ -204,7 +214,7 @@ def test_optimize_profile_equal_weight_binding_cap_is_equal_within_cluster():
         returns,
         clusters,
         Profile.EQUAL_WEIGHT,
-        OptimizationParams(cluster_cap=0.4),
+        OptimizationParams(periods_per_year=365, cluster_cap=0.4),
         symbols=list("ABCDEFGHIJ"),
     )
     np.testing.assert_allclose(result.weights, [0.4 / 6] * 6 + [0.15] * 4)
@@ -216,7 +226,7 @@ def test_optimize_profile_equal_weight_cap_and_max_weight_exactly_full_capacity(
     # Cap 0.4 holds cluster 0 (5 assets) at 0.08 each; max_weight 0.2 holds the other three assets at 0.2:
     # capacity is exactly 1, so every bound and cap binds at once.
     clusters = np.array([0, 0, 0, 0, 0, 1, 1, 2])
-    params = OptimizationParams(cluster_cap=0.4, max_weight=0.2)
+    params = OptimizationParams(periods_per_year=365, cluster_cap=0.4, max_weight=0.2)
     result = optimize_profile(returns, clusters, Profile.EQUAL_WEIGHT, params, symbols=list("ABCDEFGH"))
     np.testing.assert_allclose(result.weights, [0.08] * 5 + [0.2, 0.2, 0.2])
 
@@ -224,7 +234,7 @@ def test_optimize_profile_equal_weight_cap_and_max_weight_exactly_full_capacity(
 @pytest.mark.parametrize("profile", list(Profile), ids=[p.value for p in Profile])
 def test_optimize_profile_too_few_assets_for_max_weight_fails_without_weights(opt_market, profile):
     returns, clusters, symbols = opt_market
-    params = OptimizationParams(cap_clusters=False, max_weight=0.03)  # 30 * 0.03 = 0.9 < 1
+    params = OptimizationParams(periods_per_year=365, cap_clusters=False, max_weight=0.03)  # 30 * 0.03 = 0.9 < 1
     result = optimize_profile(returns, clusters, profile, params, symbols=symbols)
     assert result.status == "failed" and result.weights is None and result.risk_contributions is None
     assert "n_assets * max_weight" in result.reason
@@ -234,7 +244,11 @@ def test_optimize_profile_caps_too_tight_fails_with_reason(opt_market):
     returns, _, symbols = opt_market
     clusters = np.arange(30) % 3
     result = optimize_profile(
-        returns, clusters, Profile.MIN_VARIANCE, OptimizationParams(cluster_cap=0.3), symbols=symbols
+        returns,
+        clusters,
+        Profile.MIN_VARIANCE,
+        OptimizationParams(periods_per_year=365, cluster_cap=0.3),
+        symbols=symbols,
     )
     assert result.status == "failed"
     assert "cluster caps too tight" in result.reason
@@ -250,7 +264,9 @@ def test_optimize_profile_max_sharpe_no_positive_excess_fails_with_reason(opt_ma
 
 def test_optimize_profile_qp_only_solver_on_risk_parity_records_every_attempt_then_fails(opt_market):
     returns, clusters, symbols = opt_market
-    params = OptimizationParams(cap_clusters=False, solvers=(Solver.OSQP,), shrinkage_steps=(0.2, 0.5))
+    params = OptimizationParams(
+        periods_per_year=365, cap_clusters=False, solvers=(Solver.OSQP,), shrinkage_steps=(0.2, 0.5)
+    )
     result = optimize_profile(returns, clusters, Profile.RISK_PARITY, params, symbols=symbols)
     assert result.status == "failed" and result.weights is None
     assert [(a.solver, a.shrinkage, a.outcome) for a in result.attempts] == [
@@ -265,7 +281,7 @@ def test_optimize_profile_missing_solver_is_skipped_and_recorded(opt_market):
     if "ECOS" in cp.installed_solvers():
         pytest.skip("ECOS is installed here")
     returns, clusters, symbols = opt_market
-    params = OptimizationParams(cap_clusters=False, solvers=(Solver.ECOS, Solver.CLARABEL))
+    params = OptimizationParams(periods_per_year=365, cap_clusters=False, solvers=(Solver.ECOS, Solver.CLARABEL))
     result = optimize_profile(returns, clusters, Profile.MIN_VARIANCE, params, symbols=symbols)
     assert [(a.solver, a.outcome) for a in result.attempts] == [
         ("ECOS", "not_installed"),
@@ -277,7 +293,7 @@ def test_optimize_profile_missing_solver_is_skipped_and_recorded(opt_market):
 def test_optimize_profile_osqp_fallback_agrees_with_clarabel(opt_market):
     returns, clusters, symbols = opt_market
     clarabel = optimize_profile(returns, clusters, Profile.MIN_VARIANCE, UNCAPPED, symbols=symbols)
-    params = OptimizationParams(cap_clusters=False, solvers=(Solver.OSQP,))
+    params = OptimizationParams(periods_per_year=365, cap_clusters=False, solvers=(Solver.OSQP,))
     osqp = optimize_profile(returns, clusters, Profile.MIN_VARIANCE, params, symbols=symbols)
     assert osqp.solver == "OSQP"
     np.testing.assert_allclose(osqp.weights, clarabel.weights, atol=1e-4)
@@ -296,7 +312,7 @@ def test_optimize_profile_unsolvable_first_pass_falls_back_to_shrinkage(opt_mark
         return problem, extract
 
     monkeypatch.setitem(optimize_module._BUILDERS, Profile.MIN_VARIANCE, infeasible_until_shrunk)
-    params = OptimizationParams(cap_clusters=False, solvers=(Solver.CLARABEL, Solver.SCS))
+    params = OptimizationParams(periods_per_year=365, cap_clusters=False, solvers=(Solver.CLARABEL, Solver.SCS))
     result = optimize_profile(returns, clusters, Profile.MIN_VARIANCE, params, symbols=symbols)
     assert [(a.solver, a.shrinkage) for a in result.attempts] == [
         ("CLARABEL", 0.0),
@@ -310,7 +326,7 @@ def test_optimize_profile_unsolvable_first_pass_falls_back_to_shrinkage(opt_mark
 
 def test_optimize_all_equals_optimize_profile_per_profile(opt_market):
     returns, clusters, symbols = opt_market
-    params = OptimizationParams(profiles=(Profile.HRP, Profile.MIN_VARIANCE))
+    params = OptimizationParams(periods_per_year=365, profiles=(Profile.HRP, Profile.MIN_VARIANCE))
     results = optimize_all(returns, clusters, params, symbols=symbols)
     assert list(results) == [Profile.HRP, Profile.MIN_VARIANCE]
     for profile, result in results.items():
@@ -369,12 +385,20 @@ def test_optimization_params_out_of_range_raises_naming_field(kwargs, match):
         OptimizationParams(**kwargs)
 
 
+def test_optimize_profile_unresolved_periods_per_year_raises():
+    returns = np.random.default_rng(3).normal(0.0, 0.01, size=(120, 4))
+    with pytest.raises(ValueError, match=r"`params.periods_per_year` is None: resolve it from the returns' calendar"):
+        optimize_profile(returns, np.arange(4), Profile.MIN_VARIANCE, OptimizationParams(), symbols=list("ABCD"))
+
+
 def test_optimization_params_fields_document_their_range():
     from dataclasses import fields
 
     for spec in fields(OptimizationParams):
         assert {"doc", "min", "max"} <= set(spec.metadata), spec.name
     assert OptimizationParams().solvers[0] is Solver.CLARABEL
+    # Annualisation comes from the returns' calendar unless the manifest sets it.
+    assert OptimizationParams().periods_per_year is None
     assert [p.value for p in OptimizationParams().profiles] == [
         "equal_weight",
         "min_variance",

@@ -56,8 +56,8 @@ def _document(returns: np.ndarray, atoms: pd.DataFrame, params: OptimizationPara
 
 def test_encode_portfolio_json_two_independent_runs_are_byte_identical(opt_run):
     returns, atoms = opt_run
-    first = encode_portfolio_json(_document(returns.copy(), atoms.copy(), OptimizationParams()))
-    second = encode_portfolio_json(_document(returns.copy(), atoms.copy(), OptimizationParams()))
+    first = encode_portfolio_json(_document(returns.copy(), atoms.copy(), OptimizationParams(periods_per_year=365)))
+    second = encode_portfolio_json(_document(returns.copy(), atoms.copy(), OptimizationParams(periods_per_year=365)))
     assert first == second
     decoded = json.loads(first)
     assert list(decoded) == sorted(decoded)
@@ -66,7 +66,7 @@ def test_encode_portfolio_json_two_independent_runs_are_byte_identical(opt_run):
 
 def test_build_portfolio_document_rows_sign_short_atoms_and_sum_to_one(opt_run):
     returns, atoms = opt_run
-    doc = _document(returns, atoms, OptimizationParams())
+    doc = _document(returns, atoms, OptimizationParams(periods_per_year=365))
     rows = doc["profiles"]["equal_weight"]["rows"]
     assert [r["Symbol"] for r in rows] == sorted(atoms["symbol"])
     assert sum(r["Weight"] for r in rows) == pytest.approx(1.0)
@@ -106,7 +106,7 @@ def test_build_portfolio_document_zero_weight_is_flat(opt_run):
     results = optimize_all(
         returns,
         atoms["cluster"].to_numpy(),
-        OptimizationParams(profiles=(Profile.MIN_VARIANCE,)),
+        OptimizationParams(periods_per_year=365, profiles=(Profile.MIN_VARIANCE,)),
         symbols=atoms["symbol"].tolist(),
     )
     weights = np.full(12, 0.1)
@@ -127,7 +127,9 @@ def test_build_portfolio_document_zero_weight_is_flat(opt_run):
 
 def test_build_portfolio_document_failed_profile_has_reason_and_no_rows(opt_run):
     returns, atoms = opt_run
-    doc = _document(returns, atoms, OptimizationParams(cap_clusters=False, max_weight=0.05))  # 12 * 0.05 < 1
+    doc = _document(
+        returns, atoms, OptimizationParams(periods_per_year=365, cap_clusters=False, max_weight=0.05)
+    )  # 12 * 0.05 < 1
     for entry in doc["profiles"].values():
         assert entry["status"] == "failed" and entry["rows"] == []
         assert "n_assets * max_weight" in entry["reason"] and entry["report"]["reason"] == entry["reason"]
@@ -136,17 +138,21 @@ def test_build_portfolio_document_failed_profile_has_reason_and_no_rows(opt_run)
 
 def test_build_portfolio_document_registry_default_and_given(opt_run):
     returns, atoms = opt_run
-    doc = _document(returns, atoms, OptimizationParams(profiles=(Profile.HRP,)))
+    doc = _document(returns, atoms, OptimizationParams(periods_per_year=365, profiles=(Profile.HRP,)))
     assert doc["clusters"]["0"]["n_assets"] == 4 and "BINANCE_C03USDT" in doc["clusters"]["0"]["symbols"]
     registry = {c: {"label": f"cluster {c}"} for c in range(3)}
-    doc = _document(returns, atoms, OptimizationParams(profiles=(Profile.HRP,)), registry=registry)
+    doc = _document(
+        returns, atoms, OptimizationParams(periods_per_year=365, profiles=(Profile.HRP,)), registry=registry
+    )
     assert doc["clusters"] == {
         "0": {"label": "cluster 0"},
         "1": {"label": "cluster 1"},
         "2": {"label": "cluster 2"},
     }
     with pytest.raises(ValueError, match=r"`cluster_registry` misses clusters \[2\]"):
-        _document(returns, atoms, OptimizationParams(profiles=(Profile.HRP,)), registry={0: {}, 1: {}})
+        _document(
+            returns, atoms, OptimizationParams(periods_per_year=365, profiles=(Profile.HRP,)), registry={0: {}, 1: {}}
+        )
 
 
 def test_encode_portfolio_json_rounds_floats_and_normalises_types():
@@ -211,7 +217,7 @@ def test_build_portfolio_document_bad_atoms_raise(opt_run, mutate, match):
     results = optimize_all(
         returns,
         atoms["cluster"].to_numpy(),
-        OptimizationParams(profiles=(Profile.EQUAL_WEIGHT,)),
+        OptimizationParams(periods_per_year=365, profiles=(Profile.EQUAL_WEIGHT,)),
         symbols=atoms["symbol"].tolist(),
     )
     with pytest.raises(ValueError, match=match):

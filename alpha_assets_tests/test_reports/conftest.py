@@ -71,8 +71,12 @@ def rep_build_run(seed: int = 5) -> RepRun:
     atoms = selection.atoms.merge(metadata, on="symbol", how="left")
     atom_values = selection.atom_returns[list(atoms["symbol"])].to_numpy(dtype=np.float64)
     clusters = atoms["cluster"].to_numpy(dtype=np.int64)
-    results = optimize_all(atom_values, clusters, OptimizationParams(), symbols=list(atoms["symbol"]))
-    infeasible = OptimizationParams(profiles=(Profile.MAX_SHARPE,), cap_clusters=False, max_weight=0.01)
+    results = optimize_all(
+        atom_values, clusters, OptimizationParams(periods_per_year=365), symbols=list(atoms["symbol"])
+    )
+    infeasible = OptimizationParams(
+        periods_per_year=365, profiles=(Profile.MAX_SHARPE,), cap_clusters=False, max_weight=0.01
+    )
     results[Profile.MAX_SHARPE] = optimize_all(atom_values, clusters, infeasible, symbols=list(atoms["symbol"]))[
         Profile.MAX_SHARPE
     ]

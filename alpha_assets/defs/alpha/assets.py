@@ -129,6 +129,8 @@ def returns_matrix(
             "n_assets": frozen.returns.shape[1],
             "as_of": frozen.as_of.strftime("%Y-%m-%d"),
             "first_date": str(frozen.returns.index.min()) if len(frozen.returns) else "",
+            "calendar_grid": frozen.snapshot.get("calendar", {}).get("grid", "24/7"),
+            "periods_per_year": pipeline.returns_periods_per_year(frozen),
             "gate_verdict": MetadataValue.path(str(gate_path)),
             "drops": markdown_table(drops, ["axis", "key", "stage", "reason", "observed", "threshold"]),
             "withdrawn": MetadataValue.json([] if withdrawn is None else list(withdrawn.files)),

@@ -27,6 +27,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 from alpha_assets.defs import keys
 from alpha_assets.defs.metadata import markdown_table
 from alpha_assets.errors import LakehouseReadError
+from alpha_assets.features.backfill import symbol_periods_per_year
 from alpha_assets.features.quality import count_infinite, point_in_time_mismatches
 from alpha_assets.lakehouse import audit
 from alpha_assets.lakehouse.features_store import read_features
@@ -188,8 +189,14 @@ def feature_check_results(paths: LakehousePaths, symbol_keys: Sequence[str]) -> 
         },
     )
     sample = sorted(frames)[:: max(1, len(frames) // SPOT_CHECK_SYMBOLS)][:SPOT_CHECK_SYMBOLS]
+    periods = symbol_periods_per_year(paths, sample)
     mismatches = {
-        key: point_in_time_mismatches(*frames[key], key, cut=max(1, len(frames[key][0]) - SPOT_CHECK_CUT_BARS))
+        key: point_in_time_mismatches(
+            *frames[key],
+            key,
+            cut=max(1, len(frames[key][0]) - SPOT_CHECK_CUT_BARS),
+            periods_per_year=periods[key],
+        )
         for key in sample
         if len(frames[key][0])
     }
