@@ -50,7 +50,7 @@ def test_manifest_schema_is_current():
 def test_manifest_reference_names_every_key_of_every_section_with_its_default():
     text = manifest_reference(MANIFEST_SECTIONS)
     assert "| `max_daily_return` | number | `5.0` | >= 0.0 |" in text
-    assert "| `periods_per_year` | integer | `365` | [1, 366] |" in text
+    assert "| `periods_per_year` | integer or null | `null` | [1, 366] |" in text
     assert '| `covariance` | one of `sample`, `ledoit_wolf` | `"ledoit_wolf"` |' in text
     assert "## `selection.policy`" in text and "| `max_kurtosis` | number or null | `20.0` | >= 0.0 |" in text
 
