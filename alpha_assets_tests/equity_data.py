@@ -4,8 +4,8 @@
   1999-01-04 to 2018-12-31 (Yahoo Finance), every row an NYSE session.
 - ``skfolio.datasets.load_sp500_dataset``: real daily closes of 20 S&P 500 stocks, 1990-01-02 to 2022-12-28.
   It has no open, high, low or volume: the helper derives them from the closes (open = previous close, high
-  and low the larger and smaller of the two, volume from the absolute return), which keeps every real date
-  and close and gives bars that pass the OHLC sanity rules.
+  and low the larger and smaller of the two, volume a seeded log-normal day-to-day noise that rises with the
+  absolute return), which keeps every real date and close and gives bars that pass the OHLC sanity rules.
 
 Prices are written with ``repr(float)`` so the parsed value is the package's float exactly.
 """
@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 
-def _write(frame: pd.DataFrame, path: Path) -> None:
+def write_bars_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Write daily bars (naive date index, OHLCV columns) as a files-source CSV with exact float text."""
     stamps = pd.DatetimeIndex(frame.index).tz_localize("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
     lines = ["timestamp,open,high,low,close,volume"]
     columns = [frame[c].to_numpy(dtype=np.float64) for c in ("open", "high", "low", "close", "volume")]
@@ -38,16 +39,18 @@ def stock_bars(ticker: str) -> pd.DataFrame:
     """Bars of one skfolio S&P 500 stock: its real dates and closes, OHLV derived from the closes."""
     from skfolio.datasets import load_sp500_dataset
 
-    close = load_sp500_dataset()[ticker].astype(np.float64)
+    prices = load_sp500_dataset()
+    close = prices[ticker].astype(np.float64)
     open_ = close.shift(1).fillna(close.iloc[0])
     change = (close / open_ - 1.0).abs()
+    noise = np.random.default_rng(list(prices.columns).index(ticker)).normal(0.0, 0.3, len(close))
     return pd.DataFrame(
         {
             "open": open_,
             "high": np.maximum(open_, close),
             "low": np.minimum(open_, close),
             "close": close,
-            "volume": 1e6 * (1.0 + 20.0 * change),
+            "volume": 1e6 * np.exp(noise) * (1.0 + 5.0 * change),
         }
     )
 
@@ -70,6 +73,6 @@ def write_equity_files(
     frames |= {ticker: stock_bars(ticker) for ticker in stock_tickers()[:stocks]}
     keys = []
     for symbol, frame in frames.items():
-        _write(frame.loc[first:last], folder / f"{exchange}_{symbol}_1d.csv")
+        write_bars_csv(frame.loc[first:last], folder / f"{exchange}_{symbol}_1d.csv")
         keys.append(f"{exchange}_{symbol}")
     return keys

@@ -7,7 +7,7 @@ the days in between, so every row is one synchronous period for every member (se
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from alpha_assets.alpha.params import ReturnsParams
-from alpha_assets.lakehouse.calendars import CONTINUOUS, TradingCalendar, periods_per_year
+from alpha_assets.lakehouse.calendars import CONTINUOUS, TradingCalendar, day_to_timestamp, periods_per_year
 from alpha_assets.typing import FloatArray
 
 #: Trimming stages, in the order they run.
@@ -148,7 +148,9 @@ def align_closes(closes: pd.DataFrame, calendars: Mapping[str, str]) -> AlignedC
       per row, biasing correlations to crypto towards 0 and turning every weekend into a run of zero
       returns. Why not drop rows where an equity has no bar: Monday's return would vanish with the
       weekend.
-    - The gate judges exactly this matrix; annualisation (covariance, Sharpe) uses the grid's periods per
+    - The gate judges exactly this matrix, and every member's features are read at its last row
+      (:func:`last_grid_date`): a crypto pair is judged on Friday's features next to the equities on a
+      Monday. Annualisation (covariance, Sharpe) uses the grid's periods per
       year (:func:`~alpha_assets.lakehouse.calendars.periods_per_year`).
     """
     _validate_closes(closes)
@@ -174,6 +176,24 @@ def align_closes(closes: pd.DataFrame, calendars: Mapping[str, str]) -> AlignedC
     aligned = pd.DataFrame(values, index=grid, columns=on_grid.columns)
     aligned.index.name = closes.index.name
     return AlignedCloses(aligned, "+".join(exchanges), ppy, by_column)
+
+
+def last_grid_date(calendars: Iterable[str], as_of: pd.Timestamp) -> pd.Timestamp:
+    """The last row of the :func:`align_closes` grid on or before ``as_of`` (a UTC midnight).
+
+    ``as_of`` itself for a 24/7 universe, else the latest session of the members' exchange calendars on or
+    before it: the date at which every member's features are read.
+
+    Raises
+    ------
+    ValueError
+        When a calendar is unknown.
+    """
+    exchanges = sorted(set(calendars) - {CONTINUOUS})
+    if not exchanges:
+        return as_of
+    day = int(pd.Timestamp(as_of).tz_convert("UTC").value // (86_400 * 10**9))
+    return day_to_timestamp(max(TradingCalendar.of(c).last_on_or_before(day) for c in exchanges))
 
 
 def _validate_closes(closes: pd.DataFrame) -> None:

@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from alpha_assets.alpha.params import FEATURE_COLUMNS
-from alpha_assets.alpha.returns import ReturnsMatrix, align_closes
+from alpha_assets.alpha.returns import ReturnsMatrix, align_closes, last_grid_date
 from alpha_assets.errors import LakehouseReadError
 from alpha_assets.lakehouse.calendars import CONTINUOUS
 from alpha_assets.lakehouse.features_store import read_symbol_row_asof
@@ -61,7 +61,8 @@ class LakehouseSnapshot:
         symbols' calendars (:func:`~alpha_assets.alpha.returns.align_closes`); NaN where a symbol had no bar
         on one of its sessions.
     features : DataFrame of shape (n_assets_with_features, 2 + n_features)
-        Per symbol the latest feature row dated on or before ``as_of``: ``symbol``, ``date`` and the
+        Per symbol the latest feature row dated on or before the last date of the returns grid (``as_of``
+        for a 24/7 universe, the last exchange session on or before it otherwise): ``symbol``, ``date`` and the
         ``SNAPSHOT_FEATURE_COLUMNS`` the gate and the selection read.
     metadata : DataFrame of shape (n_assets, 3)
         ``symbol``, ``market`` (exchange key) and ``sector`` from the discovery record.
@@ -114,13 +115,18 @@ def take_snapshot(paths: LakehousePaths, run_id: str) -> LakehouseSnapshot:
     if validated.get("run_id") != run_id:
         raise LakehouseReadError(str(validated_path), f"names run {validated.get('run_id')!r}, not {run_id!r}")
     as_of = last_closed_day(validated["as_of"])
+    # Candidates of runs discovered before calendars existed were all crypto (24/7).
+    calendars = {c["symbol_key"]: c.get("calendar", CONTINUOUS) for c in validated["candidates"]}
+    # Every member's features are read at the last row of the returns grid, so a crypto pair next to
+    # equities is judged on Friday's features on a Monday, as the equities are.
+    features_date = last_grid_date(calendars.values(), as_of)
     fingerprints = {_relative(paths, validated_path): bytes_sha256(validated_bytes)}
     bars, feature_rows = {}, []
     for key in validated["symbols"]:
         table, sha = read_table_and_sha256(paths.ohlcv_file(key), OHLCV_SCHEMA)
         bars[key] = table.to_pandas()
         fingerprints[_relative(paths, paths.ohlcv_file(key))] = sha
-        row, hashes = read_symbol_row_asof(paths, key, as_of, columns=SNAPSHOT_FEATURE_COLUMNS)
+        row, hashes = read_symbol_row_asof(paths, key, features_date, columns=SNAPSHOT_FEATURE_COLUMNS)
         fingerprints.update((_relative(paths, path), sha) for path, sha in hashes.items())
         if hashes:
             feature_rows.append(row.to_pandas())
@@ -136,11 +142,7 @@ def take_snapshot(paths: LakehousePaths, run_id: str) -> LakehouseSnapshot:
         ],
         columns=["symbol", "market", "sector"],
     )
-    # Candidates of runs discovered before calendars existed were all crypto (24/7).
-    aligned = align_closes(
-        wide_closes(bars, until=as_of),
-        {c["symbol_key"]: c.get("calendar", CONTINUOUS) for c in validated["candidates"]},
-    )
+    aligned = align_closes(wide_closes(bars, until=as_of), calendars)
     return LakehouseSnapshot(
         run_id=run_id,
         as_of=as_of,

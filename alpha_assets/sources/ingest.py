@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from alpha_assets.errors import LakehouseReadError, SourceError
-from alpha_assets.lakehouse.calendars import TradingCalendar, day_to_timestamp
+from alpha_assets.lakehouse.calendars import TradingCalendar
 from alpha_assets.lakehouse.keys import split_symbol_key, validate_symbol_key
 from alpha_assets.lakehouse.ohlcv import (
     DAY,
@@ -220,9 +220,9 @@ def ingest_symbol(
     paths : LakehousePaths
         The lakehouse: ``ohlcv_file``, ``quarantine_file`` and ``repair_log_file`` of the symbol are used.
     now : Timestamp
-        Timezone-aware clock. The first run fetches ``history_days + warmup_days`` sessions of the market's
-        calendar back from the start of its UTC day; later runs fetch the bars after the last stored one,
-        and send no request when no session closed since it.
+        Timezone-aware clock. The first run fetches ``history_days + warmup_days`` days back from the start
+        of its UTC day (whatever the calendar); later runs fetch the bars after the last stored one, and send
+        no request when no session of the market's calendar closed since it.
     params : IngestionParams
         History length and repair bounds.
 
@@ -274,9 +274,10 @@ def _ingest_locked(
         records.append(
             QuarantineRecord(symbol_key=key, reason=f"stored file unreadable ({err.reason}); moved to {moved_aside}")
         )
-    # History counts sessions of the symbol's calendar: 1,395 of them are ~5.5 years of NYSE, 3.8 of crypto.
+    # The first fetch spans the same calendar days on every calendar (so the members of a mixed universe
+    # start together); 1,395 days are ~960 NYSE sessions, far more than the ~280 bars the features need.
     since = (
-        day_to_timestamp(calendar.nth_before(today_day, params.history_days + params.warmup_days))
+        today - (params.history_days + params.warmup_days) * DAY
         if len(stored) == 0
         else pd.Timestamp(int(stored.timestamps[-1]), unit="ms", tz="UTC") + DAY
     )

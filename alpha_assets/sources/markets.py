@@ -14,7 +14,8 @@ from alpha_assets.sources.params import MarketParams
 def classify_markets(markets: Sequence[Market], params: MarketParams) -> list[Market]:
     """Set each market's asset class, calendar and (where the symbol names none) quote currency.
 
-    The exchange is the key prefix of each market (a folder of files may hold several exchanges). A market
+    The exchange is the key prefix of each market (a folder of files may hold several exchanges); an entry of
+    ``params.symbols`` for the market's key wins over its exchange's. A market
     on an exchange trading in one currency (an equity of ``XNYS``) is the whole symbol quoted in that
     currency: ``NYSE_AAPL`` -> base ``AAPL``, quote ``USD``, whatever letters the ticker ends with. Markets
     of crypto exchanges (any prefix the table does not know) are returned unchanged.
@@ -43,7 +44,7 @@ def classify_markets(markets: Sequence[Market], params: MarketParams) -> list[Ma
         if not isinstance(market, Market):
             raise TypeError(f"`markets` must hold Market records, got {type(market).__name__}")
         exchange, symbol = split_symbol_key(market.symbol_key)
-        traded = exchange_market(exchange, params.exchanges)
+        traded = params.symbols.get(market.symbol_key) or exchange_market(exchange, params.exchanges)
         if traded.asset_class is AssetClass.CRYPTO and traded.calendar == CONTINUOUS:
             classified.append(market)
             continue

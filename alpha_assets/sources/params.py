@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from alpha_assets.lakehouse.calendars import AssetClass, ExchangeMarket, validate_calendar_name
+from alpha_assets.lakehouse.keys import SYMBOL_KEY_PATTERN
 
 #: Bases that are pegged to a fiat currency: pairs of them carry no market risk worth selecting.
 STABLECOIN_BASES: tuple[str, ...] = (
@@ -100,7 +101,8 @@ class MarketParams:
     Raises
     ------
     ValueError
-        When an exchange key is not 1 to 32 characters in ``[A-Z0-9]`` or names an unknown calendar.
+        When an exchange key is not 1 to 32 characters in ``[A-Z0-9]``, a symbol key is not a valid key, or an
+        entry names an unknown calendar.
     """
 
     exchanges: dict[str, ExchangeMarket] = field(
@@ -113,14 +115,25 @@ class MarketParams:
         },
     )
 
+    symbols: dict[str, ExchangeMarket] = field(
+        default_factory=dict,
+        metadata={
+            "doc": "Symbol key -> {asset_class, calendar, currency} for one symbol, over its exchange's entry "
+            "(a folder of your own files under one prefix holding crypto pairs and stocks).",
+            "min": None,
+            "max": None,
+        },
+    )
+
     def __post_init__(self) -> None:
-        for key, market in self.exchanges.items():
-            if not re.fullmatch(r"[A-Z0-9]{1,32}", key):
-                raise ValueError(f"`markets.exchanges` key must be 1 to 32 characters in [A-Z0-9], got {key!r}")
-            try:
-                validate_calendar_name(market.calendar)
-            except ValueError as err:
-                raise ValueError(f"`markets.exchanges.{key}.calendar`: {err}") from err
+        for section, pattern in (("exchanges", r"[A-Z0-9]{1,32}"), ("symbols", SYMBOL_KEY_PATTERN.pattern)):
+            for key, market in getattr(self, section).items():
+                if not re.fullmatch(pattern, key):
+                    raise ValueError(f"`markets.{section}` key {key!r} does not match {pattern}")
+                try:
+                    validate_calendar_name(market.calendar)
+                except ValueError as err:
+                    raise ValueError(f"`markets.{section}.{key}.calendar`: {err}") from err
 
 
 @dataclass(frozen=True)

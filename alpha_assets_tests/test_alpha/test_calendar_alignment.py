@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from alpha_assets.alpha.params import ReturnsParams
-from alpha_assets.alpha.returns import align_closes, compute_returns_matrix
+from alpha_assets.alpha.returns import align_closes, compute_returns_matrix, last_grid_date
 from alpha_assets_tests.equity_data import stock_bars
 
 FIRST, LAST = "2018-01-02", "2018-12-28"
@@ -107,3 +107,11 @@ def test_align_missing_bar_on_own_session_stays_a_gap(closes):
 def test_align_unknown_calendar_raises(closes):
     with pytest.raises(ValueError, match=r"`calendar` must be '24/7' or an exchange_calendars name"):
         align_closes(closes, {**CALENDARS, "NYSE_AAPL": "NOPE"})
+
+
+def test_last_grid_date_is_the_last_session_for_mixed_and_as_of_for_crypto():
+    monday = pd.Timestamp("2018-12-31", tz="UTC")
+    assert last_grid_date(["24/7"], monday) == monday
+    assert last_grid_date(["24/7", "XNYS"], pd.Timestamp("2018-12-30", tz="UTC")) == pd.Timestamp(
+        "2018-12-28", tz="UTC"
+    )

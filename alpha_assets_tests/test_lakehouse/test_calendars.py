@@ -158,9 +158,11 @@ def test_ingest_xnys_repairs_only_sessions_and_asks_nothing_on_a_sunday(tmp_path
 
     first = ingest_symbol(source, market, paths, now=monday, params=params)
     calendar = TradingCalendar.of("XNYS")
-    # 400 sessions back from Monday 24th, not 400 calendar days.
-    assert first.bars_after == 400 and first.gaps_found == 0
-    assert first.first_bar == "2017-05-23T00:00:00+00:00"
+
+    # 400 calendar days back from Monday 24th (as for crypto: a mixed universe starts together): the
+    # sessions from Monday 2017-11-20 on, no weekend counted as missing.
+    assert first.first_bar == "2017-11-20T00:00:00+00:00" and first.gaps_found == 0
+    assert first.bars_after == len(calendar.sessions(_days([first.first_bar])[0], _days(["2018-12-21"])[0]))
 
     # A session lost in the store is re-fetched alone; the weekends around it are never asked for.
     stored = pd.read_parquet(paths.ohlcv_file(KEY))
