@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +28,9 @@ from typing import Any
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from common import write_results
+
+# The e2e tests' dagster dev and GraphQL helpers live in the (not installed) tests package of this checkout.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alpha_assets.cli import PROJECT_DAGSTER_YAML
 from alpha_assets.defs import keys

@@ -34,7 +34,12 @@ def test_definitions_jobs_exist_by_name():
 
 def test_definitions_sensors_exist_and_run_by_default():
     names = {s.name: s for s in defs.sensors}
-    for name in ("discovery_succeeded_sensor", "ingest_succeeded_sensor", "export_sensor"):
+    for name in (
+        "discovery_succeeded_sensor",
+        "ingest_succeeded_sensor",
+        "validation_succeeded_sensor",
+        "export_sensor",
+    ):
         assert names[name].default_status.value == "RUNNING"
 
 

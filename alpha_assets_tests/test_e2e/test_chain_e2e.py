@@ -152,6 +152,8 @@ def test_ui_launched_chain_carries_profile_source_clock_and_tags_to_flow_product
     ], [(r["jobName"], r["status"]) for r in runs]
     for before, after in zip(runs, runs[1:], strict=False):
         assert after["startTime"] >= before["endTime"], f"{after['jobName']} started before {before['jobName']} ended"
+    production_tags = {t["key"]: t["value"] for t in runs[-1]["tags"]}
+    assert production_tags["dagster/sensor_name"] == "validation_succeeded_sensor"
     discovery_id = runs[0]["runId"]
     for run in runs:
         tags = {t["key"]: t["value"] for t in run["tags"]}
