@@ -47,7 +47,7 @@ from alpha_assets.lakehouse.keys import split_symbol_key
 from alpha_assets.lakehouse.parquet import bytes_sha256, parse_parquet_bytes, read_file_bytes
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA
-from alpha_assets.lakehouse.symbols import read_symbol_history
+from alpha_assets.lakehouse.symbols import current_calendar
 
 __all__ = ["BackfillReport", "SymbolBackfill", "SymbolStatus", "backfill_features"]
 
@@ -221,11 +221,9 @@ def symbol_periods_per_year(paths: LakehousePaths, symbol_keys: Sequence[str]) -
     periods = {}
     for key in symbol_keys:
         try:
-            history = read_symbol_history(paths, key)
+            calendar = current_calendar(paths, key) or exchange_market(split_symbol_key(key)[0]).calendar
         except UnsafeKeyError:
             continue  # the backfill reports the key as failed
-        current = history.loc[history["valid_to"].isna(), "calendar"]
-        calendar = current.iat[0] if len(current) else exchange_market(split_symbol_key(key)[0]).calendar
         periods[key] = float(TradingCalendar.of(calendar).periods_per_year)
     return periods
 

@@ -179,6 +179,37 @@ def read_symbol_history(paths: LakehousePaths, symbol_key: str) -> pd.DataFrame:
     return _read_history(path, symbol_key) if path.exists() else _empty_history()
 
 
+def current_calendar(paths: LakehousePaths, symbol_key: str) -> str | None:
+    """The trading calendar of the symbol's current metadata version, or None without a current version.
+
+    Reads only the ``calendar`` and ``valid_to`` columns (a per-symbol lookup of the feature backfill); a file
+    written before the column existed is a 24/7 crypto symbol.
+
+    Raises
+    ------
+    UnsafeKeyError
+        When ``symbol_key`` is not a valid key.
+    LakehouseReadError
+        When the file is unreadable.
+    """
+    path = paths.symbol_metadata_file(symbol_key)
+    if not path.exists():
+        return None
+    try:
+        parquet = pq.ParquetFile(path)
+        names = parquet.schema_arrow.names
+        columns = [c for c in ("calendar", "valid_to") if c in names]
+        table = parquet.read(columns=columns, use_threads=False)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise LakehouseReadError(str(path), f"not a readable parquet file ({err})") from err
+    current = [i for i, end in enumerate(table.column("valid_to").to_pylist()) if end is None]
+    if not current:
+        return None
+    if "calendar" not in names:
+        return SYMBOL_COLUMN_DEFAULTS["calendar"]
+    return table.column("calendar")[current[0]].as_py()
+
+
 def read_symbols(paths: LakehousePaths, *, current_only: bool = True) -> pd.DataFrame:
     """Read the metadata of every symbol in ``lakehouse/symbols.parquet/``, files in name order.
 

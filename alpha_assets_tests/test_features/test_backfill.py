@@ -236,3 +236,36 @@ def test_backfill_files_read_by_duckdb_glob_after_append(lakehouse, make_bars):
     ).fetchall()
     assert counts == [(KEYS[0], 261, 261), (KEYS[1], 270, 270), (KEYS[2], 280, 280)]
     assert pq.read_metadata(lakehouse.features_file(KEYS[0])).num_row_groups == 1
+
+
+def test_backfill_annualises_each_symbol_with_its_calendar_and_recomputes_when_it_changes(lakehouse, make_bars):
+    from alpha_assets.lakehouse.symbols import upsert_symbol_metadata
+
+    record = {
+        "exchange": "BINANCE",
+        "ccxt_symbol": "S1/USDT",
+        "base": "S1",
+        "quote": "USDT",
+        "market_type": "spot",
+        "sector": None,
+        "tick_size": None,
+        "lot_size": None,
+        "min_notional": None,
+        "status": "active",
+        "first_bar": None,
+        "last_bar": None,
+    }
+    t0 = pd.Timestamp("2024-01-01", tz="UTC")
+    upsert_symbol_metadata(lakehouse, KEYS[1], {**record, "symbol_key": KEYS[1], "calendar": "XNYS"}, now=t0)
+    backfill_features(lakehouse, KEYS[:3], workers=1)
+    stored = read_features(lakehouse, KEYS[:3]).set_index(["symbol", "date"])["volatility_60d"]
+    for i, periods in ((0, 365.0), (1, 252.0), (2, 365.0)):  # no metadata: the exchange's calendar (crypto)
+        bars = make_bars(100 + i, 260 + 10 * i)
+        expected = compute_symbol_features(bars, KEYS[i], periods_per_year=periods)["volatility_60d"].to_numpy()
+        assert stored.loc[KEYS[i]].to_numpy() == pytest.approx(expected, rel=1e-12, nan_ok=True)
+    # The calendar changes: the symbol is recomputed with the new factor, the others are left alone.
+    upsert_symbol_metadata(
+        lakehouse, KEYS[1], {**record, "symbol_key": KEYS[1], "calendar": "24/7"}, now=t0 + pd.Timedelta(1, "D")
+    )
+    report = backfill_features(lakehouse, KEYS[:3], workers=1)
+    assert [s.status for s in report.symbols] == [SymbolStatus.UNCHANGED, SymbolStatus.WRITTEN, SymbolStatus.UNCHANGED]

@@ -20,6 +20,7 @@ from alpha_assets.lakehouse.schemas import SYMBOL_IN_PLACE_COLUMNS, SYMBOL_TRACK
 from alpha_assets.lakehouse.symbols import (
     RECORD_COLUMNS,
     SymbolUpsert,
+    current_calendar,
     read_symbol_history,
     read_symbols,
     upsert_symbol_metadata,
@@ -298,3 +299,14 @@ def test_upsert_symbol_without_quote_currency_stores_null_quote(aud_paths: Lakeh
 def test_upsert_naive_now_raises(aud_paths: LakehousePaths) -> None:
     with pytest.raises(ValueError, match=r"`now` must be timezone-aware \(UTC\), got naive"):
         upsert_symbol_metadata(aud_paths, KEY, _record(), now=pd.Timestamp("2024-03-01"))
+
+
+def test_current_calendar_reads_the_current_version_and_none_without_file(aud_paths: LakehousePaths) -> None:
+    assert current_calendar(aud_paths, KEY) is None
+    upsert_symbol_metadata(aud_paths, KEY, _record(), now=T0)
+    assert current_calendar(aud_paths, KEY) == "24/7"  # a record without calendar is crypto
+    upsert_symbol_metadata(
+        aud_paths, KEY, _record(asset_class="equity", calendar="XNYS"), now=T0 + pd.Timedelta(1, "D")
+    )
+    assert current_calendar(aud_paths, KEY) == "XNYS"
+    assert read_symbol_history(aud_paths, KEY)["calendar"].tolist() == ["24/7", "XNYS"]
