@@ -30,6 +30,31 @@ class LakehouseReadError(AlphaAssetsError):
         self.reason = reason
 
 
+class DiskFullError(AlphaAssetsError, OSError):
+    """No space (or quota) left on the file system a file was being written to; the old file is intact.
+
+    Parameters
+    ----------
+    path : str
+        The file that could not be written.
+    """
+
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"disk full: no space left on the file system holding {path}; nothing was replaced, "
+            "free some space and run again"
+        )
+        self.path = path
+
+    def __reduce__(self) -> tuple[type[DiskFullError], tuple[str]]:
+        # Raised in backfill worker processes: pickled back with the path, not the formatted message.
+        return (type(self), (self.path,))
+
+
+class UnusableEnvironmentError(AlphaAssetsError):
+    """The environment cannot host a run: ``DAGSTER_HOME`` unusable, a data directory that cannot be written."""
+
+
 class SourceError(AlphaAssetsError):
     """A market-data source failed after its retries (network, rate limit, malformed answer)."""
 
@@ -40,6 +65,10 @@ class ManifestError(AlphaAssetsError, ValueError):
 
 class GateFailedError(AlphaAssetsError):
     """The foundation gate of a RUN_ID failed; nothing downstream may run for it."""
+
+
+class NoPortfolioError(AlphaAssetsError):
+    """Every optimisation profile of a RUN_ID failed: its portfolio holds no weights."""
 
 
 class SolverFailedError(AlphaAssetsError):

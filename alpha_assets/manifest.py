@@ -75,7 +75,9 @@ def read_manifest(path: Path) -> dict[str, Any]:
         manifest = json.loads(Path(path).read_text())
     except FileNotFoundError as err:
         raise ManifestError(f"manifest {path} does not exist") from err
-    except json.JSONDecodeError as err:
+    except OSError as err:
+        raise ManifestError(f"manifest {path} cannot be read: {err.strerror or err}") from err
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ManifestError(f"manifest {path} is not valid JSON: {err}") from err
     if not isinstance(manifest, dict) or set(manifest) - TOP_LEVEL_KEYS:
         keys = sorted(manifest) if isinstance(manifest, dict) else type(manifest).__name__

@@ -24,6 +24,7 @@ __all__ = [
     "check_utc_timestamp",
     "epoch_ms",
     "json_float",
+    "parse_utc_clock",
 ]
 
 #: The dimensions of a series and of a returns matrix, as the messages and the docstrings write them.
@@ -230,3 +231,30 @@ def json_float(value: float) -> float | None:
     """``value`` as a Python float for JSON, or None when it is NaN or infinite (JSON has neither)."""
     value = float(value)
     return value if np.isfinite(value) else None
+
+
+def parse_utc_clock(text: str, name: str = "clock") -> pd.Timestamp:
+    """The instant ``text`` names, in UTC; it must carry its time zone.
+
+    Parameters
+    ----------
+    text : str
+        ISO-8601 date and time with an offset or ``Z``, e.g. ``2026-11-25T12:00:00+00:00``.
+    name : str, default "clock"
+        The argument's name, for the messages.
+
+    Raises
+    ------
+    ValueError
+        When ``text`` is not an ISO-8601 time, or has no time zone: a naive time would be read in the machine's
+        zone on one host and in UTC on another, so it is refused rather than guessed.
+    """
+    try:
+        instant = pd.Timestamp(text)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"`{name}` must be an ISO-8601 time such as 2026-11-25T12:00:00Z, got {text!r}") from err
+    if instant is pd.NaT:
+        raise ValueError(f"`{name}` must be an ISO-8601 time such as 2026-11-25T12:00:00Z, got {text!r}")
+    if instant.tzinfo is None:
+        raise ValueError(f"`{name}` {text!r} has no time zone: add Z or an offset, e.g. {instant.isoformat()}Z for UTC")
+    return instant.tz_convert("UTC")

@@ -10,7 +10,6 @@ features cannot change an old run's weights.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +27,7 @@ from alpha_assets.lakehouse.parquet import (
     bytes_sha256,
     encode_json,
     file_sha256,
+    parse_json_bytes,
     read_json,
     read_table_and_sha256,
     write_bytes_atomic,
@@ -111,7 +111,7 @@ def take_snapshot(paths: LakehousePaths, run_id: str) -> LakehouseSnapshot:
     """
     validated_path = paths.candidates_validated_file(run_id)
     validated_bytes = _read_bytes(validated_path)
-    validated = json.loads(validated_bytes)
+    validated = parse_json_bytes(validated_bytes, validated_path)
     if validated.get("run_id") != run_id:
         raise LakehouseReadError(str(validated_path), f"names run {validated.get('run_id')!r}, not {run_id!r}")
     as_of = last_closed_day(validated["as_of"])

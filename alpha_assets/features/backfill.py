@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from alpha_assets.errors import LakehouseReadError, UnsafeKeyError
+from alpha_assets.errors import DiskFullError, LakehouseReadError, UnsafeKeyError
 from alpha_assets.features.matrix import (
     DISCRETE_COLUMNS,
     FEATURE_COLUMNS,
@@ -180,6 +180,8 @@ def backfill_features(
         When ``symbol_keys`` is a single string instead of a sequence.
     ValueError
         When ``workers`` is not a positive integer.
+    DiskFullError
+        When a write finds the disk full: the backfill stops there (files already written are complete).
     """
     if isinstance(symbol_keys, str):
         raise TypeError(f"`symbol_keys` must be a sequence of symbol keys, got the single str {symbol_keys!r}")
@@ -253,6 +255,9 @@ def _backfill_batch(
                     continue
                 features = locks.enter_context(open_symbol_features(paths, key, dictionary_columns=DISCRETE_COLUMNS))
                 outcome = _refresh(features, ohlcv_path, key, periods[key])
+            except DiskFullError:
+                # A full disk fails every symbol after this one too: stop and say so, rather than list each.
+                raise
             except Exception as err:  # noqa: BLE001 - one bad symbol must not sink the others; the report names it.
                 outcome = _failure(key, err)
             if isinstance(outcome, _Append):
@@ -308,6 +313,8 @@ def _write_append(append: _Append, values: np.ndarray | Exception) -> SymbolBack
         dates = append.bars["timestamp"][append.known :]
         result = append.features.append(dates, values, FEATURE_COLUMNS, append.provenance)
         return _written(append.symbol_key, result, append.provenance)
+    except DiskFullError:
+        raise
     except Exception as err:  # noqa: BLE001 - as in _backfill_batch
         return _failure(append.symbol_key, err)
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import duckdb
 
-from alpha_assets.errors import LakehouseReadError
+from alpha_assets.errors import DiskFullError, LakehouseReadError
 from alpha_assets.lakehouse.keys import validate_run_id
 from alpha_assets.lakehouse.paths import LakehousePaths
 
@@ -147,6 +147,27 @@ VIEWS: dict[str, tuple[str, str]] = {
              unnest(map_entries(d.checks)) AS t(e)""",
     ),
 }
+
+
+def _build_database(
+    database: Path, paths: LakehousePaths, run_ids: Sequence[str] | None, skipped: list[Path] | None
+) -> dict[str, int]:
+    """Create the views in a new database file ``database``; return their row counts."""
+    if "?" not in str(database):
+        with contextlib.closing(duckdb.connect(str(database))) as connection:
+            counts = _create_views(connection, paths, run_ids, skipped)
+            # Everything in the main file before the rename: no write-ahead log is left behind.
+            connection.execute("CHECKPOINT")
+        return counts
+    # DuckDB reads a `?` in a database name as the start of connection options and then looks for its
+    # write-ahead log elsewhere (`/a.wal?b/...`), even through a symlink: build where the path has none, copy.
+    build_dir = Path(tempfile.mkdtemp(prefix="alpha_assets_duckdb_"))
+    try:
+        counts = _build_database(build_dir / database.name, paths, run_ids, skipped)
+        shutil.copyfile(build_dir / database.name, database)
+    finally:
+        shutil.rmtree(build_dir, ignore_errors=True)
+    return counts
 
 
 def _quote(text: str) -> str:
@@ -292,11 +313,12 @@ def refresh_views(
     workdir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         staged = workdir / target.name
-        with contextlib.closing(duckdb.connect(str(staged))) as connection:
-            counts = _create_views(connection, paths, run_ids, skipped)
-            # Everything in the main file before the rename: no write-ahead log is left behind.
-            connection.execute("CHECKPOINT")
+        counts = _build_database(staged, paths, run_ids, skipped)
         os.replace(staged, target)
+    except duckdb.IOException as err:
+        if "No space left on device" in str(err):
+            raise DiskFullError(str(target)) from err
+        raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return counts

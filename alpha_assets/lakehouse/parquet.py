@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -15,13 +16,15 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from alpha_assets.errors import LakehouseReadError
+from alpha_assets.errors import DiskFullError, LakehouseReadError
 
 # mkstemp creates 0600 files and the rename keeps that mode; written files get what open() would give them.
 # Read once at import, while nothing else runs: os.umask can only be read by setting it.
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 _FILE_MODE = 0o666 & ~_UMASK
+#: What the kernel answers when a write finds no room: no space on the device, or the user's quota exhausted.
+_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 def write_bytes_atomic(data: bytes, path: Path, *, sync_directory: bool = True) -> None:
@@ -31,9 +34,17 @@ def write_bytes_atomic(data: bytes, path: Path, *, sync_directory: bool = True) 
     ``path`` (``os.replace`` is atomic on POSIX within one file system); the directory is fsynced so the
     rename survives a power loss. ``sync_directory=False`` skips that last fsync for a file whose loss in a
     power cut the next run notices and rewrites (the file is still complete or absent, never partial).
+
+    Raises
+    ------
+    DiskFullError
+        When the file system has no space (or quota) left; ``path`` keeps its old content.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise _disk_full(err, path) from err
     try:
         with os.fdopen(fd, "wb") as handle:
             os.fchmod(handle.fileno(), _FILE_MODE)
@@ -41,12 +52,19 @@ def write_bytes_atomic(data: bytes, path: Path, *, sync_directory: bool = True) 
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
+        if isinstance(err, OSError):
+            raise _disk_full(err, path) from err
         raise
     if sync_directory:
         _fsync_directory(path.parent)
+
+
+def _disk_full(err: OSError, path: Path) -> OSError:
+    """``err`` as a :class:`DiskFullError` naming ``path`` when it says the disk is full, else ``err``."""
+    return DiskFullError(str(path)) if err.errno in _DISK_FULL_ERRNOS else err
 
 
 def write_table_atomic(table: pa.Table, path: Path, **options: Any) -> None:
@@ -76,12 +94,21 @@ def read_json(path: Path) -> Any:
     Raises
     ------
     LakehouseReadError
-        When the file is missing or is not valid JSON.
+        When the file is missing, unreadable or is not valid JSON.
+    """
+    return parse_json_bytes(read_file_bytes(path), path)
+
+
+def parse_json_bytes(data: bytes, path: Path) -> Any:
+    """Parse JSON ``data`` read from ``path`` (named in the error).
+
+    Raises
+    ------
+    LakehouseReadError
+        When ``data`` is not valid UTF-8 JSON (e.g. a truncated file).
     """
     try:
-        return json.loads(path.read_bytes())
-    except FileNotFoundError as err:
-        raise LakehouseReadError(str(path), "file does not exist") from err
+        return json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise LakehouseReadError(str(path), f"not valid JSON ({err})") from err
 
@@ -111,7 +138,7 @@ def read_file_bytes(path: Path) -> bytes:
     except FileNotFoundError as err:
         raise LakehouseReadError(str(path), "file does not exist") from err
     except IsADirectoryError as err:
-        raise LakehouseReadError(str(path), "is a directory, not a parquet file") from err
+        raise LakehouseReadError(str(path), "is a directory, not a file") from err
     except OSError as err:
         raise LakehouseReadError(str(path), f"cannot be read ({err})") from err
 

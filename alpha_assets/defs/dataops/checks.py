@@ -198,7 +198,8 @@ def feature_check_results(paths: LakehousePaths, symbol_keys: Sequence[str]) -> 
             periods_per_year=periods[key],
         )
         for key in sample
-        if len(frames[key][0])
+        # A symbol whose features were never written (its backfill failed) has nothing to compare.
+        if len(frames[key][0]) and len(frames[key][1])
     }
     mismatches = {k: v for k, v in mismatches.items() if v}
     yield AssetCheckResult(

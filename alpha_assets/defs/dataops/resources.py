@@ -13,6 +13,7 @@ from pydantic import Field
 from alpha_assets.sources.base import MarketSource
 from alpha_assets.sources.files import FileSource
 from alpha_assets.sources.simulated import SimulatedExchange
+from alpha_assets.validation import parse_utc_clock
 
 #: Credentials are read from these variables when the source is built, never from config or files.
 API_KEY_ENV = "ALPHA_ASSETS_EXCHANGE_API_KEY"
@@ -47,7 +48,7 @@ class MarketSourceResource(ConfigurableResource):
 
     def now(self) -> pd.Timestamp:
         """The current UTC time, or the configured clock."""
-        return pd.Timestamp(self.clock).tz_convert("UTC") if self.clock else pd.Timestamp.now(tz="UTC")
+        return parse_utc_clock(self.clock) if self.clock else pd.Timestamp.now(tz="UTC")
 
     def build(self) -> MarketSource:
         """A fresh source instance for one step."""
