@@ -8,11 +8,21 @@ in the UI as if the daemon had chained them.
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dagster import AssetKey, DagsterInstance, Definitions, ExecuteInProcessResult
+from dagster import (
+    AssetKey,
+    DagsterInstance,
+    Definitions,
+    ExecuteInProcessResult,
+    Field,
+    InitLoggerContext,
+    logger,
+)
 
 from alpha_assets.defs import keys
 from alpha_assets.defs.chain import candidate_symbols, symbol_link_tags
@@ -26,7 +36,34 @@ FLOW_DATA_LINKS = 3
 
 
 class FlowFailedError(AlphaAssetsError):
-    """A link of a flow failed; the message names the job, the run and the first error."""
+    """A link of a flow failed; the message names the job, the run and the first error (on one line).
+
+    Parameters
+    ----------
+    job_name : str
+        The job of the failed run.
+    dagster_run_id : str
+        The Dagster run, whose logs in the UI hold the whole error.
+    step_key : str or None
+        The first failed step, None when no step failed (e.g. the run could not start).
+    error_class : str or None
+        The class name of that step's own error, Dagster's wrappers removed (``GateFailedError``,
+        ``DiskFullError``, ``DagsterAssetCheckFailedError`` for a blocking check ...).
+    error_message : str
+        That error's message.
+    """
+
+    def __init__(
+        self, job_name: str, dagster_run_id: str, step_key: str | None, error_class: str | None, error_message: str
+    ) -> None:
+        where = f"{step_key}: " if step_key else ""
+        message = " ".join(error_message.split())
+        super().__init__(f"{job_name} failed (Dagster run {dagster_run_id}): {where}{message}")
+        self.job_name = job_name
+        self.dagster_run_id = dagster_run_id
+        self.step_key = step_key
+        self.error_class = error_class
+        self.error_message = error_message
 
 
 class UnknownRunIdError(AlphaAssetsError, ValueError):
@@ -40,6 +77,33 @@ class LinkResult:
     job_name: str
     dagster_run_id: str
     materializations: dict[str, dict[str, Any]]
+
+
+@logger(
+    {
+        "log_level": Field(str, is_required=False, default_value="INFO", description="The logger's threshold."),
+        "name": Field(str, is_required=False, default_value="dagster", description="The logger's name."),
+    },
+    description="The runs' log lines on standard output, each message cut to its first line, for a terminal.",
+)
+def terminal_logger(init_context: InitLoggerContext) -> logging.Logger:
+    """The runs' log lines on standard output, each message cut to its first line.
+
+    A failed step's message carries its whole stack trace: at a terminal the command prints the error once, on
+    one line of standard error, and the trace stays in the run's logs (the UI shows them).
+    """
+    config = init_context.logger_config
+    console = logging.Logger(config["name"], level=config["log_level"].upper())
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    console.addHandler(handler)
+    console.addFilter(_first_line_only)
+    return console
+
+
+def _first_line_only(record: logging.LogRecord) -> bool:
+    record.msg, record.args = record.getMessage().split("\n", 1)[0], None
+    return True
 
 
 def ensure_run_partition(instance: DagsterInstance, run_id: str) -> None:
@@ -85,7 +149,8 @@ def run_link(
     """
     # INFO on the console: the assets' one line per stage, not Dagster's step-by-step DEBUG events.
     config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, **(run_config or {})}
-    result: ExecuteInProcessResult = defs.resolve_job_def(job_name).execute_in_process(
+    job = defs.resolve_job_def(job_name).with_logger_defs({"console": terminal_logger})
+    result: ExecuteInProcessResult = job.execute_in_process(
         instance=instance,
         partition_key=partition_key,
         tags=dict(tags or {}),
@@ -94,7 +159,7 @@ def run_link(
         raise_on_error=False,
     )
     if not result.success:
-        raise FlowFailedError(f"{job_name} failed (Dagster run {result.run_id}): {_first_error(result)}")
+        raise FlowFailedError(job_name, result.run_id, *_first_error(result))
     materializations = {
         event.asset_key.to_user_string(): {
             k: v.value for k, v in event.step_materialization_data.materialization.metadata.items()
@@ -160,11 +225,14 @@ def link_materializations(links: Sequence[LinkResult], asset: str) -> list[dict[
     return [link.materializations[asset] for link in links if asset in link.materializations]
 
 
-def _first_error(result: ExecuteInProcessResult) -> str:
+def _first_error(result: ExecuteInProcessResult) -> tuple[str | None, str | None, str]:
+    """The first failed step, its error's class and message (the user code's error, not Dagster's wrapper)."""
     for event in result.all_events:
         if event.is_failure and event.step_failure_data and event.step_failure_data.error:
             error = event.step_failure_data.error
             while error.cause is not None and "dagster" in error.cls_name.lower():
                 error = error.cause
-            return f"{event.step_key}: {error.message.strip()}"
-    return "see the run's logs"
+            # "alpha_assets.errors.X: text": our messages say what happened without the class's dotted name.
+            message = error.message.strip().removeprefix(f"alpha_assets.errors.{error.cls_name}: ")
+            return event.step_key, error.cls_name, message
+    return None, None, "see the run's logs"

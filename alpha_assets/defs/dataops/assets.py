@@ -217,6 +217,7 @@ def ohlcv(
             "requests": source.requests_made,
             "requests_per_symbol": round(source.requests_made / max(len(reports), 1), 3),
             "failed_symbols": MetadataValue.json(sorted(r.symbol_key for r in reports if r.status == "failed")),
+            "failures": MetadataValue.json({r.symbol_key: r.error for r in reports if r.status == "failed"}),
             "per_symbol": markdown_table(
                 [r.to_json_dict() for r in reports],
                 [
@@ -393,6 +394,7 @@ def features_matrix(
             "symbols": len(rows),
             "rows_changed": sum(r["rows_changed"] for r in rows),
             "failed_symbols": MetadataValue.json(sorted(r["symbol_key"] for r in rows if r["error"])),
+            "failures": MetadataValue.json({r["symbol_key"]: r["error"] for r in rows if r["error"]}),
             "per_symbol": markdown_table(
                 rows, ["symbol_key", "rows_written", "rows_changed", "last_date", "error"], limit=200
             ),
