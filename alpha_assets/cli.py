@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import warnings
 
-# Dagster's beta notices (raised while the definitions are imported) concern us as authors, not a user at the
-# terminal; set before the imports below so they are silenced from the start.
-warnings.filterwarnings("ignore", message=r".*is currently in beta.*")
+# Dagster's beta and preview notices (raised while the definitions are imported) concern us as authors, not a
+# user at the terminal; set before the imports below so they are silenced from the start.
+warnings.filterwarnings("ignore", message=r".*is currently in (beta|preview).*")
 warnings.filterwarnings("ignore", message=r".*is superseded.*")
 
 import argparse
