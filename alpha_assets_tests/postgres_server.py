@@ -36,7 +36,10 @@ START_TIMEOUT_S = 60
 #: this machine, so no WAL flush waits for the disk. Never for a server that keeps data (docs/deploy.md).
 THROWAWAY_SETTINGS: Mapping[str, str] = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 
-#: The variables the deployment's dagster.yaml (deploy/dagster.yaml) reads the connection from.
+#: The deployment's instance configuration, and what docs/deploy.md sets in the environment next to it.
+DEPLOY_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml"
+DEPLOY_ENV: Mapping[str, str] = {"DAGSTER_EVENT_BATCH_SIZE": "1000"}
+#: The variables deploy/dagster.yaml reads the connection from.
 PG_ENV = ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB")
 
 

@@ -1,17 +1,26 @@
-"""Dagster's own cost of one single-run backfill over 505 symbol partitions, per instance storage (issue 2).
+"""Dagster's own cost of one single-run backfill over 505 symbol partitions, per instance storage (issues 2, 14).
 
-A trivial asset shaped like ``ohlcv`` (dynamic partitions, single-run backfill policy, 3 WARN checks, the same
-metadata keys) runs once over every partition, in-process, as ``defs/runner.py`` runs a link, on a fresh
-``DAGSTER_HOME`` per run. Variants, interleaved in one script run, each in its own process:
+A trivial asset shaped like ``ohlcv`` (dynamic partitions, 3 WARN checks, the same metadata keys) runs once over
+every partition in one run, in-process, as ``defs/runner.py`` runs a link, on a fresh ``DAGSTER_HOME`` (and a fresh
+Postgres database) per run. Variants, interleaved in one script run, each in its own process:
 
 - ``dagster-default``: no ``dagster.yaml`` storage block (Dagster's SQLite event log);
-- ``project``: the project's ``dagster.yaml`` (the same storage with pooled connections);
+- ``project`` / ``project-batch``: the project's ``dagster.yaml`` (the same storage with pooled connections),
+  without / with ``DAGSTER_EVENT_BATCH_SIZE=1000``;
 - ``consolidated``: Dagster's ``ConsolidatedSqliteEventLogStorage`` (one database);
 - ``consolidated-subset``: that plus ``DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1`` (one planned event
-  per run instead of one per partition).
+  per run instead of one per partition);
+- ``postgres``: dagster-postgres' ``storage: postgres:`` as documented, on a throwaway cluster with Postgres' default
+  (durable) server settings, reached over 127.0.0.1 with a password;
+- ``postgres-batch``: that plus ``DAGSTER_EVENT_BATCH_SIZE=1000``;
+- ``postgres-pooled``: the same config through ``defs/postgres_storage.py`` (pooled connections);
+- ``postgres-pooled-batch``: pooled plus batched events;
+- ``deploy``: deploy/dagster.yaml with the environment docs/deploy.md sets: pooled, batched, and
+  ``synchronous_commit=off`` for Dagster's sessions.
 
-Usage: ``.venv/bin/python bench/bench_instance.py [--reps 3]``; prints the median run time per variant and
-writes ``bench/results/instance_large.json``. Every run is checked: success and 505 materialised partitions.
+Usage: ``.venv/bin/python bench/bench_instance.py [--reps 3] [--variants a,b,...]``; prints the median run time per
+variant and writes ``bench/results/instance_large.json``. Every run is checked: success and 505 materialised
+partitions.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ import time
 from pathlib import Path
 
 from common import write_results
-from postgres_instance import SERVER_SETTINGS, PostgresServer, throwaway_postgres
+from postgres_instance import DEPLOY_DAGSTER_YAML, DEPLOY_ENV, SERVER_SETTINGS, PostgresServer, throwaway_postgres
 
 from alpha_assets.cli import PROJECT_DAGSTER_YAML
 
@@ -41,7 +50,6 @@ PG_DB = """
         password: {env: DAGSTER_PG_PASSWORD}
         db_name: {env: DAGSTER_PG_DB}
         scheme: postgresql+psycopg2
-        params: PARAMS
 """
 #: dagster-postgres' storage as documented, and the project's pooled subclass (defs/postgres_storage.py).
 PG_PLAIN = "storage:\n  postgres:" + PG_DB.replace("\n  ", "\n")
@@ -49,8 +57,7 @@ PG_POOLED = (
     "storage:\n  custom:\n    module: alpha_assets.defs.postgres_storage\n    class: PooledPostgresStorage\n"
     "    config:" + PG_DB
 )
-ASYNC_COMMIT = "{options: '-c synchronous_commit=off'}"
-BATCH = {"DAGSTER_EVENT_BATCH_SIZE": "1000"}
+BATCH = DEPLOY_ENV
 NO_TELEMETRY = "telemetry:\n  enabled: false\n"
 CONSOLIDATED = """
 event_log_storage:
@@ -60,18 +67,18 @@ event_log_storage:
     base_dir: {home}/history/runs
 """
 SUBSET = {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "1"}
-#: Variant -> (dagster.yaml text, or None for the project's file; extra environment).
+#: Variant -> (dagster.yaml: its text or the file to copy; extra environment).
 VARIANTS = {
     "dagster-default": (NO_TELEMETRY, {}),
-    "project": (None, {}),
-    "project-batch": (None, BATCH),
+    "project": (PROJECT_DAGSTER_YAML, {}),
+    "project-batch": (PROJECT_DAGSTER_YAML, BATCH),
     "consolidated": (NO_TELEMETRY + CONSOLIDATED, {}),
     "consolidated-subset": (NO_TELEMETRY + CONSOLIDATED, SUBSET),
-    "postgres": (NO_TELEMETRY + PG_PLAIN.replace("PARAMS", "{}"), {}),
-    "postgres-batch": (NO_TELEMETRY + PG_PLAIN.replace("PARAMS", "{}"), BATCH),
-    "postgres-pooled": (NO_TELEMETRY + PG_POOLED.replace("PARAMS", "{}"), {}),
-    "postgres-pooled-batch": (NO_TELEMETRY + PG_POOLED.replace("PARAMS", "{}"), BATCH),
-    "postgres-pooled-batch-async": (NO_TELEMETRY + PG_POOLED.replace("PARAMS", ASYNC_COMMIT), BATCH),
+    "postgres": (NO_TELEMETRY + PG_PLAIN, {}),
+    "postgres-batch": (NO_TELEMETRY + PG_PLAIN, BATCH),
+    "postgres-pooled": (NO_TELEMETRY + PG_POOLED, {}),
+    "postgres-pooled-batch": (NO_TELEMETRY + PG_POOLED, BATCH),
+    "deploy": (DEPLOY_DAGSTER_YAML, BATCH),
 }
 
 
@@ -134,13 +141,13 @@ def _child(variant: str, server: PostgresServer | None, rep: int) -> float:
     text, env = VARIANTS[variant]
     home = Path(tempfile.mkdtemp(prefix=f"bench_instance_{variant}_"))
     try:
-        if text is None:
-            shutil.copyfile(PROJECT_DAGSTER_YAML, home / "dagster.yaml")
+        if isinstance(text, Path):
+            shutil.copyfile(text, home / "dagster.yaml")
         else:
             (home / "dagster.yaml").write_text(text.replace("{home}", str(home)))
         child_env = {k: v for k, v in os.environ.items() if k not in VARIANT_ENV}
         child_env.update(env, DAGSTER_HOME=str(home))
-        if variant.startswith("postgres"):
+        if variant.startswith(("postgres", "deploy")):
             assert server is not None
             child_env.update(server.env(server.create_database(f"{variant.replace('-', '_')}_{rep}")))
         out = subprocess.run(
@@ -168,7 +175,7 @@ def main() -> None:
     times: dict[str, list[float]] = {variant: [] for variant in variants}
     with contextlib.ExitStack() as stack:
         server = None
-        if any(v.startswith("postgres") for v in variants):
+        if any(v.startswith(("postgres", "deploy")) for v in variants):
             server = stack.enter_context(throwaway_postgres(SERVER_SETTINGS))
         for rep in range(args.reps):
             for variant in variants:

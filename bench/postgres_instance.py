@@ -16,13 +16,23 @@ from pathlib import Path
 
 from dagster import DagsterInstance
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEPLOY_DAGSTER_YAML = PROJECT_ROOT / "deploy" / "dagster.yaml"
-sys.path.insert(0, str(PROJECT_ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from alpha_assets_tests.postgres_server import PostgresServer, throwaway_postgres  # noqa: E402
+from alpha_assets_tests.postgres_server import (  # noqa: E402
+    DEPLOY_DAGSTER_YAML,
+    DEPLOY_ENV,
+    PostgresServer,
+    throwaway_postgres,
+)
 
-__all__ = ["DEPLOY_DAGSTER_YAML", "SERVER_SETTINGS", "PostgresServer", "postgres_instance", "throwaway_postgres"]
+__all__ = [
+    "DEPLOY_DAGSTER_YAML",
+    "DEPLOY_ENV",
+    "SERVER_SETTINGS",
+    "PostgresServer",
+    "postgres_instance",
+    "throwaway_postgres",
+]
 
 #: Postgres' defaults (fsync, synchronous_commit on): what a server that keeps its data runs with.
 SERVER_SETTINGS: dict[str, str] = {}
@@ -30,14 +40,20 @@ SERVER_SETTINGS: dict[str, str] = {}
 
 @contextlib.contextmanager
 def postgres_instance(root: Path) -> Iterator[DagsterInstance]:
-    """A fresh cluster and an instance on deploy/dagster.yaml in ``root/pg_home`` (sets DAGSTER_HOME, DAGSTER_PG_*)."""
+    """A fresh cluster and an instance on deploy/dagster.yaml in ``root/pg_home``, with the deployment's environment.
+
+    DAGSTER_HOME, the DAGSTER_PG_* variables and :data:`DEPLOY_ENV` are set for the block and restored after it.
+    """
     home = root / "pg_home"
     home.mkdir()
     shutil.copyfile(DEPLOY_DAGSTER_YAML, home / "dagster.yaml")
+    saved = dict(os.environ)
     with throwaway_postgres(SERVER_SETTINGS) as server:
-        os.environ.update(server.env(server.create_database("dagster")), DAGSTER_HOME=str(home))
+        os.environ.update(server.env(server.create_database("dagster")), **DEPLOY_ENV, DAGSTER_HOME=str(home))
         instance = DagsterInstance.get()
         try:
             yield instance
         finally:
             instance.dispose()
+            os.environ.clear()
+            os.environ.update(saved)

@@ -1,10 +1,40 @@
-"""The two dynamic partitionings: symbols (lakehouse files) and runs (RUN_IDs)."""
+"""The two dynamic partitionings, symbols (lakehouse files) and runs (RUN_IDs), and how symbol backfills split."""
 
 from __future__ import annotations
 
-from dagster import DynamicPartitionsDefinition
+import os
+from collections.abc import Mapping
+
+from dagster import BackfillPolicy, DynamicPartitionsDefinition
 
 #: One partition per symbol key (``BINANCE_BTCUSDT``), added by discovery.
 symbols_partitions = DynamicPartitionsDefinition(name="symbols")
 #: One partition per RUN_ID, added by discovery (or by the export sensor for a dropped export).
 runs_partitions = DynamicPartitionsDefinition(name="runs")
+
+#: Environment variable read when the code location loads: the most symbols one run of a backfill takes.
+SYMBOLS_PER_RUN_ENV = "ALPHA_ASSETS_SYMBOLS_PER_RUN"
+#: One machine: a run costs seconds of process start-up, so a whole universe fits in one (505 symbols today).
+DEFAULT_SYMBOLS_PER_RUN = 1000
+
+
+def symbols_backfill_policy(environ: Mapping[str, str] = os.environ) -> BackfillPolicy:
+    """How a backfill of ``symbols`` partitions splits into runs: at most ``$ALPHA_ASSETS_SYMBOLS_PER_RUN`` each.
+
+    Each run processes its symbols together (one source session, batched feature computation); the run queue
+    hands the runs to as many run workers as ``max_concurrent_runs`` allows (docs/deploy.md). A cluster sets a
+    smaller number to spread a backfill over more workers.
+
+    Raises
+    ------
+    ValueError
+        When the variable is set to something other than a positive integer.
+    """
+    text = environ.get(SYMBOLS_PER_RUN_ENV) or str(DEFAULT_SYMBOLS_PER_RUN)
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"${SYMBOLS_PER_RUN_ENV} must be a positive integer, got {text!r}")
+    return BackfillPolicy.multi_run(max_partitions_per_run=int(text))
+
+
+#: The policy of every ``symbols``-partitioned asset, read once when the code location loads.
+symbols_backfill = symbols_backfill_policy()

@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
-from alpha_assets.errors import SourceError
-from alpha_assets.lakehouse.keys import make_symbol_key
+from alpha_assets.errors import SourceError, UnsafeKeyError
+from alpha_assets.lakehouse.keys import make_symbol_key, normalize_exchange_id
 from alpha_assets.lakehouse.ohlcv import DAY_MS, VALUE_COLUMNS, BarArrays
 from alpha_assets.sources.base import Market, Ticker
 from alpha_assets.typing import BoolArray, FloatArray
@@ -178,11 +178,14 @@ class SimulatedExchange:
         FDUSD), a leveraged token (BTCUP) and two BTC-quoted pairs (ETH/BTC, SOL/BTC) are listed on top.
     history_start : str or Timestamp, default "2021-01-01"
         UTC midnight of the first bar of every series.
+    exchange_key : str, default "SIM"
+        Key prefix of every symbol (``[A-Z0-9]``, 1 to 32 characters). Another key simulates another venue
+        listing the same pairs with the same bars (``SIMB_BTCUSDT`` next to ``SIM_BTCUSDT``).
 
     Attributes
     ----------
     exchange_key : str
-        ``"SIM"``.
+        The key prefix of every symbol.
     requests_made : int
         One per :meth:`load_markets`, :meth:`fetch_tickers` and :meth:`fetch_daily_bars` call (the simulated
         exchange answers any range in one call).
@@ -192,6 +195,8 @@ class SimulatedExchange:
     ValueError
         When ``seed`` is negative, ``n_symbols`` is out of range, ``now`` is naive, or ``history_start`` is
         not a UTC midnight.
+    UnsafeKeyError
+        When ``exchange_key`` is not 1 to 32 characters in ``[A-Z0-9]``.
     TypeError
         When ``seed`` or ``n_symbols`` is not an int.
     """
@@ -202,6 +207,7 @@ class SimulatedExchange:
         now: pd.Timestamp | None = None,
         n_symbols: int = 60,
         history_start: str | pd.Timestamp = "2021-01-01",
+        exchange_key: str = SIM_EXCHANGE_KEY,
     ) -> None:
         for name, value in (("seed", seed), ("n_symbols", n_symbols)):
             if isinstance(value, bool) or not isinstance(value, int | np.integer):
@@ -216,7 +222,9 @@ class SimulatedExchange:
         start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
         if start != start.floor("D"):
             raise ValueError(f"`history_start` must be a UTC midnight, got {start.isoformat()}")
-        self.exchange_key = SIM_EXCHANGE_KEY
+        if normalize_exchange_id(exchange_key) != exchange_key:
+            raise UnsafeKeyError(f"`exchange_key` must be 1 to 32 characters in [A-Z0-9], got {exchange_key!r}")
+        self.exchange_key = exchange_key
         self.requests_made = 0
         self.seed = int(seed)
         self.n_symbols = int(n_symbols)
@@ -225,8 +233,11 @@ class SimulatedExchange:
         self._now = now
         self._today = None if now is None else now.floor("D")  # a fixed clock: floored once, not per call
         self._specs = _catalogue(self.seed, self.n_symbols) + _EXTRAS
-        self._keys = [make_symbol_key(SIM_EXCHANGE_KEY, s.base, s.quote) for s in self._specs]
-        self._index = {key: i for i, key in enumerate(self._keys)}
+        self._keys = [make_symbol_key(exchange_key, s.base, s.quote) for s in self._specs]
+        self._listed = {key: i for i, key in enumerate(self._keys)}
+        # The planted defects and the derived pairs are named by their SIM keys, whatever the venue's prefix.
+        self._catalogue_keys = [make_symbol_key(SIM_EXCHANGE_KEY, s.base, s.quote) for s in self._specs]
+        self._index = {key: i for i, key in enumerate(self._catalogue_keys)}
         self._factors: dict[str, FloatArray] = {}
         self._factor_days = 0
         self._series: OrderedDict[tuple[int, int], dict[str, FloatArray]] = OrderedDict()
@@ -278,9 +289,9 @@ class SimulatedExchange:
         """
         self.requests_made += 1
         since, until = check_utc_timestamp(since, "since"), check_utc_timestamp(until, "until")
-        index = self._index.get(getattr(market, "symbol_key", None))
+        index = self._listed.get(getattr(market, "symbol_key", None))
         if index is None:
-            raise SourceError(f"{SIM_EXCHANGE_KEY} does not list market {getattr(market, 'symbol_key', market)!r}")
+            raise SourceError(f"{self.exchange_key} does not list market {getattr(market, 'symbol_key', market)!r}")
         bars = self._bars(index, self.today())
         # Bar ``day`` opens at history_start + day: keep since <= open < until.
         start = np.searchsorted(bars["day"], np.ceil((since - self.history_start) / _DAY))
@@ -305,7 +316,7 @@ class SimulatedExchange:
     def _market(self, i: int) -> Market:
         spec = self._specs[i]
         magnitude = np.floor(np.log10(spec.price))
-        delisted = self._keys[i] == "SIM_GONEUSDT"
+        delisted = self._catalogue_keys[i] == "SIM_GONEUSDT"
         return Market(
             symbol_key=self._keys[i],
             ccxt_symbol=f"{spec.base}/{spec.quote}",
@@ -324,7 +335,7 @@ class SimulatedExchange:
         n_days = max(int((today - self.history_start) / _DAY), 0)
         series = self._raw_series(i, n_days)
         log_returns = series["log_return"][:n_days].copy()
-        spec, key = self._specs[i], self._keys[i]
+        spec, key = self._specs[i], self._catalogue_keys[i]
         if key == "SIM_PUMPUSDT" and n_days > PUMP_DAYS_BEFORE_TODAY:
             log_returns[n_days - PUMP_DAYS_BEFORE_TODAY] = np.log(PUMP_FACTOR)
         close = spec.price * np.exp(np.cumsum(log_returns))

@@ -18,10 +18,9 @@ from dagster import AssetKey, DagsterEventType, DagsterInstance
 from sqlalchemy.pool import NullPool, QueuePool
 
 from alpha_assets.defs.postgres_storage import POOL_MAX_OVERFLOW, PooledPostgresStorage
-from alpha_assets_tests.postgres_server import PostgresServer
+from alpha_assets_tests.postgres_server import DEPLOY_DAGSTER_YAML, DEPLOY_ENV, PostgresServer
 from alpha_assets_tests.test_defs.test_instance_storage import KEYS, _backfill, bars
 
-DEPLOY_DAGSTER_YAML = Path(__file__).resolve().parents[2] / "deploy" / "dagster.yaml"
 PLAIN_POSTGRES_YAML = """
 storage:
   postgres:
@@ -76,7 +75,8 @@ def _assert_recorded(instance: DagsterInstance, run_id: str) -> None:
 def test_deployment_instance_records_a_backfill_on_a_few_pooled_connections(
     postgres_server, tmp_path, monkeypatch, connects
 ):
-    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")  # as docs/deploy.md sets it
+    for name, value in DEPLOY_ENV.items():  # as docs/deploy.md sets them
+        monkeypatch.setenv(name, value)
     instance = _instance(tmp_path, monkeypatch, postgres_server, "deploy_yaml", DEPLOY_DAGSTER_YAML.read_text())
     try:
         engines = [s._engine for s in (instance.run_storage, instance.event_log_storage, instance.schedule_storage)]

@@ -30,17 +30,17 @@ from typing import Any, NoReturn, TypeVar
 
 import pytest
 
+from alpha_assets.defs.partitions import SYMBOLS_PER_RUN_ENV
 from alpha_assets.lakehouse.paths import LakehousePaths
-from alpha_assets_tests.postgres_server import PG_ENV, PostgresServer
+from alpha_assets_tests.postgres_server import DEPLOY_DAGSTER_YAML, DEPLOY_ENV, PG_ENV, PostgresServer
 
 T = TypeVar("T")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEPLOY_DAGSTER_YAML = PROJECT_ROOT / "deploy" / "dagster.yaml"
 #: Instance storages the end-to-end tests run on.
 INSTANCES = ("sqlite", "postgres")
-#: What docs/deploy.md sets next to deploy/dagster.yaml.
-DEPLOY_ENV = {"DAGSTER_EVENT_BATCH_SIZE": "1000"}
+#: Symbols per run of a backfill on both instances: small, so that a dozen symbols split into several runs.
+SYMBOLS_PER_RUN = 4
 LOCATION_NAME = "alpha_assets"
 REPOSITORY_NAME = "__repository__"
 
@@ -62,6 +62,7 @@ _SCRUBBED_ENV = (
     "ALPHA_ASSETS_DAILY_CRON",
     "DAGSTER_HOME",
     "ALPHA_ASSETS_DATA_DIR",
+    SYMBOLS_PER_RUN_ENV,
     *PG_ENV,
     *DEPLOY_ENV,
 )
@@ -173,6 +174,7 @@ def server_env(home: Path, data_dir: Path, extra: dict[str, str]) -> dict[str, s
     """The server's environment: this one without the developer's settings, plus ``extra``, home and data."""
     env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
     env.update(extra, DAGSTER_HOME=str(home), ALPHA_ASSETS_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
+    env[SYMBOLS_PER_RUN_ENV] = str(SYMBOLS_PER_RUN)
     return env
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alpha_assets.errors import SourceError
+from alpha_assets.errors import SourceError, UnsafeKeyError
 from alpha_assets.sources.base import Market, MarketSource
 from alpha_assets.sources.simulated import (
     DELISTED_DAYS_BEFORE_TODAY,
@@ -244,9 +244,23 @@ def test_simulated_unknown_market_raises_source_error(src_exchange):
         src_exchange.fetch_daily_bars(stranger, since=EPOCH, until=EPOCH + DAY)
 
 
+def test_simulated_other_venue_lists_the_same_pairs_and_bars_under_its_prefix(src_exchange, src_now):
+    venue = SimulatedExchange(seed=7, now=src_now, exchange_key="SIMB")
+    sim_markets, venue_markets = src_exchange.load_markets(), venue.load_markets()
+    assert venue.exchange_key == "SIMB"
+    assert [m.symbol_key for m in venue_markets] == ["SIMB" + m.symbol_key[3:] for m in sim_markets]
+    assert [m.active for m in venue_markets] == [m.active for m in sim_markets]  # SIMB_GONEUSDT is delisted too
+    for key in ("BTCUSDT", "PUMPUSDT", "HOLEUSDT", "ETHBTC"):
+        pd.testing.assert_frame_equal(_all_bars(venue, f"SIMB_{key}"), _all_bars(src_exchange, f"SIM_{key}"))
+    with pytest.raises(SourceError, match="SIMB does not list market 'SIM_BTCUSDT'"):
+        venue.fetch_daily_bars(sim_markets[0], since=EPOCH, until=EPOCH + DAY)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
+        ({"exchange_key": "simb"}, UnsafeKeyError, r"`exchange_key` must be 1 to 32 characters in \[A-Z0-9\]"),
+        ({"exchange_key": "SIM_B"}, UnsafeKeyError, r"`exchange_key` must be 1 to 32 characters in \[A-Z0-9\]"),
         ({"n_symbols": 5}, ValueError, r"`n_symbols` must be in \[10, 5000\], got 5"),
         ({"n_symbols": 5001}, ValueError, r"`n_symbols` must be in \[10, 5000\], got 5001"),
         ({"n_symbols": 60.0}, TypeError, "`n_symbols` must be an int, got float"),
@@ -254,7 +268,16 @@ def test_simulated_unknown_market_raises_source_error(src_exchange):
         ({"now": pd.Timestamp("2026-01-01")}, ValueError, "`now` must be timezone-aware"),
         ({"history_start": "2021-01-01T06:00Z"}, ValueError, "`history_start` must be a UTC midnight"),
     ],
-    ids=["too-few", "too-many", "float-count", "negative-seed", "naive-now", "not-midnight"],
+    ids=[
+        "lowercase-exchange",
+        "underscore-exchange",
+        "too-few",
+        "too-many",
+        "float-count",
+        "negative-seed",
+        "naive-now",
+        "not-midnight",
+    ],
 )
 def test_simulated_bad_arguments_raise(kwargs, error, match):
     with pytest.raises(error, match=match):

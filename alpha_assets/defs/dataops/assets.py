@@ -15,7 +15,6 @@ from dagster import (
     AssetDep,
     AssetExecutionContext,
     AutomationCondition,
-    BackfillPolicy,
     DagsterInstance,
     MaterializeResult,
     MetadataValue,
@@ -26,7 +25,7 @@ from alpha_assets.defs import keys
 from alpha_assets.defs.dataops.checks import audit_check_results, feature_check_results
 from alpha_assets.defs.dataops.resources import MarketSourceResource
 from alpha_assets.defs.metadata import column_schema, data_version_of, file_metadata, markdown_table
-from alpha_assets.defs.partitions import runs_partitions, symbols_partitions
+from alpha_assets.defs.partitions import runs_partitions, symbols_backfill, symbols_partitions
 from alpha_assets.defs.resources import LakehouseResource, ManifestResource
 from alpha_assets.features.backfill import backfill_features
 from alpha_assets.lakehouse.audit import AuditParams, audit_symbol_file
@@ -156,7 +155,7 @@ OHLCV_CHECK_DESCRIPTIONS = {
     key=keys.OHLCV,
     group_name=keys.DATAOPS_GROUP,
     partitions_def=symbols_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
+    backfill_policy=symbols_backfill,
     check_specs=[
         # One status per symbol partition: a one-symbol run never turns another symbol's failure green.
         AssetCheckSpec(name, asset=keys.OHLCV, description=text, partitions_def=symbols_partitions)
@@ -363,7 +362,7 @@ FEATURE_CHECK_DESCRIPTIONS = {
     deps=[keys.OHLCV],
     group_name=keys.DATAOPS_GROUP,
     partitions_def=symbols_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
+    backfill_policy=symbols_backfill,
     automation_condition=AutomationCondition.eager(),
     check_specs=[
         AssetCheckSpec(name, asset=keys.FEATURES_MATRIX, description=text)

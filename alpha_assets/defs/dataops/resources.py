@@ -40,6 +40,10 @@ class MarketSourceResource(ConfigurableResource):
         default=None, description="Folder of <EXCHANGE>_<SYMBOL>_1d.csv|parquet (source=files)."
     )
     seed: int = Field(default=7, description="Seed of the simulated exchange.")
+    simulated_exchange: str = Field(
+        default="SIM",
+        description="Key prefix of the simulated exchange's symbols; another one simulates another venue.",
+    )
     n_symbols: int = Field(default=60, description="Pairs listed by the simulated exchange.")
     clock: str | None = Field(
         default=None,
@@ -53,7 +57,9 @@ class MarketSourceResource(ConfigurableResource):
     def build(self) -> MarketSource:
         """A fresh source instance for one step."""
         if self.source is SourceKind.SIMULATED:
-            return SimulatedExchange(seed=self.seed, now=self.now(), n_symbols=self.n_symbols)
+            return SimulatedExchange(
+                seed=self.seed, now=self.now(), n_symbols=self.n_symbols, exchange_key=self.simulated_exchange
+            )
         if self.source is SourceKind.FILES:
             if not self.files_dir:
                 raise ValueError("market_source.files_dir must name a folder when source is 'files'")
