@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from dagster import DataVersion, MetadataValue, TableColumn, TableSchema
+import pyarrow.parquet as pq
+from dagster import DataVersion, MetadataValue, TableColumn, TableColumnConstraints, TableSchema
 
 from alpha_assets.lakehouse.parquet import bytes_sha256, file_sha256
+from alpha_assets.lakehouse.schemas import column_descriptions
 
 
 def file_metadata(path: Path) -> dict[str, Any]:
@@ -23,9 +25,39 @@ def data_version_of(paths: Sequence[Path]) -> DataVersion:
     return DataVersion(bytes_sha256("\n".join(digests).encode())[:24])
 
 
-def column_schema(schema: pa.Schema) -> MetadataValue:
-    """``dagster/column_schema`` for an arrow schema."""
-    return MetadataValue.table_schema(TableSchema(columns=[TableColumn(name=f.name, type=str(f.type)) for f in schema]))
+def column_schema(schema: pa.Schema, descriptions: Mapping[str, str] | None = None) -> MetadataValue:
+    """``dagster/column_schema`` for an arrow schema: each column's type, nullability and description.
+
+    Descriptions come from the fields' metadata (``lakehouse.schemas.described``), else from ``descriptions``.
+    """
+    described = {**(descriptions or {}), **column_descriptions(schema)}
+    return MetadataValue.table_schema(
+        TableSchema(
+            columns=[
+                TableColumn(
+                    name=field.name,
+                    type=str(field.type),
+                    description=described.get(field.name),
+                    constraints=TableColumnConstraints(nullable=field.nullable),
+                )
+                for field in schema
+            ]
+        )
+    )
+
+
+def stored_row_count(files: Iterable[Path]) -> int:
+    """Rows of those of ``files`` that exist, from their parquet footers (no data read).
+
+    A file that cannot be read is not counted: the audit names it, the count stays a count of what reads.
+    """
+    total = 0
+    for path in files:
+        try:
+            total += pq.ParquetFile(path).metadata.num_rows
+        except (FileNotFoundError, pa.ArrowInvalid, OSError):
+            continue
+    return total
 
 
 def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, limit: int = 50) -> MetadataValue:

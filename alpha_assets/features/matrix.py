@@ -29,6 +29,7 @@ from alpha_assets.validation import check_array, check_same_length
 __all__ = [
     "FEATURES_VERSION",
     "FEATURE_COLUMNS",
+    "FEATURE_DESCRIPTIONS",
     "MA_VOTE_COLUMNS",
     "OHLCV_INPUT_COLUMNS",
     "DISCRETE_COLUMNS",
@@ -128,6 +129,70 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     *INDICATOR_COLUMNS,
     *STATISTIC_COLUMNS,
 )
+
+_VOTE = "+1 buy, -1 sell, 0 neutral; NaN while the history is too short"
+_INDICATOR_TEXT = {
+    "rsi_14": "RSI 14, Wilder smoothing (TA-Lib), 0-100",
+    "macd": "MACD line EMA12 - EMA26 (TA-Lib), quote currency",
+    "macd_signal": "MACD signal: EMA 9 of the MACD line",
+    "macd_hist": "MACD line - signal",
+    "stoch_k": "Stochastic %K 14, smoothed by SMA 3 (TA-Lib STOCH), 0-100",
+    "stoch_d": "Stochastic %D: SMA 3 of %K, 0-100",
+    "cci_20": "Commodity Channel Index 20 of the typical price (TA-Lib)",
+    "adx_14": "Average Directional Index 14 (TA-Lib), 0-100",
+    "plus_di_14": "+DI 14 (TA-Lib PLUS_DI), 0-100",
+    "minus_di_14": "-DI 14 (TA-Lib MINUS_DI), 0-100",
+    "ao": "Awesome Oscillator SMA5(hl2) - SMA34(hl2), quote currency",
+    "mom_10": "Momentum: close - close 10 bars earlier",
+    "willr_14": "Williams %R 14 (TA-Lib), -100 to 0",
+    "uo": "Ultimate Oscillator 7/14/28 (TA-Lib ULTOSC), 0-100",
+    "stochrsi_k": "Stochastic RSI k: SMA 3 of the RSI 14's position in its 14-bar range, 0-100",
+    "stochrsi_d": "Stochastic RSI d: SMA 3 of k",
+    "bull_power_13": "Bull power: high - EMA 13 of close",
+    "bear_power_13": "Bear power: low - EMA 13 of close",
+    "bbpower": "Bull Bear Power: bull power + bear power",
+    "hma_9": "Hull moving average 9 of close",
+    "vwma_20": "Volume-weighted moving average 20 of close; NaN when the 20 bars traded nothing",
+    "ichimoku_conversion": "Ichimoku conversion line: (max high + min low) / 2 over 9 bars",
+    "ichimoku_base": "Ichimoku base line: (max high + min low) / 2 over 26 bars",
+    "ichimoku_lead1": "Ichimoku leading span A as displayed at the bar (computed 26 bars earlier)",
+    "ichimoku_lead2": "Ichimoku leading span B as displayed at the bar (52-bar midpoint, 26 bars earlier)",
+    "return_20d": "Simple return over 20 bars, close[t] / close[t-20] - 1",
+    "return_60d": "Simple return over 60 bars",
+    "return_120d": "Simple return over 120 bars",
+    "volatility_60d": "Annualised standard deviation (ddof 1) of the last 60 daily returns",
+    "efficiency_ratio_20d": "Kaufman efficiency ratio over 20 bars: 1 a straight line, ~0 noise",
+    "skewness_60d": "Skewness of the last 60 daily returns (moment estimator)",
+    "kurtosis_60d": "Excess kurtosis of the last 60 daily returns (moment estimator)",
+    "max_drawdown_252d": "Largest fall from a peak within the last 252 bars, a fraction in [0, 1)",
+    "history_length": "Number of stored bars up to this one",
+    "avg_traded_value_20d": "Mean close x volume over 20 bars, quote currency per bar",
+    "permutation_entropy_120d": "Normalised permutation entropy (order 3) of the closes over 120 bars, 0-1",
+    **{f"sma_{n}": f"Simple moving average {n} of close (TA-Lib)" for n in MA_LENGTHS},
+    **{f"ema_{n}": f"Exponential moving average {n} of close (TA-Lib)" for n in MA_LENGTHS},
+}
+_RATING_TEXT = {
+    "recommend_ma": "Mean of the available moving-average votes, in [-1, 1]; NaN when none",
+    "recommend_other": "Mean of the available oscillator votes, in [-1, 1]; NaN when none",
+    "recommend_all": "(recommend_ma + recommend_other) / 2, or the one that exists",
+    "rating": "Label of recommend_all: -2 strong sell, -1 sell, 0 neutral, 1 buy, 2 strong buy",
+}
+
+#: Feature column -> one-line description (the UI's column schema; docs/features.md gives the rules in full).
+FEATURE_DESCRIPTIONS: dict[str, str] = {
+    **{
+        name: f"Moving-average vote: sign(close - {name.removeprefix('vote_').replace('_', ' ').upper()}); {_VOTE}"
+        for name in MA_VOTE_COLUMNS
+        if name != "vote_ichimoku"
+    },
+    "vote_ichimoku": f"Ichimoku cloud vote; {_VOTE}",
+    **{
+        name: f"Oscillator vote of {name.removeprefix('vote_')} (rules in docs/features.md); {_VOTE}"
+        for name in OTHER_VOTE_COLUMNS
+    },
+    **_RATING_TEXT,
+    **_INDICATOR_TEXT,
+}
 
 #: The feature columns taking a handful of values (votes in {-1, 0, 1}, rating labels in {-2, ..., 2}, NaN).
 DISCRETE_COLUMNS: tuple[str, ...] = (*MA_VOTE_COLUMNS, *OTHER_VOTE_COLUMNS, "rating")

@@ -1,20 +1,48 @@
-"""One pyarrow schema per lakehouse table: UTC timestamps, flat named columns."""
+"""One pyarrow schema per lakehouse table: UTC timestamps, flat named columns, a description per column.
+
+Each field's ``description`` (field metadata, read with :func:`column_descriptions`) is the one text of that
+column: the Dagster UI shows it in the asset's column schema and every parquet file written carries it.
+"""
 
 from __future__ import annotations
 
 import pyarrow as pa
 
 UTC_MS = pa.timestamp("ms", tz="UTC")
+#: The field metadata key of a column's description.
+DESCRIPTION_KEY = b"description"
+
+
+def described(name: str, type_: pa.DataType, description: str, *, nullable: bool = True) -> pa.Field:
+    """A schema field carrying its ``description`` as field metadata."""
+    return pa.field(name, type_, nullable=nullable, metadata={DESCRIPTION_KEY: description.encode()})
+
+
+def column_descriptions(schema: pa.Schema) -> dict[str, str]:
+    """Column name -> description of the fields of ``schema`` that carry one."""
+    return {
+        field.name: field.metadata[DESCRIPTION_KEY].decode()
+        for field in schema
+        if field.metadata and DESCRIPTION_KEY in field.metadata
+    }
+
 
 #: ``lakehouse/<EXCHANGE>_<SYMBOL>_1d.parquet``: closed daily bars, ``timestamp`` is the bar's open time.
 OHLCV_SCHEMA = pa.schema(
     [
-        pa.field("timestamp", UTC_MS, nullable=False),
-        pa.field("open", pa.float64(), nullable=False),
-        pa.field("high", pa.float64(), nullable=False),
-        pa.field("low", pa.float64(), nullable=False),
-        pa.field("close", pa.float64(), nullable=False),
-        pa.field("volume", pa.float64(), nullable=False),
+        described(
+            "timestamp", UTC_MS, "Open time of the daily bar (UTC midnight); the bar covers that day.", nullable=False
+        ),
+        described("open", pa.float64(), "First traded price of the day, in the quote currency.", nullable=False),
+        described("high", pa.float64(), "Highest traded price of the day, in the quote currency.", nullable=False),
+        described("low", pa.float64(), "Lowest traded price of the day, in the quote currency.", nullable=False),
+        described(
+            "close",
+            pa.float64(),
+            "Last traded price of the day (closed bars only), in the quote currency.",
+            nullable=False,
+        ),
+        described("volume", pa.float64(), "Quantity traded during the day, in the base asset.", nullable=False),
     ]
 )
 
@@ -24,23 +52,46 @@ OHLCV_SCHEMA = pa.schema(
 #: ``exchange_calendars`` name such as ``XNYS``) say when the symbol trades.
 SYMBOLS_SCHEMA = pa.schema(
     [
-        pa.field("exchange", pa.string(), nullable=False),
-        pa.field("symbol_key", pa.string(), nullable=False),
-        pa.field("ccxt_symbol", pa.string(), nullable=False),
-        pa.field("base", pa.string(), nullable=False),
-        pa.field("quote", pa.string()),
-        pa.field("market_type", pa.string(), nullable=False),
-        pa.field("asset_class", pa.string(), nullable=False),
-        pa.field("calendar", pa.string(), nullable=False),
-        pa.field("sector", pa.string()),
-        pa.field("tick_size", pa.float64()),
-        pa.field("lot_size", pa.float64()),
-        pa.field("min_notional", pa.float64()),
-        pa.field("first_bar", UTC_MS),
-        pa.field("last_bar", UTC_MS),
-        pa.field("status", pa.string(), nullable=False),
-        pa.field("valid_from", UTC_MS, nullable=False),
-        pa.field("valid_to", UTC_MS),
+        described("exchange", pa.string(), "Exchange id, upper case: the symbol key's prefix.", nullable=False),
+        described(
+            "symbol_key",
+            pa.string(),
+            "`<EXCHANGE>_<BASE><QUOTE>`: the `symbols` partition key and the file names.",
+            nullable=False,
+        ),
+        described("ccxt_symbol", pa.string(), "The pair as the source names it, e.g. BTC/USDT.", nullable=False),
+        described("base", pa.string(), "Base asset: what a unit of volume counts.", nullable=False),
+        described("quote", pa.string(), "Currency the prices are in; null when unknown."),
+        described("market_type", pa.string(), "Market type as the source lists it (spot, swap, ...).", nullable=False),
+        described("asset_class", pa.string(), "crypto, equity, etf, index, future or forex.", nullable=False),
+        described(
+            "calendar",
+            pa.string(),
+            "`24/7` or an exchange_calendars name (e.g. XNYS): the sessions the symbol trades.",
+            nullable=False,
+        ),
+        described("sector", pa.string(), "Sector label from the source; null when it gives none."),
+        described("tick_size", pa.float64(), "Smallest price increment, in the quote currency."),
+        described("lot_size", pa.float64(), "Smallest quantity increment, in the base asset."),
+        described("min_notional", pa.float64(), "Smallest order value, in the quote currency."),
+        described("first_bar", UTC_MS, "Open time of the first stored bar (UTC)."),
+        described("last_bar", UTC_MS, "Open time of the last stored bar (UTC); updated in place, not versioned."),
+        described("status", pa.string(), "active or inactive at the source.", nullable=False),
+        described("valid_from", UTC_MS, "Start of this version's validity (UTC).", nullable=False),
+        described("valid_to", UTC_MS, "End of this version's validity (UTC); null on the current version."),
+    ]
+)
+
+#: ``runs/<RUN_ID>/data/returns_matrix.parquet``: one row per date, one column per symbol of the run (the
+#: layout; the symbol columns are the RUN_ID's validated candidates).
+RETURNS_MATRIX_LAYOUT = pa.schema(
+    [
+        described("date", pa.timestamp("ns", tz="UTC"), "Bar open time (UTC) the return ends at.", nullable=False),
+        described(
+            "<SYMBOL_KEY>",
+            pa.float64(),
+            "One column per symbol of the run: simple daily return close[t] / close[t-1] - 1, as a fraction.",
+        ),
     ]
 )
 

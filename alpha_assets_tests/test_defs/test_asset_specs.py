@@ -18,6 +18,10 @@ def _spec_summary(spec) -> dict:
         if spec.automation_condition is None
         else spec.automation_condition.get_label() or type(spec.automation_condition).__name__,
         "has_description": bool(spec.description),
+        "columns": [c.name for c in spec.metadata["dagster/column_schema"].schema.columns][:8]
+        if "dagster/column_schema" in spec.metadata
+        else None,
+        "freshness": None if spec.freshness_policy is None else str(spec.freshness_policy),
     }
 
 

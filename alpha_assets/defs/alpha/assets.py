@@ -32,13 +32,14 @@ from alpha_assets.defs.alpha.gate import (
     require_gate_passed,
     toxic_drops_summary,
 )
-from alpha_assets.defs.metadata import data_version_of, file_metadata, markdown_table
+from alpha_assets.defs.metadata import column_schema, data_version_of, file_metadata, markdown_table
 from alpha_assets.defs.partitions import runs_partitions
 from alpha_assets.defs.resources import LakehouseResource, ManifestResource, OfflineGuardResource
 from alpha_assets.lakehouse.duckdb_views import refresh_views
 from alpha_assets.lakehouse.keys import validate_run_id
 from alpha_assets.lakehouse.parquet import read_json, write_bytes_atomic, write_json_atomic
 from alpha_assets.lakehouse.paths import LakehousePaths
+from alpha_assets.lakehouse.schemas import RETURNS_MATRIX_LAYOUT
 from alpha_assets.reports.plots import png_data_url
 from alpha_assets.reports.run_folder import (
     CORRELATION_PNG,
@@ -88,6 +89,7 @@ class SnapshotConfig(Config):
     kinds={"parquet"},
     owners=OWNERS,
     code_version=CODE_VERSION,
+    metadata={"dagster/column_schema": column_schema(RETURNS_MATRIX_LAYOUT)},
 )
 def returns_matrix(
     context: AssetExecutionContext,

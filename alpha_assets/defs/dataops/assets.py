@@ -4,6 +4,7 @@
 
 from collections import Counter
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pandas as pd
@@ -16,6 +17,7 @@ from dagster import (
     AssetExecutionContext,
     AutomationCondition,
     DagsterInstance,
+    FreshnessPolicy,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -24,18 +26,27 @@ from dagster import (
 from alpha_assets.defs import keys
 from alpha_assets.defs.dataops.checks import audit_check_results, feature_check_results
 from alpha_assets.defs.dataops.resources import MarketSourceResource
-from alpha_assets.defs.metadata import column_schema, data_version_of, file_metadata, markdown_table
+from alpha_assets.defs.metadata import (
+    column_schema,
+    data_version_of,
+    file_metadata,
+    markdown_table,
+    stored_row_count,
+)
 from alpha_assets.defs.partitions import runs_partitions, symbols_backfill, symbols_partitions
 from alpha_assets.defs.resources import LakehouseResource, ManifestResource
 from alpha_assets.features.backfill import backfill_features
+from alpha_assets.features.matrix import FEATURE_COLUMNS, FEATURE_DESCRIPTIONS
 from alpha_assets.lakehouse.audit import AuditParams, audit_symbol_file
 from alpha_assets.lakehouse.duckdb_views import refresh_views
-from alpha_assets.lakehouse.features_store import symbol_feature_files
+from alpha_assets.lakehouse.features_store import features_schema, symbol_feature_files
 from alpha_assets.lakehouse.keys import validate_run_id
+from alpha_assets.lakehouse.ohlcv import GAP_FACTOR
 from alpha_assets.lakehouse.parquet import read_json, write_json_atomic
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA, SYMBOLS_SCHEMA
 from alpha_assets.lakehouse.symbols import upsert_symbol_metadata
 from alpha_assets.lakehouse.validation import check_same_universe, validate_candidates
+from alpha_assets.manifest import DEFAULT_MANIFEST, load_profile
 from alpha_assets.sources.base import Market
 from alpha_assets.sources.discovery import discover_candidates
 from alpha_assets.sources.ingest import IngestReport, IngestStatus, ingest_symbols
@@ -141,14 +152,36 @@ def candidates(
     )
 
 
-OHLCV_CHECK_DESCRIPTIONS = {
-    keys.OHLCV_INGEST_SUCCEEDED: "Every symbol of the run was fetched without a source error.",
-    keys.OHLCV_SCHEMA_IS_VALID: "Files read with the OHLCV schema; timestamps UTC, sorted and unique.",
-    keys.OHLCV_PRICES_ARE_SANE: "low <= open, close <= high; prices > 0; volume >= 0.",
-    keys.OHLCV_HAS_NO_UNREPAIRED_GAPS: "No step over 1.5 days between bars is left after repair.",
-    keys.OHLCV_IS_FRESH: "The last bar is the last closed day (within the manifest's staleness allowance).",
-    keys.OHLCV_IS_NOT_TOXIC: "No daily return above 500%, no volume z-score above 10, no frozen close.",
-}
+def ohlcv_check_descriptions(audit: AuditParams) -> dict[str, str]:
+    """The ohlcv checks' descriptions, with the thresholds of ``audit`` and the manifest keys that set them."""
+    return {
+        keys.OHLCV_INGEST_SUCCEEDED: "Every symbol of the run was fetched without a source error.",
+        keys.OHLCV_SCHEMA_IS_VALID: "Files read with the OHLCV schema; timestamps UTC, sorted and unique.",
+        keys.OHLCV_PRICES_ARE_SANE: "low <= open, close <= high; prices > 0; volume >= 0.",
+        keys.OHLCV_HAS_NO_UNREPAIRED_GAPS: (
+            f"Missing sessions (a step over {GAP_FACTOR:g} bar intervals) left after repair stay within "
+            f"`audit.max_gap_fraction` of the sessions ({audit.max_gap_fraction:.0%})."
+        ),
+        keys.OHLCV_IS_FRESH: (
+            "The last bar is at most `audit.max_staleness_sessions` "
+            f"({audit.max_staleness_sessions}) sessions behind the last closed session of the symbol's calendar."
+        ),
+        keys.OHLCV_IS_NOT_TOXIC: (
+            f"No daily |return| above `audit.max_daily_return` ({audit.max_daily_return:.0%}), no volume z-score "
+            f"above `audit.max_volume_zscore` ({audit.max_volume_zscore:g}), no close frozen for "
+            f"`audit.frozen_close_bars` ({audit.frozen_close_bars}) bars."
+        ),
+    }
+
+
+#: The thresholds the UI describes: the packaged manifest's default profile (each check result names its run's).
+OHLCV_CHECK_DESCRIPTIONS = ohlcv_check_descriptions(
+    load_profile(DEFAULT_MANIFEST, None, sections={"audit": AuditParams}).sections["audit"]
+)
+#: Daily assets: a new bar closes every day at 00:00 UTC and the daily schedule runs at 00:15, so an asset
+#: not updated for a day and an hour has missed one cycle (WARN), and one not updated for two days and an
+#: hour lacks a whole closed bar (FAIL). Evaluated by the daemon when the instance enables freshness.
+DAILY_FRESHNESS = FreshnessPolicy.time_window(fail_window=timedelta(hours=49), warn_window=timedelta(hours=25))
 
 
 @asset(
@@ -164,6 +197,8 @@ OHLCV_CHECK_DESCRIPTIONS = {
     kinds={"parquet"},
     owners=OWNERS,
     code_version=CODE_VERSION,
+    metadata={"dagster/column_schema": column_schema(OHLCV_SCHEMA)},
+    freshness_policy=DAILY_FRESHNESS,
 )
 def ohlcv(
     context: AssetExecutionContext,
@@ -209,8 +244,11 @@ def ohlcv(
     )
     yield MaterializeResult(
         metadata={
-            "dagster/row_count": sum(r.bars_after for r in reports),
-            "dagster/column_schema": column_schema(OHLCV_SCHEMA),
+            # The lakehouse's bars of every symbol partition, not only this run's (those are `run_bars`).
+            "dagster/row_count": stored_row_count(
+                paths.ohlcv_file(k) for k in context.instance.get_dynamic_partitions(symbols_partitions.name)
+            ),
+            "run_bars": sum(r.bars_after for r in reports),
             "symbols": len(reports),
             "new_bars": sum(r.new_bars for r in reports),
             "requests": source.requests_made,
@@ -309,6 +347,7 @@ def candidates_validated(
     kinds={"parquet"},
     owners=OWNERS,
     code_version=CODE_VERSION,
+    metadata={"dagster/column_schema": column_schema(SYMBOLS_SCHEMA)},
 )
 def symbols(context: AssetExecutionContext, lakehouse: LakehouseResource) -> MaterializeResult:
     """Versioned market metadata of the RUN_ID's candidates.
@@ -335,7 +374,6 @@ def symbols(context: AssetExecutionContext, lakehouse: LakehouseResource) -> Mat
         metadata={
             "path": MetadataValue.path(str(paths.symbols_dir)),
             "dagster/row_count": len(upserts),
-            "dagster/column_schema": column_schema(SYMBOLS_SCHEMA),
             "actions": MetadataValue.json(dict(sorted(actions.items()))),
             "versioned": markdown_table(
                 [
@@ -371,6 +409,17 @@ FEATURE_CHECK_DESCRIPTIONS = {
     kinds={"parquet"},
     owners=OWNERS,
     code_version=CODE_VERSION,
+    metadata={
+        "dagster/column_schema": column_schema(
+            features_schema(FEATURE_COLUMNS),
+            {
+                "date": "Bar open time (UTC) the row describes, computed from the bars up to it (point in time).",
+                "symbol": "Symbol key `<EXCHANGE>_<BASE><QUOTE>`, as the file name.",
+                **FEATURE_DESCRIPTIONS,
+            },
+        )
+    },
+    freshness_policy=DAILY_FRESHNESS,
 )
 def features_matrix(
     context: AssetExecutionContext, lakehouse: LakehouseResource

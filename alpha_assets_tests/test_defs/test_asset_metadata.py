@@ -1,0 +1,109 @@
+"""What the UI shows about the assets before anything ran, and the lakehouse-wide row count of ``ohlcv``.
+
+Exercises the loaded code location: every parquet asset's definition-time column schema (names and types equal
+to the schemas the writers use, a description on every column), the freshness policies of the daily assets, the
+ohlcv check descriptions built from the manifest's thresholds, and one real ingestion of two symbol sets on a
+temporary instance whose second materialisation counts the bars of both. Leaves the rendering in a browser to
+test_e2e/test_ui_page.py.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pyarrow.parquet as pq
+import pytest
+from dagster import AssetKey, materialize
+
+from alpha_assets.definitions import defs
+from alpha_assets.defs import keys
+from alpha_assets.defs.dataops.assets import OHLCV_CHECK_DESCRIPTIONS, ohlcv, ohlcv_check_descriptions
+from alpha_assets.features.matrix import FEATURE_COLUMNS
+from alpha_assets.lakehouse.audit import AuditParams
+from alpha_assets.lakehouse.features_store import features_schema
+from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA, RETURNS_MATRIX_LAYOUT, SYMBOLS_SCHEMA
+from alpha_assets.manifest import DEFAULT_MANIFEST, load_profile
+from alpha_assets_tests.test_defs.conftest import make_flow_env
+
+SPECS = {spec.key: spec for spec in defs.resolve_all_asset_specs()}
+#: Every parquet asset and the arrow schema its files are written with.
+PARQUET_SCHEMAS = {
+    keys.OHLCV: OHLCV_SCHEMA,
+    keys.SYMBOLS: SYMBOLS_SCHEMA,
+    keys.FEATURES_MATRIX: features_schema(FEATURE_COLUMNS),
+    keys.RETURNS_MATRIX: RETURNS_MATRIX_LAYOUT,
+}
+
+
+def test_parquet_assets_are_exactly_those_with_a_schema_in_code():
+    assert {key for key, spec in SPECS.items() if "parquet" in spec.kinds} == set(PARQUET_SCHEMAS)
+
+
+@pytest.mark.parametrize("key", sorted(PARQUET_SCHEMAS, key=str), ids=lambda k: k.to_user_string())
+def test_parquet_asset_column_schema_matches_the_written_schema_with_a_description_per_column(key):
+    schema = SPECS[key].metadata["dagster/column_schema"].schema
+    arrow = PARQUET_SCHEMAS[key]
+    assert [(c.name, c.type) for c in schema.columns] == [(f.name, str(f.type)) for f in arrow]
+    assert [c.constraints.nullable for c in schema.columns] == [f.nullable for f in arrow]
+    missing = [c.name for c in schema.columns if not (c.description and len(c.description) > 10)]
+    assert missing == []
+
+
+def test_ohlcv_column_schema_is_the_one_the_files_carry(tmp_path):
+    path = tmp_path / "bars.parquet"
+    pq.write_table(OHLCV_SCHEMA.empty_table(), path)
+    written = pq.read_schema(path)
+    ui = {c.name: c.description for c in SPECS[keys.OHLCV].metadata["dagster/column_schema"].schema.columns}
+    assert {f.name: f.metadata[b"description"].decode() for f in written} == ui
+
+
+@pytest.mark.parametrize("key", [keys.OHLCV, keys.FEATURES_MATRIX], ids=lambda k: k.to_user_string())
+def test_daily_assets_have_a_freshness_policy_of_one_daily_cycle(key):
+    policy = SPECS[key].freshness_policy
+    assert policy.warn_window.to_timedelta() == timedelta(hours=25)
+    assert policy.fail_window.to_timedelta() == timedelta(hours=49)
+
+
+def test_ohlcv_check_descriptions_state_the_default_profile_thresholds_and_their_keys():
+    audit = load_profile(DEFAULT_MANIFEST, None, sections={"audit": AuditParams}).sections["audit"]
+    toxic = OHLCV_CHECK_DESCRIPTIONS[keys.OHLCV_IS_NOT_TOXIC]
+    assert f"`audit.max_daily_return` ({audit.max_daily_return:.0%})" in toxic
+    assert f"`audit.max_volume_zscore` ({audit.max_volume_zscore:g})" in toxic
+    graph = defs.resolve_asset_graph()
+    described = {
+        k.name: graph.get_check_spec(k).description for k in graph.asset_check_keys if k.asset_key == keys.OHLCV
+    }
+    assert described == OHLCV_CHECK_DESCRIPTIONS
+
+
+def test_ohlcv_check_descriptions_follow_the_parameters():
+    texts = ohlcv_check_descriptions(AuditParams(max_daily_return=2.0, max_staleness_sessions=3))
+    assert "`audit.max_daily_return` (200%)" in texts[keys.OHLCV_IS_NOT_TOXIC]
+    assert "`audit.max_staleness_sessions` (3)" in texts[keys.OHLCV_IS_FRESH]
+
+
+def test_ohlcv_row_count_covers_the_whole_lakehouse_not_the_last_run(tmp_path):
+    env = make_flow_env(tmp_path)
+    resources = env.defs().resources
+    universe = ["SIM_BTCUSDT", "SIM_ETHUSDT", "SIM_SOLUSDT"]
+    env.instance.add_dynamic_partitions("symbols", universe)
+    try:
+        for part in (universe[:2], universe[2:]):
+            result = materialize(
+                [ohlcv],
+                instance=env.instance,
+                resources=resources,
+                partition_key=part[0] if len(part) == 1 else None,
+                tags=None
+                if len(part) == 1
+                else {"dagster/asset_partition_range_start": part[0], "dagster/asset_partition_range_end": part[-1]},
+                selection=[keys.OHLCV],
+            )
+            assert result.success
+        last = result.asset_materializations_for_node("ohlcv")[-1].metadata
+        stored = sum(pq.read_metadata(env.paths.ohlcv_file(k)).num_rows for k in universe)
+        assert last["dagster/row_count"].value == stored
+        assert last["run_bars"].value == pq.read_metadata(env.paths.ohlcv_file(universe[2])).num_rows < stored
+        assert env.instance.get_latest_materialization_event(AssetKey("ohlcv")) is not None
+    finally:
+        env.instance.dispose()
