@@ -119,9 +119,13 @@ def _per_partition_results(
     latest = instance.event_log_storage.get_latest_storage_id_by_partition(
         asset_key, DagsterEventType.ASSET_MATERIALIZATION, set(partitions)
     )
-    records = instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=asset_key, storage_ids=list(latest.values())), limit=max(len(latest), 1)
-    ).records
+    records = (
+        instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=asset_key, storage_ids=list(latest.values())), limit=len(latest)
+        ).records
+        if latest
+        else []
+    )
     targets = {
         r.partition_key: AssetCheckEvaluationTargetMaterializationData(
             run_id=r.run_id, storage_id=r.storage_id, timestamp=r.timestamp
