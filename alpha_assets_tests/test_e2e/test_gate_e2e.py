@@ -20,6 +20,7 @@ import pytest
 from alpha_assets.defs import keys
 from alpha_assets.lakehouse.parquet import read_json, write_json_atomic
 from alpha_assets_tests.test_e2e.conftest import LOCATION_NAME, PREPARED_RUN_ID, PROFILE, REPOSITORY_NAME, DagsterDev
+from alpha_assets_tests.test_e2e.test_dagster_dev import _LAUNCH_BACKFILL
 
 pytestmark = pytest.mark.e2e
 
@@ -57,13 +58,6 @@ _ADD_PARTITION = """
 mutation($repo: RepositorySelector!, $key: String!) {
   addDynamicPartition(repositorySelector: $repo, partitionsDefName: "runs", partitionKey: $key) {
     __typename ... on Error { message }
-  }
-}
-"""
-_LAUNCH_BACKFILL = """
-mutation($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename ... on LaunchBackfillSuccess { backfillId } ... on Error { message }
   }
 }
 """
