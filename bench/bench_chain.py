@@ -132,8 +132,10 @@ def _backfill(server: DagsterDev, partitions: list[str], title: str) -> dict[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
+    parser.add_argument("--chains", type=int, help="chains to time (default: 2 small, 3 large)")
     args = parser.parse_args()
     profile, n, n_chains = SIZES[args.size]
+    n_chains = args.chains or n_chains
     root = Path(tempfile.mkdtemp(prefix="bench_chain_"))
     server = _start(root)
     try:

@@ -1,8 +1,8 @@
 """What launches flow_production: the end of a chain's validation, or a finished export that no chain owns.
 
-- ``validation_succeeded_sensor``: a ``flow_data_validation`` run the daemon launched (a chain from the UI, the
-  schedule or a sensor) succeeded -> flow_production for its RUN_ID, with that run's settings (run config
-  resources and tags, see ``defs/chain.py``), whatever data folder the chain used.
+- ``validation_succeeded_sensor`` (the chain's last hop, in ``defs/dataops/sensors.py``): a
+  ``flow_data_validation`` run the daemon launched succeeded -> flow_production for its RUN_ID, with that run's
+  settings (run config resources and tags, see ``defs/chain.py``), whatever data folder the chain used.
 - ``export_sensor``: a ``candidates_validated.json`` in the daemon's data folder whose writer is not such a run
   (a terminal's in-process chain, or an export copied in) -> flow_production once no run of the RUN_ID is
   still going, with the writer's settings, or the code location's defaults when no run of this instance wrote
@@ -18,20 +18,17 @@ from dagster import (
     DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
-    RunStatusSensorContext,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
-    run_status_sensor,
     sensor,
 )
 
 from alpha_assets.defs import keys
 from alpha_assets.defs.alpha.jobs import flow_production
-from alpha_assets.defs.chain import ChainSettings, export_writer, in_flight, run_id_of
+from alpha_assets.defs.chain import ChainSettings, export_writer, in_flight
 from alpha_assets.defs.partitions import runs_partitions
 from alpha_assets.defs.resources import LakehouseResource
-from alpha_assets.lakehouse.keys import validate_run_id
 
 #: Minimum seconds between two looks at the export folders: every loop of the daemon (5 s at least); a look
 #: is one stat per export folder.
@@ -114,34 +111,4 @@ def export_sensor(context: SensorEvaluationContext, lakehouse: LakehouseResource
     )
 
 
-@run_status_sensor(
-    name="validation_succeeded_sensor",
-    run_status=DagsterRunStatus.SUCCESS,
-    request_job=flow_production,
-    default_status=DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=EXPORT_SENSOR_INTERVAL_S,
-    description=f"When {keys.VALIDATION_JOB} succeeds for a RUN_ID, launch flow_production for it with the "
-    "same run config resources and tags.",
-)
-def validation_succeeded_sensor(context: RunStatusSensorContext) -> RunRequest | None:
-    """flow_production after the last link of a chain, with its settings.
-
-    It watches every job of the code location (the Alpha side names the DataOps job only by its key) and
-    answers None for the others, which lets the daemon go on to the next finished run in the same tick.
-    """
-    run = context.dagster_run
-    if run.job_name != keys.VALIDATION_JOB:
-        return None
-    run_id = run_id_of(run, per_run=True)
-    if not run_id:
-        return None
-    settings = ChainSettings.of_run(run, validate_run_id(run_id))
-    return RunRequest(
-        run_key=f"{run_id}:{settings.chain_id}:production",
-        partition_key=run_id,
-        run_config=settings.run_config,
-        tags=settings.tags,
-    )
-
-
-ALPHA_SENSORS = [export_sensor, validation_succeeded_sensor]
+ALPHA_SENSORS = [export_sensor]

@@ -1,7 +1,7 @@
-"""Sensors that chain the links of flow_data when it runs on the daemon (discovery -> ingest -> validation).
+"""Sensors that chain a RUN_ID's runs on the daemon: discovery -> ingest -> validation -> flow_production.
 
 Each link starts when the whole link before it succeeded, with that link's settings (see ``defs/chain.py``).
-The export sensor (``defs/alpha/sensors.py``) then launches flow_production once validation succeeded.
+The last hop hands the RUN_ID to the Alpha cycle's job; the Alpha side never imports this module.
 """
 
 # No `from __future__ import annotations`: Dagster inspects these signatures at decoration time.
@@ -21,6 +21,7 @@ from dagster import (
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from alpha_assets.defs import keys
+from alpha_assets.defs.alpha.jobs import flow_production
 from alpha_assets.defs.chain import (
     ChainSettings,
     candidate_symbols,
@@ -79,6 +80,19 @@ def _ingest_requests(
     ]
 
 
+def _production_request(
+    context: RunStatusSensorContext, paths: LakehousePaths, run_id: str, settings: ChainSettings
+) -> list[RunRequest]:
+    return [
+        RunRequest(
+            run_key=f"{run_id}:{settings.chain_id}:production",
+            partition_key=run_id,
+            run_config=settings.run_config,
+            tags=settings.tags,
+        )
+    ]
+
+
 def _validation_request(
     context: RunStatusSensorContext, paths: LakehousePaths, run_id: str, settings: ChainSettings
 ) -> list[RunRequest] | SkipReason:
@@ -100,5 +114,8 @@ discovery_succeeded_sensor = _chain_sensor(
 ingest_succeeded_sensor = _chain_sensor(
     "ingest_succeeded_sensor", ingest_job, validation_job, _validation_request, per_run=False
 )
+validation_succeeded_sensor = _chain_sensor(
+    "validation_succeeded_sensor", validation_job, flow_production, _production_request, per_run=True
+)
 
-DATAOPS_SENSORS = [discovery_succeeded_sensor, ingest_succeeded_sensor]
+DATAOPS_SENSORS = [discovery_succeeded_sensor, ingest_succeeded_sensor, validation_succeeded_sensor]
