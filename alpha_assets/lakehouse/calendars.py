@@ -17,6 +17,7 @@ nothing after the range is invented either). Building a calendar costs about a s
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -231,7 +232,7 @@ class TradingCalendar:
         return _weekday_of_rank(rank - n + _weekdays_through(np.int64(self._last)))
 
 
-def periods_per_year(calendars: list[str] | tuple[str, ...] | set[str]) -> int:
+def periods_per_year(calendars: Iterable[str]) -> int:
     """Periods per year of returns sampled on the union of ``calendars``' sessions (``24/7`` when all are).
 
     A universe's returns are taken on the sessions of its non-continuous calendars when it has any (see

@@ -125,10 +125,9 @@ def upsert_symbol_metadata(
     with exclusive_lock(paths.symbol_metadata_lock_file(symbol_key)):
         remove_sibling_lock(path)
         # A handful of rows: plain Python records are cheaper than a DataFrame round trip.
-        history = _read_history_table(path, symbol_key) if path.exists() else None
+        history, outdated = _read_history_table(path, symbol_key) if path.exists() else (None, False)
         versions = history.to_pylist() if history is not None else []
         # A file of an older schema is rewritten even when nothing changed, so the dataset keeps one schema.
-        outdated = history is not None and _is_outdated(path)
         current_rows = [i for i, version in enumerate(versions) if version["valid_to"] is None]
         if not current_rows:
             action: UpsertAction = "inserted"
@@ -313,12 +312,12 @@ def _empty_history() -> pd.DataFrame:
 
 
 def _read_history(path: Any, symbol_key: str) -> pd.DataFrame:
-    return _read_history_table(path, symbol_key).to_pandas()
+    return _read_history_table(path, symbol_key)[0].to_pandas()
 
 
-def _read_history_table(path: Any, symbol_key: str) -> pa.Table:
+def _read_history_table(path: Any, symbol_key: str) -> tuple[pa.Table, bool]:
     """One symbol's versions as a table of ``SYMBOLS_SCHEMA``, checked to be a well-formed history."""
-    history = _read_conformed(path)
+    history, outdated = _read_conformed(path)
     others = sorted(set(history.column("symbol_key").to_pylist()) - {symbol_key})
     if others:
         raise LakehouseReadError(str(path), f"holds rows of other symbols {others[:5]}, expected only {symbol_key}")
@@ -328,7 +327,7 @@ def _read_history_table(path: Any, symbol_key: str) -> pa.Table:
     current = history.column("valid_to").null_count
     if current > 1:
         raise LakehouseReadError(str(path), f"{current} current versions (valid_to null), expected at most 1")
-    return history
+    return history, outdated
 
 
 def _is_outdated(path: Any) -> bool:
@@ -340,14 +339,14 @@ def _is_outdated(path: Any) -> bool:
     return any(name not in names for name in SYMBOL_COLUMN_DEFAULTS)
 
 
-def _read_conformed(path: Any) -> pa.Table:
-    """The file as a table of ``SYMBOLS_SCHEMA``; a file older than a column gets the column's default."""
+def _read_conformed(path: Any) -> tuple[pa.Table, bool]:
+    """The file as a table of ``SYMBOLS_SCHEMA`` and whether it is older than a column (given its default)."""
     try:
-        return read_table(path, SYMBOLS_SCHEMA)
+        return read_table(path, SYMBOLS_SCHEMA), False
     except LakehouseReadError:
         if not _is_outdated(path):
             raise
     table = read_table(path, _LEGACY_SCHEMA)
     for name, value in SYMBOL_COLUMN_DEFAULTS.items():
         table = table.append_column(name, pa.array([value] * len(table), pa.string()))
-    return pa.Table.from_arrays([table.column(name) for name in SYMBOLS_SCHEMA.names], schema=SYMBOLS_SCHEMA)
+    return pa.Table.from_arrays([table.column(name) for name in SYMBOLS_SCHEMA.names], schema=SYMBOLS_SCHEMA), True
