@@ -161,3 +161,36 @@ def test_discovery_json_is_deterministic(src_exchange):
 def test_discover_bad_arguments_raise(markets, tickers, params, error, match):
     with pytest.raises(error, match=match):
         discover_candidates(markets, tickers, params)
+
+
+def test_discover_us_equities_profile_keeps_usd_stocks_and_names_why_others_left():
+    from alpha_assets.lakehouse.calendars import AssetClass
+    from alpha_assets.sources.markets import classify_markets
+    from alpha_assets.sources.params import MarketParams
+
+    listed = [
+        Market("NYSE_AAPL", "AAPL", "AAPL", ""),  # as the files source lists a ticker without a quote suffix
+        Market("NYSE_SPY", "SPY", "SPY", ""),
+        Market("FILES_ACME", "ACME", "ACME", ""),  # unknown exchange, no quote: crypto without a currency
+        _market("BTC"),
+    ]
+    markets = classify_markets(listed, MarketParams())
+    params = DiscoveryParams(
+        quote_currencies=("USD",),
+        asset_classes=(AssetClass.EQUITY, AssetClass.ETF, AssetClass.INDEX),
+        exclude_bases=(),
+        min_traded_value_24h=0.0,
+    )
+    tickers = _tickers({m.symbol_key: 1e7 for m in markets})
+    discovery = discover_candidates(markets, tickers, params)
+    assert [(c.symbol_key, c.quote, c.asset_class, c.calendar) for c in discovery.candidates] == [
+        ("NYSE_AAPL", "USD", "equity", "XNYS"),
+        ("NYSE_SPY", "USD", "equity", "XNYS"),
+    ]
+    assert discovery.excluded == {
+        "FILES_ACME": "asset class crypto not in ['equity', 'etf', 'index']",
+        "TEST_BTCUSDT": "asset class crypto not in ['equity', 'etf', 'index']",
+    }
+    # A crypto profile meets the quote-less market with the reason, not a crash downstream.
+    crypto = discover_candidates(markets, tickers, DiscoveryParams(min_traded_value_24h=0.0))
+    assert crypto.excluded["FILES_ACME"].startswith("quote currency unknown")
