@@ -13,6 +13,7 @@ from alpha_assets.reports.plots import (
     plot_cluster_correlation,
     plot_equity_curves,
     plot_weights,
+    png_data_url,
 )
 from alpha_assets.reports.run_report import build_run_report, render_html
 
@@ -21,6 +22,13 @@ CORRELATION_PNG = "cluster_correlation.png"
 EQUITY_PNG = "equity_curves.png"
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
+#: The plots in the order a reader wants them: what is held, how it did, how the clusters relate.
+PLOT_ORDER = (WEIGHTS_PNG, EQUITY_PNG, CORRELATION_PNG)
+_PLOT_TITLES = {
+    WEIGHTS_PNG: "Weights per profile",
+    EQUITY_PNG: "In-sample equity curves",
+    CORRELATION_PNG: "Cluster correlation",
+}
 
 
 def render_run_reports(
@@ -62,3 +70,18 @@ def render_run_reports(
     )
     html = render_html(markdown, f"alpha_assets run {portfolio_doc['metadata']['run_id']}", images=plots)
     return {**plots, REPORT_MD: markdown.encode(), REPORT_HTML: html.encode()}
+
+
+def plots_markdown(reports: Mapping[str, bytes], run_id: str) -> str:
+    """Markdown showing the run's three plots inline (PNG data URLs), each under its title.
+
+    Parameters
+    ----------
+    reports : Mapping of str to bytes
+        :func:`render_run_reports`' files (only the PNGs are used).
+    run_id : str
+        The RUN_ID, named in the heading.
+    """
+    sections = [f"**Run {run_id}**: the plots of `reports/{REPORT_HTML}`."]
+    sections += [f"#### {_PLOT_TITLES[name]}\n\n![{name}]({png_data_url(reports[name])})" for name in PLOT_ORDER]
+    return "\n\n".join(sections)

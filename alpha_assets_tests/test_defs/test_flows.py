@@ -113,6 +113,20 @@ def test_flow_production_writes_the_run_report_with_plots(flow_env, first_run):
             assert image.size[0] >= 600, name
 
 
+def test_flow_production_puts_the_plots_inline_on_the_asset_page(flow_env, first_run):
+    """The UI renders an event's description as Markdown, with no size limit: the plots show inline there."""
+    import base64
+    import re
+
+    observations = flow_env.instance.fetch_observations(AssetKey("portfolio_flattened"), limit=10).records
+    [description] = [r.asset_observation.description for r in observations if r.asset_observation.partition == RUN_ID]
+    images = dict(re.findall(r"!\[([\w.]+)\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", description))
+    assert list(images) == ["weights.png", "equity_curves.png", "cluster_correlation.png"]
+    for name, encoded in images.items():
+        assert base64.b64decode(encoded) == flow_env.paths.run_report_file(RUN_ID, name).read_bytes(), name
+    assert f"**Run {RUN_ID}**" in description
+
+
 def test_flow_data_refreshes_duckdb_views_queryable_by_name(flow_env, first_run):
     import duckdb
 

@@ -12,6 +12,7 @@ from dagster import (
     AssetCheckSpec,
     AssetDep,
     AssetExecutionContext,
+    AssetObservation,
     AutomationCondition,
     Config,
     MaterializeResult,
@@ -40,14 +41,7 @@ from alpha_assets.lakehouse.keys import validate_run_id
 from alpha_assets.lakehouse.parquet import read_json, write_bytes_atomic, write_json_atomic
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.schemas import RETURNS_MATRIX_LAYOUT
-from alpha_assets.reports.plots import png_data_url
-from alpha_assets.reports.run_folder import (
-    CORRELATION_PNG,
-    EQUITY_PNG,
-    REPORT_HTML,
-    WEIGHTS_PNG,
-    render_run_reports,
-)
+from alpha_assets.reports.run_folder import REPORT_HTML, plots_markdown, render_run_reports
 
 OWNERS = ["team:alpha"]
 CODE_VERSION = "1"
@@ -254,17 +248,24 @@ def portfolio_flattened(
     ]
     for row in summary:
         context.log.info(f"profile {row['profile']}: {row['status']} ({row['solver'] or row['reason']})")
+    plots = plots_markdown(reports, run_id)
+    # Markdown metadata over 1,000 characters hides behind "Show Markdown"; an event's description is shown
+    # as rendered Markdown: this observation puts the plots on the asset's Events tab, images inline.
+    context.log_event(
+        AssetObservation(
+            asset_key=keys.PORTFOLIO_FLATTENED,
+            partition=run_id,
+            description=plots,
+            metadata={"report": MetadataValue.path(str(paths.run_report_file(run_id, REPORT_HTML)))},
+        )
+    )
     return MaterializeResult(
         metadata={
             **file_metadata(path),
             "profiles": markdown_table(summary, ["profile", "status", "solver", "assets", "max_weight", "reason"]),
             "failed_profiles": MetadataValue.json(sorted(r["profile"] for r in summary if r["status"] != "optimal")),
             "report": MetadataValue.path(str(paths.run_report_file(run_id, REPORT_HTML))),
-            "plots": MetadataValue.md(
-                "\n\n".join(
-                    f"![{name}]({png_data_url(reports[name])})" for name in (WEIGHTS_PNG, EQUITY_PNG, CORRELATION_PNG)
-                )
-            ),
+            "plots": MetadataValue.md(plots),
         },
         data_version=data_version_of([path]),
     )
