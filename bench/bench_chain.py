@@ -121,7 +121,9 @@ def _backfill(server: DagsterDev, partitions: list[str], title: str) -> dict[str
     backfill = server.wait_for(finished, timeout=TIMEOUT_S, interval=0.5, what=f"backfill {title}")
     elapsed = time.monotonic() - started
     runs = _runs(server, {"dagster/backfill": backfill_id})
-    assert backfill["status"] in {"COMPLETED", "COMPLETED_SUCCESS"}, backfill
+    failed = [r["runId"] for r in runs if r["status"] != "SUCCESS"]
+    if failed or backfill["status"] not in {"COMPLETED", "COMPLETED_SUCCESS"}:
+        raise RuntimeError(f"backfill {title}: {backfill}; failed runs {failed} (logs: {server.log_path.parent})")
     up_to_date = [key for key, last in before.items() if last == "2026-11-24"]
     assert up_to_date, "no backfilled symbol was up to date before the backfill"
     for key in up_to_date:
@@ -166,9 +168,12 @@ def main() -> None:
         for name, figure in figures.items():
             print(f"backfill of {figure['symbols']} {name} symbols: {figure['runs']} runs, {figure['wall_s']} s")
         write_results("chain", args.size, {"chains": chains, "backfills": figures, "n": n})
-    finally:
+    except BaseException:
         stop_process_group(server.process)
-        shutil.rmtree(root, ignore_errors=True)
+        print(f"kept for a look: {root}")
+        raise
+    stop_process_group(server.process)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def _last_bar(server: DagsterDev, key: str) -> str:

@@ -34,7 +34,7 @@ from alpha_assets.defs.dataops.sensors import (
     validation_succeeded_sensor,
 )
 from alpha_assets.defs.resources import LakehouseResource
-from alpha_assets.defs.runner import FlowFailedError, ensure_run_partition, run_link
+from alpha_assets.defs.runner import FlowFailedError, ensure_run_partition, run_flow_data, run_link
 from alpha_assets.lakehouse.parquet import read_json
 from alpha_assets_tests.test_defs.conftest import CLOCK, SIM_SYMBOLS, make_flow_env
 
@@ -261,3 +261,17 @@ def _run(status: DagsterRunStatus, part: str) -> DagsterRun:
 )
 def test_link_succeeded_counts_each_parts_newest_run(runs, succeeded):
     assert link_succeeded(runs) is succeeded
+
+
+def test_flow_data_whose_discovery_is_refused_leaves_no_run_id_partition(chain, tmp_path):
+    env, defs, config, *_ = chain
+    bad_source = {
+        "resources": {
+            **config["resources"],
+            "market_source": {"config": {"source": "FILES", "files_dir": str(tmp_path / "no such folder")}},
+        }
+    }
+    with pytest.raises(FlowFailedError, match="flow_data_discovery failed"):
+        run_flow_data(defs, env.instance, env.paths, "RUN_REFUSED", progress=lambda _: None, run_config=bad_source)
+    assert not env.instance.has_dynamic_partition("runs", "RUN_REFUSED")
+    assert not env.paths.export_dir("RUN_REFUSED").exists()
