@@ -42,7 +42,12 @@ OHLCV_SCHEMA = pa.schema(
             "Last traded price of the day (closed bars only), in the quote currency.",
             nullable=False,
         ),
-        described("volume", pa.float64(), "Quantity traded during the day, in the base asset.", nullable=False),
+        described(
+            "volume",
+            pa.float64(),
+            "Volume traded during the day, in the base currency (shares for an equity); >= 0.",
+            nullable=False,
+        ),
     ]
 )
 
@@ -60,8 +65,14 @@ SYMBOLS_SCHEMA = pa.schema(
             nullable=False,
         ),
         described("ccxt_symbol", pa.string(), "The pair as the source names it, e.g. BTC/USDT.", nullable=False),
-        described("base", pa.string(), "Base asset: what a unit of volume counts.", nullable=False),
-        described("quote", pa.string(), "Currency the prices are in; null when unknown."),
+        described(
+            "base", pa.string(), "The base currency, or the whole ticker of an equity (SPX, AAPL).", nullable=False
+        ),
+        described(
+            "quote",
+            pa.string(),
+            "The currency prices are in (a pair's quote, an equity's exchange currency); null when unknown.",
+        ),
         described("market_type", pa.string(), "Market type as the source lists it (spot, swap, ...).", nullable=False),
         described("asset_class", pa.string(), "crypto, equity, etf, index, future or forex.", nullable=False),
         described(
