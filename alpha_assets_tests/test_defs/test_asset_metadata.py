@@ -18,6 +18,7 @@ from dagster import AssetKey, materialize
 from alpha_assets.definitions import defs
 from alpha_assets.defs import keys
 from alpha_assets.defs.dataops.assets import OHLCV_CHECK_DESCRIPTIONS, ohlcv, ohlcv_check_descriptions
+from alpha_assets.defs.dataops.checks import feature_check_results
 from alpha_assets.features.matrix import FEATURE_COLUMNS
 from alpha_assets.lakehouse.audit import AuditParams
 from alpha_assets.lakehouse.features_store import features_schema
@@ -105,5 +106,21 @@ def test_ohlcv_row_count_covers_the_whole_lakehouse_not_the_last_run(tmp_path):
         assert last["dagster/row_count"].value == stored
         assert last["run_bars"].value == pq.read_metadata(env.paths.ohlcv_file(universe[2])).num_rows < stored
         assert env.instance.get_latest_materialization_event(AssetKey("ohlcv")) is not None
+    finally:
+        env.instance.dispose()
+
+
+def test_feature_checks_name_a_symbol_without_features_instead_of_failing(tmp_path):
+    """A symbol whose backfill wrote nothing (e.g. a full disk) is reported uncovered; no KeyError 'date'."""
+    env = make_flow_env(tmp_path)
+    try:
+        keys_ = ["SIM_BTCUSDT", "SIM_ETHUSDT"]
+        env.instance.add_dynamic_partitions("symbols", keys_)
+        assert materialize(
+            [ohlcv], instance=env.instance, resources=env.defs().resources, partition_key=keys_[0]
+        ).success
+        results = {r.check_name: r for r in feature_check_results(env.paths, keys_[:1])}
+        assert results[keys.FEATURES_COVER_LAST_BAR].passed is False
+        assert results[keys.FEATURES_ARE_POINT_IN_TIME].passed is True
     finally:
         env.instance.dispose()

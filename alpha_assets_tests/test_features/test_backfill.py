@@ -5,11 +5,15 @@ another feature version, a file without provenance)."""
 
 from __future__ import annotations
 
+import errno
+import os
+
 import duckdb
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from alpha_assets.errors import DiskFullError
 from alpha_assets.features import backfill
 from alpha_assets.features.backfill import SymbolStatus, backfill_features
 from alpha_assets.features.matrix import compute_features, compute_features_many, compute_symbol_features
@@ -52,6 +56,17 @@ def test_backfill_missing_and_failing_symbols_do_not_stop_the_others(lakehouse):
     assert status[KEYS[0]].status is status[KEYS[2]].status is SymbolStatus.WRITTEN
     assert {s.symbol_key for s in report.failed} == {KEYS[1], "../x"}
     assert [s.symbol_key for s in report.missing] == ["BINANCE_NOPEUSDT"]
+
+
+def test_backfill_full_disk_stops_with_disk_full_error_instead_of_failing_each_symbol(lakehouse, monkeypatch):
+    def full(*args: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(DiskFullError, match="disk full: no space left on the file system holding"):
+        backfill_features(lakehouse, KEYS, workers=1)
+    monkeypatch.undo()
+    assert all(not lakehouse.features_file(key).exists() for key in KEYS)
 
 
 def test_backfill_processes_give_the_same_files_as_one_process(lakehouse, tmp_path, make_bars):

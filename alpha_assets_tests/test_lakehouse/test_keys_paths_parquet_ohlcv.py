@@ -8,6 +8,7 @@ never lose stored rows, and gap ranges. Leaves the sources that feed these funct
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -20,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from alpha_assets.errors import LakehouseReadError, UnsafeKeyError
+from alpha_assets.errors import DiskFullError, LakehouseReadError, UnsafeKeyError
 from alpha_assets.lakehouse.keys import (
     make_symbol_key,
     new_run_id,
@@ -249,6 +250,22 @@ def test_write_bytes_atomic_failure_keeps_old_file_and_no_temp(tmp_path, monkeyp
     monkeypatch.setattr(os, failing, fail)
     with pytest.raises(OSError, match="disk full"):
         write_bytes_atomic(b"new" * 1000, path)
+    monkeypatch.undo()
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["file.json"]
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT], ids=["no_space", "quota"])
+def test_write_bytes_atomic_full_disk_raises_disk_full_error_naming_the_file(tmp_path, monkeypatch, code) -> None:
+    path = tmp_path / "file.json"
+    write_bytes_atomic(b"old", path)
+
+    def full(*args: object) -> None:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(DiskFullError, match=rf"disk full: no space left on the file system holding {path}"):
+        write_bytes_atomic(b"new", path)
     monkeypatch.undo()
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["file.json"]
