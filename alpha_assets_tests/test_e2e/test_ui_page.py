@@ -104,3 +104,20 @@ def test_asset_lineage_page_shows_every_asset_and_is_screenshotted(dagster_dev, 
     assert f"{width},{height}" == WINDOW_SIZE
     ARTIFACT.parent.mkdir(exist_ok=True)
     shutil.copyfile(screenshot, ARTIFACT)
+
+
+def test_asset_page_renders_placeholders_and_the_column_descriptions(dagster_dev, tmp_path):
+    """The overview of returns_matrix: `<RUN_ID>` survives the Markdown of its description, and the column
+    schema shows each column with its description from lakehouse/schemas.py."""
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(f"`{CHROMIUM}` is not on PATH: {INSTALL_HINT}", pytrace=False)
+    assert dagster_dev.graphql("mutation { setNuxSeen }")["setNuxSeen"] is True
+    url = f"{dagster_dev.url}/assets/returns_matrix"
+    wanted = ("runs/&lt;RUN_ID&gt;/data/returns_matrix.parquet", "&lt;SYMBOL_KEY&gt;", "simple daily return")
+    for budget_ms in VIRTUAL_TIME_BUDGETS_MS:
+        dom = _chromium(url, ["--dump-dom"], tmp_path / "profile", budget_ms).stdout
+        if all(text in dom for text in wanted):
+            break
+    (tmp_path / "ui_returns_matrix.html").write_text(dom)
+    assert [text for text in wanted if text not in dom] == [], f"DOM kept in {tmp_path / 'ui_returns_matrix.html'}"
+    assert re.search(r"<code>runs/&lt;RUN_ID&gt;/data/returns_matrix\.parquet</code>", dom)
