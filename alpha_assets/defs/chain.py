@@ -20,7 +20,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetRecordsFilter,
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
+    RunsFilter,
+)
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -175,3 +183,14 @@ def export_writer(instance: DagsterInstance, run_id: str) -> DagsterRun | None:
         ascending=False,
     ).records
     return instance.get_run_by_id(records[0].run_id) if records else None
+
+
+def tag_run_with_run_id(context: AssetExecutionContext, run_id: str) -> None:
+    """Tag the step's run with its RUN_ID when it was launched without it.
+
+    A run started from the UI's launchpad or by the automation sensor names its RUN_ID only in its partition;
+    with the tag, every run of a RUN_ID shows under one filter (``alpha_assets/run_id``) and the chain sensors
+    find it. Queue limits apply to launch tags only: ``dagster.yaml`` also limits runs per partition.
+    """
+    if not context.run.tags.get(keys.RUN_ID_TAG):
+        context.instance.add_run_tags(context.run.run_id, {keys.RUN_ID_TAG: run_id})

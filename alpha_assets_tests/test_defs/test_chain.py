@@ -237,6 +237,7 @@ def test_a_truncated_old_export_never_blocks_the_validation_of_another_run_id(ch
     broken.write_text('{"run_id": "RUN_OLD_BROKEN", "symbols": ["SIM_BTC')
     link = run_link(defs, env.instance, keys.VALIDATION_JOB, partition_key=RUN_ID, run_config=config)
     assert link.materializations["candidates_validated"]["duckdb_unreadable_files"] == [str(broken)]
+    assert env.instance.get_run_by_id(link.dagster_run_id).tags[keys.RUN_ID_TAG] == RUN_ID, "launched untagged"
     with duckdb.connect(str(env.paths.duckdb_file), read_only=True) as connection:
         run_ids = {row[0] for row in connection.execute("select distinct run_id from candidates_validated").fetchall()}
     assert RUN_ID in run_ids and "RUN_OLD_BROKEN" not in run_ids

@@ -33,6 +33,7 @@ from alpha_assets.defs.alpha.gate import (
     require_gate_passed,
     toxic_drops_summary,
 )
+from alpha_assets.defs.chain import tag_run_with_run_id
 from alpha_assets.defs.metadata import column_schema, data_version_of, file_metadata, markdown_table
 from alpha_assets.defs.partitions import runs_partitions
 from alpha_assets.defs.resources import LakehouseResource, ManifestResource, OfflineGuardResource
@@ -302,5 +303,6 @@ def _gated_frozen_run(
     """
     paths = lakehouse.paths
     run_id = validate_run_id(context.partition_key)
+    tag_run_with_run_id(context, run_id)  # an automation run of selection / portfolio_flattened
     require_gate_passed(paths, run_id)
     return paths, run_id, load_frozen_run(paths, run_id)

@@ -24,6 +24,7 @@ from dagster import (
 )
 
 from alpha_assets.defs import keys
+from alpha_assets.defs.chain import tag_run_with_run_id
 from alpha_assets.defs.dataops.checks import audit_check_results, feature_check_results
 from alpha_assets.defs.dataops.resources import MarketSourceResource
 from alpha_assets.defs.metadata import (
@@ -121,10 +122,7 @@ def candidates(
         # What the symbols asset versions later, as the source described each candidate at discovery.
         "markets": {m.symbol_key: market_record(m, source.exchange_key) for m in markets if m.symbol_key in chosen},
     }
-    if not context.run.tags.get(keys.RUN_ID_TAG):
-        # A discovery launched from the UI names its RUN_ID only in its partition: tag the run so every run
-        # of the chain can be found under the RUN_ID.
-        context.instance.add_run_tags(context.run.run_id, {keys.RUN_ID_TAG: run_id})
+    tag_run_with_run_id(context, run_id)
     path = lakehouse.paths.candidates_file(run_id)
     if path.exists():
         # The RUN_ID's history stays as it was: the same universe keeps the stored document (a retried
@@ -294,6 +292,7 @@ def candidates_validated(
     """
     paths = lakehouse.paths
     run_id = validate_run_id(context.partition_key)
+    tag_run_with_run_id(context, run_id)
     profile = manifest.resolve(DATAOPS_SECTIONS)
     candidates_doc = read_json(paths.candidates_file(run_id))
     as_of = pd.Timestamp(candidates_doc["as_of"])
