@@ -95,3 +95,14 @@ def test_withdraw_downstream_numbers_each_withdrawal_and_skips_an_empty_run(tmp_
         assert read_json(withdrawal.folder / "data" / "selection.json") == {"n": n}
     assert not paths.run_data_file("RUN_TWICE", "selection.json").exists()
     assert sorted(p.name for p in paths.run_withdrawn_dir("RUN_TWICE").iterdir()) == ["1", "2"]
+
+
+def test_one_truncated_old_export_never_blocks_another_run_ids_portfolio(history_env):
+    env, defs = history_env
+    paths = env.paths
+    broken = paths.candidates_validated_file("RUN_TRUNCATED")
+    broken.parent.mkdir(parents=True, exist_ok=True)
+    broken.write_text('{"run_id": "RUN_TRUNC')  # an export cut short by a crash long ago
+    run_link(defs, env.instance, keys.PRODUCTION_JOB, partition_key=OTHER_RUN_ID)
+    assert _weights_rows(paths, OTHER_RUN_ID) > 0
+    assert broken.read_text() == '{"run_id": "RUN_TRUNC', "the bad export is left as it was"

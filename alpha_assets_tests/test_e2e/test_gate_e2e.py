@@ -30,6 +30,8 @@ NO_FEATURES = "SIM_NOFEATUSDT"
 #: Automation ticks watched after both gates were recorded (the sensor ticks every 30 s).
 TICKS_WATCHED = 3
 GATES_TIMEOUT_S = 360
+#: Seconds for an export-sensor tick begun before the pause to record itself.
+EXPORT_TICK_SETTLE_S = 5
 #: The tag Dagster puts on runs the automation sensor launches.
 AUTOMATION_TAG = "dagster/from_automation_condition"
 PORTFOLIO_TIMEOUT_S = 360
@@ -143,7 +145,9 @@ def export_sensor_paused(dagster_dev):
     sensor_id = dagster_dev.graphql(_SENSOR_ID, {"s": _EXPORT_SENSOR})["sensorOrError"]["id"]
     stopped = dagster_dev.graphql(_STOP_SENSOR, {"id": sensor_id})["stopSensor"]
     assert stopped["__typename"] == "StopSensorMutationResult", stopped
-    # A tick that started before the stop may still read the exports: let it finish first.
+    # A tick that started before the stop may still read the exports: give it time to be recorded, then to end.
+    # (Should one still slip through, the assertions hold whichever sensor produced the passing portfolio.)
+    time.sleep(EXPORT_TICK_SETTLE_S)
     dagster_dev.wait_for(
         lambda: True if _latest_tick_status(dagster_dev, _EXPORT_SENSOR) != "STARTED" else None,
         timeout=60,

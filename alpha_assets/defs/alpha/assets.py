@@ -235,7 +235,7 @@ def portfolio_flattened(
     for name, content in reports.items():
         write_bytes_atomic(content, paths.run_report_file(run_id, name))
     # The catalog holds views only (no lakehouse data): rebuilding it makes this run's weights queryable now.
-    refresh_views(paths)
+    _refresh_views(context, paths)
     summary = [
         {
             "profile": p.value,
@@ -286,12 +286,20 @@ def _withdraw_if_gate_failed(
         return None
     withdrawal = withdraw_downstream(paths, run_id, " | ".join(f"{v.name}: {v.message}" for v in failed))
     if withdrawal is not None:
-        refresh_views(paths)
+        _refresh_views(context, paths)
         context.log.warning(
             f"{run_id}: the gate failed, so its earlier {', '.join(withdrawal.files)} moved to {withdrawal.folder} "
             "and no view serves them until a run whose gate passes replaces them"
         )
     return withdrawal
+
+
+def _refresh_views(context: AssetExecutionContext, paths: LakehousePaths) -> None:
+    """Rebuild the DuckDB views; another RUN_ID's unreadable JSON is left out of them instead of failing this one."""
+    skipped: list = []
+    refresh_views(paths, skipped=skipped)
+    if skipped:
+        context.log.warning(f"DuckDB views leave out {len(skipped)} unreadable file(s): {[str(p) for p in skipped]}")
 
 
 def _gated_frozen_run(
