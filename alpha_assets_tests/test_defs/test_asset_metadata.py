@@ -9,11 +9,14 @@ test_e2e/test_ui_page.py.
 
 from __future__ import annotations
 
+import shutil
 from datetime import timedelta
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from dagster import AssetKey, materialize
+import yaml
+from dagster import AssetKey, DagsterInstance, materialize
 
 from alpha_assets.definitions import defs
 from alpha_assets.defs import keys
@@ -26,6 +29,7 @@ from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA, RETURNS_MATRIX_LAYOUT, 
 from alpha_assets.manifest import DEFAULT_MANIFEST, load_profile
 from alpha_assets_tests.test_defs.conftest import make_flow_env
 
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SPECS = {spec.key: spec for spec in defs.resolve_all_asset_specs()}
 #: Every parquet asset and the arrow schema its files are written with.
 PARQUET_SCHEMAS = {
@@ -124,3 +128,20 @@ def test_feature_checks_name_a_symbol_without_features_instead_of_failing(tmp_pa
         assert results[keys.FEATURES_ARE_POINT_IN_TIME].passed is True
     finally:
         env.instance.dispose()
+
+
+@pytest.mark.parametrize("config", ["dagster.yaml", "deploy/dagster.yaml"])
+def test_instance_configs_run_the_freshness_daemon(config):
+    """Dagster evaluates freshness policies only in a daemon that an instance must enable."""
+    settings = yaml.safe_load((PROJECT_ROOT / config).read_text())
+    assert settings["freshness"] == {"enabled": True}
+
+
+def test_project_instance_requires_the_freshness_daemon(tmp_path, monkeypatch):
+    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    instance = DagsterInstance.from_config(str(tmp_path))
+    try:
+        assert "FRESHNESS_DAEMON" in instance.get_required_daemon_types()
+    finally:
+        instance.dispose()
