@@ -2,12 +2,13 @@
 
 One campaign (module fixture) runs the real command in child processes (own session, own ``DAGSTER_HOME``,
 the simulated exchange, a fixed clock, a 12-symbol universe) and kills each one's process group: aimed inside
-the ingestion link (once the progress output names ``[2/4]`` ingest), inside the feature backfill (once it
-names ``[4/4]`` features), each within the link's length in an uninterrupted reference run timed first (so the
-aim follows the machine's speed), or at a random time after start. Every attempt resumes from what the previous one
-left in the same data folder and the same instance; once the lakehouse is complete it is emptied so the next
-kills hit real writes again. After every attempt the lakehouse is inspected; at the end an uninterrupted run
-must reach, byte for byte, the state of an uninterrupted run from scratch in another folder.
+the ingestion (once the progress output names the ingest link), inside the feature backfill (once the ohlcv
+step of that link logged its summary and features_matrix starts), each within that part's length in an
+uninterrupted reference run timed first (so the aim follows the machine's speed), or at a random time after
+start. Every attempt resumes from what the previous one left in the same data folder and the same instance;
+once the lakehouse is complete it is emptied so the next kills hit real writes again. After every attempt the
+lakehouse is inspected; at the end an uninterrupted run must reach, byte for byte, the state of an
+uninterrupted run from scratch in another folder.
 
 Leaves to other modules: concurrent writers (test_concurrency.py), bad inputs (test_hostile_inputs.py).
 """
@@ -44,18 +45,24 @@ PLAN = ("ingest",) * 8 + ("features",) * 8 + ("random",) * 6
 MIN_KILLS = 20
 MAX_ATTEMPTS = 30
 #: Where each aim waits: the progress text that starts the link it aims at, and that link's name.
-AIM = {"ingest": ("ingest, repair and audit", "ingestion"), "features": ("features of", "feature backfill")}
+#: The ohlcv step's closing log line: within the ingest link, the features start after it.
+OHLCV_DONE_TEXT = "ohlcv - ingest: "
+AIM = {
+    "ingest": ("ingest, repair, audit and features", "ingestion"),
+    "features": (OHLCV_DONE_TEXT, "feature backfill"),
+}
 #: Random kills fall this many seconds after the start.
 RANDOM_AIM_S = (2.5, 8.0)
 #: Kills aimed at a link fall within this share of its length in the reference run (timed on this machine).
 AIM_SHARE = 0.8
-#: The link that is running when the progress output last showed this text (the runner's stage names, shown
-#: as ``[k/4] <stage>`` lines or as the progress bar's postfix).
+#: The part of flow_data that is running when the output last showed this text: the runner's stage names (the
+#: progress bar's postfix) and, inside the ingest link (bars, then features in the same run), the ohlcv step's
+#: closing log line. The first match wins: a chunk of output can hold the bar's redraw and that log line.
 LINK_OF_TEXT = (
     ("discovery for RUN_ID", "discovery"),
-    ("ingest, repair and audit", "ingestion"),
+    (OHLCV_DONE_TEXT, "feature backfill"),
+    ("ingest, repair, audit and features", "ingestion"),
     ("validation of the candidates", "validation"),
-    ("features of", "feature backfill"),
 )
 RUN_TIMEOUT_S = 120
 
@@ -339,8 +346,8 @@ def _figures(campaign: Campaign) -> list[str]:
 
 
 @pytest.mark.reliability(
-    fault="SIGKILL of flow_data inside the ingestion link (progress shows `[2/4] ingest, repair and audit`), at "
-    "seeded random delays",
+    fault="SIGKILL of flow_data inside the ingestion (progress shows `ingest, repair, audit and features`, "
+    "ohlcv not finished), at seeded random delays",
     expected="every lakehouse parquet readable (pyarrow, DuckDB glob) and either its previous or its final "
     "version (sha256); no stored bar lost; temp files never matched by `*.parquet`; every JSON valid",
 )
@@ -351,8 +358,8 @@ def test_flow_data_killed_during_ingestion_leaves_previous_or_new_files(campaign
 
 
 @pytest.mark.reliability(
-    fault="SIGKILL of flow_data inside the feature backfill link (progress shows `[4/4] features of`), at seeded "
-    "random delays",
+    fault="SIGKILL of flow_data inside the feature backfill (after the ohlcv step's `ingest:` line, features_matrix "
+    "running), at seeded random delays",
     expected="feature files readable and either previous or final version; no stored feature date lost",
 )
 def test_flow_data_killed_during_feature_backfill_leaves_previous_or_new_files(campaign):
