@@ -122,7 +122,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def _source_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", choices=[k.value for k in SourceKind], default=SourceKind.SIMULATED.value)
-    parser.add_argument("--exchange", default="binance", help="ccxt exchange id (with --source ccxt)")
+    parser.add_argument(
+        "--exchange",
+        help="ccxt exchange id (with --source ccxt, default binance); with --source files, keep only the files "
+        "of this exchange prefix (default: every exchange of the folder)",
+    )
     parser.add_argument("--base-url", help="override the exchange's API URLs (with --source ccxt)")
     parser.add_argument("--files-dir", help="folder of <EXCHANGE>_<SYMBOL>_1d.csv|parquet (with --source files)")
     parser.add_argument(
@@ -159,9 +163,12 @@ def chain_run_config(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]
     if manifest:
         resources["manifest"] = {"config": manifest}
     if hasattr(args, "source"):
+        files = args.source == SourceKind.FILES.value
         source = {
             "source": SourceKind(args.source).name,  # Dagster config takes an enum by its name
-            "exchange": args.exchange,
+            # --exchange names the ccxt exchange, or with the files source the one exchange prefix to keep.
+            "exchange": None if files else args.exchange,
+            "files_exchange": args.exchange.upper() if files and args.exchange else None,
             "base_url": args.base_url,
             "files_dir": args.files_dir,
             "clock": args.clock,
@@ -233,6 +240,16 @@ def flow_data(args: argparse.Namespace, instance: DagsterInstance) -> FlowDataOu
         for key, reason in sorted(stage_failures.items()):
             print(f"    {key}: {reason}")
             failures.setdefault(key, reason)
+    skipped = {
+        entry["name"]: entry["reason"]
+        for asset in ("candidates", "ohlcv")
+        for metadata in link_materializations(links, asset)
+        for entry in metadata.get("skipped_files") or []
+    }
+    if skipped:
+        print(f"  files skipped: {len(skipped)}")
+        for name, reason in sorted(skipped.items()):
+            print(f"    {name}: {reason}")
     print(f"  validated: {len(validated['symbols'])}, rejected: {len(validated['rejected'])}")
     for key, rejection in sorted(validated["rejected"].items()):
         print(f"    {key}: {rejection['verdict']} - {'; '.join(rejection['reasons'])}")

@@ -78,3 +78,12 @@ class MarketSource(Protocol):
             When the source keeps failing after its retries, naming the market and the cause.
         """
         ...
+
+
+def listed_exchange_keys(source: MarketSource) -> frozenset[str]:
+    """The key prefixes of the symbols ``source`` lists.
+
+    A source serving several exchanges (the files source: one folder, each file's prefix its exchange) says
+    so with an ``exchange_keys`` attribute; every other source lists its ``exchange_key`` alone.
+    """
+    return frozenset(getattr(source, "exchange_keys", (source.exchange_key,)))

@@ -45,7 +45,7 @@ from alpha_assets.lakehouse.parquet import (
     write_json_atomic,
 )
 from alpha_assets.lakehouse.paths import LakehousePaths
-from alpha_assets.sources.base import Market, MarketSource
+from alpha_assets.sources.base import Market, MarketSource, listed_exchange_keys
 from alpha_assets.sources.params import IngestionParams
 from alpha_assets.typing import IntArray
 
@@ -175,7 +175,7 @@ def ingest_symbols(
     source : MarketSource
         Where the bars come from.
     markets : Sequence of Market
-        Markets of ``source`` (their key prefix is ``source.exchange_key``).
+        Markets of ``source`` (their key prefix is one of ``listed_exchange_keys(source)``).
     paths : LakehousePaths
         The lakehouse.
     now : Timestamp
@@ -240,7 +240,7 @@ def ingest_symbol(
         When ``market`` is not a :class:`Market`, ``paths`` not a :class:`LakehousePaths`, ``params`` not an
         :class:`IngestionParams`, or ``source`` lacks the :class:`MarketSource` members.
     ValueError
-        When ``now`` is naive or the market's key prefix is not ``source.exchange_key``.
+        When ``now`` is naive or the market's key prefix is not an exchange of ``source``.
     """
     now = _validate_common(source, paths, now, params)
     key = _validate_market(source, market)
@@ -568,6 +568,6 @@ def _validate_market(source: MarketSource, market: object) -> str:
         raise TypeError(f"`market` must be a Market, got {type(market).__name__}")
     key = validate_symbol_key(market.symbol_key)
     exchange = split_symbol_key(key)[0]
-    if exchange != source.exchange_key:
+    if exchange not in listed_exchange_keys(source):
         raise ValueError(f"market {key} is not of source exchange {source.exchange_key!r} (prefix {exchange!r})")
     return key

@@ -41,7 +41,7 @@ from alpha_assets.features.matrix import FEATURE_COLUMNS, FEATURE_DESCRIPTIONS
 from alpha_assets.lakehouse.audit import AuditParams, audit_symbol_file
 from alpha_assets.lakehouse.duckdb_views import refresh_views
 from alpha_assets.lakehouse.features_store import features_schema, symbol_feature_files
-from alpha_assets.lakehouse.keys import validate_run_id
+from alpha_assets.lakehouse.keys import split_symbol_key, validate_run_id
 from alpha_assets.lakehouse.ohlcv import GAP_FACTOR
 from alpha_assets.lakehouse.parquet import read_json, write_json_atomic
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA, SYMBOLS_SCHEMA
@@ -50,6 +50,7 @@ from alpha_assets.lakehouse.validation import check_same_universe, validate_cand
 from alpha_assets.manifest import DEFAULT_MANIFEST, load_profile
 from alpha_assets.sources.base import Market
 from alpha_assets.sources.discovery import discover_candidates
+from alpha_assets.sources.files import FileSource
 from alpha_assets.sources.ingest import IngestReport, IngestStatus, ingest_symbols
 from alpha_assets.sources.markets import classify_markets
 from alpha_assets.sources.params import DiscoveryParams, IngestionParams, MarketParams
@@ -120,7 +121,9 @@ def candidates(
         "manifest_sha256": profile.sha256,
         **discovery.to_json_dict(),
         # What the symbols asset versions later, as the source described each candidate at discovery.
-        "markets": {m.symbol_key: market_record(m, source.exchange_key) for m in markets if m.symbol_key in chosen},
+        "markets": {
+            m.symbol_key: market_record(m, split_symbol_key(m.symbol_key)[0]) for m in markets if m.symbol_key in chosen
+        },
     }
     tag_run_with_run_id(context, run_id)
     path = lakehouse.paths.candidates_file(run_id)
@@ -145,6 +148,7 @@ def candidates(
             "excluded": len(document["excluded"]),
             "new_symbol_partitions": len(new_keys),
             "candidates": markdown_table(document["candidates"], ["rank", "symbol_key", "sector", "quote_volume_24h"]),
+            **skipped_files_metadata(source),
         },
         data_version=data_version_of([path]),
     )
@@ -268,6 +272,7 @@ def ohlcv(
                 limit=200,
             ),
             "lakehouse_dir": MetadataValue.path(str(paths.lakehouse_dir)),
+            **skipped_files_metadata(source),
         },
         data_version=data_version_of([paths.ohlcv_file(k) for k in symbol_keys]),
     )
@@ -449,6 +454,17 @@ def features_matrix(
         data_version=data_version_of([path for key in symbol_keys for path in symbol_feature_files(paths, key)]),
     )
     yield from feature_check_results(paths, symbol_keys)
+
+
+def skipped_files_metadata(source: object) -> dict[str, Any]:
+    """Skipped files of the files source with their reasons (``skipped_files`` JSON and a table); else none."""
+    if not isinstance(source, FileSource):
+        return {}
+    skipped = [s.to_json() for s in source.skipped]
+    return {
+        "skipped_files": MetadataValue.json(skipped),
+        "skipped_files_table": markdown_table(skipped, ["name", "reason"], limit=200),
+    }
 
 
 def _unlisted_report(symbol_key: str, exchange_key: str) -> IngestReport:

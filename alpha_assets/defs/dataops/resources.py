@@ -18,6 +18,8 @@ from alpha_assets.validation import parse_utc_clock
 #: Credentials are read from these variables when the source is built, never from config or files.
 API_KEY_ENV = "ALPHA_ASSETS_EXCHANGE_API_KEY"
 API_SECRET_ENV = "ALPHA_ASSETS_EXCHANGE_SECRET"
+#: The ccxt exchange when none is named.
+DEFAULT_CCXT_EXCHANGE = "binance"
 
 
 class SourceKind(StrEnum):
@@ -32,12 +34,16 @@ class MarketSourceResource(ConfigurableResource):
     """Where DataOps gets markets, tickers and daily bars; the clock it treats as now."""
 
     source: SourceKind = Field(default=SourceKind.SIMULATED, description="simulated (default), ccxt or files.")
-    exchange: str = Field(default="binance", description="ccxt exchange id (source=ccxt).")
+    exchange: str = Field(default=DEFAULT_CCXT_EXCHANGE, description="ccxt exchange id (source=ccxt).")
     base_url: str | None = Field(default=None, description="Override every API URL of the exchange (tests, proxies).")
     timeout_ms: int = Field(default=10_000, description="Per-request timeout of the ccxt source.")
     max_retries: int = Field(default=5, description="Retries after a ccxt network error (timeouts, 429, 5xx).")
     files_dir: str | None = Field(
         default=None, description="Folder of <EXCHANGE>_<SYMBOL>_1d.csv|parquet (source=files)."
+    )
+    files_exchange: str | None = Field(
+        default=None,
+        description="Keep only the files of this exchange prefix, e.g. BINANCE (source=files); empty: every file.",
     )
     seed: int = Field(default=7, description="Seed of the simulated exchange.")
     simulated_exchange: str = Field(
@@ -63,7 +69,7 @@ class MarketSourceResource(ConfigurableResource):
         if self.source is SourceKind.FILES:
             if not self.files_dir:
                 raise ValueError("market_source.files_dir must name a folder when source is 'files'")
-            return FileSource(Path(self.files_dir))
+            return FileSource(Path(self.files_dir), self.files_exchange or None, now=self.now() if self.clock else None)
         # Imported here: ccxt takes ~1-3 s to import, which every run process of the code location would pay
         # (each link of a chain is one) while only ccxt runs use it.
         from alpha_assets.sources.exchange import CcxtSource
