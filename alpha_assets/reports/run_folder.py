@@ -39,6 +39,7 @@ def render_run_reports(
     portfolio_doc: Mapping[str, Any],
     gate_doc: Mapping[str, Any],
     drops: list[Mapping[str, Any]],
+    annualisation: Mapping[str, Any] | None = None,
 ) -> dict[str, bytes]:
     """File name -> bytes of the run's plots and its Markdown and self-contained HTML report.
 
@@ -52,6 +53,8 @@ def render_run_reports(
         ``selection.json``, ``portfolio_flattened.json`` and ``gate_verdict.json`` of the run.
     drops : list of Mapping
         ``returns_drops.json`` of the run.
+    annualisation : Mapping, optional
+        ``grid`` and ``periods_per_year`` of the run's returns, shown in the report's header.
     """
     linkage = selection_doc.get("linkage")
     plots = {
@@ -67,6 +70,7 @@ def render_run_reports(
         gate_doc=gate_doc,
         drops=drops,
         plots={name.removesuffix(".png"): name for name in plots},
+        annualisation=annualisation,
     )
     html = render_html(markdown, f"alpha_assets run {portfolio_doc['metadata']['run_id']}", images=plots)
     return {**plots, REPORT_MD: markdown.encode(), REPORT_HTML: html.encode()}

@@ -91,7 +91,13 @@ def _check_inputs(portfolio_doc: object, selection_doc: object, gate_doc: object
 
 
 # --- sections --------------------------------------------------------------------------------------------
-def _header(run_id: str, portfolio_doc: Mapping | None, selection_doc: Mapping | None, gate_doc: Mapping) -> list[str]:
+def _header(
+    run_id: str,
+    portfolio_doc: Mapping | None,
+    selection_doc: Mapping | None,
+    gate_doc: Mapping,
+    annualisation: Mapping | None,
+) -> list[str]:
     metadata = portfolio_doc["metadata"] if portfolio_doc is not None else {}
     as_of = metadata.get("as_of") or (selection_doc or {}).get("as_of") or "not known"
     manifest = metadata.get("manifest_sha256")
@@ -101,6 +107,12 @@ def _header(run_id: str, portfolio_doc: Mapping | None, selection_doc: Mapping |
         ("manifest sha256", f"`{manifest}`" if manifest else "not known (no portfolio document)"),
         ("foundation gate", "passed" if gate_doc["passed"] else "FAILED"),
     ]
+    if annualisation is not None:
+        grid = annualisation["grid"]
+        rows += [
+            ("returns grid", "every day (24/7)" if grid == "24/7" else f"{grid} sessions"),
+            ("periods per year", f"{annualisation['periods_per_year']} (annualised mean, covariance and Sharpe)"),
+        ]
     return [f"# Run report: {run_id}", "", *_table(("field", "value"), rows)]
 
 
@@ -216,6 +228,7 @@ def build_run_report(
     gate_doc: Mapping[str, Any],
     drops: list[Mapping[str, Any]],
     plots: Mapping[str, str],
+    annualisation: Mapping[str, Any] | None = None,
 ) -> str:
     """Write the Markdown report of one run from its documents.
 
@@ -234,6 +247,9 @@ def build_run_report(
         ``reason``, ``observed``, ``threshold``).
     plots : mapping of str to str
         Plot name -> PNG file name relative to the report's folder (``weights.png``), shown in name order.
+    annualisation : mapping, optional
+        ``grid`` (``24/7`` or the exchange calendars of the returns' rows, as in ``snapshot.json``) and
+        ``periods_per_year`` the optimiser annualised with; shown in the header when given.
 
     Returns
     -------
@@ -255,7 +271,7 @@ def build_run_report(
     """
     run_id = _check_inputs(portfolio_doc, selection_doc, gate_doc, drops, plots)
     lines = [
-        *_header(run_id, portfolio_doc, selection_doc, gate_doc),
+        *_header(run_id, portfolio_doc, selection_doc, gate_doc, annualisation),
         *_gate_section(gate_doc, drops),
         *_selection_section(selection_doc),
         *_optimisation_section(portfolio_doc),

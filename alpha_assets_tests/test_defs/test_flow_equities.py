@@ -163,6 +163,8 @@ def test_flow_production_real_equities_returns_on_sessions_and_weights_invested(
     assert TradingCalendar.of("XNYS").is_session(days).all() and len(returns) > 252
     gate = read_json(paths.run_data_file("EQUITIES", "gate_verdict.json"))
     assert gate["passed"], gate
+    report = paths.run_report_file("EQUITIES", "report.md").read_text()
+    assert "| returns grid | XNYS sessions |" in report and "| periods per year | 252 " in report
     document = read_json(paths.run_data_file("EQUITIES", "portfolio_flattened.json"))
     for name, body in document["profiles"].items():
         weights = [row["Weight"] for row in body["rows"]]

@@ -287,3 +287,12 @@ def test_render_html_subset_headers_paragraphs_and_code():
 def test_render_html_bad_input_raises(markdown, title, images, error, match):
     with pytest.raises(error, match=match):
         render_html(markdown, title, images=images)
+
+
+def test_run_report_header_names_the_returns_grid_and_its_annualisation(rep_run):
+    assert "returns grid" not in _report(rep_run)
+    equities = _report(rep_run, annualisation={"grid": "XNYS", "periods_per_year": 252})
+    assert "| returns grid | XNYS sessions |" in equities
+    assert "| periods per year | 252 (annualised mean, covariance and Sharpe) |" in equities
+    crypto = _report(rep_run, annualisation={"grid": "24/7", "periods_per_year": 365})
+    assert "| returns grid | every day (24/7) |" in crypto

@@ -218,9 +218,8 @@ def portfolio_flattened(
     """
     paths, run_id, frozen = _gated_frozen_run(context, lakehouse)
     selection_doc = read_json(paths.run_data_file(run_id, "selection.json"))
-    results, atoms, atom_returns = pipeline.run_optimization(
-        frozen, selection_doc, pipeline.alpha_params(frozen.manifest)["optimization"]
-    )
+    params = pipeline.alpha_params(frozen.manifest)["optimization"]
+    results, atoms, atom_returns = pipeline.run_optimization(frozen, selection_doc, params)
     document = pipeline.portfolio_document(frozen, results, atoms)
     path = paths.run_data_file(run_id, "portfolio_flattened.json")
     write_bytes_atomic(encode_portfolio_json(document), path)
@@ -231,6 +230,10 @@ def portfolio_flattened(
         portfolio_doc=document,
         gate_doc=read_json(paths.run_data_file(run_id, "gate_verdict.json")),
         drops=read_json(paths.run_data_file(run_id, "returns_drops.json")),
+        annualisation={
+            "grid": frozen.snapshot.get("calendar", {}).get("grid", "24/7"),
+            "periods_per_year": params.periods_per_year or pipeline.returns_periods_per_year(frozen),
+        },
     )
     for name, content in reports.items():
         write_bytes_atomic(content, paths.run_report_file(run_id, name))
