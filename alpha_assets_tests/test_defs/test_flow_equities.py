@@ -5,8 +5,8 @@ and NASDAQ Composite indices from ``arch`` and twelve S&P 500 stocks from ``skfo
 session (holidays, the 2001 and 2012 closures and the mourning days line up with ``exchange_calendars``'
 ``XNYS``). The series end on Friday 2018-12-28 and the clock is Monday 2018-12-31: the audit must find no
 weekend or holiday gap, nobody STALE, and the features must equal TA-Lib on the stored bars with volatility
-annualised over 252 sessions. The mixed universe adds three 24/7 crypto pairs (a seeded walk on every day) to
-the same folder under one prefix, classified by the manifest's ``markets.symbols``. Left untouched: the
+annualised over 252 sessions. The mixed universe puts six of the stocks (``NYSE_``) and three 24/7 crypto pairs
+(``BINANCE_``, a seeded walk on every day) in one folder, each classified by its exchange prefix. Left untouched: the
 simulated exchange's flows (test_flows.py) and the files source's parsing (test_sources/test_files.py).
 """
 
@@ -80,14 +80,11 @@ def equity_run(tmp_path_factory):
 def mixed_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("mixed")
     files = root / "files"
-    equities = write_equity_files(files, exchange="MIX", first=FIRST, last=LAST, indices=False, stocks=6)
-    crypto = _write_crypto(files, "MIX")
+    # One folder, two exchanges: NYSE stocks (the built-in table: equity, XNYS, USD) and BINANCE pairs (24/7).
+    equities = write_equity_files(files, exchange="NYSE", first=FIRST, last=LAST, indices=False, stocks=6)
+    crypto = _write_crypto(files, "BINANCE")
     manifest = json.loads(DEFAULT_MANIFEST.read_text())
     manifest["profiles"]["mixed"] = {
-        "markets": {
-            "exchanges": {"MIX": {"asset_class": "equity", "calendar": "XNYS", "currency": "USD"}},
-            "symbols": {key: {"asset_class": "crypto", "calendar": "24/7"} for key in crypto},
-        },
         "discovery": {"quote_currencies": ["USD", "USDT"], "exclude_bases": [], "min_traded_value_24h": 0},
     }
     manifest_path = root / "manifest.json"

@@ -201,3 +201,16 @@ def test_classify_markets_equity_without_quote_gets_the_exchange_currency(tmp_pa
 def test_market_params_unknown_calendar_is_refused_naming_the_key():
     with pytest.raises(ValueError, match=r"`markets.exchanges.NYSE.calendar`: .* got 'NYSEX'"):
         MarketParams(exchanges={"NYSE": ExchangeMarket("equity", "NYSEX", "USD")})
+
+
+def test_classify_markets_symbol_entry_wins_over_its_exchange(tmp_path):
+    folder = tmp_path / "files"
+    write_equity_files(folder, exchange="MIX", first="2018-12-01", last="2018-12-21")
+    (folder / "MIX_SPX_1d.csv").rename(folder / "MIX_BTCUSDT_1d.csv")
+    params = MarketParams(
+        exchanges={"MIX": ExchangeMarket("equity", "XNYS", "USD")},
+        symbols={"MIX_BTCUSDT": ExchangeMarket("crypto", "24/7")},
+    )
+    markets = {m.symbol_key: m for m in classify_markets(FileSource(folder, "MIX").load_markets(), params)}
+    assert (markets["MIX_BTCUSDT"].calendar, markets["MIX_BTCUSDT"].quote) == ("24/7", "USDT")
+    assert (markets["MIX_IXIC"].calendar, markets["MIX_IXIC"].quote) == ("XNYS", "USD")
