@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -28,6 +29,7 @@ from typing import Any
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from common import write_results
+from dagster import DagsterInstance
 
 # The e2e tests' dagster dev and GraphQL helpers live in the (not installed) tests package of this checkout.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -42,7 +44,7 @@ from alpha_assets_tests.test_e2e.conftest import (
     start_dagster_dev,
     stop_process_group,
 )
-from alpha_assets_tests.test_e2e.test_chain_e2e import _ADD_PARTITION, _LAUNCH_RUN, symbol_partitions
+from alpha_assets_tests.test_e2e.test_chain_e2e import _ADD_PARTITION, _LAUNCH_RUN
 from alpha_assets_tests.test_e2e.test_dagster_dev import _BACKFILL, _LAUNCH_BACKFILL, _runs
 
 CLOCK = "2026-11-25T12:00:00+00:00"
@@ -137,7 +139,7 @@ def main() -> None:
     parser.add_argument("--chains", type=int, help="chains to time (default: 2 small, 3 large)")
     args = parser.parse_args()
     profile, n, n_chains = SIZES[args.size]
-    n_chains = args.chains or n_chains
+    n_chains = n_chains if args.chains is None else args.chains
     root = Path(tempfile.mkdtemp(prefix="bench_chain_"))
     server = _start(root)
     try:
@@ -157,7 +159,7 @@ def main() -> None:
         }
         _chain(server, "BENCH_WIDE", wide)
         with_bars = [
-            k for k in symbol_partitions(server) if server.paths.ohlcv_file(k).exists() and k.startswith("SIM_")
+            k for k in _ordered_symbols(server) if server.paths.ohlcv_file(k).exists() and k.startswith("SIM_")
         ]
         contiguous = with_bars[-3 * n : -2 * n]
         hand_picked = with_bars[-2 * n :][::2]
@@ -174,6 +176,13 @@ def main() -> None:
         raise
     stop_process_group(server.process)
     shutil.rmtree(root, ignore_errors=True)
+
+
+def _ordered_symbols(server: DagsterDev) -> list[str]:
+    """The ``symbols`` partition keys in the instance's order (the order backfills split by; the UI sorts)."""
+    os.environ["DAGSTER_HOME"] = str(server.home)  # the project's storage class reads it
+    with DagsterInstance.from_config(str(server.home)) as instance:
+        return instance.get_dynamic_partitions("symbols")
 
 
 def _last_bar(server: DagsterDev, key: str) -> str:

@@ -59,21 +59,16 @@ query($filter: RunsFilter!) {
   }
 }
 """
+_RUN_MATERIALIZATIONS = """
+query($runId: ID!) {
+  runOrError(runId: $runId) { ... on Run { assetMaterializations { partition assetKey { path } } } }
+}
+"""
 _PARTITION_MATERIALIZATIONS = """
 query($path: [String!]!, $partitions: [String!]) {
   assetOrError(assetKey: {path: $path}) { ... on Asset { assetMaterializations(partitions: $partitions) { runId } } }
 }
 """
-
-
-_PARTITION_KEYS = """
-query($path: [String!]!) { assetNodeOrError(assetKey: {path: $path}) { ... on AssetNode { partitionKeys } } }
-"""
-
-
-def symbol_partitions(server: DagsterDev) -> list[str]:
-    """Every ``symbols`` partition key, in the instance's order, as the UI lists them."""
-    return server.graphql(_PARTITION_KEYS, {"path": list(keys.OHLCV.path)})["assetNodeOrError"]["partitionKeys"]
 
 
 def _write_csv_folder(server: DagsterDev, folder) -> list[str]:
@@ -178,13 +173,13 @@ def test_ui_launched_chain_carries_profile_source_clock_and_tags_to_flow_product
     portfolio = read_json(dagster_dev.paths.run_data_file(CHAIN_RUN_ID, "portfolio_flattened.json"))
     assert sorted(portfolio["profiles"]) == ["equal_weight", "hrp", "min_variance"], "the development profiles"
 
-    # The ingest run covered exactly the universe, and features were computed once per symbol.
-    ingest_tags = {t["key"]: t["value"] for t in runs[1]["tags"]}
-    assert ingest_tags[keys.PART_TAG] == "1/1"
-    ordered = symbol_partitions(dagster_dev)
-    start, end = (ordered.index(ingest_tags[f"dagster/asset_partition_range_{end}"]) for end in ("start", "end"))
-    assert sorted(ordered[start : end + 1]) == chosen, "the ingest run spans the RUN_ID's symbols, no other"
-    events = dagster_dev.graphql(
-        _PARTITION_MATERIALIZATIONS, {"path": list(keys.FEATURES_MATRIX.path), "partitions": chosen}
-    )["assetOrError"]["assetMaterializations"]
-    assert len(events) == len(chosen) and {e["runId"] for e in events} == {runs[1]["runId"]}
+    # The ingest run materialised exactly the universe, bars and features, each once.
+    assert {t["key"]: t["value"] for t in runs[1]["tags"]}[keys.PART_TAG] == "1/1"
+    for asset in (keys.OHLCV, keys.FEATURES_MATRIX):
+        events = dagster_dev.graphql(_RUN_MATERIALIZATIONS, {"runId": runs[1]["runId"]})["runOrError"][
+            "assetMaterializations"
+        ]
+        assert sorted(e["partition"] for e in events if e["assetKey"]["path"] == list(asset.path)) == chosen, asset
+        events = dagster_dev.graphql(_PARTITION_MATERIALIZATIONS, {"path": list(asset.path), "partitions": chosen})
+        events = events["assetOrError"]["assetMaterializations"]
+        assert len(events) == len(chosen) and {e["runId"] for e in events} == {runs[1]["runId"]}, asset
