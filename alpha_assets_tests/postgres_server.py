@@ -18,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import textwrap
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,26 @@ DEPLOY_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "deploy" / "dagster.
 DEPLOY_ENV: Mapping[str, str] = {"DAGSTER_EVENT_BATCH_SIZE": "1000"}
 #: The variables deploy/dagster.yaml reads the connection from.
 PG_ENV = ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB")
+_PG_DB_CONFIG = """postgres_db:
+  hostname: {env: DAGSTER_PG_HOST}
+  port: {env: DAGSTER_PG_PORT}
+  username: {env: DAGSTER_PG_USERNAME}
+  password: {env: DAGSTER_PG_PASSWORD}
+  db_name: {env: DAGSTER_PG_DB}
+  scheme: postgresql+psycopg2
+"""
+
+
+def storage_yaml(*, pooled: bool) -> str:
+    """A ``dagster.yaml`` storage block on the ``DAGSTER_PG_*`` database, nothing else of deploy/dagster.yaml.
+
+    ``pooled=False``: dagster-postgres' own storage as it documents it (``storage: postgres:``); ``True``: the same
+    config through ``alpha_assets.defs.postgres_storage.PooledPostgresStorage``.
+    """
+    if not pooled:
+        return "storage:\n  postgres:\n" + textwrap.indent(_PG_DB_CONFIG, "    ")
+    custom = "storage:\n  custom:\n    module: alpha_assets.defs.postgres_storage\n    class: PooledPostgresStorage\n"
+    return custom + "    config:\n" + textwrap.indent(_PG_DB_CONFIG, "      ")
 
 
 class PostgresUnavailableError(RuntimeError):

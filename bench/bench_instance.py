@@ -37,26 +37,18 @@ import time
 from pathlib import Path
 
 from common import write_results
-from postgres_instance import DEPLOY_DAGSTER_YAML, DEPLOY_ENV, SERVER_SETTINGS, PostgresServer, throwaway_postgres
+from postgres_instance import (
+    DEPLOY_DAGSTER_YAML,
+    DEPLOY_ENV,
+    SERVER_SETTINGS,
+    PostgresServer,
+    storage_yaml,
+    throwaway_postgres,
+)
 
 from alpha_assets.cli import PROJECT_DAGSTER_YAML
 
 N_PARTITIONS = 505
-PG_DB = """
-      postgres_db:
-        hostname: {env: DAGSTER_PG_HOST}
-        port: {env: DAGSTER_PG_PORT}
-        username: {env: DAGSTER_PG_USERNAME}
-        password: {env: DAGSTER_PG_PASSWORD}
-        db_name: {env: DAGSTER_PG_DB}
-        scheme: postgresql+psycopg2
-"""
-#: dagster-postgres' storage as documented, and the project's pooled subclass (defs/postgres_storage.py).
-PG_PLAIN = "storage:\n  postgres:" + PG_DB.replace("\n  ", "\n")
-PG_POOLED = (
-    "storage:\n  custom:\n    module: alpha_assets.defs.postgres_storage\n    class: PooledPostgresStorage\n"
-    "    config:" + PG_DB
-)
 BATCH = DEPLOY_ENV
 NO_TELEMETRY = "telemetry:\n  enabled: false\n"
 CONSOLIDATED = """
@@ -74,10 +66,10 @@ VARIANTS = {
     "project-batch": (PROJECT_DAGSTER_YAML, BATCH),
     "consolidated": (NO_TELEMETRY + CONSOLIDATED, {}),
     "consolidated-subset": (NO_TELEMETRY + CONSOLIDATED, SUBSET),
-    "postgres": (NO_TELEMETRY + PG_PLAIN, {}),
-    "postgres-batch": (NO_TELEMETRY + PG_PLAIN, BATCH),
-    "postgres-pooled": (NO_TELEMETRY + PG_POOLED, {}),
-    "postgres-pooled-batch": (NO_TELEMETRY + PG_POOLED, BATCH),
+    "postgres": (NO_TELEMETRY + storage_yaml(pooled=False), {}),
+    "postgres-batch": (NO_TELEMETRY + storage_yaml(pooled=False), BATCH),
+    "postgres-pooled": (NO_TELEMETRY + storage_yaml(pooled=True), {}),
+    "postgres-pooled-batch": (NO_TELEMETRY + storage_yaml(pooled=True), BATCH),
     "deploy": (DEPLOY_DAGSTER_YAML, BATCH),
 }
 

@@ -22,6 +22,7 @@ from alpha_assets_tests.postgres_server import (  # noqa: E402
     DEPLOY_DAGSTER_YAML,
     DEPLOY_ENV,
     PostgresServer,
+    storage_yaml,
     throwaway_postgres,
 )
 
@@ -31,6 +32,7 @@ __all__ = [
     "SERVER_SETTINGS",
     "PostgresServer",
     "postgres_instance",
+    "storage_yaml",
     "throwaway_postgres",
 ]
 

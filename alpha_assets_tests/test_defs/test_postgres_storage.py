@@ -18,20 +18,8 @@ from dagster import AssetKey, DagsterEventType, DagsterInstance
 from sqlalchemy.pool import NullPool, QueuePool
 
 from alpha_assets.defs.postgres_storage import POOL_MAX_OVERFLOW, PooledPostgresStorage
-from alpha_assets_tests.postgres_server import DEPLOY_DAGSTER_YAML, DEPLOY_ENV, PostgresServer
+from alpha_assets_tests.postgres_server import DEPLOY_DAGSTER_YAML, DEPLOY_ENV, PostgresServer, storage_yaml
 from alpha_assets_tests.test_defs.test_instance_storage import KEYS, _backfill, bars
-
-PLAIN_POSTGRES_YAML = """
-storage:
-  postgres:
-    postgres_db:
-      hostname: {env: DAGSTER_PG_HOST}
-      port: {env: DAGSTER_PG_PORT}
-      username: {env: DAGSTER_PG_USERNAME}
-      password: {env: DAGSTER_PG_PASSWORD}
-      db_name: {env: DAGSTER_PG_DB}
-      scheme: postgresql+psycopg2
-"""
 
 
 @pytest.fixture
@@ -93,7 +81,7 @@ def test_deployment_instance_records_a_backfill_on_a_few_pooled_connections(
 
 
 def test_dagster_postgres_own_storage_connects_for_every_statement(postgres_server, tmp_path, monkeypatch, connects):
-    instance = _instance(tmp_path, monkeypatch, postgres_server, "plain_yaml", PLAIN_POSTGRES_YAML)
+    instance = _instance(tmp_path, monkeypatch, postgres_server, "plain_yaml", storage_yaml(pooled=False))
     try:
         assert not isinstance(instance.run_storage, PooledPostgresStorage)
         assert isinstance(instance.event_log_storage._engine.pool, NullPool)
