@@ -11,6 +11,8 @@ from alpha_assets.errors import UnsafeKeyError
 SYMBOL_KEY_PATTERN = re.compile(r"^[A-Z0-9]{1,32}_[A-Z0-9_]{1,64}$")
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _NON_KEY_CHARACTERS = re.compile(r"[^A-Z0-9]")
+#: What a market type adds to the pair in a symbol key.
+_KEY_SUFFIXES = {"spot": "", "swap": "_PERP"}
 
 
 def validate_symbol_key(key: object) -> str:
@@ -66,16 +68,25 @@ def normalize_exchange_id(exchange_id: str) -> str:
     return prefix
 
 
-def make_symbol_key(exchange_id: str, base: str, quote: str) -> str:
+def make_symbol_key(exchange_id: str, base: str, quote: str, *, market_type: str = "spot") -> str:
     """Build ``EXCHANGE_BASEQUOTE`` from its parts (``binance``, ``BTC``, ``USDT`` -> ``BINANCE_BTCUSDT``).
+
+    A linear perpetual swap (``market_type="swap"``) gets the suffix ``_PERP`` (``BYBIT_BTCUSDT_PERP``), so it
+    never shares a key, a file or a partition with the spot pair of the same base and quote; base and quote
+    may not hold an underscore, so no spot key can end in ``_PERP``.
 
     Raises
     ------
     UnsafeKeyError
-        When the result is not a safe symbol key (e.g. a base with characters outside ``[A-Z0-9]``).
+        When base or quote hold an underscore, ``market_type`` is neither spot nor swap, or the result is not
+        a safe symbol key (e.g. a base with characters outside ``[A-Z0-9]``).
     """
     pair = f"{base}{quote}".upper()
-    return validate_symbol_key(f"{normalize_exchange_id(exchange_id)}_{pair}")
+    if "_" in pair:
+        raise UnsafeKeyError(f"symbol {base}/{quote} is refused: an underscore in base or quote would be ambiguous")
+    if market_type not in _KEY_SUFFIXES:
+        raise UnsafeKeyError(f"market type {market_type!r} is refused: expected one of {sorted(_KEY_SUFFIXES)}")
+    return validate_symbol_key(f"{normalize_exchange_id(exchange_id)}_{pair}{_KEY_SUFFIXES[market_type]}")
 
 
 def split_symbol_key(key: str) -> tuple[str, str]:

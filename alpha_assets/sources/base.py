@@ -7,13 +7,20 @@ from typing import Protocol, runtime_checkable
 
 import pandas as pd
 
+#: Market types a source can list: spot pairs and linear perpetual swaps (settled in the quote currency).
+MARKET_TYPES = ("spot", "swap")
+#: Key of ``DataFrame.attrs`` where :meth:`MarketSource.fetch_daily_bars` says, in words, that the source served
+#: only its most recent bars although older ones were asked for (a history cap of the exchange).
+HISTORY_LIMIT_ATTR = "history_limit"
+
 
 @dataclass(frozen=True)
 class Market:
     """One tradable pair (or listed instrument) as the source lists it.
 
-    ``symbol_key`` is the lakehouse key (``BINANCE_BTCUSDT``); ``ccxt_symbol`` the source's own name
-    (``BTC/USDT``). ``quote`` is the currency prices are in (the pair's quote; an equity's exchange
+    ``symbol_key`` is the lakehouse key (``BINANCE_BTCUSDT``, ``BYBIT_BTCUSDT_PERP`` for a linear perpetual
+    swap); ``ccxt_symbol`` the source's own name (``BTC/USDT``, ``BTC/USDT:USDT``); ``market_type`` one of
+    :data:`MARKET_TYPES`. ``quote`` is the currency prices are in (the pair's quote; an equity's exchange
     currency, ``""`` when unknown). ``asset_class`` and ``calendar`` (``24/7`` or an ``exchange_calendars``
     name) say when it trades: a source lists crypto pairs on ``24/7``, and
     :func:`~alpha_assets.sources.markets.classify_markets` sets them from the exchange otherwise. Sizes are in

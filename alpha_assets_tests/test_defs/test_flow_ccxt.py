@@ -84,7 +84,7 @@ def test_ccxt_flow_failed_symbol_is_reported_and_rerun_alone(ccxt_env):
     for pair, bars in _bars_until(third_day).items():
         server.set_bars(pair, bars)
     eth_before = read_ohlcv(env.paths, "BINANCE_ETHUSDT")
-    server.inject(Fault.SERVER_ERROR, times=None, symbol="ETHUSDT", path=KLINES_PATH)
+    server.inject(Fault.SERVER_ERROR, times=None, symbol="ETH/USDT", path=KLINES_PATH)
     links = run_flow_data(_defs(env, server, third_day), env.instance, env.paths, "CCXT_DAY_3", progress=lambda _: None)
     ingest = links[1].materializations["ohlcv"]
     assert ingest["failed_symbols"] == ["BINANCE_ETHUSDT"]

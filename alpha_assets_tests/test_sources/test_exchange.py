@@ -79,7 +79,7 @@ def fixture_bars() -> dict[str, pd.DataFrame]:
 def server(fixture_bars: dict[str, pd.DataFrame]) -> ExchangeServer:
     markets = [
         MarketSpec("ETH/USDT", tick_size=0.01, lot_size=0.0001, min_notional=5.0),
-        MarketSpec("LUNA/USDT", status="BREAK", tick_size=0.0001, lot_size=0.01, min_notional=1.0),
+        MarketSpec("LUNA/USDT", active=False, tick_size=0.0001, lot_size=0.01, min_notional=1.0),
         MarketSpec("BTC-W/USDT"),  # a base with a dash cannot become a safe key
     ]
     with ExchangeServer(fixture_bars, markets=markets) as running:
@@ -142,12 +142,31 @@ def test_load_markets_unsafe_base_skipped_not_raised(server, sleep):
     assert "refused" in source.skipped_markets[0][1]
 
 
-def test_load_markets_with_credentials_calls_exchange_info_only(server, sleep):
-    source = _source(server, sleep, api_key="AKIA-test-key", secret="not-a-real-secret")
+def test_load_markets_with_credentials_calls_exchange_info_only_and_sends_no_key(server, sleep):
+    source = _source(server, sleep, credentials={"apiKey": "AKIA-test-key", "secret": "not-a-real-secret"})
 
     source.load_markets()
+    source.fetch_daily_bars(_market(source, "ETH/USDT"), since=EPOCH, until=FAR)
 
-    assert [path for path, _ in server.requests] == [EXCHANGE_INFO_PATH]
+    assert [path for path, _ in server.requests] == [EXCHANGE_INFO_PATH, EXCHANGE_INFO_PATH, KLINES_PATH]
+    sent = json.dumps([(r.path, r.params, r.headers) for r in server.request_log])
+    assert "AKIA-test-key" not in sent and "not-a-real-secret" not in sent, "public calls carry no credential"
+
+
+def test_source_error_text_has_credentials_blanked_out(server, sleep):
+    planted = {"apiKey": "PLANTED-key-123", "secret": "PLANTED/secret+456=", "password": "PLANTED pass"}
+    source = _source(server, sleep, credentials=planted, max_retries=0)
+    # A market name that carries the planted values stands in for any text that could quote them back.
+    echo = Market(
+        symbol_key="BINANCE_ECHOUSDT", ccxt_symbol="PLANTED-key-123/PLANTED%2Fsecret%2B456%3D", base="E", quote="U"
+    )
+
+    with pytest.raises(SourceError) as info:
+        source.fetch_daily_bars(echo, since=EPOCH, until=FAR)
+
+    assert "PLANTED-key-123" not in str(info.value) and "PLANTED%2Fsecret%2B456%3D" not in str(info.value)
+    assert "[REDACTED]" in str(info.value)
+    assert info.value.__cause__ is None, "the ccxt exception, which could quote the answer, is not chained"
 
 
 def test_ccxt_source_implements_market_source_protocol(server, sleep):
@@ -193,7 +212,7 @@ def test_fetch_daily_bars_2500_bars_page_limit_1000_makes_three_kline_requests(s
     pd.testing.assert_frame_equal(bars, expected, check_dtype=False)
     assert str(bars["timestamp"].dt.tz) == "UTC"
     starts = [int(params["startTime"]) for path, params in server.requests if path == KLINES_PATH]
-    assert starts[1] == int(expected["timestamp"].iloc[999].value // 10**6) + 1
+    assert starts[1] == int(expected["timestamp"].iloc[999].value // 10**6) + 86_400_000, "the day after page 1"
     assert sleep.waits == []
 
 
@@ -237,7 +256,10 @@ def test_fetch_daily_bars_exchange_repeats_page_stops_without_looping(server, sl
 
     bars = source.fetch_daily_bars(btc, since=EPOCH, until=FAR)
 
-    assert server.request_count(KLINES_PATH) == 2
+    # Page 1 (the first 1,000 bars) moves the cursor past them; the repeats bring nothing at or after the
+    # cursor, which moves on by 1,000 days each time: 2 more requests cover the ~1,500 days left.
+    days_left = (TODAY - fixture_bars["BTC/USDT"]["timestamp"].iloc[1000]).days
+    assert server.request_count(KLINES_PATH) == 1 + -(-days_left // 1000) == 3
     pd.testing.assert_frame_equal(bars, fixture_bars["BTC/USDT"].iloc[:1000], check_dtype=False)
 
 
@@ -358,22 +380,46 @@ def test_backoff_jitter_stays_within_bounds_and_repeats_with_seed(server, sleep)
 
 
 @pytest.mark.parametrize("fault", [Fault.TRUNCATED_JSON, Fault.NOT_JSON], ids=["truncated", "html"])
-def test_fetch_daily_bars_malformed_json_raises_clear_source_error_without_retry(server, sleep, fault):
+def test_fetch_daily_bars_malformed_json_once_is_retried_like_a_transient_error(server, sleep, fixture_bars, fault):
     source = _source(server, sleep)
     eth = _market(source, "ETH/USDT")
     server.inject(fault, times=1, path=KLINES_PATH)
 
-    with pytest.raises(SourceError, match=r"binance fetch_ohlcv of ETH/USDT failed: BadResponse: .*not valid JSON"):
+    bars = source.fetch_daily_bars(eth, since=EPOCH, until=FAR)
+
+    assert server.request_count(KLINES_PATH) == 2 and sleep.waits == [0.5]
+    pd.testing.assert_frame_equal(bars, _closed(fixture_bars["ETH/USDT"]), check_dtype=False)
+
+
+@pytest.mark.parametrize("fault", [Fault.TRUNCATED_JSON, Fault.NOT_JSON], ids=["truncated", "html"])
+def test_fetch_daily_bars_malformed_json_every_time_raises_naming_the_answer(server, sleep, fault):
+    source = _source(server, sleep, max_retries=2)
+    eth = _market(source, "ETH/USDT")
+    server.inject(fault, times=None, path=KLINES_PATH)
+
+    with pytest.raises(
+        SourceError, match=r"of ETH/USDT failed after 3 tries; last error BadResponse: .*not valid JSON"
+    ):
         source.fetch_daily_bars(eth, since=EPOCH, until=FAR)
-    assert server.request_count(KLINES_PATH) == 1 and sleep.waits == []
+    assert server.request_count(KLINES_PATH) == 3 and sleep.waits == [0.5, 1.0]
 
 
-def test_fetch_tickers_truncated_json_raises_source_error(server, sleep):
-    source = _source(server, sleep)
+def test_retries_stop_at_the_total_time_budget(server, sleep):
+    source = _source(server, sleep, max_retries=10, backoff_base_s=1.0, backoff_cap_s=8.0, retry_budget_s=10.0)
+    eth = _market(source, "ETH/USDT")
+    server.inject(Fault.UNAVAILABLE, times=None, path=KLINES_PATH)
+
+    with pytest.raises(SourceError, match=r"failed after 4 tries \(retry budget of 10 s spent\); last error"):
+        source.fetch_daily_bars(eth, since=EPOCH, until=FAR)
+    assert sleep.waits == [1.0, 2.0, 4.0], "the next wait (8 s) would end past the 10 s budget"
+
+
+def test_fetch_tickers_truncated_json_every_time_raises_source_error(server, sleep):
+    source = _source(server, sleep, max_retries=1)
     source.load_markets()
-    server.inject(Fault.TRUNCATED_JSON, times=1, path=TICKER_PATH)
+    server.inject(Fault.TRUNCATED_JSON, times=None, path=TICKER_PATH)
 
-    with pytest.raises(SourceError, match=r"binance fetch_tickers failed: BadResponse: .*ticker/24hr.*not valid JSON"):
+    with pytest.raises(SourceError, match=r"binance fetch_tickers failed after 2 tries; .*ticker/24hr.*not valid JSON"):
         source.fetch_tickers()
 
 
@@ -461,7 +507,7 @@ def test_source_without_base_url_is_stopped_by_the_socket_guard(sleep):
 
 
 def test_repr_hides_credentials(server, sleep):
-    source = _source(server, sleep, api_key="AKIA-visible-key", secret="s3cr3t-value")
+    source = _source(server, sleep, credentials={"apiKey": "AKIA-visible-key", "secret": "s3cr3t-value"})
 
     text = repr(source)
 
@@ -483,11 +529,24 @@ def test_repr_hides_credentials(server, sleep):
         ({"timeout_ms": 0}, r"`timeout_ms` must be an integer >= 1, got 0"),
         ({"max_retries": -1}, r"`max_retries` must be an integer >= 0, got -1"),
         ({"page_limit": 2.5}, r"`page_limit` must be an integer >= 1, got 2.5"),
+        ({"market_type": "option"}, r"`market_type` must be one of \['spot', 'swap'\], got 'option'"),
+        ({"retry_budget_s": -1.0}, r"`retry_budget_s` must be >= 0 seconds, got -1.0"),
         ({"backoff_base_s": -1.0}, r"`backoff_base_s` must be >= 0 seconds, got -1.0"),
         ({"backoff_cap_s": 0.1}, r"`backoff_cap_s` must be >= `backoff_base_s` \(0.5\), got 0.1"),
         ({"jitter": 2.0}, r"`jitter` must be in \[0, 1\], got 2.0"),
     ],
-    ids=["exchange", "base-url", "timeout", "retries", "page-limit", "backoff-base", "backoff-cap", "jitter"],
+    ids=[
+        "exchange",
+        "base-url",
+        "timeout",
+        "retries",
+        "page-limit",
+        "market-type",
+        "retry-budget",
+        "backoff-base",
+        "backoff-cap",
+        "jitter",
+    ],
 )
 def test_ccxt_source_bad_parameter_raises_value_error(overrides, match):
     params = {"exchange_id": "binance", **overrides}
@@ -505,4 +564,4 @@ def test_exchange_server_klines_capped_at_1000_and_newest_without_start_time(ser
 
     assert len(rows) == 1000
     assert rows[-1][0] == int(TODAY.value // 10**6)
-    assert server.request_count(KLINES_PATH, symbol="BTCUSDT") == 1
+    assert server.request_count(KLINES_PATH, symbol="BTC/USDT") == 1

@@ -20,6 +20,18 @@ API_KEY_ENV = "ALPHA_ASSETS_EXCHANGE_API_KEY"
 API_SECRET_ENV = "ALPHA_ASSETS_EXCHANGE_SECRET"
 #: The ccxt exchange when none is named.
 DEFAULT_CCXT_EXCHANGE = "binance"
+#: The passphrase some exchanges add to key and secret (okx, kucoin, bitget); either name is read.
+API_PASSWORD_ENVS = ("ALPHA_ASSETS_EXCHANGE_PASSWORD", "ALPHA_ASSETS_EXCHANGE_PASSPHRASE")
+
+
+def exchange_credentials() -> dict[str, str]:
+    """``apiKey`` / ``secret`` / ``password`` from the environment, only those set and non-empty."""
+    values = {
+        "apiKey": os.environ.get(API_KEY_ENV),
+        "secret": os.environ.get(API_SECRET_ENV),
+        "password": next((os.environ[name] for name in API_PASSWORD_ENVS if os.environ.get(name)), None),
+    }
+    return {name: value for name, value in values.items() if value}
 
 
 class SourceKind(StrEnum):
@@ -80,6 +92,5 @@ class MarketSourceResource(ConfigurableResource):
             timeout_ms=self.timeout_ms,
             max_retries=self.max_retries,
             now=self.now if self.clock else None,
-            api_key=os.environ.get(API_KEY_ENV) or None,
-            secret=os.environ.get(API_SECRET_ENV) or None,
+            credentials=exchange_credentials(),
         )
