@@ -240,6 +240,13 @@ def flow_data(args: argparse.Namespace, instance: DagsterInstance) -> FlowDataOu
         for key, reason in sorted(stage_failures.items()):
             print(f"    {key}: {reason}")
             failures.setdefault(key, reason)
+    short = {key: history for part in ingests for key, history in (part.get("short_history") or {}).items()}
+    print(f"  short history: {len(short) or 'none'}")
+    for key, history in sorted(short.items()):
+        print(
+            f"    {key}: bars from {history['first_bar'][:10]}, {history['short_by_days']} days after the requested "
+            f"{history['requested_start'][:10]} ({history['reason']})"
+        )
     skipped = {
         entry["name"]: entry["reason"]
         for asset in ("candidates", "ohlcv")

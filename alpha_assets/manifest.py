@@ -27,6 +27,7 @@ from alpha_assets.lakehouse.parquet import bytes_sha256, encode_json
 
 #: Every section a manifest may hold, whichever cycle owns it.
 KNOWN_SECTIONS = (
+    "source",
     "discovery",
     "ingestion",
     "audit",

@@ -16,9 +16,10 @@ from alpha_assets.alpha.pipeline import ALPHA_SECTIONS, alpha_params
 from alpha_assets.errors import ManifestError
 from alpha_assets.lakehouse.audit import AuditParams
 from alpha_assets.manifest import DEFAULT_MANIFEST, KNOWN_SECTIONS, load_profile, read_manifest
-from alpha_assets.sources.params import DiscoveryParams, IngestionParams, MarketParams
+from alpha_assets.sources.params import DiscoveryParams, IngestionParams, MarketParams, SourceParams
 
 DATAOPS = {
+    "source": SourceParams,
     "discovery": DiscoveryParams,
     "ingestion": IngestionParams,
     "audit": AuditParams,

@@ -51,8 +51,21 @@ Checks, each recorded as a :class:`CheckResult` (observed value next to threshol
     The longest run of identical consecutive closes within the last ``frozen_lookback_bars`` bars. Fails as
     ``TOXIC`` when it reaches ``frozen_close_bars`` bars.
 
-Verdict precedence: ``MISSING`` > ``TOXIC`` > ``STALE`` > ``DEGRADED`` > ``OK``; every failed check adds its
-reason, whatever the final verdict. All checks are vectorised over the bars (no Python loop over time).
+Two more checks come from the symbol's ingestion log (:mod:`~alpha_assets.lakehouse.ingest_log`), when
+:func:`audit_symbol_file` finds one:
+
+``last_ingest``
+    The latest ingestion of the symbol did not fail. Fails as ``INGEST_FAILED`` with the source's error: bars
+    that could not be brought up to date in this run are not validated for it, however fresh they look.
+``history_length``
+    The stored bars reach back to the start the ingestion asked for (``history_days + warmup_days`` before
+    its day). Fails as ``SHORT_HISTORY`` with the requested start, the first bar, the days missing and why
+    (the exchange's history cap, a recent listing); the manifest's ``ingestion.accept_short_history`` says
+    whether such a symbol is still validated.
+
+Verdict precedence: ``MISSING`` > ``TOXIC`` > ``INGEST_FAILED`` > ``STALE`` > ``DEGRADED`` >
+``SHORT_HISTORY`` > ``OK``; every failed check adds its reason, whatever the final verdict. All checks are
+vectorised over the bars (no Python loop over time).
 """
 
 from __future__ import annotations
@@ -70,6 +83,7 @@ import pandas as pd
 
 from alpha_assets.errors import LakehouseReadError
 from alpha_assets.lakehouse.calendars import TradingCalendar
+from alpha_assets.lakehouse.ingest_log import IngestLog, read_ingest_log
 from alpha_assets.lakehouse.keys import validate_symbol_key
 from alpha_assets.lakehouse.ohlcv import (
     DAY,
@@ -96,6 +110,8 @@ CHECK_STALENESS = "staleness"
 CHECK_DAILY_RETURN = "daily_return"
 CHECK_VOLUME_ZSCORE = "volume_zscore"
 CHECK_FROZEN_CLOSE = "frozen_close"
+CHECK_LAST_INGEST = "last_ingest"
+CHECK_HISTORY_LENGTH = "history_length"
 #: Every check name, in the order the checks run and their reasons are listed.
 CHECK_NAMES = (
     CHECK_BARS_PRESENT,
@@ -110,6 +126,8 @@ CHECK_NAMES = (
     CHECK_VOLUME_ZSCORE,
     CHECK_FROZEN_CLOSE,
 )
+#: The checks taken from the symbol's ingestion log, after the bar checks, when there is a log.
+INGEST_CHECK_NAMES = (CHECK_LAST_INGEST, CHECK_HISTORY_LENGTH)
 #: How many gap ranges a reason lists before it says "and N more".
 _MAX_LISTED_GAPS = 5
 _NS_PER_DAY = DAY.value
@@ -122,14 +140,24 @@ class Verdict(StrEnum):
     """A symbol's data health, from best to worst: only ``OK`` symbols become validated candidates."""
 
     OK = "OK"
+    SHORT_HISTORY = "SHORT_HISTORY"
     DEGRADED = "DEGRADED"
     STALE = "STALE"
+    INGEST_FAILED = "INGEST_FAILED"
     TOXIC = "TOXIC"
     MISSING = "MISSING"
 
 
 #: Precedence of the verdicts: the worst failed check decides.
-_SEVERITY = {Verdict.OK: 0, Verdict.DEGRADED: 1, Verdict.STALE: 2, Verdict.TOXIC: 3, Verdict.MISSING: 4}
+_SEVERITY = {
+    Verdict.OK: 0,
+    Verdict.SHORT_HISTORY: 1,
+    Verdict.DEGRADED: 2,
+    Verdict.STALE: 3,
+    Verdict.INGEST_FAILED: 4,
+    Verdict.TOXIC: 5,
+    Verdict.MISSING: 6,
+}
 
 
 @dataclass(frozen=True)
@@ -289,7 +317,11 @@ class AuditVerdict:
             "symbol_key": self.symbol_key,
             "verdict": self.verdict.value,
             "reasons": list(self.reasons),
-            "checks": {name: self.checks[name].to_json_dict() for name in CHECK_NAMES if name in self.checks},
+            "checks": {
+                name: self.checks[name].to_json_dict()
+                for name in (*CHECK_NAMES, *INGEST_CHECK_NAMES)
+                if name in self.checks
+            },
             "first_bar": _iso(self.first_bar),
             "last_bar": _iso(self.last_bar),
             "n_bars": self.n_bars,
@@ -423,16 +455,49 @@ def audit_symbol_file(
     if not isinstance(paths, LakehousePaths):
         raise TypeError(f"`paths` must be a LakehousePaths, got {type(paths).__name__}")
     path = paths.ohlcv_file(symbol_key)
+    log = read_ingest_log(paths, symbol_key)
     if not path.exists():
-        return missing_verdict(symbol_key, as_of=as_of, reason=f"no file {path.name}")
+        return with_ingest_log(missing_verdict(symbol_key, as_of=as_of, reason=f"no file {path.name}"), log)
     try:
         table = read_table(path)
     except LakehouseReadError as err:
-        return missing_verdict(symbol_key, as_of=as_of, reason=f"unreadable file {path.name}: {err.reason}")
+        verdict = missing_verdict(symbol_key, as_of=as_of, reason=f"unreadable file {path.name}: {err.reason}")
+        return with_ingest_log(verdict, log)
     bars = BarArrays.from_table(table) if table.schema.equals(OHLCV_SCHEMA) else table.to_pandas()
-    return audit_bars(
+    verdict = audit_bars(
         bars, symbol_key=symbol_key, as_of=as_of, params=params, unrepaired_gaps=unrepaired_gaps, calendar=calendar
     )
+    return with_ingest_log(verdict, log)
+
+
+def with_ingest_log(verdict: AuditVerdict, log: IngestLog | None) -> AuditVerdict:
+    """``verdict`` with the ``last_ingest`` and ``history_length`` checks of the symbol's ingestion log added.
+
+    Without a log (a lakehouse filled by other means) the verdict is returned unchanged.
+    """
+    if log is None:
+        return verdict
+    checks = dict(verdict.checks)
+    reasons = list(verdict.reasons)
+    checks[CHECK_LAST_INGEST] = CheckResult(
+        not log.failed, Verdict.INGEST_FAILED if log.failed else Verdict.OK, log.status, "succeeded"
+    )
+    if log.failed:
+        reasons.append(f"ingestion failed at {log.as_of}: {log.error}")
+    short = log.history
+    checks[CHECK_HISTORY_LENGTH] = CheckResult(
+        short is None,
+        Verdict.OK if short is None else Verdict.SHORT_HISTORY,
+        None if short is None else short.to_json(),
+        "stored bars reach the requested start",
+    )
+    if short is not None:
+        reasons.append(
+            f"short history: bars from {_day(pd.Timestamp(short.first_bar))}, {short.short_by_days} days after "
+            f"the requested start {_day(pd.Timestamp(short.requested_start))} ({short.reason})"
+        )
+    worst = max((c.verdict for c in checks.values()), key=_SEVERITY.__getitem__)
+    return dataclasses.replace(verdict, verdict=worst, reasons=tuple(reasons), checks=checks)
 
 
 class _Audit:

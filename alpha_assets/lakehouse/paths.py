@@ -118,6 +118,15 @@ class LakehousePaths:
         return self.repairs_dir / f"{validate_symbol_key(symbol_key)}.json"
 
     @property
+    def ingest_logs_dir(self) -> Path:
+        """``lakehouse/ingest/``: the last ingestion of each symbol (status, error, history shortfall)."""
+        return self.lakehouse_dir / "ingest"
+
+    def ingest_log_file(self, symbol_key: str) -> Path:
+        """``lakehouse/ingest/<KEY>.json``."""
+        return self.ingest_logs_dir / f"{validate_symbol_key(symbol_key)}.json"
+
+    @property
     def audit_dir(self) -> Path:
         """``lakehouse/audit/``: the latest audit verdict per symbol."""
         return self.lakehouse_dir / "audit"

@@ -8,10 +8,17 @@ from typing import Any
 from alpha_assets.errors import EmptyUniverseError, ExportConflictError
 
 OK_VERDICT = "OK"
+SHORT_HISTORY_VERDICT = "SHORT_HISTORY"
 
 
-def validate_candidates(candidates: Mapping[str, Any], verdicts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def validate_candidates(
+    candidates: Mapping[str, Any], verdicts: Sequence[Mapping[str, Any]], *, accept_short_history: bool = True
+) -> dict[str, Any]:
     """The ``candidates_validated.json`` document: candidates whose verdict is OK, reasons for the rest.
+
+    A ``SHORT_HISTORY`` verdict (clean bars that start after the requested start) is validated when
+    ``accept_short_history``, and its reason is kept under ``short_history``; an ``INGEST_FAILED`` verdict (the
+    symbol's ingestion failed in this run) is rejected with the source's error.
 
     Parameters
     ----------
@@ -19,6 +26,8 @@ def validate_candidates(candidates: Mapping[str, Any], verdicts: Sequence[Mappin
         The ``candidates.json`` document (``run_id``, ``as_of``, ``candidates`` with ``symbol_key`` each).
     verdicts : Sequence of Mapping
         One audit verdict per candidate (``symbol_key``, ``verdict``, ``reasons``), as written to ``audit.json``.
+    accept_short_history : bool
+        The manifest's ``ingestion.accept_short_history``.
 
     Raises
     ------
@@ -32,14 +41,20 @@ def validate_candidates(candidates: Mapping[str, Any], verdicts: Sequence[Mappin
     missing = [c["symbol_key"] for c in rows if c["symbol_key"] not in by_key]
     if missing:
         raise ValueError(f"no audit verdict for candidates {missing[:10]} of run {candidates['run_id']}")
-    validated = [c for c in rows if by_key[c["symbol_key"]]["verdict"] == OK_VERDICT]
+    passing = {OK_VERDICT, SHORT_HISTORY_VERDICT} if accept_short_history else {OK_VERDICT}
+    validated = [c for c in rows if by_key[c["symbol_key"]]["verdict"] in passing]
     rejected = {
         c["symbol_key"]: {
             "verdict": by_key[c["symbol_key"]]["verdict"],
             "reasons": by_key[c["symbol_key"]]["reasons"],
         }
         for c in rows
-        if by_key[c["symbol_key"]]["verdict"] != OK_VERDICT
+        if by_key[c["symbol_key"]]["verdict"] not in passing
+    }
+    short_history = {
+        c["symbol_key"]: by_key[c["symbol_key"]]["reasons"]
+        for c in validated
+        if by_key[c["symbol_key"]]["verdict"] == SHORT_HISTORY_VERDICT
     }
     if not validated:
         counts: dict[str, int] = {}
@@ -55,6 +70,7 @@ def validate_candidates(candidates: Mapping[str, Any], verdicts: Sequence[Mappin
         "symbols": [c["symbol_key"] for c in validated],
         "candidates": validated,
         "rejected": rejected,
+        "short_history": short_history,
     }
 
 

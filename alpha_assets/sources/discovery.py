@@ -80,10 +80,11 @@ def discover_candidates(markets: Sequence[Market], tickers: Mapping[str, Ticker]
     """Filter and rank markets into candidates.
 
     Filters, in order (a market is excluded by the first that fails): asset class, quote currency,
-    stablecoin base, leveraged token, inactive market, no ticker, 24 h traded value below the minimum, below
-    the top N. An equity's quote is its exchange's currency (set by
-    :func:`~alpha_assets.sources.markets.classify_markets`), so ``quote_currencies = ["USD"]`` keeps US
-    stocks.
+    stablecoin base, leveraged token, inactive market, no ticker, 24 h traded value below the minimum, another
+    listing of the same base with a preferred quote (``one_listing_per_base``: the quote that comes first in
+    ``quote_currencies`` wins, among the markets that passed the filters before), below the top N. An equity's
+    quote is its exchange's currency (set by :func:`~alpha_assets.sources.markets.classify_markets`), so
+    ``quote_currencies = ["USD"]`` keeps US stocks.
 
     Parameters
     ----------
@@ -129,6 +130,8 @@ def discover_candidates(markets: Sequence[Market], tickers: Mapping[str, Ticker]
             survivors.append((market, float(tickers[market.symbol_key].quote_volume)))
         else:
             excluded[market.symbol_key] = reason
+    if params.one_listing_per_base:
+        survivors = _one_listing_per_base(survivors, params.quote_currencies, excluded)
     survivors.sort(key=lambda item: (-item[1], item[0].symbol_key))
     for rank, (market, _) in enumerate(survivors[params.top_n :], start=params.top_n + 1):
         excluded[market.symbol_key] = f"below top {params.top_n} (rank {rank} by traded value)"
@@ -151,6 +154,25 @@ def discover_candidates(markets: Sequence[Market], tickers: Mapping[str, Ticker]
         summary = ", ".join(f"{name}: {count}" for name, count in sorted(counts.items())) or "no market listed"
         raise EmptyUniverseError(f"discovery kept no candidate out of {len(markets)} markets ({summary})")
     return Discovery(candidates=candidates, excluded=excluded, params=params, n_markets=len(markets))
+
+
+def _one_listing_per_base(
+    survivors: list[tuple[Market, float]], preference: Sequence[str], excluded: dict[str, str]
+) -> list[tuple[Market, float]]:
+    """The survivors with one market per base: the quote earliest in ``preference``; the rest go to ``excluded``."""
+    rank = {quote: i for i, quote in enumerate(preference)}
+    kept: dict[str, Market] = {}
+    for market, _ in sorted(survivors, key=lambda item: (rank[item[0].quote], item[0].symbol_key)):
+        if market.base in kept:
+            chosen = kept[market.base]
+            excluded[market.symbol_key] = (
+                f"same asset as {chosen.symbol_key} ({chosen.ccxt_symbol}), kept because its quote {chosen.quote} "
+                f"comes before {market.quote} in quote_currencies"
+            )
+        else:
+            kept[market.base] = market
+    chosen_keys = {m.symbol_key for m in kept.values()}
+    return [item for item in survivors if item[0].symbol_key in chosen_keys]
 
 
 def _exclusion_reason(
@@ -186,6 +208,7 @@ def _filter_name(reason: str) -> str:
         ("inactive", "inactive"),
         ("no 24 h", "no ticker"),
         ("traded value", "traded value"),
+        ("same asset", "one listing per base"),
         ("below top", "top N"),
     ):
         if reason.startswith(prefix):

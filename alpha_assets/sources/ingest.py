@@ -4,7 +4,9 @@ Per symbol, under the file's lock: read the stored bars (an unreadable file is m
 overwritten), fetch only the bars after the last stored one, quarantine malformed rows, merge without ever
 losing a stored bar, re-fetch gaps within bounds (count, depth, time, attempts, one try per gap and UTC
 day), and write the file atomically only when a bar changed. Nothing is forward-filled: what stays missing is
-reported with its range.
+reported with its range. Every run also records in the symbol's ingestion log
+(:mod:`~alpha_assets.lakehouse.ingest_log`) whether it failed and how far the stored history falls short of
+the requested start (a history cap of the exchange, a recent listing), which the audit turns into labels.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import pandas as pd
 
 from alpha_assets.errors import LakehouseReadError, SourceError
 from alpha_assets.lakehouse.calendars import TradingCalendar
+from alpha_assets.lakehouse.ingest_log import HistoryShortfall, IngestLog, read_ingest_log, write_ingest_log
 from alpha_assets.lakehouse.keys import split_symbol_key, validate_symbol_key
 from alpha_assets.lakehouse.ohlcv import (
     DAY,
@@ -45,7 +48,7 @@ from alpha_assets.lakehouse.parquet import (
     write_json_atomic,
 )
 from alpha_assets.lakehouse.paths import LakehousePaths
-from alpha_assets.sources.base import Market, MarketSource, listed_exchange_keys
+from alpha_assets.sources.base import HISTORY_LIMIT_ATTR, Market, MarketSource, listed_exchange_keys
 from alpha_assets.sources.params import IngestionParams
 from alpha_assets.typing import IntArray
 
@@ -116,6 +119,9 @@ class IngestReport:
         Whether the stored file was rewritten.
     error : str or None
         Why the run failed, naming the symbol.
+    history : HistoryShortfall or None
+        The requested start (``history_days + warmup_days`` before today), the first stored bar, by how many
+        days it falls short and why; None when the stored bars reach back to the requested start.
     """
 
     symbol_key: str
@@ -134,6 +140,7 @@ class IngestReport:
     moved_aside: str | None = None
     written: bool = False
     error: str | None = None
+    history: HistoryShortfall | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         """JSON-ready form with sorted reasons."""
@@ -154,6 +161,7 @@ class IngestReport:
             "moved_aside": self.moved_aside,
             "written": self.written,
             "error": self.error,
+            "history": None if self.history is None else self.history.to_json(),
         }
 
 
@@ -248,7 +256,51 @@ def ingest_symbol(
     with exclusive_lock(paths.ohlcv_lock_file(key)):
         remove_sibling_lock(paths.ohlcv_file(key))
         report = _ingest_locked(source, market, key, paths, now, params)
+        report["history"] = _record_ingestion(paths, key, report, now, params)
+    report.pop("history_limit", None)
     return IngestReport(**{**report, "requests": source.requests_made - requests_before})
+
+
+def _record_ingestion(
+    paths: LakehousePaths, key: str, report: dict[str, Any], now: pd.Timestamp, params: IngestionParams
+) -> HistoryShortfall | None:
+    """Rewrite the symbol's ingestion log when it changed; return the history shortfall of the stored bars.
+
+    The reason of a shortfall is known when the first fetch saw it: the source's history cap
+    (``attrs[HISTORY_LIMIT_ATTR]`` of the fetched frame) or, without one, a listing after the requested
+    start. Later runs keep the logged reason while the first bar stays the same.
+    """
+    today = now - pd.Timedelta(int(now.value) % DAY.value, unit="ns")
+    requested = today - (params.history_days + params.warmup_days) * DAY
+    previous = read_ingest_log(paths, key)
+    history = None
+    if report["first_bar"] is not None and pd.Timestamp(report["first_bar"]) > requested:
+        first = pd.Timestamp(report["first_bar"])
+        known = previous.history if previous is not None and previous.history is not None else None
+        if report.get("history_limit"):
+            reason = report["history_limit"]
+        elif known is not None and known.first_bar == report["first_bar"]:
+            reason = known.reason
+        elif report["bars_before"] == 0:
+            reason = f"the source has no bar before {first.date()}: the market was listed after the requested start"
+        else:
+            reason = (
+                "the stored history starts later than requested and ingestion only appends after the last "
+                "stored bar, so the older bars are not fetched"
+            )
+        history = HistoryShortfall(requested.isoformat(), report["first_bar"], (first - requested).days, reason)
+    failed = report["status"] is IngestStatus.FAILED
+    log = IngestLog(
+        symbol_key=key,
+        # The clock and the error only of a failure: a log that says the same again is not rewritten.
+        as_of=now.isoformat() if failed else "",
+        status="failed" if failed else "succeeded",
+        error=report.get("error"),
+        history=history,
+    )
+    if log != previous:
+        write_ingest_log(paths, log)
+    return history
 
 
 def _ingest_locked(
@@ -282,12 +334,13 @@ def _ingest_locked(
         else pd.Timestamp(int(stored.timestamps[-1]), unit="ms", tz="UTC") + DAY
     )
     merged = stored
+    history_limit = None
     # No request when no session closed since the last bar (an equity on a Sunday, a holiday).
     if since < today and calendar.count(int(since.value // DAY.value) - 1, today_day - 1) > 0:
         try:
-            cleaned, quarantined = clean_bar_arrays(
-                source.fetch_daily_bars(market, since=since, until=today), symbol_key=key, now=now
-            )
+            fetched = source.fetch_daily_bars(market, since=since, until=today)
+            history_limit = fetched.attrs.get(HISTORY_LIMIT_ATTR)
+            cleaned, quarantined = clean_bar_arrays(fetched, symbol_key=key, now=now)
         except (SourceError, ValueError) as err:
             _append_quarantine(paths, key, records)
             return _summary(
@@ -320,6 +373,7 @@ def _ingest_locked(
         gaps_found=repair["gaps_found"],
         gaps_repaired=repair["gaps_repaired"],
         unrepaired=repair["unrepaired"],
+        history_limit=history_limit,
     )
 
 

@@ -1,4 +1,4 @@
-"""Parameter dataclasses of the DataOps cycle (discovery and ingestion), resolved from a manifest.
+"""Parameter dataclasses of the DataOps cycle (source, discovery and ingestion), resolved from a manifest.
 
 Every field carries ``metadata={"doc": ..., "min": ..., "max": ...}`` (bounds inclusive, ``None`` meaning
 unbounded) so that the manifest loader can refuse unknown keys, wrong types and out-of-range values with one
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from alpha_assets.lakehouse.calendars import AssetClass, ExchangeMarket, validate_calendar_name
 from alpha_assets.lakehouse.keys import SYMBOL_KEY_PATTERN
@@ -44,7 +45,21 @@ class DiscoveryParams:
 
     quote_currencies: tuple[str, ...] = field(
         default=("USDT",),
-        metadata={"doc": "Quote currencies kept (exact, upper case).", "min": None, "max": None},
+        metadata={
+            "doc": "Quote currencies kept (exact, upper case), in order of preference: with "
+            "one_listing_per_base, an asset listed against several of them keeps the first one's market.",
+            "min": None,
+            "max": None,
+        },
+    )
+    one_listing_per_base: bool = field(
+        default=True,
+        metadata={
+            "doc": "Keep one market per base asset (BTC/USD or BTC/USDT, not both): the one whose quote comes "
+            "first in quote_currencies; the others are excluded naming the listing kept.",
+            "min": None,
+            "max": None,
+        },
     )
     min_traded_value_24h: float = field(
         default=1e6,
@@ -180,11 +195,93 @@ class IngestionParams:
             "max": None,
         },
     )
+    accept_short_history: bool = field(
+        default=True,
+        metadata={
+            "doc": "Validate a symbol whose stored bars start after the requested start (history_days + "
+            "warmup_days back): a recent listing, or an exchange that keeps less history (kraken: 720 daily "
+            "bars). Either way the audit labels it SHORT_HISTORY with the days missing and why.",
+            "min": None,
+            "max": None,
+        },
+    )
     max_repair_attempts: int = field(
         default=3,
         metadata={
             "doc": "Re-fetches of one gap (at most one per UTC day) before it is reported unrepairable "
             "and no longer tried.",
+            "min": 0,
+            "max": None,
+        },
+    )
+
+
+class MarketType(StrEnum):
+    """Which markets the ccxt source lists."""
+
+    SPOT = "spot"
+    #: Linear perpetual swaps, settled in the quote currency (``BTC/USDT:USDT``); keys end in ``_PERP``.
+    SWAP = "swap"
+
+
+@dataclass(frozen=True)
+class SourceParams:
+    """How the ``ccxt`` source reaches its exchange (manifest section ``source``).
+
+    The command line's ``--base-url`` (and a Dagster run config of the ``market_source`` resource) take
+    precedence over ``base_url``, ``timeout_ms`` and ``max_retries`` here.
+    """
+
+    market_type: MarketType = field(
+        default=MarketType.SPOT,
+        metadata={"doc": "spot pairs, or swap: linear perpetual swaps (keys end in _PERP).", "min": None, "max": None},
+    )
+    base_url: str | None = field(
+        default=None,
+        metadata={
+            "doc": "scheme://host[:port] replacing the exchange's API hosts, paths kept (a proxy, or a test "
+            "server such as http://127.0.0.1:8000); null: the exchange's real endpoints.",
+            "min": None,
+            "max": None,
+        },
+    )
+    page_limit: int | None = field(
+        default=None,
+        metadata={
+            "doc": "Daily bars asked per OHLCV request; null: the exchange's cap as ccxt publishes it "
+            "(binance 1000, kraken 720, okx 300, coinbase 300); a larger value is lowered to the cap.",
+            "min": 1,
+            "max": None,
+        },
+    )
+    timeout_ms: int = field(
+        default=10_000,
+        metadata={
+            "doc": "Per-request timeout in milliseconds; a request exceeding it is retried.",
+            "min": 1,
+            "max": None,
+        },
+    )
+    max_retries: int = field(
+        default=5,
+        metadata={
+            "doc": "Retries of a call after a transient error (timeout, 429, 5xx, HTML or truncated answer).",
+            "min": 0,
+            "max": None,
+        },
+    )
+    retry_budget_s: float = field(
+        default=60.0,
+        metadata={
+            "doc": "Seconds one call may spend on its tries and backoff waits before it fails.",
+            "min": 0.0,
+            "max": None,
+        },
+    )
+    rate_limit_ms: int | None = field(
+        default=None,
+        metadata={
+            "doc": "Minimum spacing of requests in milliseconds; null: the exchange's own rate limit in ccxt.",
             "min": 0,
             "max": None,
         },

@@ -40,7 +40,9 @@ class CoinbaseServer(LoopbackExchange):
         return next((s for s, spec in self.markets.items() if market_id(spec) == wanted), wanted)
 
     def error_payload(self, status: int, message: str) -> Any:
-        return {"error": "RATE_LIMIT_EXCEEDED" if status == 429 else "INVALID_ARGUMENT", "message": message}
+        if status == HTTPStatus.TOO_MANY_REQUESTS:
+            return {"errors": [{"id": "rate_limit_exceeded", "message": message}]}
+        return {"error": "INVALID_ARGUMENT", "error_details": message, "message": message}
 
     def answer(self, path: str, params: Mapping[str, str], fault: Fault | None) -> tuple[int, Any]:
         if path == PRODUCTS_PATH:

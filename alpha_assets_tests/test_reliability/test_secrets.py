@@ -1,10 +1,12 @@
 """Secrets: exchange credentials planted in the environment never reach a file, a log line or the exchange.
 
-``alpha-assets flow-data --source ccxt`` runs in-process against the local Binance-format server with
-``ALPHA_ASSETS_EXCHANGE_API_KEY`` and ``ALPHA_ASSETS_EXCHANGE_SECRET`` set to planted values, once succeeding and
-once failing inside the ingestion (so error messages and tracebacks are recorded too). Then every file under the
-data folder and ``DAGSTER_HOME`` (the sqlite event logs and run storage included), the captured stdout/stderr
-and the requests the server received are searched for the planted values, raw and URL-encoded.
+``alpha-assets flow-data --source ccxt`` runs in-process against loopback servers in binance's, okx's and
+bybit's formats with ``ALPHA_ASSETS_EXCHANGE_API_KEY``, ``_SECRET`` and ``_PASSWORD`` (okx's passphrase) set to
+planted values, once succeeding and three times with half the symbols failing inside the ingestion (HTML pages,
+429s, 5xx), on servers whose error answers quote the request's headers back, so error messages and
+tracebacks are recorded too. Then every file under the data folder and ``DAGSTER_HOME`` (the sqlite event logs
+and run storage included), the captured stdout/stderr and the requests the servers received (paths, queries and
+headers) are searched for the planted values, raw, URL-encoded and JSON-escaped.
 
 Leaves to other modules: the source's own credential handling (test_sources/test_exchange.py).
 """
@@ -19,18 +21,21 @@ import pandas as pd
 import pytest
 
 from alpha_assets.cli import main
-from alpha_assets.defs.dataops.resources import API_KEY_ENV, API_SECRET_ENV
+from alpha_assets.defs.dataops.resources import API_KEY_ENV, API_PASSWORD_ENVS, API_SECRET_ENV
+from alpha_assets.errors import ExitCode
 from alpha_assets.sources.simulated import SimulatedExchange
-from alpha_assets_tests.exchange_server import KLINES_PATH, ExchangeServer, Fault
+from alpha_assets_tests.exchanges import SERVERS
+from alpha_assets_tests.exchanges.common import Fault
 from alpha_assets_tests.test_reliability.conftest import CLOCK, SMALL_MANIFEST
 
 PLANTED_KEY = "PLANTEDkey0ab1cd2ef3GH4ij5KL6mn7"
 PLANTED_SECRET = "PLANTED+secret/9zy8XW7vu6TS5rq4=="
+PLANTED_PASSWORD = "PLANTED pass&phrase"
 PAIRS = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT", "XRP/USDT", "DOGE/USDT")
 
 
 def _needles() -> list[bytes]:
-    values = (PLANTED_KEY, PLANTED_SECRET)
+    values = (PLANTED_KEY, PLANTED_SECRET, PLANTED_PASSWORD)
     return sorted({form.encode() for v in values for form in (v, quote(v, safe=""), json.dumps(v)[1:-1])})
 
 
@@ -53,47 +58,75 @@ def _files_holding(root: Path, needles: list[bytes]) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "fails",
+    ("exchange", "fault"),
     [
         pytest.param(
-            False,
-            id="successful_run",
+            "binance",
+            None,
+            id="binance_successful_run",
             marks=pytest.mark.reliability(
-                fault="exchange credentials planted in ALPHA_ASSETS_EXCHANGE_API_KEY / _SECRET, "
+                fault="exchange credentials planted in ALPHA_ASSETS_EXCHANGE_API_KEY / _SECRET / _PASSWORD, "
                 "flow-data --source ccxt succeeding",
                 expected="the planted values appear in no file under the data folder or DAGSTER_HOME (sqlite event "
-                "logs included), not in stdout/stderr, not in any request sent to the exchange",
+                "logs included), not in stdout/stderr, not in any request sent to the exchange (headers included)",
             ),
         ),
         pytest.param(
-            True,
-            id="failing_run",
+            "binance",
+            Fault.NOT_JSON,
+            id="binance_html_answers",
             marks=pytest.mark.reliability(
-                fault="the same planted credentials, flow-data --source ccxt failing in the ingestion (non-JSON "
-                "answers), so errors and tracebacks are recorded",
-                expected="exit code 2 with the reason, and still no planted value in any file, stream or request",
+                fault="the same planted credentials, half the symbols answered with HTML pages every time",
+                expected="exit code 3 (PARTIAL) with each failed symbol's reason, and still no planted value in any "
+                "file, stream or request",
+            ),
+        ),
+        pytest.param(
+            "okx",
+            Fault.RATE_LIMITED,
+            id="okx_429_echoing_headers",
+            marks=pytest.mark.reliability(
+                fault="planted key, secret and passphrase; an okx-format server answering half the symbols with "
+                "429s whose body quotes the request headers",
+                expected="exit code 3 with the reasons printed; no planted value anywhere: public calls carry none",
+            ),
+        ),
+        pytest.param(
+            "bybit",
+            Fault.SERVER_ERROR,
+            id="bybit_5xx_echoing_headers",
+            marks=pytest.mark.reliability(
+                fault="planted credentials; a bybit-format server (whose load_markets goes private when ccxt holds "
+                "keys) answering half the symbols with 500 pages that quote the request headers",
+                expected="exit code 3 with the reasons printed; markets loaded from the public endpoint; no planted "
+                "value anywhere",
             ),
         ),
     ],
 )
-def test_planted_credentials_never_leak(tmp_path, monkeypatch, capfd, fails):
+def test_planted_credentials_never_leak(tmp_path, monkeypatch, capfd, exchange, fault):
     home, data = tmp_path / "dagster_home", tmp_path / "data"
     home.mkdir()
     manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps(SMALL_MANIFEST))
+    document = json.loads(json.dumps(SMALL_MANIFEST))
+    # One quick retry: the failing symbols fail after a short backoff.
+    document["profiles"]["reliability"]["source"] = {"max_retries": 1, "timeout_ms": 2000}
+    manifest.write_text(json.dumps(document))
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv(API_KEY_ENV, PLANTED_KEY)
     monkeypatch.setenv(API_SECRET_ENV, PLANTED_SECRET)
-    with ExchangeServer(_bars()) as server:
-        if fails:
-            server.inject(Fault.NOT_JSON, times=None, path=KLINES_PATH)
+    monkeypatch.setenv(API_PASSWORD_ENVS[0], PLANTED_PASSWORD)
+    with SERVERS[exchange](_bars(), server_time=pd.Timestamp(CLOCK), echo_headers=True) as server:
+        if fault is not None:
+            for pair in PAIRS[::2]:
+                server.inject(fault, times=None, symbol=pair)
         code = main(
             [
                 "flow-data",
                 "--source",
                 "ccxt",
                 "--exchange",
-                "binance",
+                exchange,
                 "--base-url",
                 server.base_url,
                 "--clock",
@@ -108,13 +141,14 @@ def test_planted_credentials_never_leak(tmp_path, monkeypatch, capfd, fails):
                 "reliability",
             ]
         )
-        requests = json.dumps(server.requests)
+        requests = json.dumps([(r.path, r.params, r.headers) for r in server.request_log])
     out, err = capfd.readouterr()
-    assert code == (2 if fails else 0), err[-3000:]
-    if fails:
-        assert "alpha-assets: error:" in err
-    else:
-        assert "RUN_ID SECRETS" in out
+    assert code == (ExitCode.OK if fault is None else ExitCode.PARTIAL), err[-3000:]
+    assert "RUN_ID SECRETS" in out
+    if fault is not None:
+        assert "failed to ingest: 3" in out and "3 symbols failed (reasons above)" in err
+        if exchange != "binance":
+            assert "request_headers" in out or "<pre>" in out, "the failures quote the echoed headers"
     needles = _needles()
     assert [n for n in needles if n in (out + err).encode()] == []
     assert [n for n in needles if n in requests.encode()] == []

@@ -53,10 +53,11 @@ from alpha_assets.sources.discovery import discover_candidates
 from alpha_assets.sources.files import FileSource
 from alpha_assets.sources.ingest import IngestReport, IngestStatus, ingest_symbols
 from alpha_assets.sources.markets import classify_markets
-from alpha_assets.sources.params import DiscoveryParams, IngestionParams, MarketParams
+from alpha_assets.sources.params import DiscoveryParams, IngestionParams, MarketParams, SourceParams
 
 #: The manifest sections this cycle owns.
 DATAOPS_SECTIONS = {
+    "source": SourceParams,
     "discovery": DiscoveryParams,
     "ingestion": IngestionParams,
     "audit": AuditParams,
@@ -108,7 +109,7 @@ def candidates(
     """
     run_id = validate_run_id(context.partition_key)
     profile = manifest.resolve(DATAOPS_SECTIONS)
-    source = market_source.build()
+    source = market_source.build(profile.sections["source"])
     markets = classify_markets(source.load_markets(), profile.sections["markets"])
     discovery = discover_candidates(markets, source.fetch_tickers(), profile.sections["discovery"])
     chosen = {c.symbol_key for c in discovery.candidates}
@@ -215,7 +216,7 @@ def ohlcv(
     paths = lakehouse.paths
     profile = manifest.resolve(DATAOPS_SECTIONS)
     symbol_keys = list(context.partition_keys)
-    source = market_source.build()
+    source = market_source.build(profile.sections["source"])
     now = market_source.now()
     markets = {m.symbol_key: m for m in classify_markets(source.load_markets(), profile.sections["markets"])}
     listed = ingest_symbols(
@@ -257,6 +258,9 @@ def ohlcv(
             "requests_per_symbol": round(source.requests_made / max(len(reports), 1), 3),
             "failed_symbols": MetadataValue.json(sorted(r.symbol_key for r in reports if r.status == "failed")),
             "failures": MetadataValue.json({r.symbol_key: r.error for r in reports if r.status == "failed"}),
+            "short_history": MetadataValue.json(
+                {r.symbol_key: r.history.to_json() for r in reports if r.history is not None}
+            ),
             "per_symbol": markdown_table(
                 [r.to_json_dict() for r in reports],
                 [
@@ -309,7 +313,9 @@ def candidates_validated(
     ]
     audit_path = paths.audit_report_file(run_id)
     write_json_atomic({"run_id": run_id, "as_of": as_of.isoformat(), "verdicts": verdicts}, audit_path)
-    document = validate_candidates(candidates_doc, verdicts)
+    document = validate_candidates(
+        candidates_doc, verdicts, accept_short_history=profile.sections["ingestion"].accept_short_history
+    )
     path = paths.candidates_validated_file(run_id)
     write_json_atomic(document, path)
     counts = Counter(v["verdict"] for v in verdicts)
@@ -331,6 +337,7 @@ def candidates_validated(
             "duckdb_unreadable_files": MetadataValue.json([str(p) for p in skipped]),
             "dagster/row_count": len(document["symbols"]),
             "verdicts": MetadataValue.json(dict(sorted(counts.items()))),
+            "short_history": MetadataValue.json(document["short_history"]),
             "rejected": markdown_table(
                 [
                     {"symbol_key": k, "verdict": v["verdict"], "reasons": "; ".join(v["reasons"])}

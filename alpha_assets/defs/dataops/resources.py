@@ -12,6 +12,7 @@ from pydantic import Field
 
 from alpha_assets.sources.base import MarketSource
 from alpha_assets.sources.files import FileSource
+from alpha_assets.sources.params import SourceParams
 from alpha_assets.sources.simulated import SimulatedExchange
 from alpha_assets.validation import parse_utc_clock
 
@@ -47,9 +48,17 @@ class MarketSourceResource(ConfigurableResource):
 
     source: SourceKind = Field(default=SourceKind.SIMULATED, description="simulated (default), ccxt or files.")
     exchange: str = Field(default=DEFAULT_CCXT_EXCHANGE, description="ccxt exchange id (source=ccxt).")
-    base_url: str | None = Field(default=None, description="Override every API URL of the exchange (tests, proxies).")
-    timeout_ms: int = Field(default=10_000, description="Per-request timeout of the ccxt source.")
-    max_retries: int = Field(default=5, description="Retries after a ccxt network error (timeouts, 429, 5xx).")
+    base_url: str | None = Field(
+        default=None,
+        description="Override every API URL of the exchange (tests, proxies); empty: the manifest's source.base_url.",
+    )
+    timeout_ms: int | None = Field(
+        default=None, description="Per-request timeout of the ccxt source; empty: the manifest's source.timeout_ms."
+    )
+    max_retries: int | None = Field(
+        default=None,
+        description="Retries after a transient error (timeout, 429, 5xx, HTML); empty: the manifest's value.",
+    )
     files_dir: str | None = Field(
         default=None, description="Folder of <EXCHANGE>_<SYMBOL>_1d.csv|parquet (source=files)."
     )
@@ -72,8 +81,9 @@ class MarketSourceResource(ConfigurableResource):
         """The current UTC time, or the configured clock."""
         return parse_utc_clock(self.clock) if self.clock else pd.Timestamp.now(tz="UTC")
 
-    def build(self) -> MarketSource:
-        """A fresh source instance for one step."""
+    def build(self, params: SourceParams | None = None) -> MarketSource:
+        """A fresh source instance for one step, with the manifest's ``source`` settings (``params``)."""
+        params = params if params is not None else SourceParams()
         if self.source is SourceKind.SIMULATED:
             return SimulatedExchange(
                 seed=self.seed, now=self.now(), n_symbols=self.n_symbols, exchange_key=self.simulated_exchange
@@ -88,9 +98,13 @@ class MarketSourceResource(ConfigurableResource):
 
         return CcxtSource(
             self.exchange,
-            base_url=self.base_url,
-            timeout_ms=self.timeout_ms,
-            max_retries=self.max_retries,
+            market_type=params.market_type.value,
+            base_url=self.base_url or params.base_url,
+            timeout_ms=self.timeout_ms if self.timeout_ms is not None else params.timeout_ms,
+            max_retries=self.max_retries if self.max_retries is not None else params.max_retries,
+            retry_budget_s=params.retry_budget_s,
+            page_limit=params.page_limit,
+            rate_limit_ms=params.rate_limit_ms,
             now=self.now if self.clock else None,
             credentials=exchange_credentials(),
         )
