@@ -421,6 +421,27 @@ class LoopbackExchange:
             return self.answer(path, params, fault)
 
 
+def daily_bars(n_bars: int, *, seed: int, last_open: pd.Timestamp, price: float = 100.0) -> pd.DataFrame:
+    """Plausible fixture bars: fat-tailed returns, consistent OHLC, awkward decimals; the last opens at ``last_open``.
+
+    Columns ``timestamp`` (UTC ms, daily), ``open``, ``high``, ``low``, ``close``, ``volume`` (float64).
+    """
+    rng = np.random.default_rng(seed)
+    close = price * np.exp(np.cumsum(0.03 * rng.standard_t(df=4, size=n_bars)))
+    open_ = np.r_[price, close[:-1]]
+    spread = np.abs(rng.normal(0.0, 0.01, size=(2, n_bars)))
+    return pd.DataFrame(
+        {
+            "timestamp": pd.date_range(end=last_open, periods=n_bars, freq="D", tz="UTC").as_unit("ms"),
+            "open": open_,
+            "high": np.maximum(open_, close) * (1 + spread[0]),
+            "low": np.minimum(open_, close) * (1 - spread[1]),
+            "close": close,
+            "volume": rng.lognormal(mean=8.0, sigma=0.5, size=n_bars),
+        }
+    )
+
+
 def _apply_row_fault(fault: Fault, rows: list[list[Any]]) -> list[list[Any]]:
     """``rows`` altered as ``fault`` says, at the middle row; an empty page is left alone."""
     if not rows:

@@ -29,32 +29,12 @@ from alpha_assets_tests.exchange_server import (
     Fault,
     MarketSpec,
 )
+from alpha_assets_tests.exchanges.common import daily_bars
 
 NOW = pd.Timestamp("2026-03-15 15:30", tz="UTC")
 TODAY = NOW.floor("D")
 EPOCH = pd.Timestamp("2015-01-01", tz="UTC")
 FAR = pd.Timestamp("2030-01-01", tz="UTC")
-
-
-def _daily_bars(
-    n_observations: int, *, seed: int, last_open: pd.Timestamp = TODAY, price: float = 100.0
-) -> pd.DataFrame:
-    """Plausible daily bars (fat-tailed returns, consistent OHLC); the last one opens at ``last_open``."""
-    rng = np.random.default_rng(seed)
-    log_returns = 0.03 * rng.standard_t(df=4, size=n_observations)
-    close = price * np.exp(np.cumsum(log_returns))
-    open_ = np.r_[price, close[:-1]]
-    spread = np.abs(rng.normal(0.0, 0.01, size=(2, n_observations)))
-    return pd.DataFrame(
-        {
-            "timestamp": pd.date_range(end=last_open, periods=n_observations, freq="D", tz="UTC").as_unit("ms"),
-            "open": open_,
-            "high": np.maximum(open_, close) * (1 + spread[0]),
-            "low": np.minimum(open_, close) * (1 - spread[1]),
-            "close": close,
-            "volume": rng.lognormal(mean=8.0, sigma=0.5, size=n_observations),
-        }
-    )
 
 
 class _SleepRecorder:
@@ -70,8 +50,8 @@ class _SleepRecorder:
 @pytest.fixture
 def fixture_bars() -> dict[str, pd.DataFrame]:
     return {
-        "BTC/USDT": _daily_bars(2_500, seed=1, price=30_000.0),
-        "ETH/USDT": _daily_bars(60, seed=2, price=2_000.0),
+        "BTC/USDT": daily_bars(2_500, seed=1, last_open=TODAY, price=30_000.0),
+        "ETH/USDT": daily_bars(60, seed=2, last_open=TODAY, price=2_000.0),
     }
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -26,7 +25,7 @@ from alpha_assets.sources.exchange import CcxtSource
 from alpha_assets.sources.ingest import IngestStatus, ingest_symbols
 from alpha_assets.sources.params import DiscoveryParams, IngestionParams
 from alpha_assets_tests.exchanges import SERVERS
-from alpha_assets_tests.exchanges.common import Fault, LoopbackExchange, MarketSpec
+from alpha_assets_tests.exchanges.common import Fault, LoopbackExchange, MarketSpec, daily_bars
 from alpha_assets_tests.exchanges.okx import CANDLES_PATH, HISTORY_CANDLES_PATH
 
 # ccxt's okx picks its history endpoint by the wall clock, so the fixtures follow the wall clock's day.
@@ -47,24 +46,6 @@ VENUES = [
 ]
 #: Exchanges that answer a fixed window of ``limit`` days from ``since``, empty before a listing.
 WINDOWED = {"okx", "coinbase"}
-
-
-def daily_bars(n_bars: int, *, seed: int, last_open: pd.Timestamp = TODAY, price: float = 100.0) -> pd.DataFrame:
-    """Plausible daily bars (fat-tailed returns, consistent OHLC, awkward decimals); the last opens at ``last_open``."""
-    rng = np.random.default_rng(seed)
-    close = price * np.exp(np.cumsum(0.03 * rng.standard_t(df=4, size=n_bars)))
-    open_ = np.r_[price, close[:-1]]
-    spread = np.abs(rng.normal(0.0, 0.01, size=(2, n_bars)))
-    return pd.DataFrame(
-        {
-            "timestamp": pd.date_range(end=last_open, periods=n_bars, freq="D", tz="UTC").as_unit("ms"),
-            "open": open_,
-            "high": np.maximum(open_, close) * (1 + spread[0]),
-            "low": np.minimum(open_, close) * (1 - spread[1]),
-            "close": close,
-            "volume": rng.lognormal(mean=8.0, sigma=0.5, size=n_bars),
-        }
-    )
 
 
 def _symbols(market_type: str, quote: str) -> tuple[str, str]:
@@ -97,7 +78,10 @@ def venue(request):
     name, market_type, quote, cap = request.param
     old, new = _symbols(market_type, quote)
     # OLD trades since before the requested start (its swap contract worth 0.01 base); NEW was listed 100 days ago.
-    bars = {old: daily_bars(901, seed=1, price=30_000.0), new: daily_bars(101, seed=2, price=2.5)}
+    bars = {
+        old: daily_bars(901, seed=1, price=30_000.0, last_open=TODAY),
+        new: daily_bars(101, seed=2, price=2.5, last_open=TODAY),
+    }
     markets = [MarketSpec(old, contract_size=0.01)] if market_type == "swap" else []
     with SERVERS[name](bars, markets=markets, server_time=NOW) as server:
         yield name, market_type, cap, old, new, server
@@ -207,7 +191,7 @@ def test_transient_faults_on_candles_are_retried_to_the_same_bars(venue, tmp_pat
     ("override", "expected"), [(None, 300), (5000, 300), (50, 50)], ids=["cap", "above-cap", "below-cap"]
 )
 def test_page_limit_is_the_published_cap_or_a_lower_override(override, expected):
-    with SERVERS["okx"]({"BTC/USDT": daily_bars(400, seed=3)}, server_time=NOW) as server:
+    with SERVERS["okx"]({"BTC/USDT": daily_bars(400, seed=3, last_open=TODAY)}, server_time=NOW) as server:
         source = _source(server, "spot", NOW, page_limit=override)
         market = source.load_markets()[0]
         bars = source.fetch_daily_bars(market, since=TODAY - 399 * DAY, until=TODAY)
@@ -219,7 +203,7 @@ def test_page_limit_is_the_published_cap_or_a_lower_override(override, expected)
 
 
 def test_okx_older_candles_come_from_its_history_endpoint():
-    with SERVERS["okx"]({"BTC/USDT": daily_bars(1601, seed=4)}, server_time=NOW) as server:
+    with SERVERS["okx"]({"BTC/USDT": daily_bars(1601, seed=4, last_open=TODAY)}, server_time=NOW) as server:
         source = _source(server, "spot", NOW)
         market = source.load_markets()[0]
         since = TODAY - 1500 * DAY
@@ -237,7 +221,10 @@ def test_okx_older_candles_come_from_its_history_endpoint():
 # --------------------------------------------------------------------------- market types and discovery
 def test_spot_and_swap_of_one_pair_are_kept_apart(tmp_path):
     paths = LakehousePaths(tmp_path / "data")
-    spot_bars, swap_bars = daily_bars(60, seed=5, price=100.0), daily_bars(60, seed=6, price=100.5)
+    spot_bars, swap_bars = (
+        daily_bars(60, seed=5, price=100.0, last_open=TODAY),
+        daily_bars(60, seed=6, price=100.5, last_open=TODAY),
+    )
     with SERVERS["bybit"]({"BTC/USDT": spot_bars, "BTC/USDT:USDT": swap_bars}, server_time=NOW) as server:
         for market_type, symbol in (("spot", "BTC/USDT"), ("swap", "BTC/USDT:USDT")):
             source = _source(server, market_type, NOW)
@@ -252,7 +239,7 @@ def test_spot_and_swap_of_one_pair_are_kept_apart(tmp_path):
 
 
 def test_swap_traded_value_counts_contracts_at_their_size():
-    bars = daily_bars(30, seed=7, price=50_000.0)
+    bars = daily_bars(30, seed=7, price=50_000.0, last_open=TODAY)
     with SERVERS["okx"](
         {"BTC/USDT:USDT": bars}, markets=[MarketSpec("BTC/USDT:USDT", contract_size=0.01)], server_time=NOW
     ) as server:
@@ -268,9 +255,9 @@ def test_swap_traded_value_counts_contracts_at_their_size():
 
 def test_discovery_keeps_one_listing_per_base_by_quote_preference():
     bars = {
-        "BTC/USD": daily_bars(30, seed=8, price=60_000.0),
-        "BTC/USDT": daily_bars(30, seed=9, price=60_010.0),
-        "ETH/USDT": daily_bars(30, seed=10, price=3_000.0),
+        "BTC/USD": daily_bars(30, seed=8, price=60_000.0, last_open=TODAY),
+        "BTC/USDT": daily_bars(30, seed=9, price=60_010.0, last_open=TODAY),
+        "ETH/USDT": daily_bars(30, seed=10, price=3_000.0, last_open=TODAY),
     }
     with SERVERS["kraken"](bars, server_time=NOW) as server:
         source = _source(server, "spot", NOW)
@@ -289,7 +276,10 @@ def test_discovery_keeps_one_listing_per_base_by_quote_preference():
 @pytest.mark.parametrize("accept", [True, False], ids=["accepted", "refused"])
 def test_manifest_says_whether_a_short_history_is_validated(tmp_path, accept):
     paths = LakehousePaths(tmp_path / "data")
-    bars = {"OLD/USD": daily_bars(901, seed=1, price=30_000.0), "NEW/USD": daily_bars(101, seed=2, price=2.5)}
+    bars = {
+        "OLD/USD": daily_bars(901, seed=1, price=30_000.0, last_open=TODAY),
+        "NEW/USD": daily_bars(101, seed=2, price=2.5, last_open=TODAY),
+    }
     with SERVERS["coinbase"](bars, server_time=NOW) as server:
         source = _source(server, "spot", NOW)
         ingest_symbols(source, source.load_markets(), paths, now=NOW, params=PARAMS)
