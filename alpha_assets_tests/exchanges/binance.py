@@ -1,7 +1,8 @@
-"""Binance's spot REST API on 127.0.0.1: ``exchangeInfo``, ``ticker/24hr`` and ``klines`` as ccxt reads them.
+"""Binance's REST APIs on 127.0.0.1: ``exchangeInfo``, ``ticker/24hr`` and ``klines`` as ccxt reads them.
 
-Paging rules of ``GET /api/v3/klines``: at most 1,000 rows (default 500), oldest first; with ``startTime`` the
-first rows opening at or after it, without it the most recent ones (up to ``endTime`` when given).
+Spot under ``/api/v3``, USD-M perpetual swaps under ``/fapi/v1``. Paging rules of ``klines``: at most 1,000 rows
+(spot) or 1,500 (futures), default 500, oldest first; with ``startTime`` the first rows opening at or after it,
+without it the most recent ones (up to ``endTime`` when given).
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ TICKER_PATH = "/api/v3/ticker/24hr"
 EXCHANGE_INFO_PATH = "/api/v3/exchangeInfo"
 PING_PATH = "/api/v3/ping"
 TIME_PATH = "/api/v3/time"
+FUTURES_KLINES_PATH = "/fapi/v1/klines"
+FUTURES_TICKER_PATH = "/fapi/v1/ticker/24hr"
+FUTURES_EXCHANGE_INFO_PATH = "/fapi/v1/exchangeInfo"
+MAX_FUTURES_KLINES_PER_CALL = 1500
 
 
 def market_id(spec: MarketSpec) -> str:
@@ -28,42 +33,47 @@ def market_id(spec: MarketSpec) -> str:
 
 
 class BinanceServer(LoopbackExchange):
-    """Binance spot, as served by ``api.binance.com/api/v3``."""
+    """Binance spot (``api.binance.com/api/v3``) and USD-M perpetuals (``fapi.binance.com/fapi/v1``)."""
 
     name = "binance"
-    candle_paths = frozenset({KLINES_PATH})
+    candle_paths = frozenset({KLINES_PATH, FUTURES_KLINES_PATH})
 
     def symbol_of(self, path: str, params: Mapping[str, str]) -> str | None:
-        wanted = params.get("symbol")
-        return next((s for s, spec in self.markets.items() if market_id(spec) == wanted), wanted)
+        wanted, swap = params.get("symbol"), path.startswith("/fapi/")
+        return next(
+            (s for s, spec in self.markets.items() if market_id(spec) == wanted and spec.is_swap == swap), wanted
+        )
 
     def error_payload(self, status: int, message: str) -> Any:
         return {"code": -1003 if status == HTTPStatus.TOO_MANY_REQUESTS else -1000, "msg": message}
 
     def answer(self, path: str, params: Mapping[str, str], fault: Fault | None) -> tuple[int, Any]:
-        if path == EXCHANGE_INFO_PATH:
-            return HTTPStatus.OK, self._exchange_info()
-        if path == TICKER_PATH:
-            return self._tickers(params.get("symbol"))
-        if path == KLINES_PATH:
-            return self._klines(params, fault)
+        if path in (EXCHANGE_INFO_PATH, FUTURES_EXCHANGE_INFO_PATH):
+            return HTTPStatus.OK, self._exchange_info(swap=path == FUTURES_EXCHANGE_INFO_PATH)
+        if path in (TICKER_PATH, FUTURES_TICKER_PATH):
+            return self._tickers(params.get("symbol"), swap=path == FUTURES_TICKER_PATH)
+        if path in self.candle_paths:
+            return self._klines(path, params, fault)
         if path == PING_PATH:
             return HTTPStatus.OK, {}
         if path == TIME_PATH:
             return HTTPStatus.OK, {"serverTime": self.now_ms()}
         return HTTPStatus.NOT_FOUND, {"code": -1000, "msg": f"unknown path {path}"}
 
-    def _exchange_info(self) -> dict[str, object]:
+    def _exchange_info(self, *, swap: bool) -> dict[str, object]:
+        render = _perpetual_info if swap else _symbol_info
         return {
             "timezone": "UTC",
             "serverTime": self.now_ms(),
             "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000}],
             "exchangeFilters": [],
-            "symbols": [_symbol_info(spec) for spec in self.markets.values() if not spec.is_swap],
+            "symbols": [render(spec) for spec in self.markets.values() if spec.is_swap == swap],
         }
 
-    def _tickers(self, wanted: str | None) -> tuple[int, object]:
-        specs = [(s, spec) for s, spec in self.markets.items() if wanted in (None, market_id(spec))]
+    def _tickers(self, wanted: str | None, *, swap: bool) -> tuple[int, object]:
+        specs = [
+            (s, spec) for s, spec in self.markets.items() if wanted in (None, market_id(spec)) and spec.is_swap == swap
+        ]
         if wanted is not None and not specs:
             return HTTPStatus.BAD_REQUEST, {"code": -1121, "msg": "Invalid symbol."}
         tickers = [self._ticker(symbol, spec) for symbol, spec in specs]
@@ -98,13 +108,14 @@ class BinanceServer(LoopbackExchange):
         ticker.update(self.ticker_overrides.get(symbol, {}))
         return ticker
 
-    def _klines(self, params: Mapping[str, str], fault: Fault | None) -> tuple[int, object]:
-        symbol = self.symbol_of(KLINES_PATH, params)
+    def _klines(self, path: str, params: Mapping[str, str], fault: Fault | None) -> tuple[int, object]:
+        symbol = self.symbol_of(path, params)
         if symbol not in self.markets:
             return HTTPStatus.BAD_REQUEST, {"code": -1121, "msg": "Invalid symbol."}
         if params.get("interval") != "1d":
             return HTTPStatus.BAD_REQUEST, {"code": -1120, "msg": "Invalid interval: only 1d is served."}
-        limit = min(int(params.get("limit", DEFAULT_KLINES_PER_CALL)), MAX_KLINES_PER_CALL)
+        cap = MAX_FUTURES_KLINES_PER_CALL if path == FUTURES_KLINES_PATH else MAX_KLINES_PER_CALL
+        limit = min(int(params.get("limit", DEFAULT_KLINES_PER_CALL)), cap)
         start = int(params["startTime"]) if "startTime" in params else None
         end = int(params["endTime"]) if "endTime" in params else None
         rows = self.select_rows(symbol, start_ms=start, end_ms=end, limit=limit, latest=start is None, fault=fault)
@@ -164,4 +175,49 @@ def _symbol_info(spec: MarketSpec) -> dict[str, object]:
         "permissionSets": [["SPOT"]],
         "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
         "allowedSelfTradePreventionModes": ["EXPIRE_MAKER"],
+    }
+
+
+def _perpetual_info(spec: MarketSpec) -> dict[str, object]:
+    """A USD-M perpetual of ``/fapi/v1/exchangeInfo``."""
+    return {
+        "symbol": market_id(spec),
+        "pair": market_id(spec),
+        "contractType": "PERPETUAL",
+        "deliveryDate": 4133404800000,
+        "onboardDate": 1569398400000,
+        "status": "TRADING" if spec.active else "SETTLING",
+        "maintMarginPercent": "2.5000",
+        "requiredMarginPercent": "5.0000",
+        "baseAsset": spec.base,
+        "quoteAsset": spec.quote,
+        "marginAsset": spec.settle,
+        "pricePrecision": 2,
+        "quantityPrecision": 3,
+        "baseAssetPrecision": 8,
+        "quotePrecision": 8,
+        "underlyingType": "COIN",
+        "underlyingSubType": [],
+        "settlePlan": 0,
+        "triggerProtect": "0.0500",
+        "liquidationFee": "0.012500",
+        "marketTakeBound": "0.05",
+        "maxMoveOrderLimit": 10000,
+        "filters": [
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": f"{spec.tick_size:.8f}",
+                "maxPrice": "4529764",
+                "tickSize": f"{spec.tick_size:.8f}",
+            },
+            {
+                "filterType": "LOT_SIZE",
+                "minQty": f"{spec.lot_size:.8f}",
+                "maxQty": "1000",
+                "stepSize": f"{spec.lot_size:.8f}",
+            },
+            {"filterType": "MIN_NOTIONAL", "notional": f"{spec.min_notional:.8f}"},
+        ],
+        "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET"],
+        "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
     }

@@ -37,6 +37,7 @@ REQUESTED_START = TODAY - 800 * DAY
 #: (exchange, market type, quote, OHLCV page cap as ccxt publishes it).
 VENUES = [
     ("binance", "spot", "USDT", 1000),
+    ("binance", "swap", "USDT", 500),
     ("okx", "spot", "USDT", 300),
     ("okx", "swap", "USDT", 300),
     ("kraken", "spot", "USD", 720),
@@ -107,9 +108,12 @@ def test_first_run_stores_every_served_bar_with_the_fewest_requests(venue, tmp_p
         stored = read_ohlcv(paths, key)
         pd.testing.assert_frame_equal(stored, _served(server, symbol, start, TODAY), check_exact=True)
     # Windowed exchanges need ceil(801 days / cap) windows whether they hold bars or not (NEW's first ones are
-    # empty); start-forward exchanges one page each here; kraken's one answer is all it has.
-    pages = math.ceil(801 / cap) if name in WINDOWED else 1
-    assert [server.candle_requests(old), server.candle_requests(new)] == [pages, pages]
+    # empty); start-forward exchanges ceil(bars served / cap) pages; kraken's one answer is all it has.
+    if name in WINDOWED:
+        pages = [math.ceil(801 / cap)] * 2
+    else:
+        pages = [1, 1] if capped else [math.ceil(801 / cap), math.ceil(101 / cap)]
+    assert [server.candle_requests(old), server.candle_requests(new)] == pages
     assert source.page_limit == cap
 
 
