@@ -256,15 +256,23 @@ def ingest_symbol(
     with exclusive_lock(paths.ohlcv_lock_file(key)):
         remove_sibling_lock(paths.ohlcv_file(key))
         report = _ingest_locked(source, market, key, paths, now, params)
-        report["history"] = _record_ingestion(paths, key, report, now, params)
+        report["history"] = _record_ingestion(paths, key, report, now, params, TradingCalendar.of(market.calendar))
     report.pop("history_limit", None)
     return IngestReport(**{**report, "requests": source.requests_made - requests_before})
 
 
 def _record_ingestion(
-    paths: LakehousePaths, key: str, report: dict[str, Any], now: pd.Timestamp, params: IngestionParams
+    paths: LakehousePaths,
+    key: str,
+    report: dict[str, Any],
+    now: pd.Timestamp,
+    params: IngestionParams,
+    calendar: TradingCalendar,
 ) -> HistoryShortfall | None:
     """Rewrite the symbol's ingestion log when it changed; return the history shortfall of the stored bars.
+
+    The stored bars fall short when a session of ``calendar`` between the requested start and the first bar
+    is missing (an equity whose requested start is a Saturday and first bar the Monday is not short).
 
     The reason of a shortfall is known when the first fetch saw it: the source's history cap
     (``attrs[HISTORY_LIMIT_ATTR]`` of the fetched frame) or, without one, a listing after the requested
@@ -274,8 +282,9 @@ def _record_ingestion(
     requested = today - (params.history_days + params.warmup_days) * DAY
     previous = read_ingest_log(paths, key)
     history = None
-    if report["first_bar"] is not None and pd.Timestamp(report["first_bar"]) > requested:
-        first = pd.Timestamp(report["first_bar"])
+    first = None if report["first_bar"] is None else pd.Timestamp(report["first_bar"])
+    requested_day = int(requested.value // DAY.value)
+    if first is not None and calendar.count(requested_day - 1, int(first.value // DAY.value) - 1) > 0:
         known = previous.history if previous is not None and previous.history is not None else None
         if report.get("history_limit"):
             reason = report["history_limit"]
