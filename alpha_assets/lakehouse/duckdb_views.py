@@ -28,8 +28,11 @@ import string
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypedDict
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from alpha_assets.errors import DiskFullError, LakehouseReadError
 from alpha_assets.lakehouse.keys import validate_run_id
@@ -174,14 +177,26 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+class _Source(TypedDict):
+    """One source of views: ``files`` and ``key`` are substituted into a view's SQL."""
+
+    files: str  # a quoted glob pattern or a list of quoted paths
+    key: str  # RE2: group 1 is the symbol key or RUN_ID in a file name
+    paths: list[Path]  # the files it named at refresh time
+
+
+def _list_sql(files: Sequence[Path]) -> str:
+    return "[" + ", ".join(_quote(p.as_posix()) for p in files) + "]"
+
+
 def _source_sql(
     paths: LakehousePaths,
     build: Callable[[str], Path],
     sentinel: str,
     keys: Sequence[str] | None,
     skipped: list[Path] | None = None,
-) -> dict[str, str] | None:
-    """``{"files": SQL, "key": RE2}`` of one source, or None when none of its files exists.
+) -> _Source | None:
+    """The files of one source and their SQL, or None when none of its files exists.
 
     With ``skipped``, a per-run JSON file that does not parse is left out (and appended to it).
     """
@@ -198,8 +213,8 @@ def _source_sql(
     if not files:
         return None
     if keys is None and not unreadable and not _GLOB_CHARACTERS.search(paths.root.as_posix()):
-        return {"files": _quote(f"{paths.root.as_posix()}/{head}*{tail}"), "key": key}
-    return {"files": "[" + ", ".join(_quote(p.as_posix()) for p in files) + "]", "key": key}
+        return {"files": _quote(f"{paths.root.as_posix()}/{head}*{tail}"), "key": key, "paths": files}
+    return {"files": _list_sql(files), "key": key, "paths": files}
 
 
 def _parses(path: Path) -> bool:
@@ -210,9 +225,31 @@ def _parses(path: Path) -> bool:
     return True
 
 
+def _without_unreadable_parquet(source: _Source, skipped: list[Path]) -> _Source | None:
+    """``source`` without its parquet files whose footer does not read (appended to ``skipped``).
+
+    Only called once DuckDB failed on the source, so a healthy refresh reads no footer twice. None when every
+    file reads: the failure is not one file's.
+    """
+    unreadable = [p for p in source["paths"] if p.suffix == ".parquet" and not _footer_reads(p)]
+    if not unreadable:
+        return None
+    skipped.extend(unreadable)
+    kept = [p for p in source["paths"] if p not in unreadable]
+    return {**source, "files": _list_sql(kept), "paths": kept}
+
+
+def _footer_reads(path: Path) -> bool:
+    try:
+        pq.read_metadata(path)
+    except (OSError, pa.ArrowException):
+        return False
+    return True
+
+
 def _sources(
     paths: LakehousePaths, run_ids: Sequence[str] | None, skipped: list[Path] | None
-) -> dict[str, dict[str, str] | None]:
+) -> dict[str, _Source | None]:
     sources = {
         "ohlcv": _source_sql(paths, paths.ohlcv_file, _SYMBOL_SENTINEL, None),
         "symbols": _source_sql(paths, paths.symbol_metadata_file, _SYMBOL_SENTINEL, None),
@@ -236,14 +273,24 @@ def _create_views(
     counts: dict[str, int] = {}
     for name, (source_name, body) in VIEWS.items():
         source = sources[source_name]
-        if source is None:
-            continue
-        try:
-            connection.execute(f"CREATE VIEW {name} AS {string.Template(body).substitute(source)}")
-            counts[name] = int(connection.execute(f"SELECT count(*) FROM {name}").fetchone()[0])
-        except duckdb.Error as err:
-            raise LakehouseReadError(source["files"], f"DuckDB view `{name}` cannot read it: {err}") from err
+        while source is not None:
+            try:
+                counts[name] = _create_view(connection, name, body, source)
+                break
+            except duckdb.Error as err:
+                # A corrupt file fails the whole view: with `skipped`, leave out the parquet files that do not
+                # read and try again (the views after this one over the same source read the rest too).
+                readable = _without_unreadable_parquet(source, skipped) if skipped is not None else None
+                if readable is None:
+                    raise LakehouseReadError(source["files"], f"DuckDB view `{name}` cannot read it: {err}") from err
+                source = sources[source_name] = readable if readable["paths"] else None
     return counts
+
+
+def _create_view(connection: duckdb.DuckDBPyConnection, name: str, body: str, source: _Source) -> int:
+    """Create (or replace, on a second attempt) view ``name`` over ``source``; return its row count."""
+    connection.execute(f"CREATE OR REPLACE VIEW {name} AS {string.Template(body).substitute(source)}")
+    return int(connection.execute(f"SELECT count(*) FROM {name}").fetchone()[0])
 
 
 def refresh_views(
@@ -260,9 +307,13 @@ def refresh_views(
         ``selection``, ``vetoes``, ``gate_checks``) to these RUN_IDs' files as they exist now. None (the
         default) makes them read every run folder, present and future, through a glob.
     skipped : list of Path, optional
-        When given, a per-run JSON file that does not parse (one truncated old export) is left out of its
-        view and appended here, so one bad RUN_ID never blocks the refresh for the others; the view then
-        reads a fixed list of the good files. None (the default): such a file raises LakehouseReadError.
+        When given, an unreadable file is left out of its view and appended here, so one bad file never
+        blocks the refresh for the others: a per-run JSON file that does not parse (one truncated old
+        export), and, when DuckDB cannot build a parquet view, each of its files whose parquet footer does
+        not read (a truncated or garbage ``features_matrix.parquet/<KEY>.parquet``, bars file, symbols file
+        or returns matrix; a healthy refresh reads no footer). Such a view then reads a fixed list of the
+        good files, so files written after the refresh appear at the next one. Nothing is deleted. None (the
+        default): such a file raises LakehouseReadError.
 
     Returns
     -------
@@ -299,8 +350,9 @@ def refresh_views(
     UnsafeKeyError
         If a RUN_ID of ``run_ids`` is not a safe key.
     LakehouseReadError
-        If DuckDB cannot read an existing file of a view (corrupt parquet, malformed JSON); the old
-        database is left in place.
+        If DuckDB cannot read an existing file of a view (corrupt parquet, malformed JSON; with
+        ``skipped``, only when leaving out the unreadable files does not help); the old database is left
+        in place.
     """
     if not isinstance(paths, LakehousePaths):
         raise TypeError(f"`paths` must be a LakehousePaths, got {type(paths).__name__}")

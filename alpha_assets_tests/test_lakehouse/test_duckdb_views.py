@@ -4,7 +4,9 @@ Exercises an empty folder, a lakehouse without runs (only its views appear), a f
 counts, symbol keys from file names, long-form returns, flattened weights with the failed profile, selection
 rows), run folders written after a refresh (globs see them; ``run_ids`` pins a list), a reader in another
 process keeping the old file across a refresh, no temporary file left behind, a corrupt artifact leaving the
-old database in place, and the input errors. The DuckDB command-line client itself is not exercised.
+old database in place, an unreadable parquet file (truncated or garbage features, bars, symbols or returns)
+left out of its view and named with ``skipped`` (and no footer read when every view builds), and the input
+errors. The DuckDB command-line client itself is not exercised.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import pytest
 
 from alpha_assets.alpha.portfolio import encode_portfolio_json
 from alpha_assets.errors import LakehouseReadError, UnsafeKeyError
+from alpha_assets.lakehouse import duckdb_views
 from alpha_assets.lakehouse.duckdb_views import VIEWS, refresh_views
 from alpha_assets.lakehouse.features_store import upsert_symbol_features
 from alpha_assets.lakehouse.ohlcv import write_ohlcv
@@ -295,6 +298,61 @@ def test_refresh_views_corrupt_artifact_raises_and_keeps_old_database(tmp_path, 
         refresh_views(paths)
     assert paths.duckdb_file.read_bytes() == old
     assert sorted(p.name for p in tmp_path.iterdir()) == ["artifacts", "export", "lakehouse.duckdb"]
+
+
+_DAMAGE = {
+    "truncated": lambda data: data[: len(data) // 2],
+    "garbage": lambda data: b"not a parquet file at all\n" * 8,
+}
+
+
+@pytest.mark.parametrize("damage", sorted(_DAMAGE))
+@pytest.mark.parametrize(
+    ("view", "bad_file", "rows_left"),
+    [
+        ("features", lambda p: p.features_file("BINANCE_ETHUSDT"), DUCK_BARS["BINANCE_BTCUSDT"]),
+        ("ohlcv", lambda p: p.ohlcv_file("BINANCE_ETHUSDT"), sum(DUCK_BARS.values()) - DUCK_BARS["BINANCE_ETHUSDT"]),
+        ("symbols", lambda p: p.symbol_metadata_file("BINANCE_ETHUSDT"), 3),
+        ("returns", lambda p: p.run_data_file("20240211T000000Z", "returns_matrix.parquet"), None),
+    ],
+    ids=["features", "ohlcv", "symbols", "returns"],
+)
+def test_refresh_views_leaves_an_unreadable_parquet_file_out_and_names_it(
+    tmp_path, duck_run, view, bad_file, rows_left, damage
+):
+    paths = LakehousePaths(tmp_path)
+    _write_lakehouse(paths)
+    _write_run(paths, duck_run, "20240210T000000Z")
+    _write_run(paths, duck_run, "20240211T000000Z")
+    bad = bad_file(paths)
+    bad.write_bytes(_DAMAGE[damage](bad.read_bytes()))
+    damaged = bad.read_bytes()
+    with pytest.raises(LakehouseReadError, match=f"DuckDB view `{view}` cannot read it"):
+        refresh_views(paths)
+    skipped: list = []
+    counts = refresh_views(paths, skipped=skipped)
+    assert skipped == [bad]
+    assert list(counts) == list(VIEWS), "every view, the damaged one over the other files"
+    n_observations, n_assets = duck_run.returns.shape
+    assert counts[view] == (n_observations * n_assets if rows_left is None else rows_left)
+    if view == "symbols":
+        assert counts["symbols_current"] == 2, "the view over `symbols` leaves the file out too"
+        assert _query(paths, "SELECT DISTINCT symbol_key FROM symbols ORDER BY 1") == [
+            ("BINANCE_BTCUSDT",),
+            ("BINANCE_SOLUSDT",),
+        ]
+    assert bad.read_bytes() == damaged, "the file is left as it was, for its owner to look at"
+
+
+def test_refresh_views_reads_no_footer_when_every_view_builds(tmp_path, duck_run, monkeypatch):
+    paths = LakehousePaths(tmp_path)
+    _write_lakehouse(paths)
+    _write_run(paths, duck_run, REP_RUN_ID)
+    footers: list = []
+    monkeypatch.setattr(duckdb_views, "_footer_reads", lambda path: footers.append(path) or True)
+    skipped: list = []
+    assert list(refresh_views(paths, skipped=skipped)) == list(VIEWS)
+    assert footers == [] and skipped == []
 
 
 @pytest.mark.parametrize(
