@@ -311,8 +311,8 @@ def test_cli_one_symbol_failing_to_ingest_exits_partial_naming_it(tmp_path, home
     }
     data = tmp_path / "data"
     with ExchangeServer(bars) as server:
-        # A body cut in half is no network error: the source gives up on the symbol at once, without retries.
-        server.inject(Fault.TRUNCATED_JSON, times=None, symbol="ETHUSDT", path=KLINES_PATH)
+        # Every answer for ETH/USDT cut in half: retried like any bad response, then the symbol fails.
+        server.inject(Fault.TRUNCATED_JSON, times=None, symbol="ETH/USDT", path=KLINES_PATH)
         code, out, err = _run(
             capsys,
             *("flow-data", "--source", "ccxt", "--exchange", "binance", "--base-url", server.base_url),
