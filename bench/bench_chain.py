@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alpha_assets.cli import PROJECT_DAGSTER_YAML
 from alpha_assets.defs import keys
+from alpha_assets.defs.partitions import SYMBOLS_PER_RUN_ENV
 from alpha_assets_tests.test_e2e.conftest import (
     LOCATION_NAME,
     REPOSITORY_NAME,
@@ -64,7 +65,9 @@ def _start(root: Path) -> DagsterDev:
     home, data_dir = root / "home", root / "data"
     home.mkdir()
     shutil.copyfile(PROJECT_DAGSTER_YAML, home / "dagster.yaml")
-    return start_dagster_dev(root, home, data_dir, server_env(home, data_dir, {}), "sqlite")
+    env = server_env(home, data_dir, {})
+    del env[SYMBOLS_PER_RUN_ENV]  # the e2e tests' small runs; the bench measures the deployment's default
+    return start_dagster_dev(root, home, data_dir, env, "sqlite")
 
 
 def _chain(server: DagsterDev, run_id: str, run_config: dict[str, Any]) -> dict[str, Any]:
@@ -137,8 +140,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
     parser.add_argument("--chains", type=int, help="chains to time (default: 2 small, 3 large)")
+    parser.add_argument("--symbols", type=int, help="N, the symbols of each backfill (default: 10 small, 50 large)")
     args = parser.parse_args()
     profile, n, n_chains = SIZES[args.size]
+    n = args.symbols or n
     n_chains = n_chains if args.chains is None else args.chains
     root = Path(tempfile.mkdtemp(prefix="bench_chain_"))
     server = _start(root)
