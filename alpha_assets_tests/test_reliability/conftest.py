@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -254,3 +255,25 @@ def files_outside(root: Path, allowed: tuple[Path, ...]) -> set[str]:
         dirnames[:] = [d for d in dirnames if here / d not in allowed]
         found.update(str((here / name).relative_to(root)) for name in [*dirnames, *filenames])
     return found
+
+
+def flow_data_command(data_dir: Path, manifest: Path, run_id: str) -> list[str]:
+    """`alpha-assets flow-data` on the simulated source at the suite's clock and reliability profile."""
+    return [
+        sys.executable,
+        "-m",
+        "alpha_assets.cli",
+        "flow-data",
+        "--source",
+        "simulated",
+        "--clock",
+        CLOCK,
+        "--data-dir",
+        str(data_dir),
+        "--run-id",
+        run_id,
+        "--manifest",
+        str(manifest),
+        "--profile",
+        "reliability",
+    ]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import subprocess
-import sys
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -30,7 +29,7 @@ from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.sources.ingest import IngestStatus, ingest_symbols
 from alpha_assets.sources.params import IngestionParams
 from alpha_assets.sources.simulated import SimulatedExchange
-from alpha_assets_tests.test_reliability.conftest import CLOCK
+from alpha_assets_tests.test_reliability.conftest import CLOCK, flow_data_command
 
 SEED = 7
 N_SYMBOLS = 12
@@ -195,24 +194,7 @@ def test_features_after_the_race_cover_every_bar_once(race):
 
 
 def _flow_data(data_dir: Path, home: Path, manifest: Path, run_id: str) -> subprocess.Popen:
-    command = [
-        sys.executable,
-        "-m",
-        "alpha_assets.cli",
-        "flow-data",
-        "--source",
-        "simulated",
-        "--clock",
-        CLOCK,
-        "--data-dir",
-        str(data_dir),
-        "--run-id",
-        run_id,
-        "--manifest",
-        str(manifest),
-        "--profile",
-        "reliability",
-    ]
+    command = flow_data_command(data_dir, manifest, run_id)
     return subprocess.Popen(
         command,
         stdout=subprocess.PIPE,

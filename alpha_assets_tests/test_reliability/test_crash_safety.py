@@ -23,7 +23,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -37,7 +36,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from alpha_assets.lakehouse.parquet import file_sha256
-from alpha_assets_tests.test_reliability.conftest import CLOCK
+from alpha_assets_tests.test_reliability.conftest import flow_data_command
 
 SEED = 20261125
 #: Attempts aimed at each place; a few more than 20 so that at least 20 land before the process ends.
@@ -94,31 +93,10 @@ class Campaign:
         return [a for a in self.attempts if a.killed]
 
 
-def _command(data_dir: Path, manifest: Path, run_id: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "alpha_assets.cli",
-        "flow-data",
-        "--source",
-        "simulated",
-        "--clock",
-        CLOCK,
-        "--data-dir",
-        str(data_dir),
-        "--run-id",
-        run_id,
-        "--manifest",
-        str(manifest),
-        "--profile",
-        "reliability",
-    ]
-
-
 def _start(data_dir: Path, manifest: Path, run_id: str, home: Path, log: Path) -> subprocess.Popen:
     env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
-        _command(data_dir, manifest, run_id),
+        flow_data_command(data_dir, manifest, run_id),
         stdout=subprocess.PIPE,
         stderr=open(log, "ab"),
         env=env,
