@@ -8,8 +8,10 @@ queried, so ``duckdb data/lakehouse.duckdb`` (or any DuckDB client) sees the fil
   the key replaced by ``*``). Moving or copying the data folder needs a refresh before its views work again.
 - **Globs.** Without ``run_ids``, each view reads a glob pattern (``lakehouse/*_1d.parquet``,
   ``artifacts/summaries/runs/*/data/selection.json``, ...), so symbols and runs written after the refresh
-  appear without another one. A view is created only when its pattern matches at least one file at refresh
-  time: a missing view means no such file existed yet (DuckDB fails on a glob that matches nothing). With
+  appear without another one. A lakehouse view is created only when its pattern matches at least one file at
+  refresh time: a missing view means no such file existed yet (DuckDB fails on a glob that matches nothing).
+  The per-run views always exist: with no file (no production run yet, every portfolio withdrawn) they are
+  empty, with the columns and types they have over real files, and read no file until the next refresh. With
   ``run_ids``, the per-run views read exactly the files of those runs that exist (a fixed list).
 - **Safe for readers.** The new database is built in a temporary directory next to the old one, checkpointed,
   closed, then renamed over it with ``os.replace``: a reader that has the old file open keeps its view of it
@@ -37,6 +39,7 @@ import pyarrow.parquet as pq
 from alpha_assets.errors import DiskFullError, LakehouseReadError
 from alpha_assets.lakehouse.keys import validate_run_id
 from alpha_assets.lakehouse.paths import LakehousePaths
+from alpha_assets.lakehouse.schemas import RETURNS_MATRIX_LAYOUT
 
 # Valid keys that appear nowhere else in a path: each file pattern is LakehousePaths' path of the sentinel
 # with the sentinel replaced by ``*``, so the patterns follow any change of layout in ``paths.py``.
@@ -66,6 +69,26 @@ _SELECTION_JSON = """read_json($files, format = 'unstructured', columns = {
     atoms: 'STRUCT(symbol VARCHAR, direction VARCHAR, cluster BIGINT)[]',
     vetoes: 'STRUCT(symbol VARCHAR, stage BIGINT, reason VARCHAR, feature VARCHAR, observed DOUBLE,
                     threshold DOUBLE)[]'})"""
+
+
+def _write_empty_file(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+def _write_empty_returns(path: Path) -> None:
+    pq.write_table(RETURNS_MATRIX_LAYOUT.empty_table(), path)
+
+
+#: The per-run sources: with no file, their views are still created, empty, with the same columns (a RUN_ID
+#: whose portfolio was withdrawn, or no production run yet, must read as no rows, not as a missing view).
+#: Source -> (placeholder suffix, writer of an empty placeholder file DuckDB derives the columns from).
+_RUN_SOURCE_PLACEHOLDERS: dict[str, tuple[str, Callable[[Path], None]]] = {
+    "candidates_validated": (".json", _write_empty_file),
+    "returns": (".parquet", _write_empty_returns),
+    "portfolio": (".json", _write_empty_file),
+    "selection": (".json", _write_empty_file),
+    "gate": (".json", _write_empty_file),
+}
 
 #: View name -> (source it reads, SQL of its body). ``$files`` is the source's files, ``$key`` an RE2
 #: pattern whose group 1 is the symbol key or RUN_ID in a file name. Created in this order.
@@ -273,6 +296,9 @@ def _create_views(
     counts: dict[str, int] = {}
     for name, (source_name, body) in VIEWS.items():
         source = sources[source_name]
+        if source is None and source_name in _RUN_SOURCE_PLACEHOLDERS:
+            counts[name] = _create_empty_view(connection, name, body, source_name)
+            continue
         while source is not None:
             try:
                 counts[name] = _create_view(connection, name, body, source)
@@ -285,6 +311,22 @@ def _create_views(
                     raise LakehouseReadError(source["files"], f"DuckDB view `{name}` cannot read it: {err}") from err
                 source = sources[source_name] = readable if readable["paths"] else None
     return counts
+
+
+def _create_empty_view(connection: duckdb.DuckDBPyConnection, name: str, body: str, source_name: str) -> int:
+    """Create view ``name`` with no row and the columns it has over real files; return 0.
+
+    DuckDB derives the columns and types from the view's own SQL over an empty placeholder file, so they stay
+    those of the real view; the view then selects typed NULLs with ``LIMIT 0`` and names no file.
+    """
+    with tempfile.TemporaryDirectory(prefix="alpha_assets_empty_view_") as folder:
+        placeholder = Path(folder) / f"placeholder{_RUN_SOURCE_PLACEHOLDERS[source_name][0]}"
+        _RUN_SOURCE_PLACEHOLDERS[source_name][1](placeholder)
+        source: _Source = {"files": _list_sql([placeholder]), "key": "([^/]+)$", "paths": [placeholder]}
+        columns = connection.execute(f"DESCRIBE SELECT * FROM ({string.Template(body).substitute(source)})").fetchall()
+    typed_nulls = ", ".join(f'CAST(NULL AS {column_type}) AS "{column}"' for column, column_type, *_ in columns)
+    connection.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT {typed_nulls} LIMIT 0")
+    return 0
 
 
 def _create_view(connection: duckdb.DuckDBPyConnection, name: str, body: str, source: _Source) -> int:
@@ -318,8 +360,9 @@ def refresh_views(
     Returns
     -------
     dict of str to int
-        Each view created -> its number of rows at refresh time, in :data:`VIEWS` order. A view whose files
-        do not exist (yet) is not created and not listed. The views and their columns:
+        Each view created -> its number of rows at refresh time, in :data:`VIEWS` order. A lakehouse view
+        whose files do not exist (yet) is not created and not listed; a per-run view without files is
+        created empty (0). The views and their columns:
 
         - ``ohlcv``: ``symbol_key`` (from the file name), ``timestamp`` (bar open, TIMESTAMPTZ UTC),
           ``open``, ``high``, ``low``, ``close``, ``volume``;

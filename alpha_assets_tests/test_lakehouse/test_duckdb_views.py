@@ -23,6 +23,7 @@ import pyarrow as pa
 import pytest
 
 from alpha_assets.alpha.portfolio import encode_portfolio_json
+from alpha_assets.alpha.withdrawal import withdraw_downstream
 from alpha_assets.errors import LakehouseReadError, UnsafeKeyError
 from alpha_assets.lakehouse import duckdb_views
 from alpha_assets.lakehouse.duckdb_views import VIEWS, refresh_views
@@ -36,6 +37,8 @@ from alpha_assets_tests.test_reports.conftest import REP_RUN_ID, RepRun, rep_bui
 DUCK_BARS = {"BINANCE_BTCUSDT": 60, "BINANCE_ETHUSDT": 45, "BINANCE_SOLUSDT": 30}
 DUCK_NOW = pd.Timestamp("2024-03-01", tz="UTC")
 LAKEHOUSE_VIEWS = ["ohlcv", "symbols", "symbols_current", "features"]
+#: The views over run folders: they exist with no file, empty, with the columns they have over real files.
+RUN_VIEWS = [name for name in VIEWS if name not in LAKEHOUSE_VIEWS]
 
 
 @pytest.fixture(scope="module")
@@ -150,24 +153,54 @@ def _view_names(paths: LakehousePaths) -> list[str]:
     return [r[0] for r in _query(paths, "SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1")]
 
 
-def test_refresh_views_empty_folder_creates_database_without_views(tmp_path):
+def _columns(paths: LakehousePaths, view: str) -> list[tuple[str, str]]:
+    return [(name, type_) for name, type_, *_ in _query(paths, f"DESCRIBE {view}")]
+
+
+def test_refresh_views_empty_folder_creates_only_the_run_views_empty(tmp_path):
     paths = LakehousePaths(tmp_path / "data")
-    assert refresh_views(paths) == {}
-    assert paths.duckdb_file.is_file() and _view_names(paths) == []
+    assert refresh_views(paths) == dict.fromkeys(RUN_VIEWS, 0)
+    assert paths.duckdb_file.is_file() and _view_names(paths) == sorted(RUN_VIEWS)
+    assert _query(paths, "SELECT count(*) FROM weights WHERE run_id = 'ANY'") == [(0,)]
+
+
+def test_refresh_views_run_views_without_files_have_the_columns_of_real_ones(tmp_path, duck_run):
+    full = LakehousePaths(tmp_path / "full")
+    _write_run(full, duck_run, REP_RUN_ID)
+    refresh_views(full)
+    empty = LakehousePaths(tmp_path / "empty")
+    refresh_views(empty)
+    for view in RUN_VIEWS:
+        assert _columns(empty, view) == _columns(full, view), view
+        assert _query(empty, f"SELECT count(*) FROM {view}") == [(0,)]
+
+
+def test_refresh_views_every_portfolio_withdrawn_leaves_weights_empty_not_missing(tmp_path, duck_run):
+    paths = LakehousePaths(tmp_path)
+    _write_run(paths, duck_run, REP_RUN_ID)
+    refresh_views(paths)
+    columns = {view: _columns(paths, view) for view in ("weights", "profiles", "selection", "vetoes")}
+    assert withdraw_downstream(paths, REP_RUN_ID, "the refreeze failed the gate") is not None
+    counts = refresh_views(paths)
+    for view, before in columns.items():
+        assert counts[view] == 0 and _columns(paths, view) == before, view
+    assert _query(paths, 'SELECT run_id, profile, sum("Weight") FROM weights GROUP BY ALL') == []
+    assert counts["gate_checks"] == len(duck_run.gate_doc["checks"]), "the gate's verdict stays queryable"
 
 
 def test_refresh_views_lakehouse_only_creates_lakehouse_views_with_counts(tmp_path):
     paths = LakehousePaths(tmp_path)
     _write_lakehouse(paths)
     counts = refresh_views(paths)
-    assert list(counts) == LAKEHOUSE_VIEWS
+    assert list(counts) == list(VIEWS)
     assert counts == {
         "ohlcv": sum(DUCK_BARS.values()),
         "symbols": 4,
         "symbols_current": 3,
         "features": DUCK_BARS["BINANCE_BTCUSDT"] + DUCK_BARS["BINANCE_ETHUSDT"],
+        **dict.fromkeys(RUN_VIEWS, 0),
     }
-    assert _view_names(paths) == sorted(LAKEHOUSE_VIEWS)
+    assert _view_names(paths) == sorted(VIEWS)
     per_symbol = _query(paths, "SELECT symbol_key, count(*), max(timestamp) FROM ohlcv GROUP BY 1 ORDER BY 1")
     last = (DUCK_NOW - pd.Timedelta(days=1)).to_pydatetime()
     assert [(k, n) for k, n, _ in per_symbol] == sorted(DUCK_BARS.items())
@@ -241,7 +274,7 @@ def test_refresh_views_globs_see_runs_written_later_and_run_ids_pin_a_list(tmp_p
     pinned = refresh_views(paths, run_ids=["20240211T000000Z", "20240299T000000Z"])  # the second has no files
     assert pinned["profiles"] == len(duck_run.portfolio_doc["profiles"])
     assert _query(paths, "SELECT DISTINCT run_id FROM returns") == [("20240211T000000Z",)]
-    assert refresh_views(paths, run_ids=[]) == {}
+    assert refresh_views(paths, run_ids=[]) == dict.fromkeys(RUN_VIEWS, 0)
 
 
 def test_refresh_views_reader_in_another_process_keeps_the_old_file(tmp_path, duck_run):
@@ -254,7 +287,8 @@ def test_refresh_views_reader_in_another_process_keeps_the_old_file(tmp_path, du
         def state():
             views = [r[0] for r in connection.execute(
                 "SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1").fetchall()]
-            return {"views": views, "ohlcv": connection.execute("SELECT count(*) FROM ohlcv").fetchone()[0]}
+            count = lambda view: connection.execute(f"SELECT count(*) FROM {view}").fetchone()[0]
+            return {"views": views, "ohlcv": count("ohlcv"), "weights": count("weights")}
         print(json.dumps(state()), flush=True)
         sys.stdin.readline()
         print(json.dumps(state()), flush=True)
@@ -275,8 +309,8 @@ def test_refresh_views_reader_in_another_process_keeps_the_old_file(tmp_path, du
         process.kill()
     assert process.returncode == 0, err
     after = json.loads(out)
-    assert before == after == {"views": sorted(LAKEHOUSE_VIEWS), "ohlcv": sum(DUCK_BARS.values())}
-    assert "weights" in _view_names(paths)  # a new connection opens the new file
+    assert before == after == {"views": sorted(VIEWS), "ohlcv": sum(DUCK_BARS.values()), "weights": 0}
+    assert _query(paths, "SELECT count(*) FROM weights")[0][0] > 0  # a new connection opens the new file
 
 
 def test_refresh_views_leaves_no_temporary_file(tmp_path, duck_run):
