@@ -28,18 +28,10 @@ from dagster import DagsterInstance, DagsterInvalidConfigError
 from tqdm import tqdm
 
 from alpha_assets.definitions import build_definitions
-from alpha_assets.defs import keys
+from alpha_assets.defs import names
 from alpha_assets.defs.alpha.gate import require_gate_passed
 from alpha_assets.defs.chain import ChainSettings, export_writer
 from alpha_assets.defs.dataops.resources import SourceKind
-from alpha_assets.defs.runner import (
-    FLOW_DATA_LINKS,
-    FlowFailedError,
-    ensure_production_partition,
-    link_materializations,
-    run_flow_data,
-    run_link,
-)
 from alpha_assets.errors import (
     AlphaAssetsError,
     DiskFullError,
@@ -48,9 +40,18 @@ from alpha_assets.errors import (
     NoPortfolioError,
     UnusableEnvironmentError,
 )
+from alpha_assets.lakehouse.jsonio import read_json
 from alpha_assets.lakehouse.keys import new_run_id, validate_run_id
-from alpha_assets.lakehouse.parquet import exclusive_lock, read_json
+from alpha_assets.lakehouse.locks import exclusive_lock
 from alpha_assets.lakehouse.paths import LakehousePaths, resolve_data_dir
+from alpha_assets.orchestration.runner import (
+    FLOW_DATA_LINKS,
+    FlowFailedError,
+    ensure_production_partition,
+    link_materializations,
+    run_flow_data,
+    run_link,
+)
 from alpha_assets.validation import parse_utc_clock
 
 PROJECT_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
@@ -281,7 +282,7 @@ def flow_production(args: argparse.Namespace, instance: DagsterInstance, run_id:
     ensure_production_partition(instance, paths, run_id)
     run_config = chain_run_config(argparse.Namespace(manifest=args.manifest, profile=args.profile), data_dir)
     writer = export_writer(instance, run_id)
-    chain = ChainSettings.of_run(writer, run_id) if writer else ChainSettings({}, {keys.RUN_ID_TAG: run_id})
+    chain = ChainSettings.of_run(writer, run_id) if writer else ChainSettings({}, {names.RUN_ID_TAG: run_id})
     chain_manifest = chain.run_config.get("resources", {}).get("manifest")
     if "manifest" not in run_config["resources"] and chain_manifest:
         run_config["resources"]["manifest"] = chain_manifest
@@ -291,7 +292,7 @@ def flow_production(args: argparse.Namespace, instance: DagsterInstance, run_id:
         run_link(
             build_definitions(),
             instance,
-            keys.PRODUCTION_JOB,
+            names.PRODUCTION_JOB,
             partition_key=run_id,
             run_config=run_config,
             tags=chain.tags,

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from alpha_assets.errors import ManifestError
-from alpha_assets.lakehouse.parquet import bytes_sha256, encode_json
+from alpha_assets.lakehouse.hashing import bytes_sha256
+from alpha_assets.lakehouse.jsonio import encode_json
 
 #: Every section a manifest may hold, whichever cycle owns it.
 KNOWN_SECTIONS = (

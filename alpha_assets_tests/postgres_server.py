@@ -56,11 +56,14 @@ def storage_yaml(*, pooled: bool) -> str:
     """A ``dagster.yaml`` storage block on the ``DAGSTER_PG_*`` database, nothing else of deploy/dagster.yaml.
 
     ``pooled=False``: dagster-postgres' own storage as it documents it (``storage: postgres:``); ``True``: the same
-    config through ``alpha_assets.defs.postgres_storage.PooledPostgresStorage``.
+    config through ``alpha_assets.orchestration.postgres_storage.PooledPostgresStorage``.
     """
     if not pooled:
         return "storage:\n  postgres:\n" + textwrap.indent(_PG_DB_CONFIG, "    ")
-    custom = "storage:\n  custom:\n    module: alpha_assets.defs.postgres_storage\n    class: PooledPostgresStorage\n"
+    custom = (
+        "storage:\n  custom:\n    module: alpha_assets.orchestration.postgres_storage\n"
+        "    class: PooledPostgresStorage\n"
+    )
     return custom + "    config:\n" + textwrap.indent(_PG_DB_CONFIG, "      ")
 
 

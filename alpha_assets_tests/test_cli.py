@@ -251,7 +251,7 @@ def test_cli_full_disk_is_named_and_every_stored_file_is_kept(tmp_path, home, mo
             def no_space(fd: int) -> None:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-            monkeypatch.setattr("alpha_assets.lakehouse.parquet.os.fsync", no_space)
+            monkeypatch.setattr("alpha_assets.lakehouse.atomic.os.fsync", no_space)
         code, _, err = _run(capsys, *argv[:-1], "FULL2", "--clock", NEXT_DAY)
         assert code == ExitCode.ENVIRONMENT
         _assert_one_error_line(err, "disk full: no space left on the file system holding", str(data))

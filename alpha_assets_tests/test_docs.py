@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from alpha_assets.dataops.audit.records import Verdict
 from alpha_assets.features import matrix
-from alpha_assets.lakehouse.audit import Verdict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DOCS = sorted([PROJECT_ROOT / "README.md", *(PROJECT_ROOT / "docs").glob("*.md"), PROJECT_ROOT / "bench" / "README.md"])

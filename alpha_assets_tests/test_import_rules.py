@@ -1,8 +1,9 @@
 """The architecture's import rules, checked by walking every module's AST (no code is imported).
 
-Wiring (``definitions.py``, ``cli.py``, ``defs/``) may import anything; the pure packages may not import
-Dagster; only ``sources/`` imports ccxt; the Alpha side never imports the sources or the DataOps wiring;
-``features/`` and ``alpha/`` never import each other; nothing but the wiring imports ``defs/``.
+Wiring (``definitions.py``, ``cli.py``, ``defs/``, ``orchestration/``) may import anything; the pure packages
+may not import Dagster; only ``sources/`` imports ccxt; the Alpha side never imports the sources, the DataOps
+logic (``dataops/``) or the DataOps wiring; ``features/`` and ``alpha/`` never import each other; the
+lakehouse (storage only) imports no other package; nothing but the wiring imports ``defs/``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1] / "alpha_assets"
-WIRING = ("alpha_assets.definitions", "alpha_assets.cli", "alpha_assets.defs")
+WIRING = ("alpha_assets.definitions", "alpha_assets.cli", "alpha_assets.defs", "alpha_assets.orchestration")
 PURE_SHARED = (
     "alpha_assets.lakehouse",
     "alpha_assets.errors",
@@ -61,6 +62,8 @@ def _violations(importer_filter, forbidden) -> list[str]:
 
 def test_import_rules_found_the_package():
     assert "alpha_assets.lakehouse.paths" in MODULES
+    assert "alpha_assets.dataops.audit.engine" in MODULES
+    assert "alpha_assets.orchestration.runner" in MODULES
     assert "alpha_assets.definitions" in MODULES
 
 
@@ -70,6 +73,11 @@ def test_import_rules_only_wiring_imports_dagster():
 
 def test_import_rules_only_sources_imports_ccxt():
     assert _violations(lambda m: not _within(m, "alpha_assets.sources"), lambda i: _within(i, "ccxt")) == []
+
+
+def test_import_rules_only_dataops_wiring_imports_dataops_logic():
+    allowed = ("alpha_assets.dataops", "alpha_assets.defs.dataops", "alpha_assets.definitions", "alpha_assets.cli")
+    assert _violations(lambda m: not _within(m, allowed), lambda i: _within(i, "alpha_assets.dataops")) == []
 
 
 def test_import_rules_only_dataops_wiring_imports_sources():
@@ -84,7 +92,13 @@ def test_import_rules_only_dataops_wiring_imports_sources():
 
 @pytest.mark.parametrize("side", ["alpha_assets.alpha", "alpha_assets.defs.alpha", "alpha_assets.reports"])
 def test_import_rules_alpha_side_never_imports_dataops(side):
-    forbidden = ("alpha_assets.sources", "alpha_assets.defs.dataops", "ccxt", "alpha_assets.features")
+    forbidden = (
+        "alpha_assets.sources",
+        "alpha_assets.dataops",
+        "alpha_assets.defs.dataops",
+        "ccxt",
+        "alpha_assets.features",
+    )
     assert _violations(lambda m: _within(m, side), lambda i: _within(i, forbidden)) == []
 
 
@@ -96,14 +110,26 @@ def test_import_rules_alpha_side_never_imports_dataops(side):
         ("alpha_assets.alpha", ()),
         ("alpha_assets.sources", ()),
         ("alpha_assets.reports", ()),
+        ("alpha_assets.dataops", ()),
     ],
-    ids=["lakehouse", "features", "alpha", "sources", "reports"],
+    ids=["lakehouse", "features", "alpha", "sources", "reports", "dataops"],
 )
 def test_import_rules_pure_packages_import_only_shared_modules(package, may_also_import):
     own = (package, *PURE_SHARED, *may_also_import)
     assert (
         _violations(
             lambda m: _within(m, package),
+            lambda i: _within(i, "alpha_assets") and not _within(i, own) and i != "alpha_assets",
+        )
+        == []
+    )
+
+
+def test_import_rules_lakehouse_imports_no_other_package():
+    own = ("alpha_assets.lakehouse", "alpha_assets.errors", "alpha_assets.typing", "alpha_assets.validation")
+    assert (
+        _violations(
+            lambda m: _within(m, "alpha_assets.lakehouse"),
             lambda i: _within(i, "alpha_assets") and not _within(i, own) and i != "alpha_assets",
         )
         == []

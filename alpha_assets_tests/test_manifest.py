@@ -10,11 +10,12 @@ import json
 
 import pytest
 
-from alpha_assets.alpha.optimize_params import OptimizationParams, Profile
-from alpha_assets.alpha.params import ClusterMethod, SelectionParams
+from alpha_assets.alpha.clustering import ClusterMethod
+from alpha_assets.alpha.optimization_params import OptimizationParams, Profile
 from alpha_assets.alpha.pipeline import ALPHA_SECTIONS, alpha_params
+from alpha_assets.alpha.selection_params import SelectionParams
+from alpha_assets.dataops.audit.engine import AuditParams
 from alpha_assets.errors import ManifestError
-from alpha_assets.lakehouse.audit import AuditParams
 from alpha_assets.manifest import DEFAULT_MANIFEST, KNOWN_SECTIONS, load_profile, read_manifest
 from alpha_assets.sources.params import DiscoveryParams, IngestionParams, MarketParams, SourceParams
 

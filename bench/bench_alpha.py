@@ -20,19 +20,19 @@ from common import peak_rss_mb, timed, write_results
 from dagster import DagsterEventType, DagsterInstance
 
 from alpha_assets.alpha import pipeline
-from alpha_assets.alpha.covariance import estimate_covariance
+from alpha_assets.alpha.covariance import CovarianceMethod, estimate_covariance
+from alpha_assets.alpha.optimization_params import OptimizationParams, Profile
 from alpha_assets.alpha.optimize import optimize_profile
-from alpha_assets.alpha.optimize_params import CovarianceMethod, OptimizationParams, Profile
 from alpha_assets.alpha.returns import compute_returns_matrix
 from alpha_assets.alpha.snapshot import freeze_run, load_frozen_run, take_snapshot
 from alpha_assets.definitions import build_definitions
-from alpha_assets.defs import keys
+from alpha_assets.defs import names
 from alpha_assets.defs.resources import LakehouseResource, ManifestResource
-from alpha_assets.defs.runner import ensure_run_partition, run_link
 from alpha_assets.features.backfill import backfill_features
-from alpha_assets.lakehouse.parquet import write_json_atomic
+from alpha_assets.lakehouse.jsonio import write_json_atomic
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.manifest import load_profile
+from alpha_assets.orchestration.runner import ensure_run_partition, run_link
 from alpha_assets.sources.ingest import ingest_symbols
 from alpha_assets.sources.params import IngestionParams
 from alpha_assets.sources.simulated import SimulatedExchange
@@ -102,7 +102,7 @@ def flow_production_run(root: Path, paths: LakehousePaths, manifest: Path) -> di
     )
     ensure_run_partition(instance, RUN_ID)
     config = {"ops": {"returns_matrix": {"config": {"refreeze": True}}}}
-    wall, link = timed(lambda: run_link(defs, instance, keys.PRODUCTION_JOB, partition_key=RUN_ID, run_config=config))
+    wall, link = timed(lambda: run_link(defs, instance, names.PRODUCTION_JOB, partition_key=RUN_ID, run_config=config))
     steps = {}
     for kind in (DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS):
         for record in instance.get_records_for_run(link.dagster_run_id, of_type=kind).records:

@@ -35,7 +35,7 @@ from dagster import DagsterInstance
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alpha_assets.cli import PROJECT_DAGSTER_YAML
-from alpha_assets.defs import keys
+from alpha_assets.defs import names
 from alpha_assets.defs.partitions import SYMBOLS_PER_RUN_ENV
 from alpha_assets_tests.test_e2e.conftest import (
     LOCATION_NAME,
@@ -74,7 +74,7 @@ def _chain(server: DagsterDev, run_id: str, run_config: dict[str, Any]) -> dict[
     """Launch discovery of ``run_id`` as the UI does; wait for its flow_production; the per-link times."""
     server.graphql(_ADD_PARTITION, {"repo": _REPOSITORY, "name": "runs", "key": run_id})
     params = {
-        "selector": {**_REPOSITORY, "jobName": keys.DISCOVERY_JOB},
+        "selector": {**_REPOSITORY, "jobName": names.DISCOVERY_JOB},
         "runConfigData": run_config,
         "executionMetadata": {"tags": [{"key": "dagster/partition", "value": run_id}]},
     }
@@ -83,11 +83,11 @@ def _chain(server: DagsterDev, run_id: str, run_config: dict[str, Any]) -> dict[
     assert launched["__typename"] == "LaunchRunSuccess", launched
 
     def finished() -> list[dict[str, Any]] | None:
-        runs = server.graphql(_RUN_TIMES, {"filter": {"tags": [{"key": keys.RUN_ID_TAG, "value": run_id}]}})
+        runs = server.graphql(_RUN_TIMES, {"filter": {"tags": [{"key": names.RUN_ID_TAG, "value": run_id}]}})
         runs = sorted(runs["runsOrError"]["results"], key=lambda r: r["creationTime"])
         if any(r["status"] in {"FAILURE", "CANCELED"} for r in runs):
             raise RuntimeError(f"chain {run_id} failed: {runs}")
-        done = any(r["jobName"] == keys.PRODUCTION_JOB and r["status"] == "SUCCESS" for r in runs)
+        done = any(r["jobName"] == names.PRODUCTION_JOB and r["status"] == "SUCCESS" for r in runs)
         return runs if done else None
 
     runs = server.wait_for(finished, timeout=TIMEOUT_S, interval=0.5, what=f"chain {run_id}")
@@ -109,7 +109,7 @@ def _chain(server: DagsterDev, run_id: str, run_config: dict[str, Any]) -> dict[
 def _backfill(server: DagsterDev, partitions: list[str], title: str, n_symbols: int) -> dict[str, Any]:
     params = {
         "partitionNames": partitions,
-        "assetSelection": [{"path": list(k.path)} for k in (keys.OHLCV, keys.FEATURES_MATRIX)],
+        "assetSelection": [{"path": list(k.path)} for k in (names.OHLCV, names.FEATURES_MATRIX)],
         "title": title,
         # The wide exchange of the chain that added these symbols, one day later.
         "runConfigData": {

@@ -35,7 +35,7 @@ from typing import Any
 import pandas as pd
 from common import peak_rss_mb, write_results
 
-from alpha_assets.lakehouse.audit import AuditParams, audit_symbol_file
+from alpha_assets.dataops.audit.engine import AuditParams, audit_symbol_file
 from alpha_assets.lakehouse.ohlcv import clean_bars, read_ohlcv
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.symbols import upsert_symbol_metadata

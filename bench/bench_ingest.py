@@ -24,13 +24,13 @@ from postgres_instance import postgres_instance
 
 from alpha_assets.cli import PROJECT_DAGSTER_YAML
 from alpha_assets.definitions import build_definitions
-from alpha_assets.defs import keys
+from alpha_assets.defs import names
 from alpha_assets.defs.chain import candidate_symbols, symbol_link_tags
 from alpha_assets.defs.dataops.resources import MarketSourceResource
 from alpha_assets.defs.resources import LakehouseResource, ManifestResource
-from alpha_assets.defs.runner import ensure_run_partition, run_link
 from alpha_assets.lakehouse.ohlcv import read_ohlcv
 from alpha_assets.lakehouse.paths import LakehousePaths
+from alpha_assets.orchestration.runner import ensure_run_partition, run_link
 
 SIZES = {"small": (50, 400), "large": (500, 1000)}
 WARMUP_DAYS = 300
@@ -68,11 +68,11 @@ def _instance(root: Path, storage: str) -> Iterator[DagsterInstance]:
 
 def _ingest(defs, instance, paths, run_id):
     ensure_run_partition(instance, run_id)
-    discovery_s, _ = timed(lambda: run_link(defs, instance, keys.DISCOVERY_JOB, partition_key=run_id))
+    discovery_s, _ = timed(lambda: run_link(defs, instance, names.DISCOVERY_JOB, partition_key=run_id))
     symbols = candidate_symbols(paths, run_id)
-    (tags,) = symbol_link_tags(instance, symbols, {keys.RUN_ID_TAG: run_id})
+    (tags,) = symbol_link_tags(instance, symbols, {names.RUN_ID_TAG: run_id})
     # The ingest link without its features step: this benchmark measures ingestion (bench_features the rest).
-    ingest_s, link = timed(lambda: run_link(defs, instance, keys.INGEST_JOB, tags=tags, asset_selection=[keys.OHLCV]))
+    ingest_s, link = timed(lambda: run_link(defs, instance, names.INGEST_JOB, tags=tags, asset_selection=[names.OHLCV]))
     meta = link.materializations["ohlcv"]
     return {
         "symbols": len(symbols),

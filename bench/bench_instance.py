@@ -1,8 +1,8 @@
 """Dagster's own cost of one single-run backfill over 505 symbol partitions, per instance storage (issues 2, 14).
 
 A trivial asset shaped like ``ohlcv`` (dynamic partitions, 3 WARN checks, the same metadata keys) runs once over
-every partition in one run, in-process, as ``defs/runner.py`` runs a link, on a fresh ``DAGSTER_HOME`` (and a fresh
-Postgres database) per run. Variants, interleaved in one script run, each in its own process:
+every partition in one run, in-process, as ``orchestration/runner.py`` runs a link, on a fresh ``DAGSTER_HOME``
+(and a fresh Postgres database) per run. Variants, interleaved in one script run, each in its own process:
 
 - ``dagster-default``: no ``dagster.yaml`` storage block (Dagster's SQLite event log);
 - ``project`` / ``project-batch``: the project's ``dagster.yaml`` (the same storage with pooled connections),
@@ -13,7 +13,7 @@ Postgres database) per run. Variants, interleaved in one script run, each in its
 - ``postgres``: dagster-postgres' ``storage: postgres:`` as documented, on a throwaway cluster with Postgres' default
   (durable) server settings, reached over 127.0.0.1 with a password;
 - ``postgres-batch``: that plus ``DAGSTER_EVENT_BATCH_SIZE=1000``;
-- ``postgres-pooled``: the same config through ``defs/postgres_storage.py`` (pooled connections);
+- ``postgres-pooled``: the same config through ``orchestration/postgres_storage.py`` (pooled connections);
 - ``postgres-pooled-batch``: pooled plus batched events;
 - ``deploy``: deploy/dagster.yaml with the environment docs/deploy.md sets: pooled, batched, and
   ``synchronous_commit=off`` for Dagster's sessions.

@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 from pypfopt import EfficientFrontier, HRPOpt
 
-from alpha_assets.alpha.covariance import estimate_covariance
+from alpha_assets.alpha.covariance import CovarianceMethod, estimate_covariance
+from alpha_assets.alpha.optimization_params import OptimizationParams, Profile
 from alpha_assets.alpha.optimize import optimize_profile
-from alpha_assets.alpha.optimize_params import CovarianceMethod, OptimizationParams, Profile
 
 SIZES = {"small": (50, 500), "large": (500, 1000)}
 SEED = 20240611

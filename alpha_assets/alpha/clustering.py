@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import StrEnum
 
 import numpy as np
 import pandas as pd
 from scipy.cluster.hierarchy import cut_tree, fcluster, linkage
 from scipy.spatial.distance import squareform
 
-from alpha_assets.alpha.params import ClusterMethod
 from alpha_assets.typing import FloatArray, IntArray
 from alpha_assets.validation import check_returns_array
+
+
+class ClusterMethod(StrEnum):
+    """How assets are grouped from their correlation distance."""
+
+    WARD = "ward"
+    HDBSCAN = "hdbscan"
 
 
 def _as_returns_array(returns: pd.DataFrame | np.ndarray) -> FloatArray:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import numpy as np
 from sklearn.covariance import ledoit_wolf
 
-from alpha_assets.alpha.optimize_params import CovarianceMethod
 from alpha_assets.typing import FloatArray
 from alpha_assets.validation import check_returns_array
+
+
+class CovarianceMethod(StrEnum):
+    """Covariance estimator applied to the returns matrix."""
+
+    SAMPLE = "sample"
+    LEDOIT_WOLF = "ledoit_wolf"
 
 
 def estimate_covariance(returns: FloatArray, method: CovarianceMethod) -> FloatArray:

@@ -21,13 +21,24 @@ PyPortfolioOpt's ``HRPOpt.optimize``.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import numpy as np
 from scipy.cluster import hierarchy
 from scipy.spatial.distance import squareform
 
-from alpha_assets.alpha.optimize_params import Linkage
 from alpha_assets.alpha.weights import cluster_totals, infeasibility_reason
 from alpha_assets.typing import FloatArray, IntArray
+
+
+class Linkage(StrEnum):
+    """Hierarchical linkage used by HRP to order the assets (SciPy method names)."""
+
+    SINGLE = "single"
+    COMPLETE = "complete"
+    AVERAGE = "average"
+    WARD = "ward"
+
 
 # A cluster counts as over its cap above this; smaller excesses are floating-point noise, and the final
 # validation of the caller uses 1e-6.

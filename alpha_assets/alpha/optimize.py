@@ -1,6 +1,6 @@
 """Long-only, fully invested portfolio profiles under per-asset bounds and per-cluster caps.
 
-Profiles (:class:`~alpha_assets.alpha.optimize_params.Profile`):
+Profiles (:class:`~alpha_assets.alpha.optimization_params.Profile`):
 
 - ``equal_weight``: ``1 / n_assets``. When a cap or bound binds, the Euclidean projection of ``1 / n_assets``
   onto the constraint set, which is equal within each cluster: every asset holds ``min(t, u_c)`` with
@@ -39,7 +39,7 @@ import numpy as np
 
 from alpha_assets.alpha.covariance import estimate_covariance, shrink
 from alpha_assets.alpha.hrp import hrp_weights
-from alpha_assets.alpha.optimize_params import OptimizationParams, Profile, Solver
+from alpha_assets.alpha.optimization_params import OptimizationParams, Profile, Solver
 from alpha_assets.alpha.weights import infeasibility_reason, validate_weights
 from alpha_assets.errors import SolverFailedError
 from alpha_assets.typing import FloatArray, IntArray

@@ -12,17 +12,12 @@ from typing import Any
 
 import pandas as pd
 
+from alpha_assets.alpha.foundation_gate import GateVerdict, run_gate
+from alpha_assets.alpha.optimization_params import OptimizationParams, Profile
 from alpha_assets.alpha.optimize import OptimizationResult, optimize_all
-from alpha_assets.alpha.optimize_params import OptimizationParams, Profile
-from alpha_assets.alpha.params import (
-    FEATURE_COLUMNS,
-    GateParams,
-    ReturnsParams,
-    SelectionParams,
-)
 from alpha_assets.alpha.portfolio import build_portfolio_document
-from alpha_assets.alpha.quality import GateVerdict, run_gate
 from alpha_assets.alpha.selection import SelectionResult, select
+from alpha_assets.alpha.selection_params import FEATURE_COLUMNS, GateParams, ReturnsParams, SelectionParams
 from alpha_assets.alpha.snapshot import FrozenRun
 from alpha_assets.alpha.synthesis import atoms_from_selection
 from alpha_assets.manifest import parse_params

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from alpha_assets.alpha.params import EFFICIENCY_FEATURE, KURTOSIS_FEATURE, VOLATILITY_FEATURE, PolicyParams
+from alpha_assets.alpha.selection_params import EFFICIENCY_FEATURE, KURTOSIS_FEATURE, VOLATILITY_FEATURE, PolicyParams
 
 #: Relaxation stages, in the order they are tried.
 STAGE_STRICT = 0

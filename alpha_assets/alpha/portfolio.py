@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from alpha_assets.alpha.optimization_params import Profile
 from alpha_assets.alpha.optimize import OptimizationResult
-from alpha_assets.alpha.optimize_params import Profile
 
 SCHEMA_VERSION = 1
 #: Below this absolute weight an atom is FLAT.

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from alpha_assets.alpha.params import ReturnsParams
+from alpha_assets.alpha.selection_params import ReturnsParams
 from alpha_assets.lakehouse.calendars import CONTINUOUS, TradingCalendar, day_to_timestamp, periods_per_year
 from alpha_assets.typing import FloatArray
 

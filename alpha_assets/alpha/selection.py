@@ -10,8 +10,8 @@ import pandas as pd
 
 from alpha_assets.alpha.clustering import cluster_assets, correlation_distance, ward_linkage
 from alpha_assets.alpha.inference import score_symbols
-from alpha_assets.alpha.params import RATING_FEATURE, SelectionMethod, SelectionParams
 from alpha_assets.alpha.policy import VetoRecord, apply_policy
+from alpha_assets.alpha.selection_params import RATING_FEATURE, SelectionMethod, SelectionParams
 from alpha_assets.alpha.synthesis import synthesize_atoms
 from alpha_assets.typing import FloatArray
 from alpha_assets.validation import check_returns_frame, json_float
@@ -136,7 +136,7 @@ def select(
         dates; columns unique symbol keys (processed in ascending order whatever their order here).
     features : pandas.DataFrame of shape (n_rows, 1 + n_features)
         One row per symbol at the as-of date: column ``symbol`` plus feature columns named as in
-        :data:`~alpha_assets.alpha.params.FEATURE_COLUMNS` (``recommend_all``, ``kurtosis_60d``, ...); other
+        :data:`~alpha_assets.alpha.selection_params.FEATURE_COLUMNS` (``recommend_all``, ``kurtosis_60d``, ...); other
         columns such as ``date`` are ignored, as are rows of symbols not in ``returns``.
     metadata : pandas.DataFrame or None
         One row per symbol with column ``symbol`` (and e.g. market, sector). When given, a symbol without a

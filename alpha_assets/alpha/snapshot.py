@@ -17,23 +17,16 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from alpha_assets.alpha.params import FEATURE_COLUMNS
 from alpha_assets.alpha.returns import ReturnsMatrix, align_closes, last_grid_date
+from alpha_assets.alpha.selection_params import FEATURE_COLUMNS
 from alpha_assets.errors import LakehouseReadError
+from alpha_assets.lakehouse.atomic import write_bytes_atomic
 from alpha_assets.lakehouse.calendars import CONTINUOUS
 from alpha_assets.lakehouse.features_store import read_symbol_row_asof
+from alpha_assets.lakehouse.hashing import bytes_sha256, file_sha256
+from alpha_assets.lakehouse.jsonio import encode_json, parse_json_bytes, read_json, write_json_atomic
 from alpha_assets.lakehouse.ohlcv import wide_closes
-from alpha_assets.lakehouse.parquet import (
-    bytes_sha256,
-    encode_json,
-    file_sha256,
-    parse_json_bytes,
-    read_json,
-    read_table_and_sha256,
-    write_bytes_atomic,
-    write_json_atomic,
-    write_table_atomic,
-)
+from alpha_assets.lakehouse.parquet import read_table_and_sha256, write_table_atomic
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA
 

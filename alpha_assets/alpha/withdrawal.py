@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from alpha_assets.lakehouse.parquet import write_json_atomic
+from alpha_assets.lakehouse.jsonio import write_json_atomic
 from alpha_assets.lakehouse.paths import RUN_REPORT_FILES, LakehousePaths
 
 #: The ``data/`` artifacts downstream of the gate, the weights first (the views read those).

@@ -36,12 +36,12 @@ from dagster._core.storage.tags import (
     SYSTEM_TAG_PREFIX,
 )
 
-from alpha_assets.defs import keys
-from alpha_assets.lakehouse.parquet import read_json
+from alpha_assets.defs import names
+from alpha_assets.lakehouse.jsonio import read_json
 from alpha_assets.lakehouse.paths import LakehousePaths
 
 #: Tags a link sets itself; never copied from the link before.
-_CHAIN_OWNED_TAGS = frozenset({keys.RUN_ID_TAG, keys.CHAIN_TAG, keys.PART_TAG})
+_CHAIN_OWNED_TAGS = frozenset({names.RUN_ID_TAG, names.CHAIN_TAG, names.PART_TAG})
 #: Run statuses after which a run will not write anything any more.
 FINISHED_STATUSES = frozenset({DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED})
 
@@ -87,13 +87,13 @@ def symbol_link_tags(
     instance: DagsterInstance, symbol_keys: Sequence[str], chain_tags: Mapping[str, str]
 ) -> list[dict[str, str]]:
     """Tags of the runs of one symbol link: one run per contiguous range, each tagged ``i/n``."""
-    ranges = contiguous_ranges(instance.get_dynamic_partitions("symbols"), symbol_keys, chain_tags[keys.RUN_ID_TAG])
+    ranges = contiguous_ranges(instance.get_dynamic_partitions("symbols"), symbol_keys, chain_tags[names.RUN_ID_TAG])
     return [
         {
             **chain_tags,
             ASSET_PARTITION_RANGE_START_TAG: first,
             ASSET_PARTITION_RANGE_END_TAG: last,
-            keys.PART_TAG: f"{i}/{len(ranges)}",
+            names.PART_TAG: f"{i}/{len(ranges)}",
         }
         for i, (first, last) in enumerate(ranges, start=1)
     ]
@@ -127,7 +127,7 @@ class ChainSettings:
         """
         resources = run.run_config.get("resources")
         tags = {k: v for k, v in run.tags.items() if not k.startswith(SYSTEM_TAG_PREFIX) and k not in _CHAIN_OWNED_TAGS}
-        tags.update({keys.RUN_ID_TAG: run_id, keys.CHAIN_TAG: run.tags.get(keys.CHAIN_TAG) or run.run_id})
+        tags.update({names.RUN_ID_TAG: run_id, names.CHAIN_TAG: run.tags.get(names.CHAIN_TAG) or run.run_id})
         return cls(run_config={"resources": dict(resources)} if resources else {}, tags=tags)
 
     def lakehouse_paths(self, default: LakehousePaths) -> LakehousePaths:
@@ -138,17 +138,17 @@ class ChainSettings:
     @property
     def chain_id(self) -> str:
         """The Dagster run id of the chain's discovery (or of the run that started it)."""
-        return self.tags[keys.CHAIN_TAG]
+        return self.tags[names.CHAIN_TAG]
 
 
 def run_id_of(run: DagsterRun, *, per_run: bool) -> str | None:
     """The RUN_ID of a link: its tag, else (for a ``runs``-partitioned link) its partition."""
-    return run.tags.get(keys.RUN_ID_TAG) or (run.tags.get(PARTITION_NAME_TAG) if per_run else None)
+    return run.tags.get(names.RUN_ID_TAG) or (run.tags.get(PARTITION_NAME_TAG) if per_run else None)
 
 
 def link_runs(instance: DagsterInstance, job_name: str, chain_id: str) -> list[DagsterRun]:
     """The runs of ``job_name`` in the chain ``chain_id``."""
-    return list(instance.get_runs(RunsFilter(job_name=job_name, tags={keys.CHAIN_TAG: chain_id})))
+    return list(instance.get_runs(RunsFilter(job_name=job_name, tags={names.CHAIN_TAG: chain_id})))
 
 
 def link_succeeded(runs: Sequence[DagsterRun]) -> bool:
@@ -159,7 +159,7 @@ def link_succeeded(runs: Sequence[DagsterRun]) -> bool:
     """
     latest: dict[str, DagsterRun] = {}
     for run in runs:
-        latest.setdefault(run.tags.get(keys.PART_TAG, "1/1"), run)
+        latest.setdefault(run.tags.get(names.PART_TAG, "1/1"), run)
     if not latest or any(r.status != DagsterRunStatus.SUCCESS for r in latest.values()):
         return False
     total = int(next(iter(latest)).split("/")[1])
@@ -171,14 +171,14 @@ def in_flight(instance: DagsterInstance, run_id: str) -> bool:
     unfinished = [s for s in DagsterRunStatus if s not in FINISHED_STATUSES]
     return any(
         instance.get_run_ids(RunsFilter(statuses=unfinished, tags={tag: run_id}), limit=1)
-        for tag in (keys.RUN_ID_TAG, PARTITION_NAME_TAG)
+        for tag in (names.RUN_ID_TAG, PARTITION_NAME_TAG)
     )
 
 
 def export_writer(instance: DagsterInstance, run_id: str) -> DagsterRun | None:
     """The run that last materialised ``candidates_validated`` for ``run_id`` on this instance, if any."""
     records = instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=AssetKey(keys.CANDIDATES_VALIDATED.path), asset_partitions=[run_id]),
+        AssetRecordsFilter(asset_key=AssetKey(names.CANDIDATES_VALIDATED.path), asset_partitions=[run_id]),
         limit=1,
         ascending=False,
     ).records
@@ -192,5 +192,5 @@ def tag_run_with_run_id(context: AssetExecutionContext, run_id: str) -> None:
     with the tag, every run of a RUN_ID shows under one filter (``alpha_assets/run_id``) and the chain sensors
     find it. Queue limits apply to launch tags only: ``dagster.yaml`` also limits runs per partition.
     """
-    if not context.run.tags.get(keys.RUN_ID_TAG):
-        context.instance.add_run_tags(context.run.run_id, {keys.RUN_ID_TAG: run_id})
+    if not context.run.tags.get(names.RUN_ID_TAG):
+        context.instance.add_run_tags(context.run.run_id, {names.RUN_ID_TAG: run_id})

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from dagster import DataVersion, MetadataValue, TableColumn, TableColumnConstraints, TableSchema
 
-from alpha_assets.lakehouse.parquet import bytes_sha256, file_sha256
+from alpha_assets.lakehouse.hashing import bytes_sha256, file_sha256
 from alpha_assets.lakehouse.schemas import column_descriptions
 
 

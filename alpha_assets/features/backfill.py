@@ -41,10 +41,12 @@ from alpha_assets.features.matrix import (
     compute_features,
     compute_features_many,
 )
+from alpha_assets.lakehouse.atomic import read_file_bytes
 from alpha_assets.lakehouse.calendars import TradingCalendar, exchange_market
 from alpha_assets.lakehouse.features_store import SymbolFeaturesFile, UpsertResult, open_symbol_features
+from alpha_assets.lakehouse.hashing import bytes_sha256
 from alpha_assets.lakehouse.keys import split_symbol_key
-from alpha_assets.lakehouse.parquet import bytes_sha256, parse_parquet_bytes, read_file_bytes
+from alpha_assets.lakehouse.parquet import parse_parquet_bytes
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA
 from alpha_assets.lakehouse.symbols import current_calendar

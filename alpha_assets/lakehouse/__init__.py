@@ -1,1 +1,1 @@
-"""The lakehouse file contract: keys, paths, schemas and atomic parquet I/O (no Dagster, no network)."""
+"""The lakehouse, storage only: keys, paths, schemas, parquet and JSON I/O, atomic writes, locks, the stores."""

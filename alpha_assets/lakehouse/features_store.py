@@ -41,14 +41,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from alpha_assets.errors import LakehouseReadError
-from alpha_assets.lakehouse.parquet import (
-    exclusive_lock,
-    read_table,
-    read_table_and_sha256,
-    remove_sibling_lock,
-    shared_lock,
-    write_bytes_atomic,
-)
+from alpha_assets.lakehouse.atomic import write_bytes_atomic
+from alpha_assets.lakehouse.locks import exclusive_lock, remove_sibling_lock, shared_lock
+from alpha_assets.lakehouse.parquet import read_table, read_table_and_sha256
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.schemas import UTC_MS
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alpha_assets.errors import LakehouseReadError
-from alpha_assets.lakehouse.parquet import read_json, write_json_atomic
+from alpha_assets.lakehouse.jsonio import read_json, write_json_atomic
 from alpha_assets.lakehouse.paths import LakehousePaths
 
 INGEST_LOG_VERSION = 1

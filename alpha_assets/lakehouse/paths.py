@@ -108,6 +108,15 @@ class LakehousePaths:
         """``lakehouse/quarantine/<KEY>.jsonl``: one JSON record per refused row or file."""
         return self.quarantine_dir / f"{validate_symbol_key(symbol_key)}.jsonl"
 
+    def quarantined_ohlcv_file(self, symbol_key: str, stamp: str, number: int = 0) -> Path:
+        """``lakehouse/quarantine/<KEY>_1d.<stamp>[.<number>].parquet``: an unreadable bars file moved aside.
+
+        ``stamp`` is the UTC time of the move (``YYYYmmddTHHMMSSZ``); ``number`` > 0 tells apart files moved
+        in the same second.
+        """
+        suffix = f".{number}" if number else ""
+        return self.quarantine_dir / f"{validate_symbol_key(symbol_key)}_1d.{stamp}{suffix}.parquet"
+
     @property
     def repairs_dir(self) -> Path:
         """``lakehouse/repairs/``: per symbol, the gaps tried and what came of each try."""

@@ -35,7 +35,8 @@ import pyarrow.parquet as pq
 
 from alpha_assets.errors import LakehouseReadError
 from alpha_assets.lakehouse.keys import SYMBOL_KEY_PATTERN, validate_symbol_key
-from alpha_assets.lakehouse.parquet import exclusive_lock, read_table, remove_sibling_lock, write_table_atomic
+from alpha_assets.lakehouse.locks import exclusive_lock, remove_sibling_lock
+from alpha_assets.lakehouse.parquet import read_table, write_table_atomic
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.schemas import (
     SYMBOL_COLUMN_DEFAULTS,

@@ -11,14 +11,10 @@ the requested start (a history cap of the exchange, a recent listing), which the
 
 from __future__ import annotations
 
-import json
-import os
-import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,31 +24,23 @@ from alpha_assets.errors import LakehouseReadError, SourceError
 from alpha_assets.lakehouse.calendars import TradingCalendar
 from alpha_assets.lakehouse.ingest_log import HistoryShortfall, IngestLog, read_ingest_log, write_ingest_log
 from alpha_assets.lakehouse.keys import split_symbol_key, validate_symbol_key
+from alpha_assets.lakehouse.locks import exclusive_lock, remove_sibling_lock
 from alpha_assets.lakehouse.ohlcv import (
     DAY,
     BarArrays,
-    Gap,
     QuarantineRecord,
     clean_bar_arrays,
-    find_bar_gaps,
     merge_bar_arrays,
     ms_to_iso,
     read_ohlcv_arrays,
     write_ohlcv_arrays,
 )
-from alpha_assets.lakehouse.parquet import (
-    exclusive_lock,
-    read_json,
-    remove_sibling_lock,
-    write_bytes_atomic,
-    write_json_atomic,
-)
 from alpha_assets.lakehouse.paths import LakehousePaths
+from alpha_assets.lakehouse.quarantine import append_quarantine, move_aside_unreadable
 from alpha_assets.sources.base import HISTORY_LIMIT_ATTR, Market, MarketSource, listed_exchange_keys
 from alpha_assets.sources.params import IngestionParams
+from alpha_assets.sources.repair import UnrepairedGap, repair_gaps
 from alpha_assets.typing import IntArray
-
-REPAIR_LOG_VERSION = 1
 
 
 class IngestStatus(StrEnum):
@@ -61,27 +49,6 @@ class IngestStatus(StrEnum):
     OK = "ok"  # the stored file was written (new, repaired or re-ingested bars)
     UP_TO_DATE = "up_to_date"  # nothing changed in the stored bars
     FAILED = "failed"  # the source failed or answered malformed data; stored bars untouched
-
-
-@dataclass(frozen=True)
-class UnrepairedGap:
-    """Bars still missing after repair, ``first_missing`` to ``last_missing`` inclusive (ISO UTC)."""
-
-    first_missing: str
-    last_missing: str
-    missing_bars: int
-    attempts: int
-    reason: str
-
-    def to_json(self) -> dict[str, object]:
-        """JSON-ready form."""
-        return {
-            "first_missing": self.first_missing,
-            "last_missing": self.last_missing,
-            "missing_bars": self.missing_bars,
-            "attempts": self.attempts,
-            "reason": self.reason,
-        }
 
 
 @dataclass(frozen=True)
@@ -330,7 +297,7 @@ def _ingest_locked(
     try:
         stored = read_ohlcv_arrays(paths, key) if paths.ohlcv_file(key).exists() else BarArrays.empty()
     except LakehouseReadError as err:
-        moved_aside = _move_aside(paths, key, now)
+        moved_aside = move_aside_unreadable(paths, key, now)
         stored = BarArrays.empty()
         records.append(
             QuarantineRecord(symbol_key=key, reason=f"stored file unreadable ({err.reason}); moved to {moved_aside}")
@@ -351,7 +318,7 @@ def _ingest_locked(
             history_limit = fetched.attrs.get(HISTORY_LIMIT_ATTR)
             cleaned, quarantined = clean_bar_arrays(fetched, symbol_key=key, now=now)
         except (SourceError, ValueError) as err:
-            _append_quarantine(paths, key, records)
+            append_quarantine(paths, key, records)
             return _summary(
                 key,
                 IngestStatus.FAILED,
@@ -363,13 +330,13 @@ def _ingest_locked(
             )
         records += quarantined
         merged = merge_bar_arrays(stored, cleaned)
-    repair = _repair_gaps(source, market, key, merged, paths, today, now, params, calendar)
+    repair = repair_gaps(source, market, key, merged, paths, today, now, params, calendar)
     records += repair["records"]
     merged = repair["bars"]
     written = moved_aside is not None or not _same_bars(stored, merged)
     if written:
         write_ohlcv_arrays(paths, key, merged)
-    _append_quarantine(paths, key, records)
+    append_quarantine(paths, key, records)
     status = IngestStatus.OK if written else IngestStatus.UP_TO_DATE
     return _summary(
         key,
@@ -384,132 +351,6 @@ def _ingest_locked(
         unrepaired=repair["unrepaired"],
         history_limit=history_limit,
     )
-
-
-def _repair_gaps(
-    source: MarketSource,
-    market: Market,
-    key: str,
-    bars: BarArrays,
-    paths: LakehousePaths,
-    today: pd.Timestamp,
-    now: pd.Timestamp,
-    params: IngestionParams,
-    calendar: TradingCalendar,
-) -> dict[str, Any]:
-    """Re-fetch gaps of ``bars``, most recent first, within the bounds; update the repair log.
-
-    Gaps are missing sessions of ``calendar``: a weekend or holiday of an exchange is never asked for, and a
-    gap's range starts and ends on sessions. A gap is tried at most once per UTC day and at most
-    ``max_repair_attempts`` times in all; a partly filled gap leaves sub-gaps that inherit its attempts, so
-    the bound holds across partial fills.
-    """
-    gaps = find_bar_gaps(bars, calendar)
-    log_path = paths.repair_log_file(key)
-    if not gaps and not log_path.exists():
-        # The usual day: nothing to repair and no log to clear.
-        return {"bars": bars, "records": [], "gaps_found": 0, "gaps_repaired": 0, "unrepaired": ()}
-    old_log = _read_repair_log(log_path)
-    tried = {(e["first_missing"], e["last_missing"]): e for e in old_log.get("gaps", [])}
-    outcome: dict[tuple[str, str], dict[str, Any]] = {}
-    records: list[QuarantineRecord] = []
-    depth_limit = today - params.max_gap_repair_depth_days * DAY
-    day = today.date().isoformat()
-    started = time.monotonic()
-    fetched = 0
-    for gap in sorted(gaps, key=lambda g: g.first_missing, reverse=True):
-        gap_id = (gap.first_missing.isoformat(), gap.last_missing.isoformat())
-        entry = dict(tried.get(gap_id, {"first_missing": gap_id[0], "last_missing": gap_id[1], "attempts": 0}))
-        reason = _skip_reason(gap, entry, day, fetched, started, depth_limit, params)
-        if reason is None:
-            fetched += 1
-            entry.update(attempts=entry["attempts"] + 1, last_attempt_day=day)
-            try:
-                answer, quarantined = clean_bar_arrays(
-                    source.fetch_daily_bars(market, since=gap.first_missing, until=gap.last_missing + DAY),
-                    symbol_key=key,
-                    now=now,
-                )
-            except (SourceError, ValueError) as err:
-                entry["last_result"] = f"{type(err).__name__}: {err}"
-            else:
-                inside = answer.take(
-                    (answer.timestamps >= _epoch_ms(gap.first_missing))
-                    & (answer.timestamps <= _epoch_ms(gap.last_missing))
-                )
-                records += quarantined
-                bars = merge_bar_arrays(bars, inside)
-                entry["last_result"] = f"{len(inside)} of {gap.missing_bars} missing bars returned"
-            reason = f"still missing after {entry['attempts']} attempt(s): {entry['last_result']}"
-        outcome[gap_id] = {"entry": entry, "reason": reason, "gap": gap}
-    remaining = find_bar_gaps(bars, calendar) if gaps else []
-    unrepaired, log_entries = [], []
-    for gap in remaining:
-        parent = next(
-            o
-            for o in outcome.values()
-            if o["gap"].first_missing <= gap.first_missing and gap.last_missing <= o["gap"].last_missing
-        )
-        attempts = parent["entry"]["attempts"]
-        unrepaired.append(
-            UnrepairedGap(
-                gap.first_missing.isoformat(),
-                gap.last_missing.isoformat(),
-                gap.missing_bars,
-                attempts,
-                parent["reason"],
-            )
-        )
-        if attempts:
-            log_entries.append(
-                {
-                    **parent["entry"],
-                    "first_missing": gap.first_missing.isoformat(),
-                    "last_missing": gap.last_missing.isoformat(),
-                }
-            )
-    new_log = {"version": REPAIR_LOG_VERSION, "symbol_key": key, "gaps": log_entries}
-    if new_log != old_log and (log_entries or log_path.exists()):
-        write_json_atomic(new_log, log_path)
-    repaired = sum(
-        1
-        for o in outcome.values()
-        if not any(o["gap"].first_missing <= g.first_missing <= o["gap"].last_missing for g in remaining)
-    )
-    return {
-        "bars": bars,
-        "records": records,
-        "gaps_found": len(gaps),
-        "gaps_repaired": repaired,
-        "unrepaired": tuple(unrepaired),
-    }
-
-
-def _skip_reason(
-    gap: Gap,
-    entry: Mapping[str, Any],
-    day: str,
-    fetched: int,
-    started: float,
-    depth_limit: pd.Timestamp,
-    params: IngestionParams,
-) -> str | None:
-    """Why ``gap`` is not re-fetched in this run, or ``None`` when it is, checked in this order."""
-    attempts = entry["attempts"]
-    if gap.first_missing < depth_limit:
-        return f"older than the repair depth of {params.max_gap_repair_depth_days} days"
-    if attempts >= params.max_repair_attempts:
-        return (
-            f"unrepairable: still missing at the source after {attempts} attempt(s) "
-            f"({entry.get('last_result', 'no attempt allowed')}); not retried"
-        )
-    if entry.get("last_attempt_day") == day:
-        return f"still missing after {attempts} attempt(s) ({entry.get('last_result')}); next try on a later day"
-    if fetched >= params.max_gaps_per_symbol:
-        return f"over the limit of {params.max_gaps_per_symbol} gaps re-fetched per run"
-    if time.monotonic() - started >= params.repair_time_budget_s:
-        return f"repair time budget of {params.repair_time_budget_s} s spent"
-    return None
 
 
 def _summary(
@@ -552,60 +393,6 @@ def _count_new(before: IntArray, after: IntArray) -> int:
     # A binary search per bar: np.isin sorts both sides again.
     at = np.minimum(np.searchsorted(before, after), len(before) - 1)
     return int(np.count_nonzero(before[at] != after))
-
-
-def _epoch_ms(stamp: pd.Timestamp) -> int:
-    """Milliseconds since the epoch of a UTC timestamp (``Timestamp.value`` is in nanoseconds)."""
-    return int(stamp.value) // 1_000_000
-
-
-def _read_repair_log(path: Path) -> dict[str, Any]:
-    """The repair log, or an empty one when missing or unreadable (it only bounds retries)."""
-    if not path.exists():
-        return {}
-    try:
-        document = read_json(path)
-    except LakehouseReadError:
-        return {}
-    return document if isinstance(document, dict) and document.get("version") == REPAIR_LOG_VERSION else {}
-
-
-def _append_quarantine(paths: LakehousePaths, key: str, records: Sequence[QuarantineRecord]) -> None:
-    """Append records not yet in ``quarantine/<KEY>.jsonl`` (a re-sent bad row is recorded once); atomic."""
-    if not records:
-        return
-    path = paths.quarantine_file(key)
-    existing = path.read_bytes() if path.exists() else b""
-    seen = set(existing.decode().splitlines())
-    lines = []
-    for record in records:
-        line = json.dumps(record.to_json(), sort_keys=True, ensure_ascii=False)
-        if line not in seen:
-            seen.add(line)
-            lines.append(line)
-    if lines:
-        if existing and not existing.endswith(b"\n"):
-            existing += b"\n"
-        write_bytes_atomic(existing + ("\n".join(lines) + "\n").encode(), path)
-
-
-def _quarantined_file_path(paths: LakehousePaths, key: str, now: pd.Timestamp) -> Path:
-    """``quarantine/<KEY>_1d.<UTC stamp>.parquet``, a fresh name; the key is validated first."""
-    stem = f"{validate_symbol_key(key)}_1d.{now.strftime('%Y%m%dT%H%M%SZ')}"
-    candidate = paths.quarantine_dir / f"{stem}.parquet"
-    number = 1
-    while candidate.exists():
-        candidate = paths.quarantine_dir / f"{stem}.{number}.parquet"
-        number += 1
-    return candidate
-
-
-def _move_aside(paths: LakehousePaths, key: str, now: pd.Timestamp) -> str:
-    """Move the symbol's unreadable file into the quarantine folder (same file system: an atomic rename)."""
-    target = _quarantined_file_path(paths, key, now)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(paths.ohlcv_file(key), target)
-    return str(target)
 
 
 def _validate_common(source: object, paths: object, now: object, params: object) -> pd.Timestamp:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy.signal import lfilter
 
-from alpha_assets.alpha.params import FEATURE_COLUMNS
+from alpha_assets.alpha.selection_params import FEATURE_COLUMNS
 
 
 @dataclass(frozen=True)

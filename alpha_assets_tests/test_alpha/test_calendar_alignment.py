@@ -5,7 +5,7 @@ equities is sampled on the NYSE sessions with the crypto weekend compounded into
 on another exchange's session carries its close (return 0) and its next return runs from its last session;
 a missing bar on a member's own session stays a gap. The equity closes are real (skfolio's S&P 500 stocks,
 every date an XNYS session); the crypto closes are a seeded random walk on every day. Left untouched: the
-trimming stages (test_returns.py) and the gate predicates (test_quality.py).
+trimming stages (test_returns.py) and the gate predicates (test_foundation_gate.py).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alpha_assets.alpha.params import ReturnsParams
 from alpha_assets.alpha.returns import align_closes, compute_returns_matrix, last_grid_date
+from alpha_assets.alpha.selection_params import ReturnsParams
 from alpha_assets_tests.equity_data import stock_bars
 
 FIRST, LAST = "2018-01-02", "2018-12-28"

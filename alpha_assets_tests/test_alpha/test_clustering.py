@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from alpha_assets.alpha.clustering import cluster_assets, correlation_distance, ward_linkage
-from alpha_assets.alpha.params import ClusterMethod
+from alpha_assets.alpha.clustering import ClusterMethod, cluster_assets, correlation_distance, ward_linkage
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,7 @@ import pandas as pd
 import pytest
 from pypfopt.risk_models import CovarianceShrinkage
 
-from alpha_assets.alpha.covariance import estimate_covariance, shrink
-from alpha_assets.alpha.optimize_params import CovarianceMethod
+from alpha_assets.alpha.covariance import CovarianceMethod, estimate_covariance, shrink
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,7 @@ import pandas as pd
 import pytest
 from pypfopt import HRPOpt
 
-from alpha_assets.alpha.hrp import hrp_order, hrp_weights
-from alpha_assets.alpha.optimize_params import Linkage
+from alpha_assets.alpha.hrp import Linkage, hrp_order, hrp_weights
 
 
 def opt_hrp_cov(seed: int, n_assets: int = 40, n_observations: int = 400) -> tuple[np.ndarray, np.ndarray]:

@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 
 from alpha_assets.alpha import pipeline
-from alpha_assets.alpha.optimize_params import OptimizationParams, Profile
-from alpha_assets.alpha.params import ClusteringParams, PolicyParams, SelectionMethod, SelectionParams
+from alpha_assets.alpha.optimization_params import OptimizationParams, Profile
+from alpha_assets.alpha.selection_params import ClusteringParams, PolicyParams, SelectionMethod, SelectionParams
 from alpha_assets.alpha.snapshot import FrozenRun
 
 #: Seeded runs of the property; each one draws its own universe and parameters.

@@ -15,9 +15,9 @@ import pytest
 from pypfopt import EfficientFrontier
 
 from alpha_assets.alpha import optimize as optimize_module
-from alpha_assets.alpha.covariance import estimate_covariance
+from alpha_assets.alpha.covariance import CovarianceMethod, estimate_covariance
+from alpha_assets.alpha.optimization_params import OptimizationParams, Profile, Solver
 from alpha_assets.alpha.optimize import optimize_all, optimize_profile
-from alpha_assets.alpha.optimize_params import CovarianceMethod, OptimizationParams, Profile, Solver
 from alpha_assets.alpha.weights import validate_weights
 
 UNCAPPED = OptimizationParams(periods_per_year=365, cap_clusters=False)

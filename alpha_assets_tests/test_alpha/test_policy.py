@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alpha_assets.alpha.params import PolicyParams
 from alpha_assets.alpha.policy import (
     STAGE_FILL,
     STAGE_ONE_PER_CLUSTER,
@@ -24,6 +23,7 @@ from alpha_assets.alpha.policy import (
     VetoRecord,
     apply_policy,
 )
+from alpha_assets.alpha.selection_params import PolicyParams
 
 SYMBOLS = [f"BINANCE_S{i:02d}USDT" for i in range(1, 13)]
 CLUSTER_0, CLUSTER_1, CLUSTER_2 = SYMBOLS[:4], SYMBOLS[4:8], SYMBOLS[8:]

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from alpha_assets.alpha.optimization_params import OptimizationParams, Profile
 from alpha_assets.alpha.optimize import optimize_all
-from alpha_assets.alpha.optimize_params import OptimizationParams, Profile
 from alpha_assets.alpha.portfolio import build_portfolio_document, encode_portfolio_json
 
 SHA = hashlib.sha256(b"manifest").hexdigest()

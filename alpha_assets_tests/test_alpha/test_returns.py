@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alpha_assets.alpha.params import ReturnsParams
 from alpha_assets.alpha.returns import (
     STAGE_MAX_ABS_RETURN,
     STAGE_MAX_MISSING,
@@ -19,6 +18,7 @@ from alpha_assets.alpha.returns import (
     compute_returns_matrix,
     toxic_return_drops,
 )
+from alpha_assets.alpha.selection_params import ReturnsParams
 
 
 @pytest.fixture()

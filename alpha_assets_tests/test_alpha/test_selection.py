@@ -13,15 +13,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from alpha_assets.alpha.params import (
-    ClusteringParams,
-    ClusterMethod,
-    PolicyParams,
-    SelectionMethod,
-    SelectionParams,
-)
+from alpha_assets.alpha.clustering import ClusterMethod
 from alpha_assets.alpha.policy import VETO_MISSING_METADATA
 from alpha_assets.alpha.selection import select
+from alpha_assets.alpha.selection_params import ClusteringParams, PolicyParams, SelectionMethod, SelectionParams
 from alpha_assets.alpha.synthesis import Direction, synthesize_atoms
 
 

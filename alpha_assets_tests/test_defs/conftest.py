@@ -13,9 +13,9 @@ from dagster import DagsterInstance, Definitions
 from alpha_assets.definitions import build_definitions
 from alpha_assets.defs.dataops.resources import MarketSourceResource
 from alpha_assets.defs.resources import LakehouseResource, ManifestResource
-from alpha_assets.defs.runner import ensure_run_partition
-from alpha_assets.lakehouse.parquet import read_json, write_json_atomic
+from alpha_assets.lakehouse.jsonio import read_json, write_json_atomic
 from alpha_assets.lakehouse.paths import LakehousePaths
+from alpha_assets.orchestration.runner import ensure_run_partition
 
 CLOCK = "2026-11-25T12:00:00+00:00"
 NEXT_DAY_CLOCK = "2026-11-26T12:00:00+00:00"

@@ -18,12 +18,12 @@ import pytest
 import yaml
 from dagster import AssetKey, DagsterInstance, materialize
 
+from alpha_assets.dataops.audit.engine import AuditParams
 from alpha_assets.definitions import defs
-from alpha_assets.defs import keys
+from alpha_assets.defs import names
 from alpha_assets.defs.dataops.assets import OHLCV_CHECK_DESCRIPTIONS, ohlcv, ohlcv_check_descriptions
 from alpha_assets.defs.dataops.checks import feature_check_results
 from alpha_assets.features.matrix import FEATURE_COLUMNS
-from alpha_assets.lakehouse.audit import AuditParams
 from alpha_assets.lakehouse.features_store import features_schema
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA, RETURNS_MATRIX_LAYOUT, SYMBOLS_SCHEMA
 from alpha_assets.manifest import DEFAULT_MANIFEST, load_profile
@@ -33,10 +33,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SPECS = {spec.key: spec for spec in defs.resolve_all_asset_specs()}
 #: Every parquet asset and the arrow schema its files are written with.
 PARQUET_SCHEMAS = {
-    keys.OHLCV: OHLCV_SCHEMA,
-    keys.SYMBOLS: SYMBOLS_SCHEMA,
-    keys.FEATURES_MATRIX: features_schema(FEATURE_COLUMNS),
-    keys.RETURNS_MATRIX: RETURNS_MATRIX_LAYOUT,
+    names.OHLCV: OHLCV_SCHEMA,
+    names.SYMBOLS: SYMBOLS_SCHEMA,
+    names.FEATURES_MATRIX: features_schema(FEATURE_COLUMNS),
+    names.RETURNS_MATRIX: RETURNS_MATRIX_LAYOUT,
 }
 
 
@@ -58,11 +58,11 @@ def test_ohlcv_column_schema_is_the_one_the_files_carry(tmp_path):
     path = tmp_path / "bars.parquet"
     pq.write_table(OHLCV_SCHEMA.empty_table(), path)
     written = pq.read_schema(path)
-    ui = {c.name: c.description for c in SPECS[keys.OHLCV].metadata["dagster/column_schema"].schema.columns}
+    ui = {c.name: c.description for c in SPECS[names.OHLCV].metadata["dagster/column_schema"].schema.columns}
     assert {f.name: f.metadata[b"description"].decode() for f in written} == ui
 
 
-@pytest.mark.parametrize("key", [keys.OHLCV, keys.FEATURES_MATRIX], ids=lambda k: k.to_user_string())
+@pytest.mark.parametrize("key", [names.OHLCV, names.FEATURES_MATRIX], ids=lambda k: k.to_user_string())
 def test_daily_assets_have_a_freshness_policy_of_one_daily_cycle(key):
     policy = SPECS[key].freshness_policy
     assert policy.warn_window.to_timedelta() == timedelta(hours=25)
@@ -71,20 +71,20 @@ def test_daily_assets_have_a_freshness_policy_of_one_daily_cycle(key):
 
 def test_ohlcv_check_descriptions_state_the_default_profile_thresholds_and_their_keys():
     audit = load_profile(DEFAULT_MANIFEST, None, sections={"audit": AuditParams}).sections["audit"]
-    toxic = OHLCV_CHECK_DESCRIPTIONS[keys.OHLCV_IS_NOT_TOXIC]
+    toxic = OHLCV_CHECK_DESCRIPTIONS[names.OHLCV_IS_NOT_TOXIC]
     assert f"`audit.max_daily_return` ({audit.max_daily_return:.0%})" in toxic
     assert f"`audit.max_volume_zscore` ({audit.max_volume_zscore:g})" in toxic
     graph = defs.resolve_asset_graph()
     described = {
-        k.name: graph.get_check_spec(k).description for k in graph.asset_check_keys if k.asset_key == keys.OHLCV
+        k.name: graph.get_check_spec(k).description for k in graph.asset_check_keys if k.asset_key == names.OHLCV
     }
     assert described == OHLCV_CHECK_DESCRIPTIONS
 
 
 def test_ohlcv_check_descriptions_follow_the_parameters():
     texts = ohlcv_check_descriptions(AuditParams(max_daily_return=2.0, max_staleness_sessions=3))
-    assert "`audit.max_daily_return` (200%)" in texts[keys.OHLCV_IS_NOT_TOXIC]
-    assert "`audit.max_staleness_sessions` (3)" in texts[keys.OHLCV_IS_FRESH]
+    assert "`audit.max_daily_return` (200%)" in texts[names.OHLCV_IS_NOT_TOXIC]
+    assert "`audit.max_staleness_sessions` (3)" in texts[names.OHLCV_IS_FRESH]
 
 
 def test_ohlcv_row_count_covers_the_whole_lakehouse_not_the_last_run(tmp_path):
@@ -102,7 +102,7 @@ def test_ohlcv_row_count_covers_the_whole_lakehouse_not_the_last_run(tmp_path):
                 tags=None
                 if len(part) == 1
                 else {"dagster/asset_partition_range_start": part[0], "dagster/asset_partition_range_end": part[-1]},
-                selection=[keys.OHLCV],
+                selection=[names.OHLCV],
             )
             assert result.success
         last = result.asset_materializations_for_node("ohlcv")[-1].metadata
@@ -124,8 +124,8 @@ def test_feature_checks_name_a_symbol_without_features_instead_of_failing(tmp_pa
             [ohlcv], instance=env.instance, resources=env.defs().resources, partition_key=keys_[0]
         ).success
         results = {r.check_name: r for r in feature_check_results(env.paths, keys_[:1])}
-        assert results[keys.FEATURES_COVER_LAST_BAR].passed is False
-        assert results[keys.FEATURES_ARE_POINT_IN_TIME].passed is True
+        assert results[names.FEATURES_COVER_LAST_BAR].passed is False
+        assert results[names.FEATURES_ARE_POINT_IN_TIME].passed is True
     finally:
         env.instance.dispose()
 

@@ -28,7 +28,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from alpha_assets import cli
 from alpha_assets.definitions import build_definitions
-from alpha_assets.defs import keys
+from alpha_assets.defs import names
 from alpha_assets.defs.alpha.sensors import export_sensor
 from alpha_assets.defs.chain import contiguous_ranges, link_succeeded
 from alpha_assets.defs.dataops.sensors import (
@@ -37,8 +37,8 @@ from alpha_assets.defs.dataops.sensors import (
     validation_succeeded_sensor,
 )
 from alpha_assets.defs.resources import LakehouseResource
-from alpha_assets.defs.runner import FlowFailedError, ensure_run_partition, run_flow_data, run_link
-from alpha_assets.lakehouse.parquet import read_json
+from alpha_assets.lakehouse.jsonio import read_json
+from alpha_assets.orchestration.runner import FlowFailedError, ensure_run_partition, run_flow_data, run_link
 from alpha_assets_tests.test_defs.conftest import CLOCK, SIM_SYMBOLS, make_flow_env
 
 RUN_ID = "RUN_CHAIN"
@@ -99,7 +99,7 @@ def chain(tmp_path_factory):
     defs = build_definitions()
     ensure_run_partition(env.instance, RUN_ID)
     discovery = run_link(
-        defs, env.instance, keys.DISCOVERY_JOB, partition_key=RUN_ID, tags=USER_TAGS, run_config=config
+        defs, env.instance, names.DISCOVERY_JOB, partition_key=RUN_ID, tags=USER_TAGS, run_config=config
     )
     yield env, defs, config, daemon_lakehouse, discovery
     env.instance.dispose()
@@ -107,7 +107,7 @@ def chain(tmp_path_factory):
 
 def test_discovery_tags_its_own_run_with_the_run_id(chain):
     env, _, _, _, discovery = chain
-    assert env.instance.get_run_by_id(discovery.dagster_run_id).tags[keys.RUN_ID_TAG] == RUN_ID
+    assert env.instance.get_run_by_id(discovery.dagster_run_id).tags[names.RUN_ID_TAG] == RUN_ID
 
 
 def test_chain_runs_every_link_with_the_first_links_settings_and_exactly_its_universe(chain):
@@ -121,14 +121,14 @@ def test_chain_runs_every_link_with_the_first_links_settings_and_exactly_its_uni
     assert sorted(covered) == sorted(candidates), "the ingest runs cover the universe, nothing else"
     assert not set(covered) & set(FOREIGN)
     assert len(requests) == 3, "BTC | ETH | the rest: the other folder's symbols split the universe"
-    expected_tags = {**USER_TAGS, keys.RUN_ID_TAG: RUN_ID, keys.CHAIN_TAG: discovery.dagster_run_id}
+    expected_tags = {**USER_TAGS, names.RUN_ID_TAG: RUN_ID, names.CHAIN_TAG: discovery.dagster_run_id}
     for i, request in enumerate(requests, start=1):
         assert request.run_config == config
         assert {k: request.tags[k] for k in expected_tags} == expected_tags
-        assert request.tags[keys.PART_TAG] == f"{i}/3"
+        assert request.tags[names.PART_TAG] == f"{i}/3"
 
     # Validation waits for every part of the ingest link.
-    parts = [run_link(defs, instance, keys.INGEST_JOB, tags=r.tags, run_config=r.run_config) for r in requests]
+    parts = [run_link(defs, instance, names.INGEST_JOB, tags=r.tags, run_config=r.run_config) for r in requests]
     first_done = ingest_succeeded_sensor(
         _success_context(instance, parts[0].dagster_run_id, "ingest_succeeded_sensor", lakehouse)
     )
@@ -137,11 +137,11 @@ def test_chain_runs_every_link_with_the_first_links_settings_and_exactly_its_uni
     assert validation.partition_key == RUN_ID
     assert validation.run_config == config
     assert {k: validation.tags[k] for k in expected_tags} == expected_tags
-    assert set(candidates) <= instance.get_materialized_partitions(keys.FEATURES_MATRIX), "features in the ingest link"
-    assert not set(FOREIGN) & instance.get_materialized_partitions(keys.OHLCV)
+    assert set(candidates) <= instance.get_materialized_partitions(names.FEATURES_MATRIX), "features in the ingest link"
+    assert not set(FOREIGN) & instance.get_materialized_partitions(names.OHLCV)
 
     # flow_production after validation, with the chain's settings.
-    link = run_link(defs, instance, keys.VALIDATION_JOB, partition_key=RUN_ID, tags=validation.tags, run_config=config)
+    link = run_link(defs, instance, names.VALIDATION_JOB, partition_key=RUN_ID, tags=validation.tags, run_config=config)
     assert instance.get_run_by_id(link.dagster_run_id).run_config["resources"] == config["resources"]
     # On the daemon, validation_succeeded_sensor follows the chain; a terminal's in-process chain (as here)
     # is the export sensor's, with the same settings.
@@ -155,7 +155,7 @@ def test_chain_runs_every_link_with_the_first_links_settings_and_exactly_its_uni
         assert request.partition_key == RUN_ID
         assert request.run_config == config
         assert {k: request.tags[k] for k in expected_tags} == expected_tags
-    run_link(defs, instance, keys.PRODUCTION_JOB, partition_key=RUN_ID, tags=production.tags, run_config=config)
+    run_link(defs, instance, names.PRODUCTION_JOB, partition_key=RUN_ID, tags=production.tags, run_config=config)
     frozen = read_json(env.paths.run_data_file(RUN_ID, "manifest_resolved.json"))
     assert frozen["profile"] == "test", "production froze the chain's profile, not the manifest's default"
 
@@ -167,16 +167,16 @@ def _lakehouse(env) -> LakehouseResource:
 def test_ingest_succeeded_sensor_waits_while_a_part_is_missing(chain):
     env, defs, config, lakehouse, discovery = chain
     instance = env.instance
-    chain_tags = {keys.RUN_ID_TAG: "RUN_PARTIAL", keys.CHAIN_TAG: "chain-of-two-parts"}
+    chain_tags = {names.RUN_ID_TAG: "RUN_PARTIAL", names.CHAIN_TAG: "chain-of-two-parts"}
     first = run_link(
         defs,
         instance,
-        keys.INGEST_JOB,
+        names.INGEST_JOB,
         tags={
             **chain_tags,
             ASSET_PARTITION_RANGE_START_TAG: "SIM_BTCUSDT",
             ASSET_PARTITION_RANGE_END_TAG: "SIM_BTCUSDT",
-            keys.PART_TAG: "1/2",
+            names.PART_TAG: "1/2",
         },
         run_config=config,
     )
@@ -190,19 +190,19 @@ def test_export_sensor_waits_for_a_run_in_flight_then_uses_defaults_for_a_droppe
     env, *_ = chain
     instance = env.instance
     document = read_json(env.paths.candidates_validated_file(RUN_ID))
-    from alpha_assets.lakehouse.parquet import write_json_atomic
+    from alpha_assets.lakehouse.jsonio import write_json_atomic
 
     for run_id in ("RUN_DROPPED", "RUN_BUSY"):
         write_json_atomic({**document, "run_id": run_id}, env.paths.candidates_validated_file(run_id))
     instance.add_run(
-        DagsterRun(job_name=keys.VALIDATION_JOB, status=DagsterRunStatus.STARTED, tags={keys.RUN_ID_TAG: "RUN_BUSY"})
+        DagsterRun(job_name=names.VALIDATION_JOB, status=DagsterRunStatus.STARTED, tags={names.RUN_ID_TAG: "RUN_BUSY"})
     )
     lakehouse = _lakehouse(env)
     first = export_sensor(build_sensor_context(instance=instance, resources={"lakehouse": lakehouse}))
     by_key = {r.run_key: r for r in first.run_requests}
     assert "RUN_BUSY" not in by_key, "a RUN_ID with a run still going is not produced yet"
     assert by_key["RUN_DROPPED"].run_config == {}, "an export no run of this instance wrote: defaults"
-    assert by_key["RUN_DROPPED"].tags == {keys.RUN_ID_TAG: "RUN_DROPPED"}
+    assert by_key["RUN_DROPPED"].tags == {names.RUN_ID_TAG: "RUN_DROPPED"}
     assert [r.partition_keys for r in first.dynamic_partitions_requests] == [["RUN_DROPPED"]]
     # The next tick looks at the waiting export again.
     again = export_sensor(
@@ -216,11 +216,11 @@ def test_discovery_of_an_existing_run_id_never_rewrites_its_universe(chain):
     env, defs, config, *_ = chain
     path = env.paths.candidates_file(RUN_ID)
     before = path.read_bytes()
-    same = run_link(defs, env.instance, keys.DISCOVERY_JOB, partition_key=RUN_ID, run_config=config)
+    same = run_link(defs, env.instance, names.DISCOVERY_JOB, partition_key=RUN_ID, run_config=config)
     assert same.materializations["candidates"]["dagster/row_count"] > 0
     smaller = {"resources": {**config["resources"], "market_source": {"config": {"clock": CLOCK, "n_symbols": 12}}}}
     with pytest.raises(FlowFailedError, match="never rewritten with another universe: use a new RUN_ID"):
-        run_link(defs, env.instance, keys.DISCOVERY_JOB, partition_key=RUN_ID, run_config=smaller)
+        run_link(defs, env.instance, names.DISCOVERY_JOB, partition_key=RUN_ID, run_config=smaller)
     assert path.read_bytes() == before
 
 
@@ -238,9 +238,9 @@ def test_a_truncated_old_export_never_blocks_the_validation_of_another_run_id(ch
     broken = env.paths.candidates_validated_file("RUN_OLD_BROKEN")
     broken.parent.mkdir(parents=True, exist_ok=True)
     broken.write_text('{"run_id": "RUN_OLD_BROKEN", "symbols": ["SIM_BTC')
-    link = run_link(defs, env.instance, keys.VALIDATION_JOB, partition_key=RUN_ID, run_config=config)
+    link = run_link(defs, env.instance, names.VALIDATION_JOB, partition_key=RUN_ID, run_config=config)
     assert link.materializations["candidates_validated"]["duckdb_unreadable_files"] == [str(broken)]
-    assert env.instance.get_run_by_id(link.dagster_run_id).tags[keys.RUN_ID_TAG] == RUN_ID, "launched untagged"
+    assert env.instance.get_run_by_id(link.dagster_run_id).tags[names.RUN_ID_TAG] == RUN_ID, "launched untagged"
     with duckdb.connect(str(env.paths.duckdb_file), read_only=True) as connection:
         run_ids = {row[0] for row in connection.execute("select distinct run_id from candidates_validated").fetchall()}
     assert RUN_ID in run_ids and "RUN_OLD_BROKEN" not in run_ids
@@ -254,7 +254,7 @@ def test_a_corrupt_features_file_never_blocks_the_flow_of_another_run_id(chain):
     run_flow_data(defs, instance, paths, "RUN_FIRST", progress=lambda _: None, run_config=config)
     smaller = {"resources": {**config["resources"], "market_source": {"config": {"clock": CLOCK, "n_symbols": 12}}}}
     ensure_run_partition(instance, "RUN_NEXT")
-    run_link(defs, instance, keys.DISCOVERY_JOB, partition_key="RUN_NEXT", run_config=smaller)
+    run_link(defs, instance, names.DISCOVERY_JOB, partition_key="RUN_NEXT", run_config=smaller)
     universe = {c["symbol_key"] for c in read_json(paths.candidates_file("RUN_NEXT"))["candidates"]}
     featured = {p.name.split(".")[0] for p in paths.features_dir.glob("*.parquet")}
     # A symbol of RUN_CHAIN outside RUN_NEXT's universe: RUN_NEXT's flow has no reason to rewrite its features.
@@ -265,7 +265,7 @@ def test_a_corrupt_features_file_never_blocks_the_flow_of_another_run_id(chain):
 
     links = run_flow_data(defs, instance, paths, "RUN_NEXT", progress=lambda _: None, run_config=smaller)
     validation = links[-1]
-    assert validation.job_name == keys.VALIDATION_JOB
+    assert validation.job_name == names.VALIDATION_JOB
     unreadable = validation.materializations["candidates_validated"]["duckdb_unreadable_files"]
     # (RUN_OLD_BROKEN's truncated export, if the test above ran, is listed too.)
     assert [u for u in unreadable if u.endswith(".parquet")] == [str(bad)]
@@ -285,7 +285,7 @@ def test_a_corrupt_features_file_never_blocks_the_flow_of_another_run_id(chain):
 
 
 def _run(status: DagsterRunStatus, part: str) -> DagsterRun:
-    return DagsterRun(job_name=keys.INGEST_JOB, status=status, tags={keys.PART_TAG: part})
+    return DagsterRun(job_name=names.INGEST_JOB, status=status, tags={names.PART_TAG: part})
 
 
 @pytest.mark.parametrize(

@@ -19,10 +19,10 @@ from dagster import AssetCheckKey, AssetCheckSeverity, AssetKey, evaluate_automa
 from dagster._core.event_api import PartitionKeyFilter
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from alpha_assets.defs import keys
+from alpha_assets.defs import names
 from alpha_assets.defs.alpha.assets import returns_matrix
-from alpha_assets.defs.runner import FlowFailedError, run_flow_data, run_link
-from alpha_assets.lakehouse.parquet import read_json, write_json_atomic
+from alpha_assets.lakehouse.jsonio import read_json, write_json_atomic
+from alpha_assets.orchestration.runner import FlowFailedError, run_flow_data, run_link
 from alpha_assets_tests.test_defs.conftest import clone_run, make_flow_env
 
 RUN_ID = "RUN_GATE_BASE"
@@ -51,7 +51,7 @@ def _returns_matrix_only(env, defs, run_id):
 
 
 def _latest(instance, check_name, partition):
-    key = AssetCheckKey(keys.RETURNS_MATRIX, check_name)
+    key = AssetCheckKey(names.RETURNS_MATRIX, check_name)
     records = instance.event_log_storage.get_latest_asset_check_execution_by_key(
         [key], partition_filter=PartitionKeyFilter(key=partition)
     )
@@ -63,16 +63,16 @@ def test_gate_checks_keep_a_failed_run_id_failed_after_another_run_id_passes(gat
     clone_run(env, RUN_ID, "RUN_GATE_BAD", extra_symbols=["SIM_NOFEATUSDT"])
     clone_run(env, RUN_ID, "RUN_GATE_GOOD")
     with pytest.raises(FlowFailedError, match="blocking asset check failed"):
-        run_link(defs, env.instance, keys.PRODUCTION_JOB, partition_key="RUN_GATE_BAD")
-    run_link(defs, env.instance, keys.PRODUCTION_JOB, partition_key="RUN_GATE_GOOD")
+        run_link(defs, env.instance, names.PRODUCTION_JOB, partition_key="RUN_GATE_BAD")
+    run_link(defs, env.instance, names.PRODUCTION_JOB, partition_key="RUN_GATE_GOOD")
 
-    bad = _latest(env.instance, keys.GATE_FEATURES_PRESENT, "RUN_GATE_BAD")
-    good = _latest(env.instance, keys.GATE_FEATURES_PRESENT, "RUN_GATE_GOOD")
+    bad = _latest(env.instance, names.GATE_FEATURES_PRESENT, "RUN_GATE_BAD")
+    good = _latest(env.instance, names.GATE_FEATURES_PRESENT, "RUN_GATE_GOOD")
     assert bad.status is AssetCheckExecutionRecordStatus.FAILED, "the later pass of another RUN_ID hid the failure"
     assert good.status is AssetCheckExecutionRecordStatus.SUCCEEDED
     assert "SIM_NOFEATUSDT" in bad.event.dagster_event.asset_check_evaluation_data.description
     # Nothing is stored without a partition: the UI has no global status that one RUN_ID could overwrite.
-    key = AssetCheckKey(keys.RETURNS_MATRIX, keys.GATE_FEATURES_PRESENT)
+    key = AssetCheckKey(names.RETURNS_MATRIX, names.GATE_FEATURES_PRESENT)
     infos = env.instance.event_log_storage.get_asset_check_partition_info([key])
     assert {i.partition_key for i in infos} >= {"RUN_GATE_BAD", "RUN_GATE_GOOD"}
     assert None not in {i.partition_key for i in infos}
@@ -88,7 +88,7 @@ def test_automation_requests_selection_for_the_passing_run_id_only(gate_env):
     assert not _returns_matrix_only(env, defs, "RUN_AUTO_FAIL").success
     assert _returns_matrix_only(env, defs, "RUN_AUTO_PASS").success
     after = evaluate_automation_conditions(defs=defs, instance=env.instance, cursor=baseline.cursor)
-    assert after.get_requested_partitions(keys.SELECTION) == {"RUN_AUTO_PASS"}
+    assert after.get_requested_partitions(names.SELECTION) == {"RUN_AUTO_PASS"}
 
 
 def _pump_day(env) -> tuple[str, float]:
@@ -102,11 +102,11 @@ def _pump_day(env) -> tuple[str, float]:
 def test_trimming_a_toxic_return_is_a_warning_naming_symbol_day_and_value(gate_env):
     env, defs = gate_env
     clone_run(env, RUN_ID, "RUN_GATE_PUMP", extra_symbols=[PUMP])
-    run_link(defs, env.instance, keys.PRODUCTION_JOB, partition_key="RUN_GATE_PUMP")
+    run_link(defs, env.instance, names.PRODUCTION_JOB, partition_key="RUN_GATE_PUMP")
     day, value = _pump_day(env)
     assert value == pytest.approx(6.0, rel=1e-6), "the simulated exchange plants a +600 % day"
 
-    warning = _latest(env.instance, keys.RETURNS_DROPPED_NO_TOXIC_SYMBOL, "RUN_GATE_PUMP")
+    warning = _latest(env.instance, names.RETURNS_DROPPED_NO_TOXIC_SYMBOL, "RUN_GATE_PUMP")
     assert warning.status is AssetCheckExecutionRecordStatus.FAILED
     evaluation = warning.event.dagster_event.asset_check_evaluation_data
     assert evaluation.severity is AssetCheckSeverity.WARN and not evaluation.blocking
@@ -122,9 +122,9 @@ def test_trimming_a_toxic_return_is_a_warning_naming_symbol_day_and_value(gate_e
 
 def test_trimming_warning_passes_when_nothing_toxic_was_dropped(gate_env):
     env, defs = gate_env
-    if _latest(env.instance, keys.RETURNS_DROPPED_NO_TOXIC_SYMBOL, RUN_ID) is None:
-        run_link(defs, env.instance, keys.PRODUCTION_JOB, partition_key=RUN_ID)
-    record = _latest(env.instance, keys.RETURNS_DROPPED_NO_TOXIC_SYMBOL, RUN_ID)
+    if _latest(env.instance, names.RETURNS_DROPPED_NO_TOXIC_SYMBOL, RUN_ID) is None:
+        run_link(defs, env.instance, names.PRODUCTION_JOB, partition_key=RUN_ID)
+    record = _latest(env.instance, names.RETURNS_DROPPED_NO_TOXIC_SYMBOL, RUN_ID)
     assert record.status is AssetCheckExecutionRecordStatus.SUCCEEDED
     assert "within the run's limit 5 (500%)" in record.event.dagster_event.asset_check_evaluation_data.description
 
@@ -150,18 +150,18 @@ def test_trimming_warning_follows_the_runs_manifest_limit(gate_env, tmp_path):
         },
     )
     assert result.success
-    record = _latest(env.instance, keys.RETURNS_DROPPED_NO_TOXIC_SYMBOL, "RUN_GATE_PUMP_LOOSE")
+    record = _latest(env.instance, names.RETURNS_DROPPED_NO_TOXIC_SYMBOL, "RUN_GATE_PUMP_LOOSE")
     assert record.status is AssetCheckExecutionRecordStatus.SUCCEEDED
     assert "limit 8 (800%)" in record.event.dagster_event.asset_check_evaluation_data.description
 
 
 OHLCV_CHECKS = (
-    keys.OHLCV_INGEST_SUCCEEDED,
-    keys.OHLCV_SCHEMA_IS_VALID,
-    keys.OHLCV_PRICES_ARE_SANE,
-    keys.OHLCV_HAS_NO_UNREPAIRED_GAPS,
-    keys.OHLCV_IS_FRESH,
-    keys.OHLCV_IS_NOT_TOXIC,
+    names.OHLCV_INGEST_SUCCEEDED,
+    names.OHLCV_SCHEMA_IS_VALID,
+    names.OHLCV_PRICES_ARE_SANE,
+    names.OHLCV_HAS_NO_UNREPAIRED_GAPS,
+    names.OHLCV_IS_FRESH,
+    names.OHLCV_IS_NOT_TOXIC,
 )
 #: Planted by the simulated exchange: two toxic symbols (a +600 % day, a frozen close) and one with holes.
 TOXIC = ("SIM_PUMPUSDT", "SIM_FRZNUSDT")
@@ -169,7 +169,7 @@ TOXIC = ("SIM_PUMPUSDT", "SIM_FRZNUSDT")
 
 def _ohlcv_status(instance, check_name):
     """Partition -> (status, is_current) of one ohlcv check, as the UI and automation read it."""
-    infos = instance.event_log_storage.get_asset_check_partition_info([AssetCheckKey(keys.OHLCV, check_name)])
+    infos = instance.event_log_storage.get_asset_check_partition_info([AssetCheckKey(names.OHLCV, check_name)])
     return {i.partition_key: (i.latest_execution_status, i.is_current) for i in infos}
 
 
@@ -183,26 +183,26 @@ def test_ohlcv_checks_of_a_range_run_have_a_current_status_per_symbol(gate_env):
         assert symbols <= set(status), check_name
         for symbol in symbols:
             assert status[symbol][0] in (failed, passed) and status[symbol][1], (check_name, symbol, status[symbol])
-    toxic = _ohlcv_status(env.instance, keys.OHLCV_IS_NOT_TOXIC)
+    toxic = _ohlcv_status(env.instance, names.OHLCV_IS_NOT_TOXIC)
     assert {s for s in symbols if toxic[s][0] is failed} == set(TOXIC)
-    gaps = _ohlcv_status(env.instance, keys.OHLCV_HAS_NO_UNREPAIRED_GAPS)
+    gaps = _ohlcv_status(env.instance, names.OHLCV_HAS_NO_UNREPAIRED_GAPS)
     assert gaps["SIM_HOLEUSDT"][0] is failed and gaps["SIM_BTCUSDT"][0] is passed
 
 
 def test_one_symbol_ingest_after_a_range_run_leaves_the_toxic_symbols_failed(gate_env):
     env, defs = gate_env
-    link = run_link(defs, env.instance, keys.INGEST_JOB, partition_key="SIM_BTCUSDT")
+    link = run_link(defs, env.instance, names.INGEST_JOB, partition_key="SIM_BTCUSDT")
     failed, passed = AssetCheckExecutionRecordStatus.FAILED, AssetCheckExecutionRecordStatus.SUCCEEDED
     for check_name in OHLCV_CHECKS:
         status = _ohlcv_status(env.instance, check_name)
         assert status["SIM_BTCUSDT"] == (passed, True), check_name
         assert None not in status, check_name
-    toxic = _ohlcv_status(env.instance, keys.OHLCV_IS_NOT_TOXIC)
+    toxic = _ohlcv_status(env.instance, names.OHLCV_IS_NOT_TOXIC)
     for symbol in TOXIC:
         assert toxic[symbol] == (failed, True), f"{symbol} turned green after a run that did not touch it"
     record = env.instance.event_log_storage.get_latest_asset_check_execution_by_key(
-        [AssetCheckKey(keys.OHLCV, keys.OHLCV_IS_NOT_TOXIC)], partition_filter=PartitionKeyFilter(key="SIM_PUMPUSDT")
-    )[AssetCheckKey(keys.OHLCV, keys.OHLCV_IS_NOT_TOXIC)]
+        [AssetCheckKey(names.OHLCV, names.OHLCV_IS_NOT_TOXIC)], partition_filter=PartitionKeyFilter(key="SIM_PUMPUSDT")
+    )[AssetCheckKey(names.OHLCV, names.OHLCV_IS_NOT_TOXIC)]
     evaluation = record.event.dagster_event.asset_check_evaluation_data
     assert record.run_id != link.dagster_run_id
     assert "SIM_PUMPUSDT" in evaluation.description and "TOXIC" in evaluation.description
@@ -212,13 +212,13 @@ def test_one_symbol_ingest_after_a_range_run_leaves_the_toxic_symbols_failed(gat
 
 def test_gate_and_warning_checks_are_declared_per_run_id(gate_env):
     _, defs = gate_env
-    specs = {spec.name: spec for spec in defs.resolve_assets_def(keys.RETURNS_MATRIX).check_specs}
-    gate_names = {keys.GATE_NO_NAN, keys.GATE_MAX_ABS_RETURN, keys.GATE_INDEX_UTC_INCREASING, keys.GATE_DENSITY}
-    for name in gate_names | {keys.GATE_FEATURES_PRESENT}:
+    specs = {spec.name: spec for spec in defs.resolve_assets_def(names.RETURNS_MATRIX).check_specs}
+    gate_names = {names.GATE_NO_NAN, names.GATE_MAX_ABS_RETURN, names.GATE_INDEX_UTC_INCREASING, names.GATE_DENSITY}
+    for name in gate_names | {names.GATE_FEATURES_PRESENT}:
         assert specs[name].blocking and specs[name].partitions_def.name == "runs", name
-    warning = specs[keys.RETURNS_DROPPED_NO_TOXIC_SYMBOL]
+    warning = specs[names.RETURNS_DROPPED_NO_TOXIC_SYMBOL]
     assert not warning.blocking and warning.partitions_def.name == "runs"
-    assert "500" not in warning.description and "500" not in specs[keys.GATE_MAX_ABS_RETURN].description
-    assert AssetKey("returns_matrix") == keys.RETURNS_MATRIX
-    ohlcv = defs.resolve_assets_def(keys.OHLCV).check_specs
+    assert "500" not in warning.description and "500" not in specs[names.GATE_MAX_ABS_RETURN].description
+    assert AssetKey("returns_matrix") == names.RETURNS_MATRIX
+    ohlcv = defs.resolve_assets_def(names.OHLCV).check_specs
     assert {spec.name: spec.partitions_def.name for spec in ohlcv} == dict.fromkeys(OHLCV_CHECKS, "symbols")

@@ -13,7 +13,7 @@ from pathlib import Path
 from dagster import AssetKey, Definitions
 
 from alpha_assets.definitions import defs
-from alpha_assets.defs import keys
+from alpha_assets.defs import names
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,48 +24,48 @@ def test_definitions_validate_loadable():
 
 def test_definitions_jobs_exist_by_name():
     for name in (
-        keys.DISCOVERY_JOB,
-        keys.INGEST_JOB,
-        keys.VALIDATION_JOB,
-        keys.PRODUCTION_JOB,
+        names.DISCOVERY_JOB,
+        names.INGEST_JOB,
+        names.VALIDATION_JOB,
+        names.PRODUCTION_JOB,
     ):
         assert defs.resolve_job_def(name).name == name
 
 
 def test_definitions_sensors_exist_and_run_by_default():
-    names = {s.name: s for s in defs.sensors}
+    sensors_by_name = {s.name: s for s in defs.sensors}
     for name in (
         "discovery_succeeded_sensor",
         "ingest_succeeded_sensor",
         "validation_succeeded_sensor",
         "export_sensor",
     ):
-        assert names[name].default_status.value == "RUNNING"
+        assert sensors_by_name[name].default_status.value == "RUNNING"
 
 
 def test_definitions_gate_checks_are_blocking_and_audit_checks_are_not():
     graph = defs.resolve_asset_graph()
     checks = {key.name: graph.get_check_spec(key) for key in graph.asset_check_keys}
     gate = [
-        keys.GATE_NO_NAN,
-        keys.GATE_MAX_ABS_RETURN,
-        keys.GATE_INDEX_UTC_INCREASING,
-        keys.GATE_DENSITY,
-        keys.GATE_FEATURES_PRESENT,
+        names.GATE_NO_NAN,
+        names.GATE_MAX_ABS_RETURN,
+        names.GATE_INDEX_UTC_INCREASING,
+        names.GATE_DENSITY,
+        names.GATE_FEATURES_PRESENT,
     ]
     for name in gate:
         assert checks[name].blocking, name
-        assert checks[name].asset_key == keys.RETURNS_MATRIX
-    assert not checks[keys.OHLCV_IS_NOT_TOXIC].blocking
-    assert checks[keys.FEATURES_ARE_POINT_IN_TIME].asset_key == keys.FEATURES_MATRIX
+        assert checks[name].asset_key == names.RETURNS_MATRIX
+    assert not checks[names.OHLCV_IS_NOT_TOXIC].blocking
+    assert checks[names.FEATURES_ARE_POINT_IN_TIME].asset_key == names.FEATURES_MATRIX
 
 
 def test_definitions_asset_keys_are_unique_and_grouped_by_cycle():
     specs = list(defs.resolve_all_asset_specs())
     assert len({s.key for s in specs}) == len(specs)
     groups = {s.key: s.group_name for s in specs}
-    assert groups[AssetKey("ohlcv")] == keys.DATAOPS_GROUP
-    assert groups[AssetKey("portfolio_flattened")] == keys.ALPHA_GROUP
+    assert groups[AssetKey("ohlcv")] == names.DATAOPS_GROUP
+    assert groups[AssetKey("portfolio_flattened")] == names.ALPHA_GROUP
 
 
 def test_definitions_cli_validate_passes(tmp_path):

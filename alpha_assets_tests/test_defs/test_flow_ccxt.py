@@ -17,13 +17,13 @@ from dagster import AssetCheckKey, AssetKey, DagsterInstance
 from dagster._core.event_api import PartitionKeyFilter
 
 from alpha_assets.cli import main
-from alpha_assets.defs import keys
+from alpha_assets.defs import names
 from alpha_assets.defs.dataops.resources import SourceKind
-from alpha_assets.defs.runner import run_flow_data, run_link
 from alpha_assets.errors import ExitCode
+from alpha_assets.lakehouse.jsonio import read_json
 from alpha_assets.lakehouse.ohlcv import read_ohlcv
-from alpha_assets.lakehouse.parquet import read_json
 from alpha_assets.lakehouse.paths import LakehousePaths
+from alpha_assets.orchestration.runner import run_flow_data, run_link
 from alpha_assets.sources.simulated import SimulatedExchange
 from alpha_assets_tests.exchange_server import KLINES_PATH, ExchangeServer, Fault
 from alpha_assets_tests.exchanges import SERVERS
@@ -105,7 +105,7 @@ def test_ccxt_flow_failed_symbol_is_reported_and_rerun_alone(ccxt_env):
     assert "ExchangeNotAvailable" in rejected["BINANCE_ETHUSDT"]["reasons"][-1]
 
     server.clear_faults()
-    run_link(_defs(env, server, third_day), env.instance, keys.INGEST_JOB, partition_key="BINANCE_ETHUSDT")
+    run_link(_defs(env, server, third_day), env.instance, names.INGEST_JOB, partition_key="BINANCE_ETHUSDT")
     assert len(read_ohlcv(env.paths, "BINANCE_ETHUSDT")) == len(eth_before) + 1
     assert _ingest_check_passed(env, "BINANCE_ETHUSDT") is True
 

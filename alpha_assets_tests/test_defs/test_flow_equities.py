@@ -22,7 +22,7 @@ import talib
 
 from alpha_assets.cli import main
 from alpha_assets.lakehouse.calendars import TradingCalendar
-from alpha_assets.lakehouse.parquet import read_json
+from alpha_assets.lakehouse.jsonio import read_json
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.symbols import read_symbols
 from alpha_assets.manifest import DEFAULT_MANIFEST

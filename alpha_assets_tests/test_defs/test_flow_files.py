@@ -18,8 +18,8 @@ import pytest
 from dagster import AssetKey, DagsterInstance
 
 from alpha_assets.cli import main
+from alpha_assets.lakehouse.jsonio import read_json
 from alpha_assets.lakehouse.ohlcv import read_ohlcv
-from alpha_assets.lakehouse.parquet import read_json
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets_tests.test_defs.conftest import TEST_MANIFEST
 

@@ -16,11 +16,12 @@ from dagster import AssetKey, materialize
 
 from alpha_assets import netguard
 from alpha_assets.alpha import pipeline
-from alpha_assets.defs import keys
+from alpha_assets.defs import names
 from alpha_assets.defs.alpha.assets import selection as selection_asset
-from alpha_assets.defs.runner import FlowFailedError, ensure_run_partition, run_flow_data, run_link
-from alpha_assets.lakehouse.parquet import file_sha256, read_json
+from alpha_assets.lakehouse.hashing import file_sha256
+from alpha_assets.lakehouse.jsonio import read_json
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA
+from alpha_assets.orchestration.runner import FlowFailedError, ensure_run_partition, run_flow_data, run_link
 from alpha_assets_tests.test_defs.conftest import NEXT_DAY_CLOCK, clone_run
 
 RUN_ID = "RUN_TEST_1"
@@ -30,7 +31,7 @@ RUN_ID = "RUN_TEST_1"
 def first_run(flow_env):
     defs = flow_env.defs()
     links = run_flow_data(defs, flow_env.instance, flow_env.paths, RUN_ID, progress=lambda _: None)
-    production = run_link(defs, flow_env.instance, keys.PRODUCTION_JOB, partition_key=RUN_ID)
+    production = run_link(defs, flow_env.instance, names.PRODUCTION_JOB, partition_key=RUN_ID)
     return links, production
 
 
@@ -69,9 +70,9 @@ def test_flow_data_writes_every_contract_file(flow_env, first_run):
 def test_flow_data_links_are_recorded_on_the_instance(flow_env, first_run):
     links, production = first_run
     assert [link.job_name for link in links] == [
-        keys.DISCOVERY_JOB,
-        keys.INGEST_JOB,
-        keys.VALIDATION_JOB,
+        names.DISCOVERY_JOB,
+        names.INGEST_JOB,
+        names.VALIDATION_JOB,
     ]
     for link in [*links, production]:
         assert flow_env.instance.get_run_by_id(link.dagster_run_id).is_success
@@ -155,7 +156,7 @@ def test_flow_production_rerun_after_lakehouse_changed_is_byte_identical(flow_en
         progress=lambda _: None,
     )
     assert file_sha256(btc_file) != btc_before, "the next day's ingest must append a bar"
-    run_link(flow_env.defs(), flow_env.instance, keys.PRODUCTION_JOB, partition_key=RUN_ID)
+    run_link(flow_env.defs(), flow_env.instance, names.PRODUCTION_JOB, partition_key=RUN_ID)
     assert _portfolio_path(flow_env, RUN_ID).read_bytes() == before
     fingerprints = read_json(_portfolio_path(flow_env, RUN_ID))["metadata"]["input_fingerprints"]
     assert fingerprints["lakehouse/SIM_BTCUSDT_1d.parquet"] == btc_before
@@ -166,7 +167,7 @@ def test_gate_failure_stops_selection_and_writes_no_weights(flow_env, first_run)
     shutil.copyfile(flow_env.paths.ohlcv_file("SIM_ETHUSDT"), flow_env.paths.ohlcv_file("SIM_NOFEATUSDT"))
     clone_run(flow_env, RUN_ID, "RUN_TEST_GATE", extra_symbols=["SIM_NOFEATUSDT"])
     with pytest.raises(FlowFailedError, match="blocking asset check failed"):
-        run_link(flow_env.defs(), flow_env.instance, keys.PRODUCTION_JOB, partition_key="RUN_TEST_GATE")
+        run_link(flow_env.defs(), flow_env.instance, names.PRODUCTION_JOB, partition_key="RUN_TEST_GATE")
     verdict = read_json(flow_env.paths.run_data_file("RUN_TEST_GATE", "gate_verdict.json"))
     assert verdict["passed"] is False
     assert verdict["checks"]["features_present"]["passed"] is False
@@ -205,7 +206,7 @@ def test_offline_guard_refuses_a_connection_attempt_inside_the_cycle(flow_env, f
 
     monkeypatch.setattr(pipeline, "run_selection", selection_that_phones_home)
     with pytest.raises(FlowFailedError, match=r"198\.51\.100\.7:443 refused: only loopback is allowed"):
-        run_link(flow_env.defs(), flow_env.instance, keys.PRODUCTION_JOB, partition_key="RUN_TEST_OFFLINE")
+        run_link(flow_env.defs(), flow_env.instance, names.PRODUCTION_JOB, partition_key="RUN_TEST_OFFLINE")
     assert seen["depth"] == suite_depth + 1, "the cycle's own guard must be installed inside the step"
     assert netguard.install_depth() == suite_depth, "the guard is lifted after the step"
 
@@ -213,5 +214,5 @@ def test_offline_guard_refuses_a_connection_attempt_inside_the_cycle(flow_env, f
 def test_flow_production_unknown_run_names_the_missing_export(flow_env, first_run):
     ensure_run_partition(flow_env.instance, "RUN_TEST_NO_EXPORT")
     with pytest.raises(FlowFailedError, match=r"candidates_validated\.json.*does not exist"):
-        run_link(flow_env.defs(), flow_env.instance, keys.PRODUCTION_JOB, partition_key="RUN_TEST_NO_EXPORT")
+        run_link(flow_env.defs(), flow_env.instance, names.PRODUCTION_JOB, partition_key="RUN_TEST_NO_EXPORT")
     shutil.rmtree(flow_env.paths.run_dir("RUN_TEST_NO_EXPORT"), ignore_errors=True)

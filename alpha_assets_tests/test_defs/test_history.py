@@ -3,7 +3,7 @@
 Runs flow_data and flow_production on the simulated exchange through Dagster on an on-disk instance, then
 refreezes the RUN_ID over an export that fails the gate, then over the good export again. Checks the run
 folder, the withdrawn copies (byte for byte), the DuckDB views as a user queries them, and the numbering of
-repeated withdrawals. Leaves the gate's own verdicts to test_check_partitions.py and test_quality.py.
+repeated withdrawals. Leaves the gate's own verdicts to test_check_partitions.py and test_foundation_gate.py.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import duckdb
 import pytest
 
 from alpha_assets.alpha.withdrawal import WITHDRAWAL_FILE, withdraw_downstream
-from alpha_assets.defs import keys
-from alpha_assets.defs.runner import FlowFailedError, run_flow_data, run_link
-from alpha_assets.lakehouse.parquet import read_json, write_json_atomic
+from alpha_assets.defs import names
+from alpha_assets.lakehouse.jsonio import read_json, write_json_atomic
 from alpha_assets.lakehouse.paths import LakehousePaths
+from alpha_assets.orchestration.runner import FlowFailedError, run_flow_data, run_link
 from alpha_assets_tests.test_defs.conftest import clone_run, make_flow_env
 
 RUN_ID = "RUN_HISTORY"
@@ -32,7 +32,7 @@ def history_env(tmp_path_factory):
     run_flow_data(defs, env.instance, env.paths, RUN_ID, progress=lambda _: None)
     clone_run(env, RUN_ID, OTHER_RUN_ID)
     for run_id in (RUN_ID, OTHER_RUN_ID):
-        run_link(defs, env.instance, keys.PRODUCTION_JOB, partition_key=run_id)
+        run_link(defs, env.instance, names.PRODUCTION_JOB, partition_key=run_id)
     yield env, defs
     env.instance.dispose()
 
@@ -61,7 +61,7 @@ def test_failed_refreeze_withdraws_weights_from_every_view_then_a_passing_one_re
     shutil.copyfile(paths.ohlcv_file("SIM_ETHUSDT"), paths.ohlcv_file("SIM_NOFEATUSDT"))
     clone_run(env, RUN_ID, RUN_ID, extra_symbols=["SIM_NOFEATUSDT"])
     with pytest.raises(FlowFailedError, match="blocking asset check failed"):
-        run_link(defs, env.instance, keys.PRODUCTION_JOB, partition_key=RUN_ID, run_config=REFREEZE)
+        run_link(defs, env.instance, names.PRODUCTION_JOB, partition_key=RUN_ID, run_config=REFREEZE)
 
     assert not portfolio.exists() and not selection.exists() and not report.exists()
     folder = paths.run_withdrawn_dir(RUN_ID) / "1"
@@ -77,7 +77,7 @@ def test_failed_refreeze_withdraws_weights_from_every_view_then_a_passing_one_re
 
     # A refreeze over a passing export writes new weights in their place; the withdrawn copies stay.
     write_json_atomic(good_export, paths.candidates_validated_file(RUN_ID))
-    run_link(defs, env.instance, keys.PRODUCTION_JOB, partition_key=RUN_ID, run_config=REFREEZE)
+    run_link(defs, env.instance, names.PRODUCTION_JOB, partition_key=RUN_ID, run_config=REFREEZE)
     assert portfolio.exists() and _weights_rows(paths, RUN_ID) > 0
     assert _gate_passed(paths, RUN_ID) == [(True,)]
     assert (folder / "data" / "portfolio_flattened.json").read_bytes() == before[portfolio]
@@ -103,6 +103,6 @@ def test_one_truncated_old_export_never_blocks_another_run_ids_portfolio(history
     broken = paths.candidates_validated_file("RUN_TRUNCATED")
     broken.parent.mkdir(parents=True, exist_ok=True)
     broken.write_text('{"run_id": "RUN_TRUNC')  # an export cut short by a crash long ago
-    run_link(defs, env.instance, keys.PRODUCTION_JOB, partition_key=OTHER_RUN_ID)
+    run_link(defs, env.instance, names.PRODUCTION_JOB, partition_key=OTHER_RUN_ID)
     assert _weights_rows(paths, OTHER_RUN_ID) > 0
     assert broken.read_text() == '{"run_id": "RUN_TRUNC', "the bad export is left as it was"

@@ -22,11 +22,11 @@ from dagster import (
 )
 
 from alpha_assets.definitions import build_definitions
-from alpha_assets.defs import keys
+from alpha_assets.defs import names
 from alpha_assets.defs.alpha.sensors import export_sensor, new_exports
 from alpha_assets.defs.resources import LakehouseResource
-from alpha_assets.defs.runner import ensure_run_partition, run_flow_data, run_link
-from alpha_assets.lakehouse.parquet import read_json, write_json_atomic
+from alpha_assets.lakehouse.jsonio import read_json, write_json_atomic
+from alpha_assets.orchestration.runner import ensure_run_partition, run_flow_data, run_link
 from alpha_assets_tests.test_defs.conftest import make_flow_env
 
 
@@ -123,7 +123,7 @@ def test_automation_selection_waits_for_a_passed_gate_across_runs(automation_env
     env, defs = automation_env
     first = evaluate_automation_conditions(defs=defs, instance=env.instance)
     # A whole production run whose gate passes: selection ran inside it, so automation has nothing to add.
-    run_link(defs, env.instance, keys.PRODUCTION_JOB, partition_key="RUN_AUTO")
+    run_link(defs, env.instance, names.PRODUCTION_JOB, partition_key="RUN_AUTO")
     assert read_json(env.paths.run_data_file("RUN_AUTO", "gate_verdict.json"))["passed"] is True
     passed = evaluate_automation_conditions(defs=defs, instance=env.instance, cursor=first.cursor)
     assert _requested(passed, "selection") == set(), "selection was materialised in the same run already"

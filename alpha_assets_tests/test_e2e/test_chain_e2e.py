@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from alpha_assets.defs import keys
-from alpha_assets.lakehouse.parquet import read_json
+from alpha_assets.defs import names
+from alpha_assets.lakehouse.jsonio import read_json
 from alpha_assets_tests.test_e2e.conftest import CLOCK, LOCATION_NAME, PREPARED_RUN_ID, REPOSITORY_NAME, DagsterDev
 
 pytestmark = pytest.mark.e2e
@@ -88,7 +88,7 @@ def _write_csv_folder(server: DagsterDev, folder) -> list[str]:
 
 
 def _chain_runs(server: DagsterDev) -> list[dict[str, Any]]:
-    data = server.graphql(_CHAIN_RUNS, {"filter": {"tags": [{"key": keys.RUN_ID_TAG, "value": CHAIN_RUN_ID}]}})
+    data = server.graphql(_CHAIN_RUNS, {"filter": {"tags": [{"key": names.RUN_ID_TAG, "value": CHAIN_RUN_ID}]}})
     return sorted(data["runsOrError"]["results"], key=lambda r: r["creationTime"])
 
 
@@ -97,7 +97,7 @@ def _portfolio_done(server: DagsterDev) -> list[dict[str, Any]] | None:
     failed = [r for r in runs if r["status"] in {"FAILURE", "CANCELED"}]
     if failed:
         server.fail(f"a run of the chain ended {failed[0]['status']}: {failed[0]['jobName']} {failed[0]['runId']}")
-    production = [r for r in runs if r["jobName"] == keys.PRODUCTION_JOB and r["status"] == "SUCCESS"]
+    production = [r for r in runs if r["jobName"] == names.PRODUCTION_JOB and r["status"] == "SUCCESS"]
     return runs if production else None
 
 
@@ -113,7 +113,7 @@ def test_ui_launched_chain_carries_profile_source_clock_and_tags_to_flow_product
     added = dagster_dev.graphql(_ADD_PARTITION, {"repo": _REPOSITORY, "name": "runs", "key": CHAIN_RUN_ID})
     assert added["addDynamicPartition"]["__typename"] == "AddDynamicPartitionSuccess", added
     params = {
-        "selector": {**_REPOSITORY, "jobName": keys.DISCOVERY_JOB},
+        "selector": {**_REPOSITORY, "jobName": names.DISCOVERY_JOB},
         "runConfigData": run_config,
         # What the launchpad sends for one partition, plus a tag of the user's; no RUN_ID tag.
         "executionMetadata": {
@@ -140,10 +140,10 @@ def test_ui_launched_chain_carries_profile_source_clock_and_tags_to_flow_product
 
     # Every link once, in order, each after the one before ended.
     assert [r["jobName"] for r in runs] == [
-        keys.DISCOVERY_JOB,
-        keys.INGEST_JOB,
-        keys.VALIDATION_JOB,
-        keys.PRODUCTION_JOB,
+        names.DISCOVERY_JOB,
+        names.INGEST_JOB,
+        names.VALIDATION_JOB,
+        names.PRODUCTION_JOB,
     ], [(r["jobName"], r["status"]) for r in runs]
     for before, after in zip(runs, runs[1:], strict=False):
         assert after["startTime"] >= before["endTime"], f"{after['jobName']} started before {before['jobName']} ended"
@@ -153,9 +153,9 @@ def test_ui_launched_chain_carries_profile_source_clock_and_tags_to_flow_product
     for run in runs:
         tags = {t["key"]: t["value"] for t in run["tags"]}
         assert {k: tags.get(k) for k in USER_TAGS} == USER_TAGS, run["jobName"]
-        assert tags[keys.RUN_ID_TAG] == CHAIN_RUN_ID
+        assert tags[names.RUN_ID_TAG] == CHAIN_RUN_ID
         if run["runId"] != discovery_id:
-            assert tags[keys.CHAIN_TAG] == discovery_id, run["jobName"]
+            assert tags[names.CHAIN_TAG] == discovery_id, run["jobName"]
         # BaseLoader: every scalar a string, as the run config was sent (the clock stays ISO text).
         assert yaml.load(run["runConfigYaml"], Loader=yaml.BaseLoader)["resources"] == run_config["resources"], run[
             "jobName"
@@ -174,8 +174,8 @@ def test_ui_launched_chain_carries_profile_source_clock_and_tags_to_flow_product
     assert sorted(portfolio["profiles"]) == ["equal_weight", "hrp", "min_variance"], "the development profiles"
 
     # The ingest run materialised exactly the universe, bars and features, each once.
-    assert {t["key"]: t["value"] for t in runs[1]["tags"]}[keys.PART_TAG] == "1/1"
-    for asset in (keys.OHLCV, keys.FEATURES_MATRIX):
+    assert {t["key"]: t["value"] for t in runs[1]["tags"]}[names.PART_TAG] == "1/1"
+    for asset in (names.OHLCV, names.FEATURES_MATRIX):
         events = dagster_dev.graphql(_RUN_MATERIALIZATIONS, {"runId": runs[1]["runId"]})["runOrError"][
             "assetMaterializations"
         ]

@@ -14,8 +14,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from alpha_assets.defs import keys
-from alpha_assets.lakehouse.parquet import read_json, write_json_atomic
+from alpha_assets.defs import names
+from alpha_assets.lakehouse.jsonio import read_json, write_json_atomic
 from alpha_assets_tests.test_e2e.conftest import (
     LOCATION_NAME,
     PREPARED_RUN_ID,
@@ -107,7 +107,7 @@ def test_partition_backfill_of_three_symbols_appends_one_bar_to_each(dagster_dev
     # features_matrix (same `symbols` partitions) rides along, so that the automation sensor has no
     # follow-up run to start while the next test runs. The run config moves the clock one day past the
     # prepared data and keeps the prepared manifest profile.
-    selected = [keys.OHLCV, keys.FEATURES_MATRIX]
+    selected = [names.OHLCV, names.FEATURES_MATRIX]
     params = {
         "partitionNames": BACKFILL_SYMBOLS,
         "assetSelection": [{"path": list(key.path)} for key in selected],
@@ -138,7 +138,7 @@ def test_partition_backfill_of_three_symbols_appends_one_bar_to_each(dagster_dev
     for key in selected:
         events = _materializations(dagster_dev, list(key.path), runs[0]["runId"])
         assert sorted(events) == sorted(BACKFILL_SYMBOLS), key.to_user_string()
-    ohlcv_event = _materializations(dagster_dev, list(keys.OHLCV.path), runs[0]["runId"])["SIM_BTCUSDT"]
+    ohlcv_event = _materializations(dagster_dev, list(names.OHLCV.path), runs[0]["runId"])["SIM_BTCUSDT"]
     new_bars = {e["label"]: e.get("intValue") for e in ohlcv_event["metadataEntries"]}["new_bars"]
     assert new_bars == len(BACKFILL_SYMBOLS), "one new closed daily bar per symbol"
     for symbol_key in BACKFILL_SYMBOLS:
@@ -147,7 +147,7 @@ def test_partition_backfill_of_three_symbols_appends_one_bar_to_each(dagster_dev
 
 
 def _finished_production(server: DagsterDev, run_id: str) -> dict[str, Any] | None:
-    runs = [r for r in _runs(server, {keys.RUN_ID_TAG: run_id}) if r["jobName"] == keys.PRODUCTION_JOB]
+    runs = [r for r in _runs(server, {names.RUN_ID_TAG: run_id}) if r["jobName"] == names.PRODUCTION_JOB]
     return runs[0] if runs and runs[0]["status"] in _RUN_FINISHED else None
 
 
@@ -169,10 +169,10 @@ def test_export_sensor_runs_flow_production_for_a_dropped_export(dagster_dev):
         lambda: _finished_production(dagster_dev, DROPPED_RUN_ID),
         timeout=PRODUCTION_TIMEOUT_S,
         interval=3.0,
-        what=f"export_sensor's {keys.PRODUCTION_JOB} run for {DROPPED_RUN_ID} to finish",
+        what=f"export_sensor's {names.PRODUCTION_JOB} run for {DROPPED_RUN_ID} to finish",
     )
     tags = {tag["key"]: tag["value"] for tag in run["tags"]}
-    assert run["status"] == "SUCCESS", f"{keys.PRODUCTION_JOB} run {run['runId']} ended {run['status']}"
+    assert run["status"] == "SUCCESS", f"{names.PRODUCTION_JOB} run {run['runId']} ended {run['status']}"
     assert tags["dagster/sensor_name"] == "export_sensor"
     assert tags["dagster/partition"] == DROPPED_RUN_ID
 

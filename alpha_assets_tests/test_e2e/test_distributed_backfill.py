@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from alpha_assets.defs import keys
+from alpha_assets.defs import names
 from alpha_assets.lakehouse.ohlcv import read_ohlcv
 from alpha_assets.sources.simulated import SimulatedExchange
 from alpha_assets_tests.test_e2e.conftest import CLOCK, LOCATION_NAME, PROFILE, REPOSITORY_NAME, SYMBOLS_PER_RUN
@@ -67,7 +67,7 @@ def _symbol_keys(exchange: str) -> list[str]:
 def _launch(server, exchange: str) -> str:
     params = {
         "partitionNames": _symbol_keys(exchange),
-        "assetSelection": [{"path": list(keys.OHLCV.path)}],
+        "assetSelection": [{"path": list(names.OHLCV.path)}],
         "title": f"e2e: {exchange} on two workers",
         "runConfigData": {
             "resources": {

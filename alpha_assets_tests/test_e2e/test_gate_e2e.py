@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from alpha_assets.defs import keys
-from alpha_assets.lakehouse.parquet import read_json, write_json_atomic
+from alpha_assets.defs import names
+from alpha_assets.lakehouse.jsonio import read_json, write_json_atomic
 from alpha_assets_tests.test_e2e.conftest import LOCATION_NAME, PREPARED_RUN_ID, PROFILE, REPOSITORY_NAME, DagsterDev
 from alpha_assets_tests.test_e2e.test_dagster_dev import _LAUNCH_BACKFILL
 
@@ -108,7 +108,7 @@ def _materialized(server: DagsterDev, key, run_id: str) -> list[dict[str, Any]]:
 
 
 def _gate_status(server: DagsterDev, run_id: str) -> str | None:
-    variables = {"path": list(keys.RETURNS_MATRIX.path), "name": keys.GATE_FEATURES_PRESENT, "partition": run_id}
+    variables = {"path": list(names.RETURNS_MATRIX.path), "name": names.GATE_FEATURES_PRESENT, "partition": run_id}
     executions = server.graphql(_CHECK_EXECUTIONS, variables)["assetCheckExecutions"]
     return executions[0]["status"] if executions and executions[0]["status"] in ("SUCCEEDED", "FAILED") else None
 
@@ -121,7 +121,7 @@ def _latest_tick_status(server: DagsterDev, selector: dict[str, str]) -> str | N
 def _backfill_returns_matrix(server: DagsterDev, run_id: str) -> str:
     params = {
         "partitionNames": [run_id],
-        "assetSelection": [{"path": list(keys.RETURNS_MATRIX.path)}],
+        "assetSelection": [{"path": list(names.RETURNS_MATRIX.path)}],
         "title": f"e2e: gate of {run_id}",
         "runConfigData": {"resources": {"manifest": {"config": {"profile": PROFILE}}}},
     }
@@ -180,7 +180,7 @@ def test_automation_runs_selection_for_the_passing_run_id_and_never_for_the_fail
 
     # The passing RUN_ID gets its selection and portfolio (from the automation sensor, the export sensor being paused).
     produced = dagster_dev.wait_for(
-        lambda: _materialized(dagster_dev, keys.PORTFOLIO_FLATTENED, PASS_RUN_ID) or None,
+        lambda: _materialized(dagster_dev, names.PORTFOLIO_FLATTENED, PASS_RUN_ID) or None,
         timeout=PORTFOLIO_TIMEOUT_S,
         interval=3.0,
         what=f"the portfolio of {PASS_RUN_ID}",
@@ -194,13 +194,13 @@ def test_automation_runs_selection_for_the_passing_run_id_and_never_for_the_fail
         what=f"{TICKS_WATCHED} automation ticks after both gates were recorded",
     )
 
-    assert _materialized(dagster_dev, keys.SELECTION, FAIL_RUN_ID) == []
-    assert _materialized(dagster_dev, keys.PORTFOLIO_FLATTENED, FAIL_RUN_ID) == []
+    assert _materialized(dagster_dev, names.SELECTION, FAIL_RUN_ID) == []
+    assert _materialized(dagster_dev, names.PORTFOLIO_FLATTENED, FAIL_RUN_ID) == []
     assert not paths.run_data_file(FAIL_RUN_ID, "selection.json").exists()
     automation_runs = [r for r in _runs_of(dagster_dev, FAIL_RUN_ID) if _tag(r, AUTOMATION_TAG)]
     assert automation_runs == [], f"automation launched runs for {FAIL_RUN_ID}: {automation_runs}"
 
-    assert {m["partition"] for m in _materialized(dagster_dev, keys.SELECTION, PASS_RUN_ID)} == {PASS_RUN_ID}
+    assert {m["partition"] for m in _materialized(dagster_dev, names.SELECTION, PASS_RUN_ID)} == {PASS_RUN_ID}
     portfolio = read_json(paths.run_data_file(PASS_RUN_ID, "portfolio_flattened.json"))
     assert portfolio["metadata"]["run_id"] == PASS_RUN_ID
     producers = {

@@ -30,7 +30,7 @@ from alpha_assets.lakehouse.features_store import (
     symbol_feature_files,
     upsert_symbol_features,
 )
-from alpha_assets.lakehouse.parquet import file_sha256
+from alpha_assets.lakehouse.hashing import file_sha256
 from alpha_assets.lakehouse.paths import LakehousePaths
 
 KEY = "BINANCE_ETHUSDT"

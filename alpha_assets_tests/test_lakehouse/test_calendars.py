@@ -14,14 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alpha_assets.lakehouse.audit import (
-    CHECK_GAPS,
-    CHECK_STALENESS,
-    AuditParams,
-    Verdict,
-    audit_bars,
-    expected_last_bar,
-)
+from alpha_assets.dataops.audit.engine import AuditParams, audit_bars, expected_last_bar
+from alpha_assets.dataops.audit.records import CHECK_GAPS, CHECK_STALENESS, Verdict
 from alpha_assets.lakehouse.calendars import (
     CONTINUOUS,
     KNOWN_EXCHANGES,

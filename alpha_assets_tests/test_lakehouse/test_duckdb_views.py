@@ -26,10 +26,12 @@ from alpha_assets.alpha.portfolio import encode_portfolio_json
 from alpha_assets.alpha.withdrawal import withdraw_downstream
 from alpha_assets.errors import LakehouseReadError, UnsafeKeyError
 from alpha_assets.lakehouse import duckdb_views
+from alpha_assets.lakehouse.atomic import write_bytes_atomic
 from alpha_assets.lakehouse.duckdb_views import VIEWS, refresh_views
 from alpha_assets.lakehouse.features_store import upsert_symbol_features
+from alpha_assets.lakehouse.jsonio import write_json_atomic
 from alpha_assets.lakehouse.ohlcv import write_ohlcv
-from alpha_assets.lakehouse.parquet import write_bytes_atomic, write_json_atomic, write_table_atomic
+from alpha_assets.lakehouse.parquet import write_table_atomic
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.symbols import upsert_symbol_metadata
 from alpha_assets_tests.test_reports.conftest import REP_RUN_ID, RepRun, rep_build_run

@@ -22,6 +22,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from alpha_assets.errors import DiskFullError, LakehouseReadError, UnsafeKeyError
+from alpha_assets.lakehouse.atomic import write_bytes_atomic
+from alpha_assets.lakehouse.hashing import file_sha256
+from alpha_assets.lakehouse.jsonio import encode_json, read_json, write_json_atomic
 from alpha_assets.lakehouse.keys import (
     make_symbol_key,
     new_run_id,
@@ -30,6 +33,7 @@ from alpha_assets.lakehouse.keys import (
     validate_run_id,
     validate_symbol_key,
 )
+from alpha_assets.lakehouse.locks import exclusive_lock
 from alpha_assets.lakehouse.ohlcv import (
     BarArrays,
     Gap,
@@ -42,17 +46,7 @@ from alpha_assets.lakehouse.ohlcv import (
     wide_closes,
     write_ohlcv,
 )
-from alpha_assets.lakehouse.parquet import (
-    encode_json,
-    exclusive_lock,
-    file_sha256,
-    read_json,
-    read_table,
-    read_table_and_sha256,
-    write_bytes_atomic,
-    write_json_atomic,
-    write_table_atomic,
-)
+from alpha_assets.lakehouse.parquet import read_table, read_table_and_sha256, write_table_atomic
 from alpha_assets.lakehouse.paths import DATA_DIR_ENV, LakehousePaths, resolve_data_dir
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA
 
@@ -537,7 +531,7 @@ def test_write_bytes_atomic_gives_the_mode_open_would_give(tmp_path):
     import os
     import stat
 
-    from alpha_assets.lakehouse.parquet import write_bytes_atomic
+    from alpha_assets.lakehouse.atomic import write_bytes_atomic
 
     umask = os.umask(0o022)
     os.umask(umask)

@@ -16,8 +16,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from alpha_assets.dataops.audit.engine import AuditParams, audit_bars, audit_symbol_file
+from alpha_assets.dataops.audit.records import Verdict
 from alpha_assets.errors import LakehouseReadError
-from alpha_assets.lakehouse.audit import AuditParams, Verdict, audit_bars, audit_symbol_file
 from alpha_assets.lakehouse.ohlcv import (
     OHLCV_COLUMNS,
     VALUE_COLUMNS,

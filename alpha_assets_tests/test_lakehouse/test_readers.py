@@ -24,12 +24,12 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from alpha_assets.defs.runner import run_flow_data
-from alpha_assets.lakehouse import parquet
+from alpha_assets.lakehouse import atomic
 from alpha_assets.lakehouse.features_store import read_features, upsert_symbol_features
-from alpha_assets.lakehouse.parquet import read_json
+from alpha_assets.lakehouse.jsonio import read_json
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.symbols import upsert_symbol_metadata
+from alpha_assets.orchestration.runner import run_flow_data
 from alpha_assets_tests.test_defs.conftest import NEXT_DAY_CLOCK, FlowEnv, make_flow_env
 
 FIRST_RUN = "RUN_READERS_1"
@@ -148,7 +148,7 @@ def test_readers_see_no_temporary_file_while_a_file_is_replaced(env, tmp_path, m
                 seen.append((name, directory.name, len(frame)))
         real_replace(source, target)
 
-    monkeypatch.setattr(parquet.os, "replace", replace_after_reading)
+    monkeypatch.setattr(atomic.os, "replace", replace_after_reading)
     record = pq.read_table(paths.symbol_metadata_file(key)).to_pylist()[-1]
     record = {k: v for k, v in record.items() if k not in ("valid_from", "valid_to")}
     upsert_symbol_metadata(paths, key, {**record, "status": "halted"}, now=pd.Timestamp("2026-11-30", tz="UTC"))

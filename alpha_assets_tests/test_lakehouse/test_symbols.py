@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from alpha_assets.errors import LakehouseReadError, UnsafeKeyError
-from alpha_assets.lakehouse.parquet import exclusive_lock, file_sha256
+from alpha_assets.lakehouse.hashing import file_sha256
+from alpha_assets.lakehouse.locks import exclusive_lock
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.schemas import SYMBOL_IN_PLACE_COLUMNS, SYMBOL_TRACKED_COLUMNS, SYMBOLS_SCHEMA
 from alpha_assets.lakehouse.symbols import (

@@ -24,7 +24,8 @@ import pytest
 
 from alpha_assets.errors import LakehouseReadError
 from alpha_assets.features.backfill import backfill_features
-from alpha_assets.lakehouse.parquet import file_sha256, read_table
+from alpha_assets.lakehouse.hashing import file_sha256
+from alpha_assets.lakehouse.parquet import read_table
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.sources.ingest import IngestStatus, ingest_symbols
 from alpha_assets.sources.params import IngestionParams

@@ -35,7 +35,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from alpha_assets.lakehouse.parquet import file_sha256
+from alpha_assets.lakehouse.hashing import file_sha256
 from alpha_assets_tests.test_reliability.conftest import flow_data_command
 
 SEED = 20261125

@@ -26,12 +26,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from alpha_assets.cli import main
+from alpha_assets.dataops.audit.engine import AuditParams, audit_bars
+from alpha_assets.dataops.audit.records import Verdict
+from alpha_assets.dataops.candidates import validate_candidates
 from alpha_assets.errors import EmptyUniverseError, ManifestError, UnsafeKeyError
-from alpha_assets.lakehouse.audit import AuditParams, Verdict, audit_bars
+from alpha_assets.lakehouse.jsonio import write_json_atomic
 from alpha_assets.lakehouse.ohlcv import bars_from_exchange_rows, clean_bars, read_ohlcv
-from alpha_assets.lakehouse.parquet import write_json_atomic
 from alpha_assets.lakehouse.paths import LakehousePaths
-from alpha_assets.lakehouse.validation import validate_candidates
 from alpha_assets.manifest import load_profile
 from alpha_assets.sources.discovery import discover_candidates
 from alpha_assets.sources.exchange import CcxtSource

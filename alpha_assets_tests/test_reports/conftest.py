@@ -18,14 +18,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from alpha_assets.alpha.foundation_gate import run_gate
+from alpha_assets.alpha.optimization_params import OptimizationParams, Profile
 from alpha_assets.alpha.optimize import optimize_all
-from alpha_assets.alpha.optimize_params import OptimizationParams, Profile
-from alpha_assets.alpha.params import FEATURE_COLUMNS, GateParams, ReturnsParams, SelectionParams
 from alpha_assets.alpha.pipeline import gate_document
 from alpha_assets.alpha.portfolio import build_portfolio_document, encode_portfolio_json
-from alpha_assets.alpha.quality import run_gate
 from alpha_assets.alpha.returns import compute_returns_matrix
 from alpha_assets.alpha.selection import SelectionResult, select
+from alpha_assets.alpha.selection_params import FEATURE_COLUMNS, GateParams, ReturnsParams, SelectionParams
 from alpha_assets_tests.test_alpha.conftest import sel_simulate_market
 
 REP_RUN_ID = "20240210T000000Z"

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alpha_assets.alpha.params import FEATURE_COLUMNS, GateParams
+from alpha_assets.alpha.foundation_gate import run_gate
 from alpha_assets.alpha.pipeline import gate_document
-from alpha_assets.alpha.quality import run_gate
+from alpha_assets.alpha.selection_params import FEATURE_COLUMNS, GateParams
 from alpha_assets.reports.plots import plot_weights
 from alpha_assets.reports.run_report import build_run_report, render_html
 from alpha_assets_tests.test_reports.conftest import REP_FAILED_PROFILE, REP_RUN_ID, REP_SHA

@@ -16,10 +16,11 @@ import math
 import pandas as pd
 import pytest
 
-from alpha_assets.lakehouse.audit import AuditParams, Verdict, audit_symbol_file
+from alpha_assets.dataops.audit.engine import AuditParams, audit_symbol_file
+from alpha_assets.dataops.audit.records import Verdict
+from alpha_assets.dataops.candidates import validate_candidates
 from alpha_assets.lakehouse.ohlcv import read_ohlcv
 from alpha_assets.lakehouse.paths import LakehousePaths
-from alpha_assets.lakehouse.validation import validate_candidates
 from alpha_assets.sources.discovery import discover_candidates
 from alpha_assets.sources.exchange import CcxtSource
 from alpha_assets.sources.ingest import IngestStatus, ingest_symbols

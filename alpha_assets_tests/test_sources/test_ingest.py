@@ -19,8 +19,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from alpha_assets.errors import SourceError, UnsafeKeyError
+from alpha_assets.lakehouse.hashing import file_sha256
+from alpha_assets.lakehouse.jsonio import read_json
 from alpha_assets.lakehouse.ohlcv import read_ohlcv
-from alpha_assets.lakehouse.parquet import file_sha256, read_json
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.sources.base import Market, Ticker
 from alpha_assets.sources.files import FileSource

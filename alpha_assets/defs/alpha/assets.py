@@ -21,12 +21,12 @@ from dagster import (
 )
 
 from alpha_assets.alpha import pipeline
+from alpha_assets.alpha.foundation_gate import GateVerdict
 from alpha_assets.alpha.portfolio import encode_portfolio_json
-from alpha_assets.alpha.quality import GateVerdict
 from alpha_assets.alpha.returns import compute_returns_matrix, toxic_return_drops
 from alpha_assets.alpha.snapshot import FrozenRun, freeze_run, is_frozen, load_frozen_run, take_snapshot
 from alpha_assets.alpha.withdrawal import Withdrawal, withdraw_downstream
-from alpha_assets.defs import keys
+from alpha_assets.defs import names
 from alpha_assets.defs.alpha.gate import (
     GATE_CHECKS,
     TOXIC_DROPS_CHECK_DESCRIPTION,
@@ -37,9 +37,10 @@ from alpha_assets.defs.chain import tag_run_with_run_id
 from alpha_assets.defs.metadata import column_schema, data_version_of, file_metadata, markdown_table
 from alpha_assets.defs.partitions import runs_partitions
 from alpha_assets.defs.resources import LakehouseResource, ManifestResource, OfflineGuardResource
+from alpha_assets.lakehouse.atomic import write_bytes_atomic
 from alpha_assets.lakehouse.duckdb_views import refresh_views
+from alpha_assets.lakehouse.jsonio import read_json, write_json_atomic
 from alpha_assets.lakehouse.keys import validate_run_id
-from alpha_assets.lakehouse.parquet import read_json, write_bytes_atomic, write_json_atomic
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.schemas import RETURNS_MATRIX_LAYOUT
 from alpha_assets.reports.run_folder import REPORT_HTML, plots_markdown, render_run_reports
@@ -58,25 +59,25 @@ class SnapshotConfig(Config):
 
 
 @asset(
-    key=keys.RETURNS_MATRIX,
+    key=names.RETURNS_MATRIX,
     deps=[
-        keys.CANDIDATES_VALIDATED,
-        AssetDep(keys.OHLCV, partition_mapping=AllPartitionMapping()),
-        AssetDep(keys.FEATURES_MATRIX, partition_mapping=AllPartitionMapping()),
+        names.CANDIDATES_VALIDATED,
+        AssetDep(names.OHLCV, partition_mapping=AllPartitionMapping()),
+        AssetDep(names.FEATURES_MATRIX, partition_mapping=AllPartitionMapping()),
     ],
-    group_name=keys.ALPHA_GROUP,
+    group_name=names.ALPHA_GROUP,
     partitions_def=runs_partitions,
     # Partitioned like the asset: one status per RUN_ID, so automation holds back exactly the failed RUN_IDs.
     check_specs=[
         *(
             AssetCheckSpec(
-                name, asset=keys.RETURNS_MATRIX, description=text, blocking=True, partitions_def=runs_partitions
+                name, asset=names.RETURNS_MATRIX, description=text, blocking=True, partitions_def=runs_partitions
             )
             for name, text in GATE_CHECKS.values()
         ),
         AssetCheckSpec(
-            keys.RETURNS_DROPPED_NO_TOXIC_SYMBOL,
-            asset=keys.RETURNS_MATRIX,
+            names.RETURNS_DROPPED_NO_TOXIC_SYMBOL,
+            asset=names.RETURNS_MATRIX,
             description=TOXIC_DROPS_CHECK_DESCRIPTION,
             partitions_def=runs_partitions,
         ),
@@ -136,7 +137,7 @@ def returns_matrix(
     )
     limit = pipeline.alpha_params(frozen.manifest)["returns"].max_abs_return
     yield AssetCheckResult(
-        check_name=keys.RETURNS_DROPPED_NO_TOXIC_SYMBOL,
+        check_name=names.RETURNS_DROPPED_NO_TOXIC_SYMBOL,
         passed=not toxic,
         severity=AssetCheckSeverity.WARN,
         description=toxic_drops_summary(toxic, limit),
@@ -161,9 +162,9 @@ def returns_matrix(
 
 
 @asset(
-    key=keys.SELECTION,
-    deps=[keys.RETURNS_MATRIX],
-    group_name=keys.ALPHA_GROUP,
+    key=names.SELECTION,
+    deps=[names.RETURNS_MATRIX],
+    group_name=names.ALPHA_GROUP,
     partitions_def=runs_partitions,
     automation_condition=GATED_AUTOMATION,
     kinds={"json"},
@@ -200,9 +201,9 @@ def selection(
 
 
 @asset(
-    key=keys.PORTFOLIO_FLATTENED,
-    deps=[keys.SELECTION],
-    group_name=keys.ALPHA_GROUP,
+    key=names.PORTFOLIO_FLATTENED,
+    deps=[names.SELECTION],
+    group_name=names.ALPHA_GROUP,
     partitions_def=runs_partitions,
     automation_condition=GATED_AUTOMATION,
     kinds={"json"},
@@ -257,7 +258,7 @@ def portfolio_flattened(
     # as rendered Markdown: this observation puts the plots on the asset's Events tab, images inline.
     context.log_event(
         AssetObservation(
-            asset_key=keys.PORTFOLIO_FLATTENED,
+            asset_key=names.PORTFOLIO_FLATTENED,
             partition=run_id,
             description=plots,
             metadata={"report": MetadataValue.path(str(paths.run_report_file(run_id, REPORT_HTML)))},

@@ -10,26 +10,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from alpha_assets.alpha import quality
-from alpha_assets.defs import keys
+from alpha_assets.alpha import foundation_gate
+from alpha_assets.defs import names
 from alpha_assets.errors import GateFailedError, LakehouseReadError
-from alpha_assets.lakehouse.parquet import read_json
+from alpha_assets.lakehouse.jsonio import read_json
 from alpha_assets.lakehouse.paths import LakehousePaths
 
 #: Gate predicate name -> (asset check name, description).
 GATE_CHECKS = {
-    quality.CHECK_NO_NAN: (keys.GATE_NO_NAN, "No missing return anywhere in the matrix."),
-    quality.CHECK_MAX_ABS_RETURN: (
-        keys.GATE_MAX_ABS_RETURN,
+    foundation_gate.CHECK_NO_NAN: (names.GATE_NO_NAN, "No missing return anywhere in the matrix."),
+    foundation_gate.CHECK_MAX_ABS_RETURN: (
+        names.GATE_MAX_ABS_RETURN,
         "Every |daily return| is below the manifest's `gate.max_abs_return` (each result names the run's limit).",
     ),
-    quality.CHECK_INDEX_UTC_INCREASING: (
-        keys.GATE_INDEX_UTC_INCREASING,
+    foundation_gate.CHECK_INDEX_UTC_INCREASING: (
+        names.GATE_INDEX_UTC_INCREASING,
         "Dates are tz-aware UTC and strictly increasing.",
     ),
-    quality.CHECK_DENSITY: (keys.GATE_DENSITY, "At least the manifest's minimum symbols and days."),
-    quality.CHECK_FEATURES_PRESENT: (
-        keys.GATE_FEATURES_PRESENT,
+    foundation_gate.CHECK_DENSITY: (names.GATE_DENSITY, "At least the manifest's minimum symbols and days."),
+    foundation_gate.CHECK_FEATURES_PRESENT: (
+        names.GATE_FEATURES_PRESENT,
         "Every symbol has its feature row at the as-of date.",
     ),
 }
@@ -69,7 +69,8 @@ def require_gate_passed(paths: LakehousePaths, run_id: str) -> None:
         ) from err
     if not verdict["passed"]:
         failed = {name: check["message"] for name, check in verdict["checks"].items() if not check["passed"]}
-        names = ", ".join(GATE_CHECKS[name][0] for name in failed)
+        failed_names = ", ".join(GATE_CHECKS[name][0] for name in failed)
         raise GateFailedError(
-            f"run {run_id}: the foundation gate failed ({names}); refusing to continue. " + " | ".join(failed.values())
+            f"run {run_id}: the foundation gate failed ({failed_names}); refusing to continue. "
+            + " | ".join(failed.values())
         )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job, in_process_executor
 
-from alpha_assets.defs import keys
+from alpha_assets.defs import names
 
 flow_production = define_asset_job(
-    keys.PRODUCTION_JOB,
-    selection=AssetSelection.groups(keys.ALPHA_GROUP),
+    names.PRODUCTION_JOB,
+    selection=AssetSelection.groups(names.ALPHA_GROUP),
     # Three steps in a line: one process for the run instead of one per step (~2 s each on this machine);
     # the offline guard covers the whole run process.
     executor_def=in_process_executor,

@@ -24,7 +24,7 @@ from dagster import (
     sensor,
 )
 
-from alpha_assets.defs import keys
+from alpha_assets.defs import names
 from alpha_assets.defs.alpha.jobs import flow_production
 from alpha_assets.defs.chain import ChainSettings, export_writer, in_flight
 from alpha_assets.defs.partitions import runs_partitions
@@ -67,8 +67,8 @@ def decide(instance: DagsterInstance, run_id: str) -> ExportDecision:
         return ExportDecision(run_id, waiting=True, reason="a run of it is still going")
     writer = export_writer(instance, run_id)
     if writer is None:
-        return ExportDecision(run_id, settings=ChainSettings(run_config={}, tags={keys.RUN_ID_TAG: run_id}))
-    if writer.remote_job_origin is not None and writer.job_name == keys.VALIDATION_JOB:
+        return ExportDecision(run_id, settings=ChainSettings(run_config={}, tags={names.RUN_ID_TAG: run_id}))
+    if writer.remote_job_origin is not None and writer.job_name == names.VALIDATION_JOB:
         return ExportDecision(run_id, reason=f"validation_succeeded_sensor follows its chain (run {writer.run_id})")
     if writer.status != DagsterRunStatus.SUCCESS:
         return ExportDecision(run_id, reason=f"the run that wrote it ({writer.run_id}) ended {writer.status.value}")

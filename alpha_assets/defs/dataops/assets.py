@@ -23,7 +23,9 @@ from dagster import (
     asset,
 )
 
-from alpha_assets.defs import keys
+from alpha_assets.dataops.audit.engine import AuditParams, audit_symbol_file
+from alpha_assets.dataops.candidates import check_same_universe, validate_candidates
+from alpha_assets.defs import names
 from alpha_assets.defs.chain import tag_run_with_run_id
 from alpha_assets.defs.dataops.checks import audit_check_results, feature_check_results
 from alpha_assets.defs.dataops.resources import MarketSourceResource
@@ -38,15 +40,13 @@ from alpha_assets.defs.partitions import runs_partitions, symbols_backfill, symb
 from alpha_assets.defs.resources import LakehouseResource, ManifestResource
 from alpha_assets.features.backfill import backfill_features
 from alpha_assets.features.matrix import FEATURE_COLUMNS, FEATURE_DESCRIPTIONS
-from alpha_assets.lakehouse.audit import AuditParams, audit_symbol_file
 from alpha_assets.lakehouse.duckdb_views import refresh_views
 from alpha_assets.lakehouse.features_store import features_schema, symbol_feature_files
+from alpha_assets.lakehouse.jsonio import read_json, write_json_atomic
 from alpha_assets.lakehouse.keys import split_symbol_key, validate_run_id
 from alpha_assets.lakehouse.ohlcv import GAP_FACTOR
-from alpha_assets.lakehouse.parquet import read_json, write_json_atomic
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA, SYMBOLS_SCHEMA
 from alpha_assets.lakehouse.symbols import upsert_symbol_metadata
-from alpha_assets.lakehouse.validation import check_same_universe, validate_candidates
 from alpha_assets.manifest import DEFAULT_MANIFEST, load_profile
 from alpha_assets.sources.base import Market
 from alpha_assets.sources.discovery import discover_candidates
@@ -90,8 +90,8 @@ def _add_symbol_partitions(instance: DagsterInstance, symbol_keys: list[str]) ->
 
 
 @asset(
-    key=keys.CANDIDATES,
-    group_name=keys.DATAOPS_GROUP,
+    key=names.CANDIDATES,
+    group_name=names.DATAOPS_GROUP,
     partitions_def=runs_partitions,
     kinds={"json"},
     owners=OWNERS,
@@ -158,18 +158,18 @@ def candidates(
 def ohlcv_check_descriptions(audit: AuditParams) -> dict[str, str]:
     """The ohlcv checks' descriptions, with the thresholds of ``audit`` and the manifest keys that set them."""
     return {
-        keys.OHLCV_INGEST_SUCCEEDED: "Every symbol of the run was fetched without a source error.",
-        keys.OHLCV_SCHEMA_IS_VALID: "Files read with the OHLCV schema; timestamps UTC, sorted and unique.",
-        keys.OHLCV_PRICES_ARE_SANE: "low <= open, close <= high; prices > 0; volume >= 0.",
-        keys.OHLCV_HAS_NO_UNREPAIRED_GAPS: (
+        names.OHLCV_INGEST_SUCCEEDED: "Every symbol of the run was fetched without a source error.",
+        names.OHLCV_SCHEMA_IS_VALID: "Files read with the OHLCV schema; timestamps UTC, sorted and unique.",
+        names.OHLCV_PRICES_ARE_SANE: "low <= open, close <= high; prices > 0; volume >= 0.",
+        names.OHLCV_HAS_NO_UNREPAIRED_GAPS: (
             f"Missing sessions (a step over {GAP_FACTOR:g} bar intervals) left after repair stay within "
             f"`audit.max_gap_fraction` of the sessions ({audit.max_gap_fraction:.0%})."
         ),
-        keys.OHLCV_IS_FRESH: (
+        names.OHLCV_IS_FRESH: (
             "The last bar is at most `audit.max_staleness_sessions` "
             f"({audit.max_staleness_sessions}) sessions behind the last closed session of the symbol's calendar."
         ),
-        keys.OHLCV_IS_NOT_TOXIC: (
+        names.OHLCV_IS_NOT_TOXIC: (
             f"No daily |return| above `audit.max_daily_return` ({audit.max_daily_return:.0%}), no volume z-score "
             f"above `audit.max_volume_zscore` ({audit.max_volume_zscore:g}), no close frozen for "
             f"`audit.frozen_close_bars` ({audit.frozen_close_bars}) bars."
@@ -188,13 +188,13 @@ DAILY_FRESHNESS = FreshnessPolicy.time_window(fail_window=timedelta(hours=49), w
 
 
 @asset(
-    key=keys.OHLCV,
-    group_name=keys.DATAOPS_GROUP,
+    key=names.OHLCV,
+    group_name=names.DATAOPS_GROUP,
     partitions_def=symbols_partitions,
     backfill_policy=symbols_backfill,
     check_specs=[
         # One status per symbol partition: a one-symbol run never turns another symbol's failure green.
-        AssetCheckSpec(name, asset=keys.OHLCV, description=text, partitions_def=symbols_partitions)
+        AssetCheckSpec(name, asset=names.OHLCV, description=text, partitions_def=symbols_partitions)
         for name, text in OHLCV_CHECK_DESCRIPTIONS.items()
     ],
     kinds={"parquet"},
@@ -284,9 +284,9 @@ def ohlcv(
 
 
 @asset(
-    key=keys.CANDIDATES_VALIDATED,
-    deps=[keys.CANDIDATES, AssetDep(keys.OHLCV, partition_mapping=AllPartitionMapping())],
-    group_name=keys.DATAOPS_GROUP,
+    key=names.CANDIDATES_VALIDATED,
+    deps=[names.CANDIDATES, AssetDep(names.OHLCV, partition_mapping=AllPartitionMapping())],
+    group_name=names.DATAOPS_GROUP,
     partitions_def=runs_partitions,
     kinds={"json"},
     owners=OWNERS,
@@ -351,9 +351,9 @@ def candidates_validated(
 
 
 @asset(
-    key=keys.SYMBOLS,
-    deps=[keys.CANDIDATES_VALIDATED],
-    group_name=keys.DATAOPS_GROUP,
+    key=names.SYMBOLS,
+    deps=[names.CANDIDATES_VALIDATED],
+    group_name=names.DATAOPS_GROUP,
     partitions_def=runs_partitions,
     kinds={"parquet"},
     owners=OWNERS,
@@ -400,21 +400,21 @@ def symbols(context: AssetExecutionContext, lakehouse: LakehouseResource) -> Mat
 
 
 FEATURE_CHECK_DESCRIPTIONS = {
-    keys.FEATURES_HAVE_NO_INF: "No feature value is +/-inf (NaN only where history is too short).",
-    keys.FEATURES_COVER_LAST_BAR: "Every symbol has features up to its last stored bar.",
-    keys.FEATURES_ARE_POINT_IN_TIME: "Recomputing a sample from truncated bars gives the stored values.",
+    names.FEATURES_HAVE_NO_INF: "No feature value is +/-inf (NaN only where history is too short).",
+    names.FEATURES_COVER_LAST_BAR: "Every symbol has features up to its last stored bar.",
+    names.FEATURES_ARE_POINT_IN_TIME: "Recomputing a sample from truncated bars gives the stored values.",
 }
 
 
 @asset(
-    key=keys.FEATURES_MATRIX,
-    deps=[keys.OHLCV],
-    group_name=keys.DATAOPS_GROUP,
+    key=names.FEATURES_MATRIX,
+    deps=[names.OHLCV],
+    group_name=names.DATAOPS_GROUP,
     partitions_def=symbols_partitions,
     backfill_policy=symbols_backfill,
     automation_condition=AutomationCondition.eager(),
     check_specs=[
-        AssetCheckSpec(name, asset=keys.FEATURES_MATRIX, description=text)
+        AssetCheckSpec(name, asset=names.FEATURES_MATRIX, description=text)
         for name, text in FEATURE_CHECK_DESCRIPTIONS.items()
     ],
     kinds={"parquet"},

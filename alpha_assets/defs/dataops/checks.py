@@ -24,28 +24,28 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
 )
 
-from alpha_assets.defs import keys
+from alpha_assets.dataops.audit import records as audit
+from alpha_assets.defs import names
 from alpha_assets.defs.metadata import markdown_table
 from alpha_assets.errors import LakehouseReadError
 from alpha_assets.features.backfill import symbol_periods_per_year
-from alpha_assets.features.quality import count_infinite, point_in_time_mismatches
-from alpha_assets.lakehouse import audit
+from alpha_assets.features.checks import count_infinite, point_in_time_mismatches
 from alpha_assets.lakehouse.features_store import read_features
 from alpha_assets.lakehouse.ohlcv import read_ohlcv
 from alpha_assets.lakehouse.paths import LakehousePaths
 
 #: Which audit sub-checks each UI check summarises.
 AUDIT_CHECKS_BY_ASSET_CHECK = {
-    keys.OHLCV_SCHEMA_IS_VALID: (
+    names.OHLCV_SCHEMA_IS_VALID: (
         audit.CHECK_BARS_PRESENT,
         audit.CHECK_SCHEMA,
         audit.CHECK_UTC_TIMESTAMPS,
         audit.CHECK_SORTED_UNIQUE,
     ),
-    keys.OHLCV_PRICES_ARE_SANE: (audit.CHECK_OHLC_SANITY, audit.CHECK_CLOSED_BARS),
-    keys.OHLCV_HAS_NO_UNREPAIRED_GAPS: (audit.CHECK_GAPS,),
-    keys.OHLCV_IS_FRESH: (audit.CHECK_STALENESS,),
-    keys.OHLCV_IS_NOT_TOXIC: (audit.CHECK_DAILY_RETURN, audit.CHECK_VOLUME_ZSCORE, audit.CHECK_FROZEN_CLOSE),
+    names.OHLCV_PRICES_ARE_SANE: (audit.CHECK_OHLC_SANITY, audit.CHECK_CLOSED_BARS),
+    names.OHLCV_HAS_NO_UNREPAIRED_GAPS: (audit.CHECK_GAPS,),
+    names.OHLCV_IS_FRESH: (audit.CHECK_STALENESS,),
+    names.OHLCV_IS_NOT_TOXIC: (audit.CHECK_DAILY_RETURN, audit.CHECK_VOLUME_ZSCORE, audit.CHECK_FROZEN_CLOSE),
 }
 #: Symbols recomputed by the point-in-time spot check per run, and how many bars are cut off.
 SPOT_CHECK_SYMBOLS = 3
@@ -79,7 +79,7 @@ def audit_check_results(
         }
         for check_name, sub_checks in AUDIT_CHECKS_BY_ASSET_CHECK.items()
     }
-    failures[keys.OHLCV_INGEST_SUCCEEDED] = {
+    failures[names.OHLCV_INGEST_SUCCEEDED] = {
         r.symbol_key: [{"check": "ingest", "verdict": "FAILED", "observed": r.error, "threshold": None}]
         if r.status == "failed"
         else []
@@ -90,7 +90,7 @@ def audit_check_results(
         check_name: {key: _symbol_result(key, verdict_of[key], rows) for key, rows in by_symbol.items()}
         for check_name, by_symbol in failures.items()
     }
-    yield from _per_partition_results(context, keys.OHLCV, results)
+    yield from _per_partition_results(context, names.OHLCV, results)
 
 
 def _symbol_result(key: str, verdict: str, failures: list[dict[str, Any]]) -> tuple[bool, str, dict[str, Any]]:
@@ -179,12 +179,12 @@ def feature_check_results(paths: LakehousePaths, symbol_keys: Sequence[str]) -> 
                 }
             )
     yield AssetCheckResult(
-        check_name=keys.FEATURES_HAVE_NO_INF,
+        check_name=names.FEATURES_HAVE_NO_INF,
         passed=not infinite,
         metadata={"symbols_with_inf": len(infinite), "inf_cells": MetadataValue.json(infinite)},
     )
     yield AssetCheckResult(
-        check_name=keys.FEATURES_COVER_LAST_BAR,
+        check_name=names.FEATURES_COVER_LAST_BAR,
         passed=not uncovered,
         metadata={
             "uncovered_symbols": len(uncovered),
@@ -207,7 +207,7 @@ def feature_check_results(paths: LakehousePaths, symbol_keys: Sequence[str]) -> 
     }
     mismatches = {k: v for k, v in mismatches.items() if v}
     yield AssetCheckResult(
-        check_name=keys.FEATURES_ARE_POINT_IN_TIME,
+        check_name=names.FEATURES_ARE_POINT_IN_TIME,
         passed=not mismatches,
         metadata={
             "sampled": MetadataValue.json(sample),

@@ -10,7 +10,7 @@ from dagster import (
     schedule,
 )
 
-from alpha_assets.defs import keys
+from alpha_assets.defs import names
 from alpha_assets.defs.dataops.jobs import discovery_job
 from alpha_assets.lakehouse.keys import new_run_id
 
@@ -36,6 +36,6 @@ def build_daily_schedule(cron: str = DEFAULT_DAILY_CRON, *, running: bool = Fals
         run_id = new_run_id(context.scheduled_execution_time)
         if not context.instance.has_dynamic_partition("runs", run_id):
             context.instance.add_dynamic_partitions("runs", [run_id])
-        return RunRequest(run_key=run_id, partition_key=run_id, tags={keys.RUN_ID_TAG: run_id})
+        return RunRequest(run_key=run_id, partition_key=run_id, tags={names.RUN_ID_TAG: run_id})
 
     return daily_flow_data_schedule

@@ -20,7 +20,7 @@ from dagster import (
 )
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from alpha_assets.defs import keys
+from alpha_assets.defs import names
 from alpha_assets.defs.alpha.jobs import flow_production
 from alpha_assets.defs.chain import (
     ChainSettings,
@@ -72,7 +72,7 @@ def _ingest_requests(
     tag_sets = symbol_link_tags(context.instance, candidate_symbols(paths, run_id), settings.tags)
     return [
         RunRequest(
-            run_key=f"{run_id}:{settings.chain_id}:ingest:{tags[keys.PART_TAG]}",
+            run_key=f"{run_id}:{settings.chain_id}:ingest:{tags[names.PART_TAG]}",
             run_config=settings.run_config,
             tags=tags,
         )
@@ -96,8 +96,8 @@ def _production_request(
 def _validation_request(
     context: RunStatusSensorContext, paths: LakehousePaths, run_id: str, settings: ChainSettings
 ) -> list[RunRequest] | SkipReason:
-    if not link_succeeded(link_runs(context.instance, keys.INGEST_JOB, settings.chain_id)):
-        return SkipReason(f"{run_id}: waiting for every part of {keys.INGEST_JOB} in chain {settings.chain_id}")
+    if not link_succeeded(link_runs(context.instance, names.INGEST_JOB, settings.chain_id)):
+        return SkipReason(f"{run_id}: waiting for every part of {names.INGEST_JOB} in chain {settings.chain_id}")
     return [
         RunRequest(
             run_key=f"{run_id}:{settings.chain_id}:validation",

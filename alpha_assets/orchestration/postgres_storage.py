@@ -16,13 +16,13 @@ Select it in ``dagster.yaml`` with the same config as ``storage: postgres:`` (de
 
     storage:
       custom:
-        module: alpha_assets.defs.postgres_storage
+        module: alpha_assets.orchestration.postgres_storage
         class: PooledPostgresStorage
         config:
           postgres_db: {hostname: ..., port: ..., username: ..., password: ..., db_name: ...}
 
 It relies on dagster-postgres' ``optimize_for_webserver`` methods, so the lockstep pin in ``pyproject.toml``
-moves with it: ``alpha_assets_tests/test_defs/test_postgres_storage.py`` runs a backfill on it against a real
+moves with it: ``alpha_assets_tests/test_orchestration/test_postgres_storage.py`` runs a backfill on it against a real
 server and checks the connections are reused.
 """
 

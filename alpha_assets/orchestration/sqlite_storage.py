@@ -12,12 +12,12 @@ Dagster's own.
 Select it in ``dagster.yaml``::
 
     event_log_storage:
-      module: alpha_assets.defs.instance_storage
+      module: alpha_assets.orchestration.sqlite_storage
       class: PooledSqliteEventLogStorage
       config: {}    # base_dir defaults to $DAGSTER_HOME/history/runs, where Dagster keeps it
 
 It overrides Dagster's private ``_connect`` (the per-shard connection context), so the Dagster pin in
-``pyproject.toml`` moves with it: ``alpha_assets_tests/test_defs/test_instance_storage.py`` runs a partitioned
+``pyproject.toml`` moves with it: ``alpha_assets_tests/test_orchestration/test_sqlite_storage.py`` runs a partitioned
 backfill on it, reads the events back through Dagster's API and checks that connections are reused.
 """
 

@@ -1,4 +1,4 @@
-"""Tests of alpha.quality: each gate predicate passes on clean returns, fails naming culprits on bad ones.
+"""Tests of alpha.foundation_gate: each gate predicate passes on clean returns, fails naming culprits on bad ones.
 
 Pure predicates only; the blocking Dagster checks built on them are tested under test_defs.
 """
@@ -11,8 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alpha_assets.alpha.params import FEATURE_COLUMNS, GateParams
-from alpha_assets.alpha.quality import (
+from alpha_assets.alpha.foundation_gate import (
     CHECK_DENSITY,
     CHECK_FEATURES_PRESENT,
     CHECK_INDEX_UTC_INCREASING,
@@ -25,6 +24,7 @@ from alpha_assets.alpha.quality import (
     check_no_nan,
     run_gate,
 )
+from alpha_assets.alpha.selection_params import FEATURE_COLUMNS, GateParams
 
 
 @pytest.fixture()

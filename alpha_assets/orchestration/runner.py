@@ -24,7 +24,7 @@ from dagster import (
     logger,
 )
 
-from alpha_assets.defs import keys
+from alpha_assets.defs import names
 from alpha_assets.defs.chain import candidate_symbols, symbol_link_tags
 from alpha_assets.errors import AlphaAssetsError
 from alpha_assets.lakehouse.keys import validate_run_id
@@ -196,26 +196,26 @@ def run_flow_data(
     run_id = validate_run_id(run_id)
     created = not instance.has_dynamic_partition("runs", run_id)
     ensure_run_partition(instance, run_id)
-    chain_tags = {**(tags or {}), keys.RUN_ID_TAG: run_id}
+    chain_tags = {**(tags or {}), names.RUN_ID_TAG: run_id}
     progress(f"[1/3] discovery for RUN_ID {run_id}")
     try:
         discovery = run_link(
-            defs, instance, keys.DISCOVERY_JOB, partition_key=run_id, tags=chain_tags, run_config=run_config
+            defs, instance, names.DISCOVERY_JOB, partition_key=run_id, tags=chain_tags, run_config=run_config
         )
     except FlowFailedError:
         if created and not paths.candidates_file(run_id).exists():
             # Refused input (a bad source, files folder or manifest) leaves no RUN_ID behind.
             instance.delete_dynamic_partition("runs", run_id)
         raise
-    chain_tags[keys.CHAIN_TAG] = discovery.dagster_run_id
+    chain_tags[names.CHAIN_TAG] = discovery.dagster_run_id
     links = [discovery]
     symbols = candidate_symbols(paths, run_id)
     parts = symbol_link_tags(instance, symbols, chain_tags)
     progress(f"[2/3] ingest, repair, audit and features of {len(symbols)} candidates ({len(parts)} run(s))")
-    links += [run_link(defs, instance, keys.INGEST_JOB, tags=part, run_config=run_config) for part in parts]
+    links += [run_link(defs, instance, names.INGEST_JOB, tags=part, run_config=run_config) for part in parts]
     progress("[3/3] validation of the candidates")
     links.append(
-        run_link(defs, instance, keys.VALIDATION_JOB, partition_key=run_id, tags=chain_tags, run_config=run_config)
+        run_link(defs, instance, names.VALIDATION_JOB, partition_key=run_id, tags=chain_tags, run_config=run_config)
     )
     return links
 

@@ -1,4 +1,4 @@
-"""The project's instance storage (dagster.yaml -> defs/instance_storage.py) on real runs.
+"""The project's instance storage (dagster.yaml -> orchestration/sqlite_storage.py) on real runs.
 
 A single-run backfill over many symbol partitions is recorded completely (every partition materialised, the
 check evaluated, the run's events readable through Dagster's API), with a bounded number of engines instead of
@@ -31,8 +31,8 @@ from dagster import (
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from alpha_assets.cli import PROJECT_DAGSTER_YAML
-from alpha_assets.defs import instance_storage
-from alpha_assets.defs.instance_storage import OPEN_RUN_SHARDS, PooledSqliteEventLogStorage
+from alpha_assets.orchestration import sqlite_storage
+from alpha_assets.orchestration.sqlite_storage import OPEN_RUN_SHARDS, PooledSqliteEventLogStorage
 
 KEYS = [f"SIM_T{i:03d}USDT" for i in range(60)]
 PARTITIONS = DynamicPartitionsDefinition(name="test_symbols")
@@ -71,9 +71,9 @@ def _backfill(instance: DagsterInstance, keys: list[str]) -> str:
 
 def test_project_instance_records_a_partition_range_run_with_few_engines(tmp_path, monkeypatch):
     created = []
-    real_create_engine = instance_storage.create_engine
+    real_create_engine = sqlite_storage.create_engine
     monkeypatch.setattr(
-        instance_storage, "create_engine", lambda *a, **k: created.append(a[0]) or real_create_engine(*a, **k)
+        sqlite_storage, "create_engine", lambda *a, **k: created.append(a[0]) or real_create_engine(*a, **k)
     )
     instance = _home(tmp_path, monkeypatch, PROJECT_DAGSTER_YAML)
     try:
@@ -116,7 +116,7 @@ def test_project_instance_takes_two_writing_processes_at_once(tmp_path, monkeypa
         import sys
         from dagster import DagsterInstance
         sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from test_instance_storage import _backfill
+        from test_sqlite_storage import _backfill
         instance = DagsterInstance.get()
         _backfill(instance, [f"SIM_P{{sys.argv[1]}}{{i:03d}}USDT" for i in range(40)])
         instance.dispose()

@@ -1,4 +1,4 @@
-"""The deployment's instance (deploy/dagster.yaml -> defs/postgres_storage.py) on a real Postgres server.
+"""The deployment's instance (deploy/dagster.yaml -> orchestration/postgres_storage.py) on a real Postgres server.
 
 A single-run backfill over many symbol partitions is recorded completely (every partition materialised and planned,
 the check evaluated) through a handful of pooled connections, with Dagster's event batching on; dagster-postgres'
@@ -17,9 +17,9 @@ import sqlalchemy
 from dagster import AssetKey, DagsterEventType, DagsterInstance
 from sqlalchemy.pool import NullPool, QueuePool
 
-from alpha_assets.defs.postgres_storage import POOL_MAX_OVERFLOW, PooledPostgresStorage
+from alpha_assets.orchestration.postgres_storage import POOL_MAX_OVERFLOW, PooledPostgresStorage
 from alpha_assets_tests.postgres_server import DEPLOY_DAGSTER_YAML, DEPLOY_ENV, PostgresServer, storage_yaml
-from alpha_assets_tests.test_defs.test_instance_storage import KEYS, _backfill, bars
+from alpha_assets_tests.test_orchestration.test_sqlite_storage import KEYS, _backfill, bars
 
 
 @pytest.fixture

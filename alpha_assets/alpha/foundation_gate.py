@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from alpha_assets.alpha.params import GateParams
+from alpha_assets.alpha.selection_params import GateParams
 from alpha_assets.validation import check_frame
 
 #: Verdict names, one per gate check.

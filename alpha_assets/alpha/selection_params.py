@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
+from alpha_assets.alpha.clustering import ClusterMethod
+
 #: The feature columns of ``features_matrix`` the selection may read, one row per symbol at the as-of date.
 FEATURE_COLUMNS: tuple[str, ...] = (
     "recommend_all",
@@ -52,13 +54,6 @@ DEFAULT_FEATURE_WEIGHTS: Mapping[str, float] = MappingProxyType(
         "kurtosis_60d": -0.25,
     }
 )
-
-
-class ClusterMethod(StrEnum):
-    """How assets are grouped from their correlation distance."""
-
-    WARD = "ward"
-    HDBSCAN = "hdbscan"
 
 
 class SelectionMethod(StrEnum):

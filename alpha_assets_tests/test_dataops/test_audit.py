@@ -1,4 +1,4 @@
-"""The audit of stored daily bars (alpha_assets.lakehouse.audit).
+"""The audit of stored daily bars (alpha_assets.dataops.audit).
 
 Exercises every check on a seeded geometric random walk with planted defects, asserting the verdict and
 the exact reason; the precedence of verdicts; the file reader's MISSING / TOXIC mapping; the summary helpers;
@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alpha_assets.errors import UnsafeKeyError
-from alpha_assets.lakehouse.audit import (
+from alpha_assets.dataops.audit.engine import AuditParams, audit_bars, audit_symbol_file, expected_last_bar
+from alpha_assets.dataops.audit.records import (
     CHECK_BARS_PRESENT,
     CHECK_CLOSED_BARS,
     CHECK_DAILY_RETURN,
@@ -27,15 +27,12 @@ from alpha_assets.lakehouse.audit import (
     CHECK_STALENESS,
     CHECK_UTC_TIMESTAMPS,
     CHECK_VOLUME_ZSCORE,
-    AuditParams,
     AuditVerdict,
     Verdict,
-    audit_bars,
-    audit_symbol_file,
-    expected_last_bar,
 )
+from alpha_assets.errors import UnsafeKeyError
+from alpha_assets.lakehouse.jsonio import encode_json
 from alpha_assets.lakehouse.ohlcv import Gap, write_ohlcv
-from alpha_assets.lakehouse.parquet import encode_json
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.manifest import parse_params
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from alpha_assets.alpha.covariance import CovarianceMethod
+from alpha_assets.alpha.hrp import Linkage
+
 
 class Profile(StrEnum):
     """A portfolio construction rule; each one gives one set of target weights."""
@@ -18,22 +21,6 @@ class Profile(StrEnum):
     MAX_SHARPE = "max_sharpe"
     RISK_PARITY = "risk_parity"
     HRP = "hrp"
-
-
-class CovarianceMethod(StrEnum):
-    """Covariance estimator applied to the returns matrix."""
-
-    SAMPLE = "sample"
-    LEDOIT_WOLF = "ledoit_wolf"
-
-
-class Linkage(StrEnum):
-    """Hierarchical linkage used by HRP to order the assets (SciPy method names)."""
-
-    SINGLE = "single"
-    COMPLETE = "complete"
-    AVERAGE = "average"
-    WARD = "ward"
 
 
 class Solver(StrEnum):
