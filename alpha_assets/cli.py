@@ -32,6 +32,7 @@ from alpha_assets.defs import names
 from alpha_assets.defs.alpha.gate import require_gate_passed
 from alpha_assets.defs.chain import ChainSettings, export_writer
 from alpha_assets.defs.dataops.resources import SourceKind
+from alpha_assets.defs.resources import bind_data_dir, rebind_data_dir, served_data_dir
 from alpha_assets.errors import (
     AlphaAssetsError,
     DiskFullError,
@@ -150,7 +151,29 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="flow-data on the simulated exchange, then flow-production")
     _common(demo)
     _source_args(demo)
+    data_dir = commands.add_parser("data-dir", help="the one data directory this DAGSTER_HOME serves")
+    data_dir.add_argument(
+        "--rebind", metavar="DIR", help="serve DIR from now on, after moving the data directory there"
+    )
     return parser
+
+
+def data_dir_command(args: argparse.Namespace, instance: DagsterInstance) -> str:
+    """``data-dir``: the line saying which data directory the instance serves, after ``--rebind`` if given.
+
+    Raises
+    ------
+    ValueError
+        When ``--rebind`` names a folder that does not exist: the data is moved first, then the instance.
+    """
+    if args.rebind:
+        folder = resolve_data_dir(args.rebind)
+        if not folder.is_dir():
+            raise ValueError(f"--rebind {folder}: no such folder; move the data directory there first")
+        rebind_data_dir(instance, folder)
+    served = served_data_dir(instance)
+    home = instance.root_directory
+    return f"DAGSTER_HOME {home} serves " + (served or "no data directory yet (its first run records one)")
 
 
 def chain_run_config(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
@@ -178,17 +201,23 @@ def chain_run_config(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]
     return {"resources": resources}
 
 
-def writable_data_dir(data_dir: str | None) -> Path:
+def writable_data_dir(data_dir: str | None, instance: DagsterInstance) -> Path:
     """The data directory (``--data-dir``, else ``$ALPHA_ASSETS_DATA_DIR``, else ``./data``), created and writable.
+
+    It must be the one ``instance`` serves; a fresh instance records it (``bind_data_dir``) once it proved
+    writable.
 
     Raises
     ------
+    DataDirMismatchError
+        When the instance serves another data directory: checked before anything is created.
     UnusableEnvironmentError
         When it cannot be created or written (a file in the way, a read-only file system, no permission).
     DiskFullError
         When its file system has no room left for even a probe file.
     """
     folder = resolve_data_dir(data_dir)
+    bind_data_dir(instance, folder, record=False)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
@@ -197,6 +226,7 @@ def writable_data_dir(data_dir: str | None) -> Path:
         if err.errno in (errno.ENOSPC, errno.EDQUOT):
             raise DiskFullError(str(folder)) from err
         raise UnusableEnvironmentError(f"data directory {folder} cannot be written: {err.strerror or err}") from err
+    bind_data_dir(instance, folder)
     return folder
 
 
@@ -212,7 +242,7 @@ def flow_data(args: argparse.Namespace, instance: DagsterInstance) -> FlowDataOu
     """Run the three links of flow_data; print the RUN_ID and what was ingested, repaired and rejected."""
     now = parse_utc_clock(args.clock) if args.clock else pd.Timestamp.now(tz="UTC")
     run_id = validate_run_id(args.run_id) if args.run_id else new_run_id(now.to_pydatetime())
-    data_dir = writable_data_dir(args.data_dir)
+    data_dir = writable_data_dir(args.data_dir, instance)
     paths = LakehousePaths(data_dir)
     run_config = chain_run_config(args, data_dir)
     with tqdm(total=FLOW_DATA_LINKS, desc=f"flow_data {run_id}", unit="link", file=sys.stdout) as bar:
@@ -277,7 +307,7 @@ def flow_production(args: argparse.Namespace, instance: DagsterInstance, run_id:
         When the RUN_ID's foundation gate failed, naming the failed checks and what they saw.
     """
     run_id = validate_run_id(run_id)
-    data_dir = writable_data_dir(args.data_dir)
+    data_dir = writable_data_dir(args.data_dir, instance)
     paths = LakehousePaths(data_dir)
     ensure_production_partition(instance, paths, run_id)
     run_config = chain_run_config(argparse.Namespace(manifest=args.manifest, profile=args.profile), data_dir)
@@ -345,6 +375,9 @@ def _partial_message(run_id: str, failures: dict[str, str]) -> str:
 
 def _run(args: argparse.Namespace) -> ExitCode:
     instance = dagster_instance()
+    if args.command == "data-dir":
+        print(data_dir_command(args, instance))
+        return ExitCode.OK
     if args.command == "flow-production":
         print_portfolio(flow_production(args, instance, args.run_id))
         return ExitCode.OK
@@ -364,7 +397,9 @@ _BAD_INPUT_ERRORS = frozenset(
     {"ManifestError", "UnsafeKeyError", "LakehouseReadError", "EmptyUniverseError", "DagsterInvalidConfigError"}
 )
 #: Step errors of the environment, by class, and the errno values of an OSError that is one.
-_ENVIRONMENT_ERRORS = frozenset({"DiskFullError", "UnusableEnvironmentError", "PermissionError"})
+_ENVIRONMENT_ERRORS = frozenset(
+    {"DiskFullError", "UnusableEnvironmentError", "DataDirMismatchError", "PermissionError"}
+)
 _ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
 _ERRNO_IN_MESSAGE = re.compile(r"\[Errno (\d+)\]")
 #: Symbols named in the one-line message of a partial flow (all of them are printed above it).

@@ -55,6 +55,10 @@ class UnusableEnvironmentError(AlphaAssetsError):
     """The environment cannot host a run: ``DAGSTER_HOME`` unusable, a data directory that cannot be written."""
 
 
+class DataDirMismatchError(UnusableEnvironmentError):
+    """A run asked for another data directory than the one its Dagster instance serves (recorded on first use)."""
+
+
 class SourceError(AlphaAssetsError):
     """A market-data source failed after its retries (network, rate limit, malformed answer)."""
 

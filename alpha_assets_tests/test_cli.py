@@ -27,10 +27,15 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+from dagster import DagsterInstance
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from alpha_assets.cli import main
+from alpha_assets.cli import exit_code_of, main
+from alpha_assets.definitions import build_definitions
+from alpha_assets.defs import names
 from alpha_assets.errors import ExitCode
 from alpha_assets.lakehouse.paths import LakehousePaths
+from alpha_assets.orchestration.runner import FlowFailedError, run_link
 from alpha_assets.sources.simulated import SimulatedExchange
 from alpha_assets_tests.exchange_server import KLINES_PATH, ExchangeServer, Fault
 
@@ -257,6 +262,69 @@ def test_cli_full_disk_is_named_and_every_stored_file_is_kept(tmp_path, home, mo
         _assert_one_error_line(err, "disk full: no space left on the file system holding", str(data))
         assert _digests(data) == before
         assert not [p for p in data.rglob("*.tmp")]
+
+
+def test_cli_and_dagster_refuse_a_second_data_dir_on_one_instance_writing_to_neither(
+    flowed, tmp_path, monkeypatch, capsys
+):
+    """The instance of :func:`flowed` serves its data folder; another one is refused before anything is written."""
+    home = flowed.parent / "home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    second = tmp_path / "second_data"
+    before = _digests(flowed)
+    with DagsterInstance.get() as instance:
+        runs_before = len(instance.get_run_records())
+        partitions_before = {name: instance.get_dynamic_partitions(name) for name in ("runs", "symbols")}
+
+    # From a terminal: one line, ExitCode.ENVIRONMENT, before the folder is even created.
+    argv = ("flow-data", "--data-dir", str(second), "--manifest", str(_manifest(tmp_path)), "--clock", CLOCK)
+    code, _, err = _run(capsys, *argv, "--run-id", "R2")
+    assert code == ExitCode.ENVIRONMENT
+    _assert_one_error_line(err, f"data directory {second} refused", f"DAGSTER_HOME {home} serves {flowed}")
+
+    # A run launched in Dagster (as from the UI, with the data folder in its run config): the step fails on the
+    # lakehouse resource with the same message, before the asset's body runs.
+    with DagsterInstance.get() as instance:
+        symbol = instance.get_dynamic_partitions("symbols")[0]
+        with pytest.raises(FlowFailedError, match=f"data directory {second} refused") as failed:
+            run_link(
+                build_definitions(),
+                instance,
+                names.INGEST_JOB,
+                tags={ASSET_PARTITION_RANGE_START_TAG: symbol, ASSET_PARTITION_RANGE_END_TAG: symbol},
+                run_config={"resources": {"lakehouse": {"config": {"data_dir": str(second)}}}},
+            )
+        assert failed.value.error_class == "DataDirMismatchError"
+        assert exit_code_of(failed.value) == ExitCode.ENVIRONMENT
+        assert len(instance.get_run_records()) == runs_before + 1, "only the refused run itself is recorded"
+        assert {name: instance.get_dynamic_partitions(name) for name in ("runs", "symbols")} == partitions_before
+    assert not second.exists()
+    assert _digests(flowed) == before
+
+
+def test_cli_data_dir_rebind_moves_the_binding_to_an_existing_folder_only(tmp_path, home, capsys):
+    first, moved = tmp_path / "first", tmp_path / "moved"
+    assert (
+        _run(capsys, "data-dir")[1] == f"DAGSTER_HOME {home} serves no data directory yet (its first run records one)\n"
+    )
+    # The first command that uses a data directory records it, even one refused for its input.
+    code, _, err = _run(capsys, "flow-production", "--run-id", "NOPE", "--data-dir", str(first))
+    assert code == ExitCode.BAD_INPUT and "NOPE has no validated export" in err[0]
+    assert _run(capsys, "data-dir")[1] == f"DAGSTER_HOME {home} serves {first}\n"
+
+    code, _, err = _run(capsys, "data-dir", "--rebind", str(moved))
+    assert code == ExitCode.BAD_INPUT
+    _assert_one_error_line(err, f"--rebind {moved}: no such folder; move the data directory there first")
+    first.rename(moved)
+    assert _run(capsys, "data-dir", "--rebind", str(moved)) == (
+        ExitCode.OK,
+        f"DAGSTER_HOME {home} serves {moved}\n",
+        [],
+    )
+    code, _, err = _run(capsys, "flow-production", "--run-id", "NOPE", "--data-dir", str(first))
+    assert code == ExitCode.ENVIRONMENT
+    _assert_one_error_line(err, f"data directory {first} refused", f"serves {moved}")
+    assert not first.exists()
 
 
 # ------------------------------------------------------------------------------------ outcomes of a run

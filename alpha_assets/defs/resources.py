@@ -2,15 +2,84 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from dagster import ConfigurableResource, InitResourceContext
+import sqlalchemy.exc
+from dagster import ConfigurableResource, DagsterInstance, InitResourceContext
+from dagster._core.storage.runs.base import RunStorage
+from dagster._core.storage.runs.schema import KeyValueStoreTable
+from dagster._core.storage.runs.sql_run_storage import SqlRunStorage
 from pydantic import Field
 
 from alpha_assets import netguard
-from alpha_assets.lakehouse.paths import LakehousePaths, resolve_data_dir
+from alpha_assets.errors import DataDirMismatchError
+from alpha_assets.lakehouse.paths import DATA_DIR_ENV, LakehousePaths, resolve_data_dir
 from alpha_assets.manifest import DEFAULT_MANIFEST, ResolvedProfile, load_profile
+
+#: Key of the instance's key-value store (the table Dagster's daemons keep their cursors in) naming the one data
+#: directory the instance serves.
+DATA_DIR_KEY = "alpha_assets/data_dir"
+
+
+def bind_data_dir(instance: DagsterInstance, data_dir: str | os.PathLike[str], *, record: bool = True) -> None:
+    """The data directory ``instance`` serves: ``data_dir``, recorded on first use; any other one is refused.
+
+    The instance's ``symbols`` and ``runs`` partitions, its materialisations and check results describe the
+    files of one data directory. A second directory on the same instance would show the first one's history
+    as its own and mix both universes in the partitions, so it is refused before anything is written to it.
+
+    Parameters
+    ----------
+    instance : DagsterInstance
+        The instance a run records itself on (SQLite under ``$DAGSTER_HOME``, or Postgres).
+    data_dir : str or PathLike
+        The run's data directory as :func:`resolve_data_dir` gives it (absolute, symbolic links followed).
+    record : bool, default True
+        Record ``data_dir`` when the instance serves none yet; False only checks (a caller that creates the
+        directory first, and records it once it proved writable).
+
+    Raises
+    ------
+    DataDirMismatchError
+        When the instance already serves another data directory.
+    """
+    wanted = str(data_dir)
+    served = served_data_dir(instance)
+    if served is None and record:
+        _record_first(instance.run_storage, wanted)
+        served = served_data_dir(instance)
+    if served is not None and served != wanted:
+        raise DataDirMismatchError(
+            f"data directory {wanted} refused: the Dagster instance of DAGSTER_HOME {instance.root_directory} serves "
+            f"{served}, recorded by its first run; use that data directory (--data-dir, ${DATA_DIR_ENV} or the "
+            f"lakehouse resource's data_dir), another DAGSTER_HOME for {wanted}, or `alpha-assets data-dir "
+            f"--rebind` if you moved the data there"
+        )
+
+
+def served_data_dir(instance: DagsterInstance) -> str | None:
+    """The data directory ``instance`` serves, None before its first run."""
+    return instance.run_storage.get_cursor_values({DATA_DIR_KEY}).get(DATA_DIR_KEY)
+
+
+def rebind_data_dir(instance: DagsterInstance, data_dir: str | os.PathLike[str]) -> None:
+    """Serve ``data_dir`` from now on: the data directory was moved there, with the history the instance records."""
+    instance.run_storage.set_cursor_values({DATA_DIR_KEY: str(data_dir)})
+
+
+def _record_first(storage: RunStorage, data_dir: str) -> None:
+    if not isinstance(storage, SqlRunStorage):
+        storage.set_cursor_values({DATA_DIR_KEY: data_dir})
+        return
+    # Dagster's set_cursor_values replaces a value; a plain insert fails on the key's unique index, so of two
+    # first runs at once (two terminals, two run workers) exactly one records its directory.
+    try:
+        with storage.connect() as conn:
+            conn.execute(KeyValueStoreTable.insert().values(key=DATA_DIR_KEY, value=data_dir))
+    except sqlalchemy.exc.IntegrityError:
+        pass
 
 
 class LakehouseResource(ConfigurableResource):
@@ -25,6 +94,14 @@ class LakehouseResource(ConfigurableResource):
     def paths(self) -> LakehousePaths:
         """Paths under the resolved data directory (the environment is read here, not at import)."""
         return LakehousePaths(resolve_data_dir(self.data_dir))
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        """Refuse a run whose data directory is not the one its instance serves, before any step writes.
+
+        Sensors only read, so only runs bind the instance (see :func:`bind_data_dir`).
+        """
+        if context.run is not None and context.instance is not None:
+            bind_data_dir(context.instance, resolve_data_dir(self.data_dir))
 
 
 class ManifestResource(ConfigurableResource):

@@ -16,6 +16,8 @@ from typing import Any
 
 from dagster import (
     AssetKey,
+    DagsterEvent,
+    DagsterEventType,
     DagsterInstance,
     Definitions,
     ExecuteInProcessResult,
@@ -23,6 +25,7 @@ from dagster import (
     InitLoggerContext,
     logger,
 )
+from dagster._utils.error import SerializableErrorInfo
 
 from alpha_assets.defs import names
 from alpha_assets.defs.chain import candidate_symbols, symbol_link_tags
@@ -226,13 +229,24 @@ def link_materializations(links: Sequence[LinkResult], asset: str) -> list[dict[
 
 
 def _first_error(result: ExecuteInProcessResult) -> tuple[str | None, str | None, str]:
-    """The first failed step, its error's class and message (the user code's error, not Dagster's wrapper)."""
+    """The first failure (of a step, the resources or the run): step, error class and message (the user code's)."""
     for event in result.all_events:
-        if event.is_failure and event.step_failure_data and event.step_failure_data.error:
-            error = event.step_failure_data.error
+        error = _error_of(event)
+        if error is not None:
             while error.cause is not None and "dagster" in error.cls_name.lower():
                 error = error.cause
             # "alpha_assets.errors.X: text": our messages say what happened without the class's dotted name.
             message = error.message.strip().removeprefix(f"alpha_assets.errors.{error.cls_name}: ")
             return event.step_key, error.cls_name, message
     return None, None, "see the run's logs"
+
+
+def _error_of(event: DagsterEvent) -> SerializableErrorInfo | None:
+    """The error of a failed step, of resources that failed to start (before any step), or of the run."""
+    if event.is_step_failure:
+        return event.step_failure_data.error
+    if event.is_resource_init_failure:
+        return event.engine_event_data.error
+    if event.event_type == DagsterEventType.RUN_FAILURE:
+        return event.job_failure_data.error
+    return None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -178,16 +177,11 @@ def _cli(server, quote: str, tmp, clock: pd.Timestamp, run_id: str) -> int:
     )
 
 
-@pytest.fixture(scope="module")
-def venue_home(tmp_path_factory) -> Path:
-    """One DAGSTER_HOME for the venues' CLI runs (each has its own data folder): its storage is made once."""
-    return tmp_path_factory.mktemp("venue_dagster_home")
-
-
 @pytest.fixture(params=VENUES, ids=[name for name, _ in VENUES])
-def venue_run(request, venue_home, tmp_path, monkeypatch):
+def venue_run(request, tmp_path, monkeypatch):
     name, quote = request.param
-    monkeypatch.setenv("DAGSTER_HOME", str(venue_home))
+    # A DAGSTER_HOME per venue, as its data folder: one instance serves one data directory.
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     with SERVERS[name](_venue_bars(quote, VENUE_TODAY), server_time=VENUE_CLOCK) as server:
         server.inject(Fault.UNAVAILABLE, times=None, symbol=f"BAD/{quote}")
         yield name, quote, server, tmp_path
