@@ -22,7 +22,7 @@ from alpha_assets.dataops.audit.engine import AuditParams
 from alpha_assets.definitions import defs
 from alpha_assets.defs import names
 from alpha_assets.defs.dataops.assets import OHLCV_CHECK_DESCRIPTIONS, ohlcv, ohlcv_check_descriptions
-from alpha_assets.defs.dataops.checks import feature_check_results
+from alpha_assets.defs.dataops.checks import feature_check_outcomes
 from alpha_assets.features.matrix import FEATURE_COLUMNS
 from alpha_assets.lakehouse.features_store import features_schema
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA, RETURNS_MATRIX_LAYOUT, SYMBOLS_SCHEMA
@@ -123,9 +123,10 @@ def test_feature_checks_name_a_symbol_without_features_instead_of_failing(tmp_pa
         assert materialize(
             [ohlcv], instance=env.instance, resources=env.defs().resources, partition_key=keys_[0]
         ).success
-        results = {r.check_name: r for r in feature_check_results(env.paths, keys_[:1])}
-        assert results[names.FEATURES_COVER_LAST_BAR].passed is False
-        assert results[names.FEATURES_ARE_POINT_IN_TIME].passed is True
+        outcomes = feature_check_outcomes(env.paths, keys_[:1])
+        passed, description, _ = outcomes[names.FEATURES_COVER_LAST_BAR][keys_[0]]
+        assert passed is False and keys_[0] in description
+        assert outcomes[names.FEATURES_ARE_POINT_IN_TIME] == {}, "nothing to compare without features"
     finally:
         env.instance.dispose()
 

@@ -1,4 +1,5 @@
-"""Checks keep one status per partition: the gate per RUN_ID, the ohlcv audit per symbol; trimming is a warning.
+"""Checks keep one status per partition: the gate per RUN_ID, the ohlcv and features checks per symbol; trimming
+is a warning.
 
 Runs flow_data once on the simulated exchange (one ingest run over the whole symbol range), then a one-symbol
 ingest, and several RUN_IDs over the same export through Dagster on an on-disk instance: one whose gate fails (a
@@ -21,6 +22,8 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 
 from alpha_assets.defs import names
 from alpha_assets.defs.alpha.assets import returns_matrix
+from alpha_assets.defs.dataops.assets import features_matrix
+from alpha_assets.defs.dataops.checks import SPOT_CHECK_SYMBOLS
 from alpha_assets.lakehouse.jsonio import read_json, write_json_atomic
 from alpha_assets.orchestration.runner import FlowFailedError, run_flow_data, run_link
 from alpha_assets_tests.test_defs.conftest import clone_run, make_flow_env
@@ -222,3 +225,89 @@ def test_gate_and_warning_checks_are_declared_per_run_id(gate_env):
     assert AssetKey("returns_matrix") == names.RETURNS_MATRIX
     ohlcv = defs.resolve_assets_def(names.OHLCV).check_specs
     assert {spec.name: spec.partitions_def.name for spec in ohlcv} == dict.fromkeys(OHLCV_CHECKS, "symbols")
+
+
+FEATURE_CHECKS = (names.FEATURES_HAVE_NO_INF, names.FEATURES_COVER_LAST_BAR, names.FEATURES_ARE_POINT_IN_TIME)
+
+
+def _features_status(instance, check_name):
+    """Partition -> (status, is_current) of one features_matrix check, as the UI and automation read it."""
+    key = AssetCheckKey(names.FEATURES_MATRIX, check_name)
+    return {
+        i.partition_key: (i.latest_execution_status, i.is_current)
+        for i in instance.event_log_storage.get_asset_check_partition_info([key])
+    }
+
+
+def _features_run(env, defs, symbols):
+    """features_matrix alone over a contiguous range of symbol partitions, in one run."""
+    tags = {"dagster/asset_partition_range_start": symbols[0], "dagster/asset_partition_range_end": symbols[-1]}
+    return materialize(
+        [features_matrix],
+        instance=env.instance,
+        resources={"lakehouse": defs.resources["lakehouse"]},
+        partition_key=symbols[0] if len(symbols) == 1 else None,
+        tags=None if len(symbols) == 1 else tags,
+    )
+
+
+def test_features_checks_of_a_range_run_have_a_current_status_per_symbol(gate_env):
+    env, _ = gate_env
+    symbols = set(read_json(env.paths.candidates_validated_file(RUN_ID))["symbols"])
+    passed = AssetCheckExecutionRecordStatus.SUCCEEDED
+    for check_name in (names.FEATURES_HAVE_NO_INF, names.FEATURES_COVER_LAST_BAR):
+        status = _features_status(env.instance, check_name)
+        assert None not in status, f"{check_name} stored a result under no partition"
+        assert {s: status[s] for s in symbols} == dict.fromkeys(symbols, (passed, True)), check_name
+    # The spot check evaluates a sample; the range's other symbols stay planned, which the UI resolves to
+    # "skipped" once the run succeeded (not a pass).
+    spot = _features_status(env.instance, names.FEATURES_ARE_POINT_IN_TIME)
+    assert None not in spot
+    sampled = {s for s, state in spot.items() if state != (AssetCheckExecutionRecordStatus.PLANNED, False)}
+    assert {spot[s] for s in sampled} == {(passed, True)}
+    key = AssetCheckKey(names.FEATURES_MATRIX, names.FEATURES_ARE_POINT_IN_TIME)
+    runs = [
+        env.instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [key], partition_filter=PartitionKeyFilter(key=symbol)
+        )[key].run_id
+        for symbol in sampled
+    ]
+    assert runs and all(1 <= runs.count(run) <= SPOT_CHECK_SYMBOLS for run in runs), "a sample per run"
+
+
+def test_one_symbol_features_run_after_a_failed_symbol_leaves_its_failure(gate_env):
+    env, defs = gate_env
+    universe = set(read_json(env.paths.candidates_validated_file(RUN_ID))["symbols"])
+    order = [k for k in env.instance.get_dynamic_partitions("symbols") if k in universe]
+    healthy, broken = order[0], order[1]
+    bars = env.paths.ohlcv_file(broken)
+    saved = bars.read_bytes()
+    try:
+        bars.write_bytes(b"not a parquet file")  # its backfill fails: the symbol's features stop short
+        assert _features_run(env, defs, order[:2]).success
+        covered = _features_status(env.instance, names.FEATURES_COVER_LAST_BAR)
+        failed, passed = AssetCheckExecutionRecordStatus.FAILED, AssetCheckExecutionRecordStatus.SUCCEEDED
+        assert covered[broken] == (failed, True) and covered[healthy] == (passed, True)
+
+        run = _features_run(env, defs, [healthy])
+        assert run.success
+        covered = _features_status(env.instance, names.FEATURES_COVER_LAST_BAR)
+        assert covered[broken] == (failed, True), "a run that did not touch the symbol turned it green"
+        assert covered[healthy] == (passed, True)
+        sampled = _features_status(env.instance, names.FEATURES_ARE_POINT_IN_TIME)
+        assert sampled[healthy] == (passed, True), "a one-symbol run spot-checks that symbol"
+        key = AssetCheckKey(names.FEATURES_MATRIX, names.FEATURES_COVER_LAST_BAR)
+        record = env.instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [key], partition_filter=PartitionKeyFilter(key=broken)
+        )[key]
+        assert (
+            record.run_id != run.run_id and broken in record.event.dagster_event.asset_check_evaluation_data.description
+        )
+    finally:
+        bars.write_bytes(saved)
+
+
+def test_features_checks_are_declared_per_symbol(gate_env):
+    _, defs = gate_env
+    specs = defs.resolve_assets_def(names.FEATURES_MATRIX).check_specs
+    assert {spec.name: spec.partitions_def.name for spec in specs} == dict.fromkeys(FEATURE_CHECKS, "symbols")

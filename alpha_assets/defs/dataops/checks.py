@@ -1,4 +1,4 @@
-"""Asset check results of the DataOps assets: the audit on ohlcv (per symbol), the health of features_matrix.
+"""Asset check results of the DataOps assets, per symbol: the audit on ohlcv, the health of features_matrix.
 
 Severity WARN: a failing symbol is kept out of candidates_validated, it does not stop the other symbols.
 """
@@ -11,7 +11,6 @@ from typing import Any
 from dagster import (
     AssetCheckEvaluation,
     AssetCheckKey,
-    AssetCheckResult,
     AssetCheckSeverity,
     AssetExecutionContext,
     AssetKey,
@@ -26,7 +25,6 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 
 from alpha_assets.dataops.audit import records as audit
 from alpha_assets.defs import names
-from alpha_assets.defs.metadata import markdown_table
 from alpha_assets.errors import LakehouseReadError
 from alpha_assets.features.backfill import symbol_periods_per_year
 from alpha_assets.features.checks import count_infinite, point_in_time_mismatches
@@ -152,66 +150,63 @@ def _per_partition_results(
         yield Output(None, output_name=context.assets_def.get_output_name_for_asset_check_key(check_key))
 
 
-def feature_check_results(paths: LakehousePaths, symbol_keys: Sequence[str]) -> Iterator[AssetCheckResult]:
-    """No infinities, coverage up to each symbol's last bar, and a point-in-time spot check on a sample."""
-    infinite: dict[str, int] = {}
-    uncovered: list[dict[str, Any]] = []
+def feature_check_results(
+    context: AssetExecutionContext, paths: LakehousePaths, symbol_keys: Sequence[str]
+) -> Iterator[AssetCheckEvaluation | Output]:
+    """One result per features_matrix check and per symbol partition of the run, like the ohlcv checks.
+
+    No infinities and coverage up to the last bar are evaluated for every symbol of the run. The point-in-time
+    spot check recomputes a sample of at most ``SPOT_CHECK_SYMBOLS`` of them (every symbol of a smaller run):
+    only the sampled symbols get a result of that check for this materialisation.
+    """
+    yield from _per_partition_results(context, names.FEATURES_MATRIX, feature_check_outcomes(paths, symbol_keys))
+
+
+def feature_check_outcomes(
+    paths: LakehousePaths, symbol_keys: Sequence[str]
+) -> dict[str, dict[str, tuple[bool, str, dict[str, Any]]]]:
+    """``{check name: {symbol key: (passed, description, metadata)}}`` of the features_matrix checks.
+
+    A symbol whose bars or features do not read, or whose features end before its last bar, is uncovered; a
+    symbol whose backfill wrote nothing has nothing to compare and is left out of the point-in-time sample.
+    """
+    infinite: dict[str, tuple[bool, str, dict[str, Any]]] = {}
+    covered: dict[str, tuple[bool, str, dict[str, Any]]] = {}
     frames = {}
     for key in symbol_keys:
         try:
             bars = read_ohlcv(paths, key)
             stored = read_features(paths, [key])
         except LakehouseReadError as err:
-            uncovered.append({"symbol_key": key, "last_bar": None, "last_feature": None, "why": err.reason})
+            covered[key] = (False, f"{key}: {err.reason}", {"last_bar": None, "last_feature": None})
             continue
         frames[key] = (bars, stored)
-        if (count := count_infinite(stored)) > 0:
-            infinite[key] = count
+        count = count_infinite(stored)
+        infinite[key] = (count == 0, f"{key}: {count} infinite feature value(s)", {"inf_cells": count})
         last_bar = bars["timestamp"].max() if len(bars) else None
         last_feature = stored["date"].max() if len(stored) else None
-        if last_bar is not None and (last_feature is None or last_feature < last_bar):
-            uncovered.append(
-                {
-                    "symbol_key": key,
-                    "last_bar": str(last_bar),
-                    "last_feature": str(last_feature),
-                    "why": "features end before the last bar",
-                }
-            )
-    yield AssetCheckResult(
-        check_name=names.FEATURES_HAVE_NO_INF,
-        passed=not infinite,
-        metadata={"symbols_with_inf": len(infinite), "inf_cells": MetadataValue.json(infinite)},
-    )
-    yield AssetCheckResult(
-        check_name=names.FEATURES_COVER_LAST_BAR,
-        passed=not uncovered,
-        metadata={
-            "uncovered_symbols": len(uncovered),
-            "symbols": len(symbol_keys),
-            "uncovered": markdown_table(uncovered, ["symbol_key", "last_bar", "last_feature", "why"]),
-        },
-    )
-    sample = sorted(frames)[:: max(1, len(frames) // SPOT_CHECK_SYMBOLS)][:SPOT_CHECK_SYMBOLS]
-    periods = symbol_periods_per_year(paths, sample)
-    mismatches = {
-        key: point_in_time_mismatches(
-            *frames[key],
-            key,
-            cut=max(1, len(frames[key][0]) - SPOT_CHECK_CUT_BARS),
-            periods_per_year=periods[key],
+        ends_early = last_bar is not None and (last_feature is None or last_feature < last_bar)
+        covered[key] = (
+            not ends_early,
+            f"{key}: features end before the last bar" if ends_early else f"{key}: features up to the last bar",
+            {"last_bar": str(last_bar), "last_feature": str(last_feature)},
         )
-        for key in sample
-        # A symbol whose features were never written (its backfill failed) has nothing to compare.
-        if len(frames[key][0]) and len(frames[key][1])
+    comparable = sorted(key for key, (bars, stored) in frames.items() if len(bars) and len(stored))
+    sample = comparable[:: max(1, len(comparable) // SPOT_CHECK_SYMBOLS)][:SPOT_CHECK_SYMBOLS]
+    periods = symbol_periods_per_year(paths, sample)
+    point_in_time = {}
+    for key in sample:
+        bars, stored = frames[key]
+        cut = max(1, len(bars) - SPOT_CHECK_CUT_BARS)
+        mismatched = point_in_time_mismatches(bars, stored, key, cut=cut, periods_per_year=periods[key])
+        point_in_time[key] = (
+            not mismatched,
+            f"{key}: recomputed from its first {cut} bars, "
+            + (f"{len(mismatched)} column(s) differ" if mismatched else "every feature column equal"),
+            {"cut_bars": SPOT_CHECK_CUT_BARS, "mismatched_columns": MetadataValue.json(mismatched)},
+        )
+    return {
+        names.FEATURES_HAVE_NO_INF: infinite,
+        names.FEATURES_COVER_LAST_BAR: covered,
+        names.FEATURES_ARE_POINT_IN_TIME: point_in_time,
     }
-    mismatches = {k: v for k, v in mismatches.items() if v}
-    yield AssetCheckResult(
-        check_name=names.FEATURES_ARE_POINT_IN_TIME,
-        passed=not mismatches,
-        metadata={
-            "sampled": MetadataValue.json(sample),
-            "cut_bars": SPOT_CHECK_CUT_BARS,
-            "mismatched_columns": MetadataValue.json(mismatches),
-        },
-    )
