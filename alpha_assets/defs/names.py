@@ -40,6 +40,10 @@ GATE_DENSITY = "returns_matrix_is_dense_enough"
 GATE_FEATURES_PRESENT = "features_present_at_as_of"
 # A warning on returns_matrix (severity WARN, not blocking): trimming dropped a symbol for a toxic daily return.
 RETURNS_DROPPED_NO_TOXIC_SYMBOL = "returns_matrix_dropped_no_toxic_symbol"
+# On selection and portfolio_flattened (blocking, severity ERROR): the RUN_ID's latest materialisation still
+# stands; it fails when a later freeze of the RUN_ID failed the gate and withdrew its files.
+SELECTION_NOT_WITHDRAWN = "selection_is_not_withdrawn"
+PORTFOLIO_NOT_WITHDRAWN = "portfolio_flattened_is_not_withdrawn"
 
 # Jobs: flow_data is a chain of these three links; flow_production is one run.
 DISCOVERY_JOB = "flow_data_discovery"

@@ -12,6 +12,9 @@ import shutil
 
 import duckdb
 import pytest
+from dagster import AssetCheckKey, evaluate_automation_conditions
+from dagster._core.event_api import PartitionKeyFilter
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from alpha_assets.alpha.withdrawal import WITHDRAWAL_FILE, withdraw_downstream
 from alpha_assets.defs import names
@@ -47,8 +50,40 @@ def _gate_passed(paths, run_id):
         return db.execute("select distinct gate_passed from gate_checks where run_id = ?", [run_id]).fetchall()
 
 
+def _withdrawal_status(instance, asset_key, check_name):
+    """RUN_ID -> (status, is_current, description) of a withdrawal check, as the UI and automation read it."""
+    infos = instance.event_log_storage.get_asset_check_partition_info([AssetCheckKey(asset_key, check_name)])
+    latest = {
+        i.partition_key: instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [AssetCheckKey(asset_key, check_name)], partition_filter=PartitionKeyFilter(key=i.partition_key)
+        )[AssetCheckKey(asset_key, check_name)]
+        for i in infos
+    }
+    return {
+        i.partition_key: (
+            i.latest_execution_status,
+            i.is_current,
+            latest[i.partition_key].event.dagster_event.asset_check_evaluation_data.description,
+        )
+        for i in infos
+    }
+
+
+WITHDRAWAL_CHECKS = {
+    names.SELECTION: names.SELECTION_NOT_WITHDRAWN,
+    names.PORTFOLIO_FLATTENED: names.PORTFOLIO_NOT_WITHDRAWN,
+}
+
+
 def test_failed_refreeze_withdraws_weights_from_every_view_then_a_passing_one_restores(history_env):
     env, defs = history_env
+    passed, failed = AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED
+    for asset_key, check_name in WITHDRAWAL_CHECKS.items():
+        status = _withdrawal_status(env.instance, asset_key, check_name)
+        assert {r: status[r][:2] for r in (RUN_ID, OTHER_RUN_ID)} == dict.fromkeys(
+            (RUN_ID, OTHER_RUN_ID), (passed, True)
+        )
+    automation = evaluate_automation_conditions(defs=defs, instance=env.instance)
     paths = env.paths
     portfolio = paths.run_data_file(RUN_ID, "portfolio_flattened.json")
     selection = paths.run_data_file(RUN_ID, "selection.json")
@@ -74,6 +109,15 @@ def test_failed_refreeze_withdraws_weights_from_every_view_then_a_passing_one_re
     assert _weights_rows(paths, RUN_ID) == 0, "the weights view still serves the withdrawn portfolio"
     assert _weights_rows(paths, OTHER_RUN_ID) > 0, "another RUN_ID's weights stay"
     assert _gate_passed(paths, RUN_ID) == [(False,)]
+    # The UI and automation: the old materialisations carry a failed blocking check naming the withdrawal.
+    for asset_key, check_name in WITHDRAWAL_CHECKS.items():
+        status = _withdrawal_status(env.instance, asset_key, check_name)
+        assert status[RUN_ID][:2] == (failed, True), asset_key
+        assert "WITHDRAWN" in status[RUN_ID][2] and str(folder) in status[RUN_ID][2]
+        assert status[OTHER_RUN_ID][:2] == (passed, True), "another RUN_ID's status stays"
+    automation = evaluate_automation_conditions(defs=defs, instance=env.instance, cursor=automation.cursor)
+    for asset_key in WITHDRAWAL_CHECKS:
+        assert RUN_ID not in automation.get_requested_partitions(asset_key), f"automation re-ran {asset_key}"
 
     # A refreeze over a passing export writes new weights in their place; the withdrawn copies stay.
     write_json_atomic(good_export, paths.candidates_validated_file(RUN_ID))
@@ -81,6 +125,8 @@ def test_failed_refreeze_withdraws_weights_from_every_view_then_a_passing_one_re
     assert portfolio.exists() and _weights_rows(paths, RUN_ID) > 0
     assert _gate_passed(paths, RUN_ID) == [(True,)]
     assert (folder / "data" / "portfolio_flattened.json").read_bytes() == before[portfolio]
+    for asset_key, check_name in WITHDRAWAL_CHECKS.items():
+        assert _withdrawal_status(env.instance, asset_key, check_name)[RUN_ID][:2] == (passed, True), asset_key
 
 
 def test_withdraw_downstream_numbers_each_withdrawal_and_skips_an_empty_run(tmp_path):

@@ -7,17 +7,23 @@ from collections.abc import Iterator
 
 from dagster import (
     AllPartitionMapping,
+    AssetCheckEvaluation,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetDep,
     AssetExecutionContext,
+    AssetKey,
     AssetObservation,
+    AssetRecordsFilter,
     AutomationCondition,
     Config,
     MaterializeResult,
     MetadataValue,
     asset,
+)
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
 )
 
 from alpha_assets.alpha import pipeline
@@ -30,6 +36,7 @@ from alpha_assets.defs import names
 from alpha_assets.defs.alpha.gate import (
     GATE_CHECKS,
     TOXIC_DROPS_CHECK_DESCRIPTION,
+    WITHDRAWAL_CHECKS,
     require_gate_passed,
     toxic_drops_summary,
 )
@@ -49,6 +56,21 @@ OWNERS = ["team:alpha"]
 CODE_VERSION = "1"
 #: Selection runs by automation only once every blocking check upstream has passed.
 GATED_AUTOMATION = AutomationCondition.eager() & AutomationCondition.all_deps_blocking_checks_passed()
+
+
+def _withdrawal_check_spec(asset_key: AssetKey) -> AssetCheckSpec:
+    """The blocking check, one status per RUN_ID, that ``asset_key``'s latest materialisation was not withdrawn."""
+    name, description = WITHDRAWAL_CHECKS[asset_key]
+    return AssetCheckSpec(name, asset=asset_key, description=description, blocking=True, partitions_def=runs_partitions)
+
+
+def _stands(asset_key: AssetKey, run_id: str) -> AssetCheckResult:
+    """The withdrawal check passing on the materialisation just made: its gate passed (verified before)."""
+    return AssetCheckResult(
+        check_name=WITHDRAWAL_CHECKS[asset_key][0],
+        passed=True,
+        description=f"{run_id}: computed after a foundation gate that passed; not withdrawn.",
+    )
 
 
 class SnapshotConfig(Config):
@@ -167,13 +189,14 @@ def returns_matrix(
     group_name=names.ALPHA_GROUP,
     partitions_def=runs_partitions,
     automation_condition=GATED_AUTOMATION,
+    check_specs=[_withdrawal_check_spec(names.SELECTION)],
     kinds={"json"},
     owners=OWNERS,
     code_version=CODE_VERSION,
 )
 def selection(
     context: AssetExecutionContext, lakehouse: LakehouseResource, offline_guard: OfflineGuardResource
-) -> MaterializeResult:
+) -> Iterator[MaterializeResult | AssetCheckResult]:
     """HTR selection: scores, clusters, vetoes, stage reached and LONG/SHORT atoms.
 
     Writes `runs/<RUN_ID>/data/selection.json`.
@@ -187,7 +210,7 @@ def selection(
         f"selection {run_id}: {len(result.winners)} winners of {document['n_assets']} in {result.n_clusters} "
         f"clusters, stage {result.stage_reached}, {len(result.vetoes)} vetoes"
     )
-    return MaterializeResult(
+    yield MaterializeResult(
         metadata={
             **file_metadata(path),
             "winners": len(result.winners),
@@ -198,6 +221,7 @@ def selection(
         },
         data_version=data_version_of([path]),
     )
+    yield _stands(names.SELECTION, run_id)
 
 
 @asset(
@@ -206,13 +230,14 @@ def selection(
     group_name=names.ALPHA_GROUP,
     partitions_def=runs_partitions,
     automation_condition=GATED_AUTOMATION,
+    check_specs=[_withdrawal_check_spec(names.PORTFOLIO_FLATTENED)],
     kinds={"json"},
     owners=OWNERS,
     code_version=CODE_VERSION,
 )
 def portfolio_flattened(
     context: AssetExecutionContext, lakehouse: LakehouseResource, offline_guard: OfflineGuardResource
-) -> MaterializeResult:
+) -> Iterator[MaterializeResult | AssetCheckResult]:
     """Target weights per optimisation profile with the solver report of each.
 
     Writes `runs/<RUN_ID>/data/portfolio_flattened.json`.
@@ -264,7 +289,7 @@ def portfolio_flattened(
             metadata={"report": MetadataValue.path(str(paths.run_report_file(run_id, REPORT_HTML)))},
         )
     )
-    return MaterializeResult(
+    yield MaterializeResult(
         metadata={
             **file_metadata(path),
             "profiles": markdown_table(summary, ["profile", "status", "solver", "assets", "max_weight", "reason"]),
@@ -274,6 +299,7 @@ def portfolio_flattened(
         },
         data_version=data_version_of([path]),
     )
+    yield _stands(names.PORTFOLIO_FLATTENED, run_id)
 
 
 def _withdraw_if_gate_failed(
@@ -288,14 +314,52 @@ def _withdraw_if_gate_failed(
     failed = [v for v in verdicts if not v.passed]
     if not failed:
         return None
-    withdrawal = withdraw_downstream(paths, run_id, " | ".join(f"{v.name}: {v.message}" for v in failed))
+    reason = " | ".join(f"{v.name}: {v.message}" for v in failed)
+    withdrawal = withdraw_downstream(paths, run_id, reason)
     if withdrawal is not None:
         _refresh_views(context, paths)
         context.log.warning(
             f"{run_id}: the gate failed, so its earlier {', '.join(withdrawal.files)} moved to {withdrawal.folder} "
             "and no view serves them until a run whose gate passes replaces them"
         )
+        for asset_key in WITHDRAWAL_CHECKS:
+            context.log_event(_withdrawn_evaluation(context, asset_key, run_id, withdrawal, reason))
     return withdrawal
+
+
+def _withdrawn_evaluation(
+    context: AssetExecutionContext, asset_key: AssetKey, run_id: str, withdrawal: Withdrawal, reason: str
+) -> AssetCheckEvaluation:
+    """``asset_key``'s withdrawal check failing on the RUN_ID's latest materialisation of it.
+
+    Dagster 1.13 cannot un-materialise a partition (``wipe_asset_partitions`` is not implemented by the SQL
+    event storages, and would erase the history): the old materialisation stays listed, with this failed
+    blocking check on it, until a materialisation after a passing gate replaces it.
+    """
+    latest = context.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=asset_key, asset_partitions=[run_id]), limit=1
+    ).records
+    return AssetCheckEvaluation(
+        asset_key=asset_key,
+        check_name=WITHDRAWAL_CHECKS[asset_key][0],
+        passed=False,
+        severity=AssetCheckSeverity.ERROR,
+        blocking=True,
+        partition=run_id,
+        description=(
+            f"{run_id}: WITHDRAWN. A later freeze of this RUN_ID failed the foundation gate, so this "
+            f"materialisation's files moved to {withdrawal.folder} and no view serves them ({reason})."
+        ),
+        target_materialization_data=AssetCheckEvaluationTargetMaterializationData(
+            run_id=latest[0].run_id, storage_id=latest[0].storage_id, timestamp=latest[0].timestamp
+        )
+        if latest
+        else None,
+        metadata={
+            "withdrawn_to": MetadataValue.path(str(withdrawal.folder)),
+            "files": MetadataValue.json(list(withdrawal.files)),
+        },
+    )
 
 
 def _refresh_views(context: AssetExecutionContext, paths: LakehousePaths) -> None:

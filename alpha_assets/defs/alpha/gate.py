@@ -42,6 +42,27 @@ TOXIC_DROPS_CHECK_DESCRIPTION = (
 )
 
 
+#: Asset -> (its check that the RUN_ID's latest materialisation still stands, description). It passes with each
+#: materialisation and fails, on that materialisation, when a later freeze of the RUN_ID fails the gate and
+#: withdraws the files: the UI then shows the old materialisation with a failed blocking check, and automation
+#: does not run portfolio_flattened for it.
+WITHDRAWAL_CHECKS = {
+    names.SELECTION: (
+        names.SELECTION_NOT_WITHDRAWN,
+        "This RUN_ID's latest selection still stands: it fails when a later freeze of the RUN_ID failed the "
+        "foundation gate and moved `selection.json` to `runs/<RUN_ID>/withdrawn/<N>/` (the result names the "
+        "folder and the failed checks); the next materialisation, after a gate that passes, passes it again.",
+    ),
+    names.PORTFOLIO_FLATTENED: (
+        names.PORTFOLIO_NOT_WITHDRAWN,
+        "This RUN_ID's latest weights and report still stand: it fails when a later freeze of the RUN_ID failed "
+        "the foundation gate and moved `portfolio_flattened.json` and the reports to "
+        "`runs/<RUN_ID>/withdrawn/<N>/`, out of every view (DuckDB `weights` included); the next "
+        "materialisation, after a gate that passes, passes it again.",
+    ),
+}
+
+
 def toxic_drops_summary(toxic: list[dict[str, Any]], limit: float) -> str:
     """The warning's one-line result: the run's limit and every symbol dropped for a toxic return, or none."""
     if not toxic:
