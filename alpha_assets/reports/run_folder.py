@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from alpha_assets.reports.plots import (
+    compute_equity_curves,
     extract_profile_weights,
     plot_cluster_correlation,
     plot_equity_curves,
@@ -16,6 +17,7 @@ from alpha_assets.reports.plots import (
     png_data_url,
 )
 from alpha_assets.reports.run_report import build_run_report, render_html
+from alpha_assets.reports.sparklines import growth_sparkline_markdown
 
 WEIGHTS_PNG = "weights.png"
 CORRELATION_PNG = "cluster_correlation.png"
@@ -89,3 +91,25 @@ def plots_markdown(reports: Mapping[str, bytes], run_id: str) -> str:
     sections = [f"**Run {run_id}**: the plots of `reports/{REPORT_HTML}`."]
     sections += [f"#### {_PLOT_TITLES[name]}\n\n![{name}]({png_data_url(reports[name])})" for name in PLOT_ORDER]
     return "\n\n".join(sections)
+
+
+def growth_sparklines(atom_returns: pd.DataFrame, portfolio_doc: Mapping[str, Any]) -> dict[str, str]:
+    """Curve -> one line of Markdown with its sparkline: the equity-curves plot, small enough for the UI overview.
+
+    Parameters
+    ----------
+    atom_returns : DataFrame of shape (n_observations, n_atoms)
+        The atoms' return streams, SHORT streams already negated.
+    portfolio_doc : Mapping
+        ``portfolio_flattened.json`` of the run.
+
+    Returns
+    -------
+    dict of str to str
+        The columns of :func:`~alpha_assets.reports.plots.compute_equity_curves` (each profile with weights,
+        then the 1/n benchmark) -> :func:`~alpha_assets.reports.sparklines.growth_sparkline_markdown`.
+    """
+    curves = compute_equity_curves(atom_returns, extract_profile_weights(portfolio_doc))
+    return {
+        name: growth_sparkline_markdown(curves[name].to_numpy(), f"{name} in-sample growth") for name in curves.columns
+    }

@@ -128,6 +128,26 @@ def test_flow_production_puts_the_plots_inline_on_the_asset_page(flow_env, first
     assert f"**Run {RUN_ID}**" in description
 
 
+def test_flow_production_overview_metadata_draws_each_curve_under_the_ui_inline_limit(flow_env, first_run):
+    """The overview renders Markdown metadata in place under the limit: a sparkline per profile and the 1/n."""
+    from dagster import AssetRecordsFilter, MarkdownMetadataValue
+
+    from alpha_assets.reports.sparklines import INLINE_MARKDOWN_LIMIT
+
+    [record] = flow_env.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=names.PORTFOLIO_FLATTENED, asset_partitions=[RUN_ID]), limit=1
+    ).records
+    metadata = record.asset_materialization.metadata
+    profiles = read_json(_portfolio_path(flow_env, RUN_ID))["profiles"]
+    growth = {name: value for name, value in metadata.items() if name.startswith("growth_")}
+    assert set(growth) == {f"growth_{p}" for p in profiles} | {"growth_equal_weight_benchmark"}
+    for name, value in growth.items():
+        assert isinstance(value, MarkdownMetadataValue) and len(value.value) < INLINE_MARKDOWN_LIMIT, name
+        assert value.value.startswith(f"![{name.removeprefix('growth_')} in-sample growth](data:image/svg+xml,")
+    assert len(metadata["profiles"].value) < INLINE_MARKDOWN_LIMIT, "the profiles table shows in place too"
+    assert len(metadata["plots"].value) >= INLINE_MARKDOWN_LIMIT, "the full plots are behind the button there"
+
+
 def test_flow_data_refreshes_duckdb_views_queryable_by_name(flow_env, first_run):
     import duckdb
 

@@ -50,7 +50,7 @@ from alpha_assets.lakehouse.jsonio import read_json, write_json_atomic
 from alpha_assets.lakehouse.keys import validate_run_id
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.schemas import RETURNS_MATRIX_LAYOUT
-from alpha_assets.reports.run_folder import REPORT_HTML, plots_markdown, render_run_reports
+from alpha_assets.reports.run_folder import REPORT_HTML, growth_sparklines, plots_markdown, render_run_reports
 
 OWNERS = ["team:alpha"]
 CODE_VERSION = "1"
@@ -293,8 +293,14 @@ def portfolio_flattened(
         metadata={
             **file_metadata(path),
             "profiles": markdown_table(summary, ["profile", "status", "solver", "assets", "max_weight", "reason"]),
+            # Each under the UI's inline limit: the overview draws these sparklines of the equity-curves plot.
+            **{
+                f"growth_{name}": MetadataValue.md(line)
+                for name, line in growth_sparklines(atom_returns, document).items()
+            },
             "failed_profiles": MetadataValue.json(sorted(r["profile"] for r in summary if r["status"] != "optimal")),
             "report": MetadataValue.path(str(paths.run_report_file(run_id, REPORT_HTML))),
+            # Over the limit: a "[Show Markdown]" button on the overview; the Events tab shows them inline.
             "plots": MetadataValue.md(plots),
         },
         data_version=data_version_of([path]),
