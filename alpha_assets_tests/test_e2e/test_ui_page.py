@@ -1,7 +1,9 @@
 """The Dagster UI served by ``dagster dev``, rendered in headless Debian Chromium: the global asset lineage
-page shows every asset of the code location, and its screenshot is kept in test-artifacts/ui_asset_graph.png.
+page shows every asset of the code location, and its screenshot is kept in test-artifacts/ui_asset_graph.png;
+returns_matrix's overview renders its description and column schema; portfolio_flattened's overview draws the
+growth sparklines of a portfolio the export sensor produced.
 
-Leaves to test_dagster_dev.py: anything the daemon runs.
+Leaves to test_dagster_dev.py: what the daemon runs (this module only waits for one portfolio).
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ from pathlib import Path
 import pytest
 
 from alpha_assets.definitions import defs
-from alpha_assets_tests.test_e2e.conftest import PROJECT_ROOT, DagsterDev
+from alpha_assets.lakehouse.jsonio import read_json, write_json_atomic
+from alpha_assets_tests.test_e2e.conftest import (
+    LOCATION_NAME,
+    PREPARED_RUN_ID,
+    PROJECT_ROOT,
+    REPOSITORY_NAME,
+    DagsterDev,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -121,3 +130,56 @@ def test_asset_page_renders_placeholders_and_the_column_descriptions(dagster_dev
     (tmp_path / "ui_returns_matrix.html").write_text(dom)
     assert [text for text in wanted if text not in dom] == [], f"DOM kept in {tmp_path / 'ui_returns_matrix.html'}"
     assert re.search(r"<code>runs/&lt;RUN_ID&gt;/data/returns_matrix\.parquet</code>", dom)
+
+
+#: A RUN_ID over the prepared export, produced by export_sensor, whose materialisation the overview shows.
+OVERVIEW_RUN_ID = "E2E_OVERVIEW_RUN"
+OVERVIEW_TIMEOUT_S = 300
+_LATEST_PORTFOLIO = """
+query($partitions: [String!]) {
+  assetOrError(assetKey: {path: ["portfolio_flattened"]}) {
+    __typename ... on Asset { assetMaterializations(partitions: $partitions, limit: 1) { runId } }
+  }
+}
+"""
+_START_EXPORT_SENSOR = """
+mutation($s: SensorSelector!) { startSensor(sensorSelector: $s) { __typename } }
+"""
+
+
+def test_portfolio_overview_draws_the_growth_sparklines_in_place(dagster_dev, tmp_path):
+    """portfolio_flattened's overview (latest materialisation's metadata): each profile's sparkline is an
+    <img> of the SVG drawn in place, and the report's full plots sit behind the "[Show Markdown]" button."""
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(f"`{CHROMIUM}` is not on PATH: {INSTALL_HINT}", pytrace=False)
+    assert dagster_dev.graphql("mutation { setNuxSeen }")["setNuxSeen"] is True
+    selector = {
+        "repositoryName": REPOSITORY_NAME,
+        "repositoryLocationName": LOCATION_NAME,
+        "sensorName": "export_sensor",
+    }
+    dagster_dev.graphql(_START_EXPORT_SENSOR, {"s": selector})  # a no-op when it is running already
+    document = read_json(dagster_dev.paths.candidates_validated_file(PREPARED_RUN_ID))
+    write_json_atomic(
+        {**document, "run_id": OVERVIEW_RUN_ID}, dagster_dev.paths.candidates_validated_file(OVERVIEW_RUN_ID)
+    )
+
+    def materialised() -> bool | None:
+        answer = dagster_dev.graphql(_LATEST_PORTFOLIO, {"partitions": [OVERVIEW_RUN_ID]})["assetOrError"]
+        return True if answer.get("assetMaterializations") else None
+
+    dagster_dev.wait_for(materialised, timeout=OVERVIEW_TIMEOUT_S, interval=3.0, what="the overview run's portfolio")
+    profiles = read_json(dagster_dev.paths.run_data_file(OVERVIEW_RUN_ID, "portfolio_flattened.json"))["profiles"]
+    wanted = [f"{p} in-sample growth" for p in profiles if profiles[p]["status"] == "optimal"]
+    url = f"{dagster_dev.url}/assets/portfolio_flattened"
+    for budget_ms in VIRTUAL_TIME_BUDGETS_MS:
+        dom = _chromium(url, ["--dump-dom"], tmp_path / "profile", budget_ms).stdout
+        images = set(re.findall(r'<img [^>]*alt="([^"]+ in-sample growth)"[^>]*src="data:image/svg\+xml,', dom))
+        images |= set(re.findall(r'<img [^>]*src="data:image/svg\+xml,[^"]*"[^>]*alt="([^"]+ in-sample growth)"', dom))
+        if set(wanted) <= images:
+            break
+    (tmp_path / "ui_portfolio_flattened.html").write_text(dom)
+    kept = f"DOM kept in {tmp_path / 'ui_portfolio_flattened.html'}"
+    assert sorted(set(wanted) - images) == [], kept
+    assert "equal_weight_benchmark in-sample growth" in images, kept
+    assert "[Show Markdown]" in dom, kept
