@@ -44,7 +44,7 @@ from alpha_assets.errors import (
 from alpha_assets.lakehouse.jsonio import read_json
 from alpha_assets.lakehouse.keys import new_run_id, validate_run_id
 from alpha_assets.lakehouse.locks import exclusive_lock
-from alpha_assets.lakehouse.paths import LakehousePaths, resolve_data_dir
+from alpha_assets.lakehouse.paths import LakehousePaths, RunDataFile, resolve_data_dir
 from alpha_assets.orchestration.runner import (
     FLOW_DATA_LINKS,
     FlowFailedError,
@@ -332,7 +332,7 @@ def flow_production(args: argparse.Namespace, instance: DagsterInstance, run_id:
             # The verdict names each failed check and what it saw: a better line than the step's error.
             require_gate_passed(paths, run_id)
         raise
-    return paths.run_data_file(run_id, "portfolio_flattened.json")
+    return paths.run_data_file(run_id, RunDataFile.PORTFOLIO)
 
 
 def print_portfolio(path: Path) -> dict[str, str]:

@@ -10,10 +10,10 @@ from typing import Any
 from dagster import AssetSelection, AutomationConditionSensorDefinition, DefaultSensorStatus, Definitions
 
 from alpha_assets.alpha.pipeline import ALPHA_SECTIONS
-from alpha_assets.defs.alpha.definitions import ALPHA_ASSETS, ALPHA_JOBS, ALPHA_SENSORS
+from alpha_assets.defs.alpha.definitions import alpha_definitions
 from alpha_assets.defs.dataops.assets import DATAOPS_SECTIONS
-from alpha_assets.defs.dataops.definitions import DATAOPS_ASSETS, DATAOPS_JOBS, DATAOPS_SENSORS
-from alpha_assets.defs.dataops.resources import MarketSourceResource
+from alpha_assets.defs.dataops.definitions import dataops_definitions
+from alpha_assets.defs.dataops.resources import ExchangeCredentialsResource, MarketSourceResource
 from alpha_assets.defs.dataops.schedules import DEFAULT_DAILY_CRON, build_daily_schedule
 from alpha_assets.defs.resources import LakehouseResource, ManifestResource, OfflineGuardResource
 from alpha_assets.manifest import write_reference
@@ -33,12 +33,16 @@ automation_sensor = AutomationConditionSensorDefinition(
 )
 
 
-def default_resources() -> dict[str, Any]:
-    """Resources of a local deployment: ./data (or $ALPHA_ASSETS_DATA_DIR), the simulated exchange."""
+def default_resources(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Resources of a local deployment: ./data (or $ALPHA_ASSETS_DATA_DIR), the simulated exchange.
+
+    The exchange credentials are ``EnvVar`` s of the variables set in ``environ``, resolved when a run starts.
+    """
     return {
         "lakehouse": LakehouseResource(),
         "manifest": ManifestResource(),
         "market_source": MarketSourceResource(),
+        "exchange_credentials": ExchangeCredentialsResource.from_environment(environ),
         "offline_guard": OfflineGuardResource(),
     }
 
@@ -46,7 +50,7 @@ def default_resources() -> dict[str, Any]:
 def build_definitions(
     resources: Mapping[str, Any] | None = None, *, environ: Mapping[str, str] | None = None
 ) -> Definitions:
-    """Both cycles, with ``resources`` replacing the defaults by name (tests, other deployments).
+    """Both cycles' ``Definitions`` merged, with ``resources`` replacing the defaults by name (tests, deployments).
 
     ``$ALPHA_ASSETS_DAILY_CRON`` sets the daily flow_data time (default ``15 0 * * *``, UTC) and
     ``$ALPHA_ASSETS_DAILY_SCHEDULE=on`` starts that schedule by default; it is stopped otherwise.
@@ -56,13 +60,12 @@ def build_definitions(
         environ.get(DAILY_CRON_ENV) or DEFAULT_DAILY_CRON,
         running=environ.get(DAILY_SCHEDULE_ON_ENV, "").lower() in {"1", "on", "true", "yes"},
     )
-    return Definitions(
-        assets=[*DATAOPS_ASSETS, *ALPHA_ASSETS],
-        jobs=[*DATAOPS_JOBS, *ALPHA_JOBS],
-        sensors=[*DATAOPS_SENSORS, *ALPHA_SENSORS, automation_sensor],
+    location = Definitions(
+        sensors=[automation_sensor],
         schedules=[daily],
-        resources={**default_resources(), **(resources or {})},
+        resources={**default_resources(environ), **(resources or {})},
     )
+    return Definitions.merge(dataops_definitions(), alpha_definitions(), location)
 
 
 defs = build_definitions()

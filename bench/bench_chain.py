@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from alpha_assets.cli import PROJECT_DAGSTER_YAML
 from alpha_assets.defs import names
 from alpha_assets.defs.partitions import SYMBOLS_PER_RUN_ENV
+from alpha_assets.lakehouse.paths import RunDataFile
 from alpha_assets_tests.test_e2e.conftest import (
     LOCATION_NAME,
     REPOSITORY_NAME,
@@ -92,7 +93,7 @@ def _chain(server: DagsterDev, run_id: str, run_config: dict[str, Any]) -> dict[
         return runs if done else None
 
     runs = server.wait_for(finished, timeout=TIMEOUT_S, interval=0.5, what=f"chain {run_id}")
-    portfolio = server.paths.run_data_file(run_id, "portfolio_flattened.json")
+    portfolio = server.paths.run_data_file(run_id, RunDataFile.PORTFOLIO)
     assert json.loads(portfolio.read_text())["profiles"], f"{run_id}: no portfolio"
     links, previous_end = [], launched_at
     for run in runs:

@@ -47,7 +47,7 @@ class GateVerdict:
     threshold: dict[str, Any]
     message: str
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json_dict(self) -> dict[str, Any]:
         """Return the verdict as a JSON-ready dict."""
         return {
             "name": self.name,

@@ -20,6 +20,7 @@ from alpha_assets.alpha.selection import SelectionResult, select
 from alpha_assets.alpha.selection_params import FEATURE_COLUMNS, GateParams, ReturnsParams, SelectionParams
 from alpha_assets.alpha.snapshot import FrozenRun
 from alpha_assets.alpha.synthesis import atoms_from_selection
+from alpha_assets.lakehouse.paths import RunDataFile
 from alpha_assets.manifest import parse_params
 
 #: The manifest sections the Alpha cycle owns.
@@ -126,7 +127,7 @@ def portfolio_document(
     return build_portfolio_document(
         run_id=frozen.run_id,
         as_of=frozen.as_of.strftime("%Y-%m-%d"),
-        manifest_sha256=frozen.snapshot["frozen"]["manifest_resolved.json"],
+        manifest_sha256=frozen.snapshot["frozen"][RunDataFile.MANIFEST],
         input_fingerprints=fingerprints,
         atoms=atoms,
         results=results,

@@ -54,7 +54,7 @@ class VetoRecord:
     observed: float | None
     threshold: float | None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json_dict(self) -> dict[str, Any]:
         """Return the record as a JSON-ready dict (python floats, None for missing)."""
         return {
             "symbol": self.symbol,

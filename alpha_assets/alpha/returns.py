@@ -57,7 +57,7 @@ class DropRecord:
     threshold: float
     at: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json_dict(self) -> dict[str, Any]:
         """Return the record as a JSON-ready dict (python floats)."""
         out = asdict(self)
         out["observed"] = float(self.observed)
@@ -85,7 +85,7 @@ class ReturnsMatrix:
     def drops_frame(self) -> pd.DataFrame:
         """Return the drops as a frame with columns axis, key, stage, reason, observed, threshold."""
         columns = ["axis", "key", "stage", "reason", "observed", "threshold"]
-        return pd.DataFrame([d.to_dict() for d in self.drops], columns=columns)
+        return pd.DataFrame([d.to_json_dict() for d in self.drops], columns=columns)
 
 
 @dataclass(frozen=True)

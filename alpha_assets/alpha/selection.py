@@ -87,7 +87,7 @@ class SelectionResult:
             "scores": {str(s): json_float(v) for s, v in self.scores.items()},
             "clusters": {str(s): int(v) for s, v in self.labels.items()},
             "linkage": None if self.linkage is None else [[json_float(x) for x in row] for row in self.linkage],
-            "vetoes": [v.to_dict() for v in self.vetoes],
+            "vetoes": [v.to_json_dict() for v in self.vetoes],
             "stage_reached": int(self.stage_reached),
             "met_minimum": bool(self.met_minimum),
             "winners_per_stage": {str(k): int(v) for k, v in sorted(self.winners_per_stage.items())},

@@ -27,18 +27,13 @@ from alpha_assets.lakehouse.hashing import bytes_sha256, file_sha256
 from alpha_assets.lakehouse.jsonio import encode_json, parse_json_bytes, read_json, write_json_atomic
 from alpha_assets.lakehouse.ohlcv import wide_closes
 from alpha_assets.lakehouse.parquet import read_table_and_sha256, write_table_atomic
-from alpha_assets.lakehouse.paths import LakehousePaths
+from alpha_assets.lakehouse.paths import LakehousePaths, RunDataFile
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA
 
 #: The feature columns a run freezes: the ones the gate and the selection read.
 SNAPSHOT_FEATURE_COLUMNS = ["date", "symbol", *FEATURE_COLUMNS]
 #: The frozen files, in the run's ``data/`` folder.
-MANIFEST_FILE = "manifest_resolved.json"
-SNAPSHOT_FILE = "snapshot.json"
-RETURNS_FILE = "returns_matrix.parquet"
-DROPS_FILE = "returns_drops.json"
-FEATURES_FILE = "features_asof.parquet"
-FROZEN_FILES = (MANIFEST_FILE, RETURNS_FILE, DROPS_FILE, FEATURES_FILE)
+FROZEN_FILES = (RunDataFile.MANIFEST, RunDataFile.RETURNS, RunDataFile.RETURNS_DROPS, RunDataFile.FEATURES_ASOF)
 
 
 @dataclass(frozen=True)
@@ -159,13 +154,15 @@ def freeze_run(
 ) -> dict[str, Any]:
     """Write the frozen inputs into the run folder and return the ``snapshot.json`` document."""
     run_id = snapshot.run_id
-    write_json_atomic(dict(manifest_document), paths.run_data_file(run_id, MANIFEST_FILE))
+    write_json_atomic(dict(manifest_document), paths.run_data_file(run_id, RunDataFile.MANIFEST))
     frame = returns.returns.reset_index(names="date")
-    write_table_atomic(pa.Table.from_pandas(frame, preserve_index=False), paths.run_data_file(run_id, RETURNS_FILE))
-    write_json_atomic([_drop_json(d) for d in returns.drops], paths.run_data_file(run_id, DROPS_FILE))
+    write_table_atomic(
+        pa.Table.from_pandas(frame, preserve_index=False), paths.run_data_file(run_id, RunDataFile.RETURNS)
+    )
+    write_json_atomic([_drop_json(d) for d in returns.drops], paths.run_data_file(run_id, RunDataFile.RETURNS_DROPS))
     write_table_atomic(
         pa.Table.from_pandas(snapshot.features, preserve_index=False),
-        paths.run_data_file(run_id, FEATURES_FILE),
+        paths.run_data_file(run_id, RunDataFile.FEATURES_ASOF),
     )
     document = {
         "run_id": run_id,
@@ -175,13 +172,13 @@ def freeze_run(
         "calendar": snapshot.calendar,
         "frozen": {name: file_sha256(paths.run_data_file(run_id, name)) for name in FROZEN_FILES},
     }
-    write_bytes_atomic(encode_json(document), paths.run_data_file(run_id, SNAPSHOT_FILE))
+    write_bytes_atomic(encode_json(document), paths.run_data_file(run_id, RunDataFile.SNAPSHOT))
     return document
 
 
 def is_frozen(paths: LakehousePaths, run_id: str) -> bool:
     """True when ``run_id`` already has a frozen snapshot."""
-    return paths.run_data_file(run_id, SNAPSHOT_FILE).exists()
+    return paths.run_data_file(run_id, RunDataFile.SNAPSHOT).exists()
 
 
 def load_frozen_run(paths: LakehousePaths, run_id: str) -> FrozenRun:
@@ -192,21 +189,21 @@ def load_frozen_run(paths: LakehousePaths, run_id: str) -> FrozenRun:
     LakehouseReadError
         When a frozen file is missing or its content changed since it was frozen.
     """
-    snapshot = read_json(paths.run_data_file(run_id, SNAPSHOT_FILE))
+    snapshot = read_json(paths.run_data_file(run_id, RunDataFile.SNAPSHOT))
     for name, expected in snapshot["frozen"].items():
         path = paths.run_data_file(run_id, name)
         if not path.exists() or file_sha256(path) != expected:
             raise LakehouseReadError(str(path), "frozen artifact is missing or changed since the run froze it")
-    returns = read_table_and_sha256(paths.run_data_file(run_id, RETURNS_FILE))[0].to_pandas().set_index("date")
+    returns = read_table_and_sha256(paths.run_data_file(run_id, RunDataFile.RETURNS))[0].to_pandas().set_index("date")
     returns.columns.name = None
-    features = read_table_and_sha256(paths.run_data_file(run_id, FEATURES_FILE))[0].to_pandas()
+    features = read_table_and_sha256(paths.run_data_file(run_id, RunDataFile.FEATURES_ASOF))[0].to_pandas()
     return FrozenRun(
         run_id=run_id,
         as_of=pd.Timestamp(snapshot["as_of"]),
         returns=returns,
         features=features,
         metadata=pd.DataFrame(snapshot["metadata"], columns=["symbol", "market", "sector"]),
-        manifest=read_json(paths.run_data_file(run_id, MANIFEST_FILE)),
+        manifest=read_json(paths.run_data_file(run_id, RunDataFile.MANIFEST)),
         snapshot=snapshot,
     )
 

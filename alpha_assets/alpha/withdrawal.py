@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alpha_assets.lakehouse.jsonio import write_json_atomic
-from alpha_assets.lakehouse.paths import RUN_REPORT_FILES, LakehousePaths
+from alpha_assets.lakehouse.paths import WITHDRAWAL_RECORD_FILE, LakehousePaths, RunDataFile, RunReportFile
 
 #: The ``data/`` artifacts downstream of the gate, the weights first (the views read those).
-DOWNSTREAM_DATA_FILES = ("portfolio_flattened.json", "optimization.json", "selection.json")
-WITHDRAWAL_FILE = "withdrawal.json"
+DOWNSTREAM_DATA_FILES = (RunDataFile.PORTFOLIO, RunDataFile.OPTIMIZATION, RunDataFile.SELECTION)
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,7 @@ def withdraw_downstream(paths: LakehousePaths, run_id: str, reason: str) -> With
     """
     run_dir = paths.run_dir(run_id)
     sources = [paths.run_data_file(run_id, name) for name in DOWNSTREAM_DATA_FILES]
-    sources += [paths.run_report_file(run_id, name) for name in sorted(RUN_REPORT_FILES)]
+    sources += [paths.run_report_file(run_id, name) for name in sorted(RunReportFile)]
     present = [path for path in sources if path.exists()]
     if not present:
         return None
@@ -77,7 +76,7 @@ def withdraw_downstream(paths: LakehousePaths, run_id: str, reason: str) -> With
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(source, target)
         moved.append(str(relative))
-    write_json_atomic({"run_id": run_id, "reason": reason, "files": moved}, staging / WITHDRAWAL_FILE)
-    folder = root / str(number)
+    write_json_atomic({"run_id": run_id, "reason": reason, "files": moved}, staging / WITHDRAWAL_RECORD_FILE)
+    folder = paths.run_withdrawal_dir(run_id, number)
     os.replace(staging, folder)
     return Withdrawal(folder=folder, files=tuple(moved))

@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 
 from alpha_assets.errors import DiskFullError, LakehouseReadError
 from alpha_assets.lakehouse.keys import validate_run_id
-from alpha_assets.lakehouse.paths import LakehousePaths
+from alpha_assets.lakehouse.paths import LakehousePaths, RunDataFile
 from alpha_assets.lakehouse.schemas import RETURNS_MATRIX_LAYOUT
 
 # Valid keys that appear nowhere else in a path: each file pattern is LakehousePaths' path of the sentinel
@@ -49,10 +49,10 @@ _RUN_SENTINEL = "GLOBSENTINEL-RUN"
 _GLOB_CHARACTERS = re.compile(r"[*?\[\]{}]")
 
 _RUN_FILES = {
-    "returns": "returns_matrix.parquet",
-    "portfolio": "portfolio_flattened.json",
-    "selection": "selection.json",
-    "gate": "gate_verdict.json",
+    "returns": RunDataFile.RETURNS,
+    "portfolio": RunDataFile.PORTFOLIO,
+    "selection": RunDataFile.SELECTION,
+    "gate": RunDataFile.GATE_VERDICT,
 }
 
 _PORTFOLIO_JSON = """read_json($files, format = 'unstructured', columns = {

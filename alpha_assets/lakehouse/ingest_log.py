@@ -38,7 +38,7 @@ class HistoryShortfall:
     short_by_days: int
     reason: str
 
-    def to_json(self) -> dict[str, object]:
+    def to_json_dict(self) -> dict[str, object]:
         """JSON-ready form."""
         return {
             "requested_start": self.requested_start,
@@ -77,19 +77,19 @@ class IngestLog:
         """Whether the last ingestion failed."""
         return self.status == "failed"
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json_dict(self) -> dict[str, Any]:
         """The document written to ``lakehouse/ingest/<KEY>.json``."""
         return {
             "version": INGEST_LOG_VERSION,
             "symbol_key": self.symbol_key,
             "last_attempt": {"as_of": self.as_of, "status": self.status, "error": self.error},
-            "history": None if self.history is None else self.history.to_json(),
+            "history": None if self.history is None else self.history.to_json_dict(),
         }
 
 
 def write_ingest_log(paths: LakehousePaths, log: IngestLog) -> None:
     """Replace the symbol's ingestion log atomically."""
-    write_json_atomic(log.to_json(), paths.ingest_log_file(log.symbol_key))
+    write_json_atomic(log.to_json_dict(), paths.ingest_log_file(log.symbol_key))
 
 
 def read_ingest_log(paths: LakehousePaths, symbol_key: str) -> IngestLog | None:

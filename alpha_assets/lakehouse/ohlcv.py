@@ -49,7 +49,7 @@ class QuarantineRecord:
     timestamp: str | None = None
     row: dict[str, float | str | None] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, object]:
+    def to_json_dict(self) -> dict[str, object]:
         """JSON-ready form, as stored in ``lakehouse/quarantine/<KEY>.jsonl``."""
         return {"symbol_key": self.symbol_key, "reason": self.reason, "timestamp": self.timestamp, "row": self.row}
 
@@ -363,7 +363,7 @@ class Gap:
             return self.sessions
         return int((self.last_missing - self.first_missing) / DAY) + 1
 
-    def to_json(self) -> dict[str, object]:
+    def to_json_dict(self) -> dict[str, object]:
         """JSON-ready form with ISO dates."""
         return {
             "first_missing": self.first_missing.isoformat(),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from alpha_assets.lakehouse.keys import RUN_ID_PATTERN, validate_run_id, validate_symbol_key
@@ -198,43 +199,60 @@ class LakehousePaths:
         """``artifacts/summaries/runs/<RUN_ID>/data/``."""
         return self.run_dir(run_id) / "data"
 
-    def run_data_file(self, run_id: str, name: str) -> Path:
+    def run_data_file(self, run_id: str, name: RunDataFile) -> Path:
         """A named artifact in the run's ``data/`` folder, e.g. ``returns_matrix.parquet``."""
-        if name not in RUN_DATA_FILES:
-            raise ValueError(f"run artifact name must be one of {sorted(RUN_DATA_FILES)}, got {name!r}")
+        if name not in _RUN_DATA_NAMES:
+            raise ValueError(f"run artifact name must be one of {sorted(map(str, _RUN_DATA_NAMES))}, got {name!r}")
         return self.run_data_dir(run_id) / name
 
     def run_withdrawn_dir(self, run_id: str) -> Path:
         """``artifacts/summaries/runs/<RUN_ID>/withdrawn/``: artifacts a later failed gate took out of every view."""
         return self.run_dir(run_id) / "withdrawn"
 
+    def run_withdrawal_dir(self, run_id: str, number: int) -> Path:
+        """``artifacts/summaries/runs/<RUN_ID>/withdrawn/<N>/``: the ``number``-th withdrawal of the RUN_ID."""
+        if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+            raise ValueError(f"withdrawal number must be a positive int, got {number!r}")
+        return self.run_withdrawn_dir(run_id) / str(number)
+
     def run_report_dir(self, run_id: str) -> Path:
         """``artifacts/summaries/runs/<RUN_ID>/reports/``."""
         return self.run_dir(run_id) / "reports"
 
-    def run_report_file(self, run_id: str, name: str) -> Path:
+    def run_report_file(self, run_id: str, name: RunReportFile) -> Path:
         """A named file of the run's ``reports/`` folder, e.g. ``report.html``."""
-        if name not in RUN_REPORT_FILES:
-            raise ValueError(f"run report name must be one of {sorted(RUN_REPORT_FILES)}, got {name!r}")
+        if name not in _RUN_REPORT_NAMES:
+            raise ValueError(f"run report name must be one of {sorted(map(str, _RUN_REPORT_NAMES))}, got {name!r}")
         return self.run_report_dir(run_id) / name
 
 
-#: The artifacts the Alpha cycle writes into ``runs/<RUN_ID>/data/``.
-RUN_DATA_FILES = frozenset(
-    {
-        "manifest_resolved.json",
-        "snapshot.json",
-        "returns_matrix.parquet",
-        "returns_drops.json",
-        "features_asof.parquet",
-        "gate_verdict.json",
-        "selection.json",
-        "optimization.json",
-        "portfolio_flattened.json",
-    }
-)
+class RunDataFile(StrEnum):
+    """The artifacts the Alpha cycle writes into ``runs/<RUN_ID>/data/``."""
 
-#: The files of ``runs/<RUN_ID>/reports/``.
-RUN_REPORT_FILES = frozenset(
-    {"report.md", "report.html", "weights.png", "cluster_correlation.png", "equity_curves.png"}
-)
+    MANIFEST = "manifest_resolved.json"
+    SNAPSHOT = "snapshot.json"
+    RETURNS = "returns_matrix.parquet"
+    RETURNS_DROPS = "returns_drops.json"
+    FEATURES_ASOF = "features_asof.parquet"
+    GATE_VERDICT = "gate_verdict.json"
+    SELECTION = "selection.json"
+    OPTIMIZATION = "optimization.json"
+    PORTFOLIO = "portfolio_flattened.json"
+
+
+class RunReportFile(StrEnum):
+    """The files of ``runs/<RUN_ID>/reports/``."""
+
+    REPORT_MD = "report.md"
+    REPORT_HTML = "report.html"
+    WEIGHTS_PNG = "weights.png"
+    CORRELATION_PNG = "cluster_correlation.png"
+    EQUITY_PNG = "equity_curves.png"
+
+
+#: Why and what a withdrawal moved, in ``runs/<RUN_ID>/withdrawn/<N>/``.
+WITHDRAWAL_RECORD_FILE = "withdrawal.json"
+
+# Names as plain strings too: a caller may pass "selection.json" itself (a StrEnum hashes and compares as its value).
+_RUN_DATA_NAMES = frozenset(RunDataFile)
+_RUN_REPORT_NAMES = frozenset(RunReportFile)

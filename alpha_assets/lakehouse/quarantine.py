@@ -27,7 +27,7 @@ def append_quarantine(paths: LakehousePaths, key: str, records: Sequence[Quarant
     seen = set(existing.decode().splitlines())
     lines = []
     for record in records:
-        line = json.dumps(record.to_json(), sort_keys=True, ensure_ascii=False)
+        line = json.dumps(record.to_json_dict(), sort_keys=True, ensure_ascii=False)
         if line not in seen:
             seen.add(line)
             lines.append(line)

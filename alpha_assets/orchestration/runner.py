@@ -31,7 +31,7 @@ from alpha_assets.defs import names
 from alpha_assets.defs.chain import candidate_symbols, symbol_link_tags
 from alpha_assets.errors import AlphaAssetsError
 from alpha_assets.lakehouse.keys import validate_run_id
-from alpha_assets.lakehouse.paths import LakehousePaths
+from alpha_assets.lakehouse.paths import LakehousePaths, RunDataFile
 
 Progress = Callable[[str], None]
 #: Links of flow_data, for progress bars.
@@ -124,7 +124,7 @@ def ensure_production_partition(instance: DagsterInstance, paths: LakehousePaths
         When ``export/<RUN_ID>/candidates_validated.json`` and the run folder are both missing (a mistyped
         RUN_ID): refused input never becomes a partition.
     """
-    validated, frozen = paths.candidates_validated_file(run_id), paths.run_data_file(run_id, "snapshot.json")
+    validated, frozen = paths.candidates_validated_file(run_id), paths.run_data_file(run_id, RunDataFile.SNAPSHOT)
     if not validated.is_file() and not frozen.is_file():
         raise UnknownRunIdError(
             f"RUN_ID {run_id} has no validated export ({validated}) and no frozen run ({frozen}); "

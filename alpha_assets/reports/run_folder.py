@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from alpha_assets.lakehouse.paths import RunReportFile
 from alpha_assets.reports.plots import (
     compute_equity_curves,
     extract_profile_weights,
@@ -19,17 +20,12 @@ from alpha_assets.reports.plots import (
 from alpha_assets.reports.run_report import build_run_report, render_html
 from alpha_assets.reports.sparklines import growth_sparkline_markdown
 
-WEIGHTS_PNG = "weights.png"
-CORRELATION_PNG = "cluster_correlation.png"
-EQUITY_PNG = "equity_curves.png"
-REPORT_MD = "report.md"
-REPORT_HTML = "report.html"
 #: The plots in the order a reader wants them: what is held, how it did, how the clusters relate.
-PLOT_ORDER = (WEIGHTS_PNG, EQUITY_PNG, CORRELATION_PNG)
+PLOT_ORDER = (RunReportFile.WEIGHTS_PNG, RunReportFile.EQUITY_PNG, RunReportFile.CORRELATION_PNG)
 _PLOT_TITLES = {
-    WEIGHTS_PNG: "Weights per profile",
-    EQUITY_PNG: "In-sample equity curves",
-    CORRELATION_PNG: "Cluster correlation",
+    RunReportFile.WEIGHTS_PNG: "Weights per profile",
+    RunReportFile.EQUITY_PNG: "In-sample equity curves",
+    RunReportFile.CORRELATION_PNG: "Cluster correlation",
 }
 
 
@@ -60,11 +56,11 @@ def render_run_reports(
     """
     linkage = selection_doc.get("linkage")
     plots = {
-        WEIGHTS_PNG: plot_weights(portfolio_doc),
-        CORRELATION_PNG: plot_cluster_correlation(
+        RunReportFile.WEIGHTS_PNG: plot_weights(portfolio_doc),
+        RunReportFile.CORRELATION_PNG: plot_cluster_correlation(
             returns, selection_doc["clusters"], None if linkage is None else np.asarray(linkage, dtype=float)
         ),
-        EQUITY_PNG: plot_equity_curves(atom_returns, extract_profile_weights(portfolio_doc)),
+        RunReportFile.EQUITY_PNG: plot_equity_curves(atom_returns, extract_profile_weights(portfolio_doc)),
     }
     markdown = build_run_report(
         portfolio_doc=portfolio_doc,
@@ -75,7 +71,7 @@ def render_run_reports(
         annualisation=annualisation,
     )
     html = render_html(markdown, f"alpha_assets run {portfolio_doc['metadata']['run_id']}", images=plots)
-    return {**plots, REPORT_MD: markdown.encode(), REPORT_HTML: html.encode()}
+    return {**plots, RunReportFile.REPORT_MD: markdown.encode(), RunReportFile.REPORT_HTML: html.encode()}
 
 
 def plots_markdown(reports: Mapping[str, bytes], run_id: str) -> str:
@@ -88,7 +84,7 @@ def plots_markdown(reports: Mapping[str, bytes], run_id: str) -> str:
     run_id : str
         The RUN_ID, named in the heading.
     """
-    sections = [f"**Run {run_id}**: the plots of `reports/{REPORT_HTML}`."]
+    sections = [f"**Run {run_id}**: the plots of `reports/{RunReportFile.REPORT_HTML}`."]
     sections += [f"#### {_PLOT_TITLES[name]}\n\n![{name}]({png_data_url(reports[name])})" for name in PLOT_ORDER]
     return "\n\n".join(sections)
 

@@ -29,7 +29,7 @@ class Candidate:
     asset_class: str = "crypto"
     calendar: str = "24/7"
 
-    def to_json(self) -> dict[str, object]:
+    def to_json_dict(self) -> dict[str, object]:
         """JSON-ready form, as written in ``candidates.json``."""
         return asdict(self)
 
@@ -62,7 +62,7 @@ class Discovery:
                 name: list(value) if isinstance(value, tuple) else value for name, value in asdict(self.params).items()
             },
             "n_markets": self.n_markets,
-            "candidates": [candidate.to_json() for candidate in self.candidates],
+            "candidates": [candidate.to_json_dict() for candidate in self.candidates],
             "excluded": dict(sorted(self.excluded.items())),
         }
 

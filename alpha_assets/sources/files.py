@@ -91,7 +91,7 @@ class SkippedFile:
     name: str
     reason: str
 
-    def to_json(self) -> dict[str, str]:
+    def to_json_dict(self) -> dict[str, str]:
         """JSON-ready form."""
         return {"name": self.name, "reason": self.reason}
 

@@ -11,6 +11,7 @@ the requested start (a history cap of the exchange, a recent listing), which the
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -124,11 +125,11 @@ class IngestReport:
             "quarantine_reasons": dict(sorted(self.quarantine_reasons.items())),
             "gaps_found": self.gaps_found,
             "gaps_repaired": self.gaps_repaired,
-            "unrepaired": [gap.to_json() for gap in self.unrepaired],
+            "unrepaired": [gap.to_json_dict() for gap in self.unrepaired],
             "moved_aside": self.moved_aside,
             "written": self.written,
             "error": self.error,
-            "history": None if self.history is None else self.history.to_json(),
+            "history": None if self.history is None else self.history.to_json_dict(),
         }
 
 
@@ -222,16 +223,26 @@ def ingest_symbol(
     requests_before = source.requests_made
     with exclusive_lock(paths.ohlcv_lock_file(key)):
         remove_sibling_lock(paths.ohlcv_file(key))
-        report = _ingest_locked(source, market, key, paths, now, params)
-        report["history"] = _record_ingestion(paths, key, report, now, params, TradingCalendar.of(market.calendar))
-    report.pop("history_limit", None)
-    return IngestReport(**{**report, "requests": source.requests_made - requests_before})
+        outcome = _ingest_locked(source, market, key, paths, now, params)
+        history = _record_ingestion(paths, outcome, now, params, TradingCalendar.of(market.calendar))
+    return dataclasses.replace(outcome.report, requests=source.requests_made - requests_before, history=history)
+
+
+@dataclass(frozen=True)
+class _LockedIngest:
+    """What :func:`_ingest_locked` found: the symbol's report so far and the source's history cap.
+
+    ``report`` lacks ``requests`` and ``history``; ``history_limit`` is ``attrs[HISTORY_LIMIT_ATTR]`` of the
+    source's answer, when it stated one.
+    """
+
+    report: IngestReport
+    history_limit: str | None = None
 
 
 def _record_ingestion(
     paths: LakehousePaths,
-    key: str,
-    report: dict[str, Any],
+    outcome: _LockedIngest,
     now: pd.Timestamp,
     params: IngestionParams,
     calendar: TradingCalendar,
@@ -245,33 +256,35 @@ def _record_ingestion(
     (``attrs[HISTORY_LIMIT_ATTR]`` of the fetched frame) or, without one, a listing after the requested
     start. Later runs keep the logged reason while the first bar stays the same.
     """
+    report = outcome.report
+    key = report.symbol_key
     today = now - pd.Timedelta(int(now.value) % DAY.value, unit="ns")
     requested = today - (params.history_days + params.warmup_days) * DAY
     previous = read_ingest_log(paths, key)
     history = None
-    first = None if report["first_bar"] is None else pd.Timestamp(report["first_bar"])
+    first = None if report.first_bar is None else pd.Timestamp(report.first_bar)
     requested_day = int(requested.value // DAY.value)
     if first is not None and calendar.count(requested_day - 1, int(first.value // DAY.value) - 1) > 0:
         known = previous.history if previous is not None and previous.history is not None else None
-        if report.get("history_limit"):
-            reason = report["history_limit"]
-        elif known is not None and known.first_bar == report["first_bar"]:
+        if outcome.history_limit:
+            reason = outcome.history_limit
+        elif known is not None and known.first_bar == report.first_bar:
             reason = known.reason
-        elif report["bars_before"] == 0:
+        elif report.bars_before == 0:
             reason = f"the source has no bar before {first.date()}: the market was listed after the requested start"
         else:
             reason = (
                 "the stored history starts later than requested and ingestion only appends after the last "
                 "stored bar, so the older bars are not fetched"
             )
-        history = HistoryShortfall(requested.isoformat(), report["first_bar"], (first - requested).days, reason)
-    failed = report["status"] is IngestStatus.FAILED
+        history = HistoryShortfall(requested.isoformat(), report.first_bar, (first - requested).days, reason)
+    failed = report.status is IngestStatus.FAILED
     log = IngestLog(
         symbol_key=key,
         # The clock and the error only of a failure: a log that says the same again is not rewritten.
         as_of=now.isoformat() if failed else "",
         status="failed" if failed else "succeeded",
-        error=report.get("error"),
+        error=report.error,
         history=history,
     )
     if log != previous:
@@ -286,7 +299,7 @@ def _ingest_locked(
     paths: LakehousePaths,
     now: pd.Timestamp,
     params: IngestionParams,
-) -> dict[str, Any]:
+) -> _LockedIngest:
     """The body of :func:`ingest_symbol`, run while holding the symbol's file lock."""
     # Integer floor on the UTC epoch: what now.floor("D") gives, without its cost per symbol.
     today = now - pd.Timedelta(int(now.value) % DAY.value, unit="ns")
@@ -319,7 +332,7 @@ def _ingest_locked(
             cleaned, quarantined = clean_bar_arrays(fetched, symbol_key=key, now=now)
         except (SourceError, ValueError) as err:
             append_quarantine(paths, key, records)
-            return _summary(
+            failure = _summary(
                 key,
                 IngestStatus.FAILED,
                 stored,
@@ -328,17 +341,18 @@ def _ingest_locked(
                 moved_aside=moved_aside,
                 error=f"{key}: {type(err).__name__}: {err}",
             )
+            return _LockedIngest(failure)
         records += quarantined
         merged = merge_bar_arrays(stored, cleaned)
     repair = repair_gaps(source, market, key, merged, paths, today, now, params, calendar)
-    records += repair["records"]
-    merged = repair["bars"]
+    records += repair.records
+    merged = repair.bars
     written = moved_aside is not None or not _same_bars(stored, merged)
     if written:
         write_ohlcv_arrays(paths, key, merged)
     append_quarantine(paths, key, records)
     status = IngestStatus.OK if written else IngestStatus.UP_TO_DATE
-    return _summary(
+    report = _summary(
         key,
         status,
         stored,
@@ -346,11 +360,11 @@ def _ingest_locked(
         records,
         moved_aside=moved_aside,
         written=written,
-        gaps_found=repair["gaps_found"],
-        gaps_repaired=repair["gaps_repaired"],
-        unrepaired=repair["unrepaired"],
-        history_limit=history_limit,
+        gaps_found=repair.gaps_found,
+        gaps_repaired=repair.gaps_repaired,
+        unrepaired=repair.unrepaired,
     )
+    return _LockedIngest(report, history_limit)
 
 
 def _summary(
@@ -360,21 +374,22 @@ def _summary(
     after: BarArrays,
     records: Sequence[QuarantineRecord],
     **extra: Any,
-) -> dict[str, Any]:
-    """The fields of an :class:`IngestReport` except ``requests``."""
+) -> IngestReport:
+    """The :class:`IngestReport` of one symbol, ``requests`` and ``history`` not filled in yet."""
     refused = [r for r in records if r.timestamp is not None or r.row]
-    return {
-        "symbol_key": key,
-        "status": status,
-        "bars_before": len(before),
-        "bars_after": len(after),
-        "new_bars": _count_new(before.timestamps, after.timestamps),
-        "first_bar": ms_to_iso(after.timestamps[0]) if len(after) else None,
-        "last_bar": ms_to_iso(after.timestamps[-1]) if len(after) else None,
-        "quarantined": len(refused),
-        "quarantine_reasons": dict(Counter(r.reason for r in refused)),
+    return IngestReport(
+        symbol_key=key,
+        status=status,
+        bars_before=len(before),
+        bars_after=len(after),
+        new_bars=_count_new(before.timestamps, after.timestamps),
+        first_bar=ms_to_iso(after.timestamps[0]) if len(after) else None,
+        last_bar=ms_to_iso(after.timestamps[-1]) if len(after) else None,
+        requests=0,
+        quarantined=len(refused),
+        quarantine_reasons=dict(Counter(r.reason for r in refused)),
         **extra,
-    }
+    )
 
 
 def _same_bars(stored: BarArrays, merged: BarArrays) -> bool:

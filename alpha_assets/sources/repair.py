@@ -45,7 +45,7 @@ class UnrepairedGap:
     attempts: int
     reason: str
 
-    def to_json(self) -> dict[str, object]:
+    def to_json_dict(self) -> dict[str, object]:
         """JSON-ready form."""
         return {
             "first_missing": self.first_missing,
@@ -54,6 +54,31 @@ class UnrepairedGap:
             "attempts": self.attempts,
             "reason": self.reason,
         }
+
+
+@dataclass(frozen=True)
+class GapRepair:
+    """What :func:`repair_gaps` did to one symbol's bars.
+
+    Attributes
+    ----------
+    bars : BarArrays
+        The bars with every re-fetched bar merged in.
+    records : tuple of QuarantineRecord
+        Rows of the re-fetched answers that were refused.
+    gaps_found : int
+        Gaps in the bars before repair.
+    gaps_repaired : int
+        Gaps filled completely.
+    unrepaired : tuple of UnrepairedGap
+        What is still missing, with the attempts so far and why.
+    """
+
+    bars: BarArrays
+    records: tuple[QuarantineRecord, ...] = ()
+    gaps_found: int = 0
+    gaps_repaired: int = 0
+    unrepaired: tuple[UnrepairedGap, ...] = ()
 
 
 def repair_gaps(
@@ -66,7 +91,7 @@ def repair_gaps(
     now: pd.Timestamp,
     params: IngestionParams,
     calendar: TradingCalendar,
-) -> dict[str, Any]:
+) -> GapRepair:
     """Re-fetch gaps of ``bars``, most recent first, within the bounds; update the repair log.
 
     Gaps are missing sessions of ``calendar``: a weekend or holiday of an exchange is never asked for, and a
@@ -78,7 +103,7 @@ def repair_gaps(
     log_path = paths.repair_log_file(key)
     if not gaps and not log_path.exists():
         # The usual day: nothing to repair and no log to clear.
-        return {"bars": bars, "records": [], "gaps_found": 0, "gaps_repaired": 0, "unrepaired": ()}
+        return GapRepair(bars)
     old_log = _read_repair_log(log_path)
     tried = {(e["first_missing"], e["last_missing"]): e for e in old_log.get("gaps", [])}
     outcome: dict[tuple[str, str], dict[str, Any]] = {}
@@ -146,13 +171,7 @@ def repair_gaps(
         for o in outcome.values()
         if not any(o["gap"].first_missing <= g.first_missing <= o["gap"].last_missing for g in remaining)
     )
-    return {
-        "bars": bars,
-        "records": records,
-        "gaps_found": len(gaps),
-        "gaps_repaired": repaired,
-        "unrepaired": tuple(unrepaired),
-    }
+    return GapRepair(bars, tuple(records), len(gaps), repaired, tuple(unrepaired))
 
 
 def _skip_reason(

@@ -42,7 +42,7 @@ def test_run_gate_clean_inputs_every_verdict_passes_in_order(sel_clean, sel_mark
         CHECK_FEATURES_PRESENT,
     ]
     assert all(v.passed for v in verdicts), [v.message for v in verdicts if not v.passed]
-    json.dumps([v.to_dict() for v in verdicts], allow_nan=False)
+    json.dumps([v.to_json_dict() for v in verdicts], allow_nan=False)
 
 
 def test_check_no_nan_one_nan_fails_naming_symbol_and_date(sel_clean):

@@ -90,7 +90,7 @@ def test_compute_returns_matrix_toxic_drop_names_the_day_and_signed_value(sel_pl
     assert f"{value:+.6g} ({value:+.0%}) on {jump_day.date()}" in jump.reason
     assert "threshold 5 (500%)" in jump.reason
     assert all(d.at is None for d in result.drops if d.stage != STAGE_MAX_ABS_RETURN)
-    stored = [d.to_dict() for d in result.drops]
+    stored = [d.to_json_dict() for d in result.drops]
     assert toxic_return_drops(stored) == [
         {
             "symbol": "BINANCE_JUMPUSDT",
@@ -102,7 +102,7 @@ def test_compute_returns_matrix_toxic_drop_names_the_day_and_signed_value(sel_pl
     ]
     # A limit of 8 keeps the +700 % day: the stage reads the live parameter, not a constant.
     loose = compute_returns_matrix(sel_planted, ReturnsParams(max_abs_return=8.0))
-    assert toxic_return_drops([d.to_dict() for d in loose.drops]) == []
+    assert toxic_return_drops([d.to_json_dict() for d in loose.drops]) == []
 
 
 def test_toxic_return_drops_of_a_run_frozen_before_dates_were_recorded():

@@ -16,10 +16,10 @@ from dagster import AssetCheckKey, evaluate_automation_conditions
 from dagster._core.event_api import PartitionKeyFilter
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from alpha_assets.alpha.withdrawal import WITHDRAWAL_FILE, withdraw_downstream
+from alpha_assets.alpha.withdrawal import withdraw_downstream
 from alpha_assets.defs import names
 from alpha_assets.lakehouse.jsonio import read_json, write_json_atomic
-from alpha_assets.lakehouse.paths import LakehousePaths
+from alpha_assets.lakehouse.paths import WITHDRAWAL_RECORD_FILE, LakehousePaths
 from alpha_assets.orchestration.runner import FlowFailedError, run_flow_data, run_link
 from alpha_assets_tests.test_defs.conftest import clone_run, make_flow_env
 
@@ -103,7 +103,7 @@ def test_failed_refreeze_withdraws_weights_from_every_view_then_a_passing_one_re
     run_dir = paths.run_dir(RUN_ID)
     for path, content in before.items():
         assert (folder / path.relative_to(run_dir)).read_bytes() == content, "withdrawn, not lost"
-    record = read_json(folder / WITHDRAWAL_FILE)
+    record = read_json(folder / WITHDRAWAL_RECORD_FILE)
     assert record["files"][0] == "data/portfolio_flattened.json"
     assert "features_present" in record["reason"] and "SIM_NOFEATUSDT" in record["reason"]
     assert _weights_rows(paths, RUN_ID) == 0, "the weights view still serves the withdrawn portfolio"

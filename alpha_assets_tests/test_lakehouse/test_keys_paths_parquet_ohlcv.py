@@ -418,7 +418,7 @@ def test_clean_bars_quarantines_each_bad_row_with_its_reason() -> None:
     assert all(q.symbol_key == KEY for q in result.quarantined)
     pd.testing.assert_frame_equal(result.bars, _bars(5, n_bars=10))
     assert result.quarantined[2].row["volume"] is None  # infinities become null in the JSON record
-    json.dumps([q.to_json() for q in result.quarantined], allow_nan=False)
+    json.dumps([q.to_json_dict() for q in result.quarantined], allow_nan=False)
 
 
 def test_clean_bars_duplicates_keep_later_row_and_sort() -> None:
@@ -507,7 +507,7 @@ def test_find_gaps_returns_missing_ranges() -> None:
         Gap(pd.Timestamp("2024-01-08", tz="UTC"), pd.Timestamp("2024-01-10", tz="UTC")),
     ]
     assert [g.missing_bars for g in gaps] == [2, 3]
-    assert gaps[0].to_json() == {
+    assert gaps[0].to_json_dict() == {
         "first_missing": "2024-01-04T00:00:00+00:00",
         "last_missing": "2024-01-05T00:00:00+00:00",
         "missing_bars": 2,

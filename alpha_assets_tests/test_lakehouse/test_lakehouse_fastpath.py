@@ -257,7 +257,7 @@ def test_find_bar_gaps_matches_find_gaps(seed: int) -> None:
     kept = frame.loc[rng.random(400) < 0.9].reset_index(drop=True)
     gaps = find_bar_gaps(BarArrays.from_frame(kept))
     assert gaps == find_gaps(kept["timestamp"]) and len(gaps) > 5
-    assert [g.to_json() for g in gaps] == [g.to_json() for g in find_gaps(kept["timestamp"])]
+    assert [g.to_json_dict() for g in gaps] == [g.to_json_dict() for g in find_gaps(kept["timestamp"])]
     assert find_bar_gaps(BarArrays.from_frame(frame)) == []
 
 

@@ -133,7 +133,7 @@ def test_discovery_json_is_deterministic(src_exchange):
     assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
     assert list(first["excluded"]) == sorted(first["excluded"])
     assert first["params"]["quote_currencies"] == ["USDT"]
-    assert first["candidates"][0] == Candidate(**first["candidates"][0]).to_json()
+    assert first["candidates"][0] == Candidate(**first["candidates"][0]).to_json_dict()
 
 
 @pytest.mark.parametrize(

@@ -80,7 +80,7 @@ def test_file_source_lists_valid_files_and_reports_skipped(src_folder):
     assert set(skipped) == {"README.md", "myex_btcusdt_1d.csv", "MYEX_BTC-USDT_1d.csv", "MYEX_BTCUSDT_4h.csv"}
     assert "refused" in skipped["myex_btcusdt_1d.csv"]
     assert skipped["README.md"] == "name is not <EXCHANGE>_<SYMBOL>_1d.csv or .parquet"
-    assert source.skipped[0].to_json() == {"name": source.skipped[0].name, "reason": source.skipped[0].reason}
+    assert source.skipped[0].to_json_dict() == {"name": source.skipped[0].name, "reason": source.skipped[0].reason}
 
 
 def test_file_source_reads_iso_epoch_and_parquet_alike(src_folder):

@@ -367,7 +367,7 @@ def with_ingest_log(verdict: AuditVerdict, log: IngestLog | None) -> AuditVerdic
     checks[CHECK_HISTORY_LENGTH] = CheckResult(
         short is None,
         Verdict.OK if short is None else Verdict.SHORT_HISTORY,
-        None if short is None else short.to_json(),
+        None if short is None else short.to_json_dict(),
         "stored bars reach the requested start",
     )
     if short is not None:
@@ -616,7 +616,7 @@ class _Audit:
                 "missing_fraction": fraction,
                 "unrepaired": n_unrepaired,
                 "off_session_bars": n_off,
-                "ranges": [g.to_json() for g in gaps],
+                "ranges": [g.to_json_dict() for g in gaps],
             },
             {"n_gaps": 0, "off_session_bars": 0, "max_gap_fraction": self.params.max_gap_fraction},
             "; ".join(problems),

@@ -44,16 +44,16 @@ from alpha_assets.defs.chain import tag_run_with_run_id
 from alpha_assets.defs.metadata import column_schema, data_version_of, file_metadata, markdown_table
 from alpha_assets.defs.partitions import runs_partitions
 from alpha_assets.defs.resources import LakehouseResource, ManifestResource, OfflineGuardResource
+from alpha_assets.defs.versions import asset_code_version
 from alpha_assets.lakehouse.atomic import write_bytes_atomic
 from alpha_assets.lakehouse.duckdb_views import refresh_views
 from alpha_assets.lakehouse.jsonio import read_json, write_json_atomic
 from alpha_assets.lakehouse.keys import validate_run_id
-from alpha_assets.lakehouse.paths import LakehousePaths
+from alpha_assets.lakehouse.paths import LakehousePaths, RunDataFile, RunReportFile
 from alpha_assets.lakehouse.schemas import RETURNS_MATRIX_LAYOUT
-from alpha_assets.reports.run_folder import REPORT_HTML, growth_sparklines, plots_markdown, render_run_reports
+from alpha_assets.reports.run_folder import growth_sparklines, plots_markdown, render_run_reports
 
 OWNERS = ["team:alpha"]
-CODE_VERSION = "1"
 #: Selection runs by automation only once every blocking check upstream has passed.
 GATED_AUTOMATION = AutomationCondition.eager() & AutomationCondition.all_deps_blocking_checks_passed()
 
@@ -106,7 +106,7 @@ class SnapshotConfig(Config):
     ],
     kinds={"parquet"},
     owners=OWNERS,
-    code_version=CODE_VERSION,
+    code_version=asset_code_version(names.RETURNS_MATRIX),
     metadata={"dagster/column_schema": column_schema(RETURNS_MATRIX_LAYOUT)},
 )
 def returns_matrix(
@@ -132,11 +132,11 @@ def returns_matrix(
         context.log.info(f"{run_id} is frozen: reusing its snapshot and manifest (refreeze to re-read)")
     frozen = load_frozen_run(paths, run_id)
     verdicts = pipeline.evaluate_gate(frozen, pipeline.alpha_params(frozen.manifest)["gate"])
-    gate_path = paths.run_data_file(run_id, "gate_verdict.json")
+    gate_path = paths.run_data_file(run_id, RunDataFile.GATE_VERDICT)
     write_json_atomic(pipeline.gate_document(run_id, verdicts), gate_path)
-    drops = read_json(paths.run_data_file(run_id, "returns_drops.json"))
+    drops = read_json(paths.run_data_file(run_id, RunDataFile.RETURNS_DROPS))
     toxic = toxic_return_drops(drops)
-    returns_path = paths.run_data_file(run_id, "returns_matrix.parquet")
+    returns_path = paths.run_data_file(run_id, RunDataFile.RETURNS)
     withdrawn = _withdraw_if_gate_failed(context, paths, run_id, verdicts)
     context.log.info(
         f"returns {run_id}: {frozen.returns.shape[0]} days x {frozen.returns.shape[1]} symbols, {len(drops)} drops, "
@@ -192,7 +192,7 @@ def returns_matrix(
     check_specs=[_withdrawal_check_spec(names.SELECTION)],
     kinds={"json"},
     owners=OWNERS,
-    code_version=CODE_VERSION,
+    code_version=asset_code_version(names.SELECTION),
 )
 def selection(
     context: AssetExecutionContext, lakehouse: LakehouseResource, offline_guard: OfflineGuardResource
@@ -204,7 +204,7 @@ def selection(
     paths, run_id, frozen = _gated_frozen_run(context, lakehouse)
     result = pipeline.run_selection(frozen, pipeline.alpha_params(frozen.manifest)["selection"])
     document = {"run_id": run_id, "as_of": frozen.as_of.strftime("%Y-%m-%d"), **result.to_json_dict()}
-    path = paths.run_data_file(run_id, "selection.json")
+    path = paths.run_data_file(run_id, RunDataFile.SELECTION)
     write_json_atomic(document, path)
     context.log.info(
         f"selection {run_id}: {len(result.winners)} winners of {document['n_assets']} in {result.n_clusters} "
@@ -233,7 +233,7 @@ def selection(
     check_specs=[_withdrawal_check_spec(names.PORTFOLIO_FLATTENED)],
     kinds={"json"},
     owners=OWNERS,
-    code_version=CODE_VERSION,
+    code_version=asset_code_version(names.PORTFOLIO_FLATTENED),
 )
 def portfolio_flattened(
     context: AssetExecutionContext, lakehouse: LakehouseResource, offline_guard: OfflineGuardResource
@@ -243,19 +243,19 @@ def portfolio_flattened(
     Writes `runs/<RUN_ID>/data/portfolio_flattened.json`.
     """
     paths, run_id, frozen = _gated_frozen_run(context, lakehouse)
-    selection_doc = read_json(paths.run_data_file(run_id, "selection.json"))
+    selection_doc = read_json(paths.run_data_file(run_id, RunDataFile.SELECTION))
     params = pipeline.alpha_params(frozen.manifest)["optimization"]
     results, atoms, atom_returns = pipeline.run_optimization(frozen, selection_doc, params)
     document = pipeline.portfolio_document(frozen, results, atoms)
-    path = paths.run_data_file(run_id, "portfolio_flattened.json")
+    path = paths.run_data_file(run_id, RunDataFile.PORTFOLIO)
     write_bytes_atomic(encode_portfolio_json(document), path)
     reports = render_run_reports(
         returns=frozen.returns,
         atom_returns=atom_returns,
         selection_doc=selection_doc,
         portfolio_doc=document,
-        gate_doc=read_json(paths.run_data_file(run_id, "gate_verdict.json")),
-        drops=read_json(paths.run_data_file(run_id, "returns_drops.json")),
+        gate_doc=read_json(paths.run_data_file(run_id, RunDataFile.GATE_VERDICT)),
+        drops=read_json(paths.run_data_file(run_id, RunDataFile.RETURNS_DROPS)),
         annualisation={
             "grid": frozen.snapshot.get("calendar", {}).get("grid", "24/7"),
             "periods_per_year": params.periods_per_year or pipeline.returns_periods_per_year(frozen),
@@ -286,7 +286,7 @@ def portfolio_flattened(
             asset_key=names.PORTFOLIO_FLATTENED,
             partition=run_id,
             description=plots,
-            metadata={"report": MetadataValue.path(str(paths.run_report_file(run_id, REPORT_HTML)))},
+            metadata={"report": MetadataValue.path(str(paths.run_report_file(run_id, RunReportFile.REPORT_HTML)))},
         )
     )
     yield MaterializeResult(
@@ -299,7 +299,7 @@ def portfolio_flattened(
                 for name, line in growth_sparklines(atom_returns, document).items()
             },
             "failed_profiles": MetadataValue.json(sorted(r["profile"] for r in summary if r["status"] != "optimal")),
-            "report": MetadataValue.path(str(paths.run_report_file(run_id, REPORT_HTML))),
+            "report": MetadataValue.path(str(paths.run_report_file(run_id, RunReportFile.REPORT_HTML))),
             # Over the limit: a "[Show Markdown]" button on the overview; the Events tab shows them inline.
             "plots": MetadataValue.md(plots),
         },

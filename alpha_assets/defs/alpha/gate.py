@@ -14,7 +14,7 @@ from alpha_assets.alpha import foundation_gate
 from alpha_assets.defs import names
 from alpha_assets.errors import GateFailedError, LakehouseReadError
 from alpha_assets.lakehouse.jsonio import read_json
-from alpha_assets.lakehouse.paths import LakehousePaths
+from alpha_assets.lakehouse.paths import LakehousePaths, RunDataFile
 
 #: Gate predicate name -> (asset check name, description).
 GATE_CHECKS = {
@@ -81,7 +81,7 @@ def require_gate_passed(paths: LakehousePaths, run_id: str) -> None:
         When no verdict was recorded (returns_matrix never ran) or a check failed; the message names the
         failed checks and what they saw.
     """
-    path = paths.run_data_file(run_id, "gate_verdict.json")
+    path = paths.run_data_file(run_id, RunDataFile.GATE_VERDICT)
     try:
         verdict = read_json(path)
     except LakehouseReadError as err:

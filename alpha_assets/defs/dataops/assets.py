@@ -33,7 +33,7 @@ from alpha_assets.defs.dataops.checks import (
     audit_check_results,
     feature_check_results,
 )
-from alpha_assets.defs.dataops.resources import MarketSourceResource
+from alpha_assets.defs.dataops.resources import ExchangeCredentialsResource, MarketSourceResource
 from alpha_assets.defs.metadata import (
     column_schema,
     data_version_of,
@@ -43,6 +43,7 @@ from alpha_assets.defs.metadata import (
 )
 from alpha_assets.defs.partitions import runs_partitions, symbols_backfill, symbols_partitions
 from alpha_assets.defs.resources import LakehouseResource, ManifestResource
+from alpha_assets.defs.versions import asset_code_version
 from alpha_assets.features.backfill import backfill_features
 from alpha_assets.features.matrix import FEATURE_COLUMNS, FEATURE_DESCRIPTIONS
 from alpha_assets.lakehouse.duckdb_views import refresh_views
@@ -69,7 +70,6 @@ DATAOPS_SECTIONS = {
     "markets": MarketParams,
 }
 OWNERS = ["team:dataops"]
-CODE_VERSION = "1"
 
 
 #: Tries to add the symbol partitions when concurrent runs keep inserting some of the same keys.
@@ -100,12 +100,13 @@ def _add_symbol_partitions(instance: DagsterInstance, symbol_keys: list[str]) ->
     partitions_def=runs_partitions,
     kinds={"json"},
     owners=OWNERS,
-    code_version=CODE_VERSION,
+    code_version=asset_code_version(names.CANDIDATES),
 )
 def candidates(
     context: AssetExecutionContext,
     lakehouse: LakehouseResource,
     market_source: MarketSourceResource,
+    exchange_credentials: ExchangeCredentialsResource,
     manifest: ManifestResource,
 ) -> MaterializeResult:
     """The RUN_ID's universe: pairs passing the manifest's discovery filters.
@@ -114,7 +115,7 @@ def candidates(
     """
     run_id = validate_run_id(context.partition_key)
     profile = manifest.resolve(DATAOPS_SECTIONS)
-    source = market_source.build(profile.sections["source"])
+    source = market_source.build(profile.sections["source"], exchange_credentials)
     markets = classify_markets(source.load_markets(), profile.sections["markets"])
     discovery = discover_candidates(markets, source.fetch_tickers(), profile.sections["discovery"])
     chosen = {c.symbol_key for c in discovery.candidates}
@@ -204,7 +205,7 @@ DAILY_FRESHNESS = FreshnessPolicy.time_window(fail_window=timedelta(hours=49), w
     ],
     kinds={"parquet"},
     owners=OWNERS,
-    code_version=CODE_VERSION,
+    code_version=asset_code_version(names.OHLCV),
     metadata={"dagster/column_schema": column_schema(OHLCV_SCHEMA)},
     freshness_policy=DAILY_FRESHNESS,
 )
@@ -212,6 +213,7 @@ def ohlcv(
     context: AssetExecutionContext,
     lakehouse: LakehouseResource,
     market_source: MarketSourceResource,
+    exchange_credentials: ExchangeCredentialsResource,
     manifest: ManifestResource,
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     """Closed daily bars per symbol, fetched incrementally, gaps repaired, audited.
@@ -221,7 +223,7 @@ def ohlcv(
     paths = lakehouse.paths
     profile = manifest.resolve(DATAOPS_SECTIONS)
     symbol_keys = list(context.partition_keys)
-    source = market_source.build(profile.sections["source"])
+    source = market_source.build(profile.sections["source"], exchange_credentials)
     now = market_source.now()
     markets = {m.symbol_key: m for m in classify_markets(source.load_markets(), profile.sections["markets"])}
     listed = ingest_symbols(
@@ -264,7 +266,7 @@ def ohlcv(
             "failed_symbols": MetadataValue.json(sorted(r.symbol_key for r in reports if r.status == "failed")),
             "failures": MetadataValue.json({r.symbol_key: r.error for r in reports if r.status == "failed"}),
             "short_history": MetadataValue.json(
-                {r.symbol_key: r.history.to_json() for r in reports if r.history is not None}
+                {r.symbol_key: r.history.to_json_dict() for r in reports if r.history is not None}
             ),
             "per_symbol": markdown_table(
                 [r.to_json_dict() for r in reports],
@@ -295,7 +297,7 @@ def ohlcv(
     partitions_def=runs_partitions,
     kinds={"json"},
     owners=OWNERS,
-    code_version=CODE_VERSION,
+    code_version=asset_code_version(names.CANDIDATES_VALIDATED),
 )
 def candidates_validated(
     context: AssetExecutionContext, lakehouse: LakehouseResource, manifest: ManifestResource
@@ -362,7 +364,7 @@ def candidates_validated(
     partitions_def=runs_partitions,
     kinds={"parquet"},
     owners=OWNERS,
-    code_version=CODE_VERSION,
+    code_version=asset_code_version(names.SYMBOLS),
     metadata={"dagster/column_schema": column_schema(SYMBOLS_SCHEMA)},
 )
 def symbols(context: AssetExecutionContext, lakehouse: LakehouseResource) -> MaterializeResult:
@@ -429,7 +431,7 @@ FEATURE_CHECK_DESCRIPTIONS = {
     ],
     kinds={"parquet"},
     owners=OWNERS,
-    code_version=CODE_VERSION,
+    code_version=asset_code_version(names.FEATURES_MATRIX),
     metadata={
         "dagster/column_schema": column_schema(
             features_schema(FEATURE_COLUMNS),
@@ -477,7 +479,7 @@ def skipped_files_metadata(source: object) -> dict[str, Any]:
     """Skipped files of the files source with their reasons (``skipped_files`` JSON and a table); else none."""
     if not isinstance(source, FileSource):
         return {}
-    skipped = [s.to_json() for s in source.skipped]
+    skipped = [s.to_json_dict() for s in source.skipped]
     return {
         "skipped_files": MetadataValue.json(skipped),
         "skipped_files_table": markdown_table(skipped, ["name", "reason"], limit=200),

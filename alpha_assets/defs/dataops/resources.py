@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 
 import pandas as pd
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
 from alpha_assets.sources.base import MarketSource
@@ -16,23 +16,46 @@ from alpha_assets.sources.params import SourceParams
 from alpha_assets.sources.simulated import SimulatedExchange
 from alpha_assets.validation import parse_utc_clock
 
-#: Credentials are read from these variables when the source is built, never from config or files.
+#: Credentials come from these variables through ``dagster.EnvVar``, never from run config or files.
 API_KEY_ENV = "ALPHA_ASSETS_EXCHANGE_API_KEY"
 API_SECRET_ENV = "ALPHA_ASSETS_EXCHANGE_SECRET"
 #: The ccxt exchange when none is named.
 DEFAULT_CCXT_EXCHANGE = "binance"
-#: The passphrase some exchanges add to key and secret (okx, kucoin, bitget); either name is read.
+#: The passphrase some exchanges add to key and secret (okx, kucoin, bitget); the first name set is read.
 API_PASSWORD_ENVS = ("ALPHA_ASSETS_EXCHANGE_PASSWORD", "ALPHA_ASSETS_EXCHANGE_PASSPHRASE")
 
 
-def exchange_credentials() -> dict[str, str]:
-    """``apiKey`` / ``secret`` / ``password`` from the environment, only those set and non-empty."""
-    values = {
-        "apiKey": os.environ.get(API_KEY_ENV),
-        "secret": os.environ.get(API_SECRET_ENV),
-        "password": next((os.environ[name] for name in API_PASSWORD_ENVS if os.environ.get(name)), None),
-    }
-    return {name: value for name, value in values.items() if value}
+class ExchangeCredentialsResource(ConfigurableResource):
+    """The exchange's API credentials, each an ``EnvVar``: Dagster shows the variable's name, never its value.
+
+    A resource of its own, apart from ``market_source``: a run config of ``market_source`` (the command line's,
+    the chain's) replaces that resource's configured values, and would drop the credentials with them.
+    """
+
+    api_key: str | None = Field(default=None, description=f"API key: EnvVar({API_KEY_ENV!r}) when it is set.")
+    secret: str | None = Field(default=None, description=f"API secret: EnvVar({API_SECRET_ENV!r}) when it is set.")
+    password: str | None = Field(
+        default=None, description=f"Passphrase: EnvVar of the first of {list(API_PASSWORD_ENVS)} that is set."
+    )
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> ExchangeCredentialsResource:
+        """An ``EnvVar`` for each credential whose variable is set and non-empty in ``environ``.
+
+        Dagster fails a run whose ``EnvVar`` names an unset variable, so an unset credential stays empty
+        (the public endpoints need none).
+        """
+        password = next((name for name in API_PASSWORD_ENVS if environ.get(name)), None)
+        return cls(
+            api_key=EnvVar(API_KEY_ENV) if environ.get(API_KEY_ENV) else None,
+            secret=EnvVar(API_SECRET_ENV) if environ.get(API_SECRET_ENV) else None,
+            password=EnvVar(password) if password else None,
+        )
+
+    def for_ccxt(self) -> dict[str, str]:
+        """``apiKey`` / ``secret`` / ``password``, only those set and non-empty."""
+        values = {"apiKey": self.api_key, "secret": self.secret, "password": self.password}
+        return {name: value for name, value in values.items() if value}
 
 
 class SourceKind(StrEnum):
@@ -81,8 +104,13 @@ class MarketSourceResource(ConfigurableResource):
         """The current UTC time, or the configured clock."""
         return parse_utc_clock(self.clock) if self.clock else pd.Timestamp.now(tz="UTC")
 
-    def build(self, params: SourceParams | None = None) -> MarketSource:
-        """A fresh source instance for one step, with the manifest's ``source`` settings (``params``)."""
+    def build(
+        self, params: SourceParams | None = None, credentials: ExchangeCredentialsResource | None = None
+    ) -> MarketSource:
+        """A fresh source instance for one step, with the manifest's ``source`` settings (``params``).
+
+        ``credentials`` reach the ccxt source only; without them it uses the public endpoints.
+        """
         params = params if params is not None else SourceParams()
         if self.source is SourceKind.SIMULATED:
             return SimulatedExchange(
@@ -106,5 +134,5 @@ class MarketSourceResource(ConfigurableResource):
             page_limit=params.page_limit,
             rate_limit_ms=params.rate_limit_ms,
             now=self.now if self.clock else None,
-            credentials=exchange_credentials(),
+            credentials=credentials.for_ccxt() if credentials is not None else {},
         )

@@ -80,17 +80,22 @@ def _ingest_requests(
     ]
 
 
-def _production_request(
-    context: RunStatusSensorContext, paths: LakehousePaths, run_id: str, settings: ChainSettings
-) -> list[RunRequest]:
+def _run_link_request(link: str, run_id: str, settings: ChainSettings) -> list[RunRequest]:
+    """The one run of a RUN_ID-partitioned link (validation, production) of the chain."""
     return [
         RunRequest(
-            run_key=f"{run_id}:{settings.chain_id}:production",
+            run_key=f"{run_id}:{settings.chain_id}:{link}",
             partition_key=run_id,
             run_config=settings.run_config,
             tags=settings.tags,
         )
     ]
+
+
+def _production_request(
+    context: RunStatusSensorContext, paths: LakehousePaths, run_id: str, settings: ChainSettings
+) -> list[RunRequest]:
+    return _run_link_request("production", run_id, settings)
 
 
 def _validation_request(
@@ -98,14 +103,7 @@ def _validation_request(
 ) -> list[RunRequest] | SkipReason:
     if not link_succeeded(link_runs(context.instance, names.INGEST_JOB, settings.chain_id)):
         return SkipReason(f"{run_id}: waiting for every part of {names.INGEST_JOB} in chain {settings.chain_id}")
-    return [
-        RunRequest(
-            run_key=f"{run_id}:{settings.chain_id}:validation",
-            partition_key=run_id,
-            run_config=settings.run_config,
-            tags=settings.tags,
-        )
-    ]
+    return _run_link_request("validation", run_id, settings)
 
 
 discovery_succeeded_sensor = _chain_sensor(
