@@ -45,6 +45,7 @@ from alpha_assets.lakehouse.jsonio import read_json
 from alpha_assets.lakehouse.keys import new_run_id, validate_run_id
 from alpha_assets.lakehouse.locks import exclusive_lock
 from alpha_assets.lakehouse.paths import LakehousePaths, RunDataFile, resolve_data_dir
+from alpha_assets.lakehouse.storage import DataPath, check_writable, is_object_store
 from alpha_assets.orchestration.runner import (
     FLOW_DATA_LINKS,
     FlowFailedError,
@@ -176,7 +177,7 @@ def data_dir_command(args: argparse.Namespace, instance: DagsterInstance) -> str
     return f"DAGSTER_HOME {home} serves " + (served or "no data directory yet (its first run records one)")
 
 
-def chain_run_config(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
+def chain_run_config(args: argparse.Namespace, data_dir: DataPath) -> dict[str, Any]:
     """The run config every run of the command gets: ``{"resources": {...}}`` from the arguments.
 
     Passed as run config rather than bound into the definitions, so each run records the settings it ran with
@@ -201,23 +202,28 @@ def chain_run_config(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]
     return {"resources": resources}
 
 
-def writable_data_dir(data_dir: str | None, instance: DagsterInstance) -> Path:
+def writable_data_dir(data_dir: str | None, instance: DagsterInstance) -> DataPath:
     """The data directory (``--data-dir``, else ``$ALPHA_ASSETS_DATA_DIR``, else ``./data``), created and writable.
 
     It must be the one ``instance`` serves; a fresh instance records it (``bind_data_dir``) once it proved
-    writable.
+    writable. A bucket prefix (``s3://bucket/prefix``) is probed with one object put and deleted.
 
     Raises
     ------
     DataDirMismatchError
         When the instance serves another data directory: checked before anything is created.
     UnusableEnvironmentError
-        When it cannot be created or written (a file in the way, a read-only file system, no permission).
+        When it cannot be created or written (a file in the way, a read-only file system, no permission; a
+        missing bucket, refused credentials, an endpoint that does not answer).
     DiskFullError
         When its file system has no room left for even a probe file.
     """
     folder = resolve_data_dir(data_dir)
     bind_data_dir(instance, folder, record=False)
+    if is_object_store(folder):
+        check_writable(folder)
+        bind_data_dir(instance, folder)
+        return folder
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
@@ -295,7 +301,7 @@ def flow_data(args: argparse.Namespace, instance: DagsterInstance) -> FlowDataOu
     return FlowDataOutcome(run_id=run_id, failures=failures)
 
 
-def flow_production(args: argparse.Namespace, instance: DagsterInstance, run_id: str) -> Path:
+def flow_production(args: argparse.Namespace, instance: DagsterInstance, run_id: str) -> DataPath:
     """Run flow_production for ``run_id`` and return the path of portfolio_flattened.json.
 
     Without ``--manifest`` / ``--profile`` the run takes the manifest settings its chain ran with on this
@@ -335,7 +341,7 @@ def flow_production(args: argparse.Namespace, instance: DagsterInstance, run_id:
     return paths.run_data_file(run_id, RunDataFile.PORTFOLIO)
 
 
-def print_portfolio(path: Path) -> dict[str, str]:
+def print_portfolio(path: DataPath) -> dict[str, str]:
     """Each profile's weights as a table, then where the files are; return the failed profiles' reasons."""
     document = read_json(path)
     failed = {}

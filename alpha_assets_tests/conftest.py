@@ -21,6 +21,7 @@ pytest_plugins = [
     "alpha_assets_tests.socket_guard",
     "alpha_assets_tests.exchange_server",
     "alpha_assets_tests.postgres_server",
+    "alpha_assets_tests.s3_server",
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

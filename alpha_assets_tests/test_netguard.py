@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from alpha_assets import netguard
+from alpha_assets.lakehouse.storage import object_store_host_patterns
 from alpha_assets.netguard import NetworkRefusedError, is_loopback_host
 
 
@@ -180,3 +181,32 @@ def test_netguard_fully_uninstalled_restores_socket_functions():
         for _ in range(depth):
             netguard.install()
     assert netguard.install_depth() == depth
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "allowed", "refused"),
+    [
+        (
+            None,
+            ["my-bucket.s3.eu-west-1.amazonaws.com", "s3.amazonaws.com", "s3-eu-west-1.amazonaws.com"],
+            ["api.binance.com", "s3.amazonaws.com.evil.example", "ec2.eu-west-1.amazonaws.com"],
+        ),
+        ("https://minio.internal:9000", ["minio.internal", "MINIO.internal."], ["s3.amazonaws.com", "api.okx.com"]),
+    ],
+    ids=["aws", "endpoint_url"],
+)
+def test_guard_lets_the_object_store_through_and_nothing_else(monkeypatch, endpoint, allowed, refused):
+    if endpoint is None:
+        monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    else:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    patterns = object_store_host_patterns()
+    netguard.install(allowed_hosts=patterns)
+    try:
+        assert [host for host in allowed if not netguard.is_permitted(host)] == []
+        assert [host for host in refused if netguard.is_permitted(host)] == []
+        with pytest.raises(NetworkRefusedError):
+            socket.create_connection((refused[0], 443), timeout=1)
+    finally:
+        netguard.uninstall(allowed_hosts=patterns)
+    assert not netguard.is_permitted(allowed[0]), "the allowance ends with its install"

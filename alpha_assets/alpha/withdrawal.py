@@ -9,7 +9,8 @@ passes writes new ones in their place, and the withdrawn copies stay for the rec
 
 Each file moves with ``os.replace`` into a hidden staging folder, which is then renamed to ``<N>`` in one step:
 a crash leaves the files either in ``data/`` or in the staging folder, never half written and never lost, and
-the next failed gate withdraws what is left.
+the next failed gate withdraws what is left. In a bucket (no rename) each object is copied into ``<N>/`` and
+then deleted from ``data/``, ``withdrawal.json`` last.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from alpha_assets.lakehouse.jsonio import write_json_atomic
 from alpha_assets.lakehouse.paths import WITHDRAWAL_RECORD_FILE, LakehousePaths, RunDataFile, RunReportFile
+from alpha_assets.lakehouse.storage import DataPath, make_folder, move
 
 #: The ``data/`` artifacts downstream of the gate, the weights first (the views read those).
 DOWNSTREAM_DATA_FILES = (RunDataFile.PORTFOLIO, RunDataFile.OPTIMIZATION, RunDataFile.SELECTION)
@@ -32,13 +34,13 @@ class Withdrawal:
 
     Attributes
     ----------
-    folder : Path
+    folder : Path or UPath
         ``runs/<RUN_ID>/withdrawn/<N>/``, holding the files under their paths relative to the run folder.
     files : tuple of str
         Those relative paths (``data/portfolio_flattened.json``, ``reports/report.html``, ...), in move order.
     """
 
-    folder: Path
+    folder: DataPath
     files: tuple[str, ...]
 
 
@@ -66,17 +68,27 @@ def withdraw_downstream(paths: LakehousePaths, run_id: str, reason: str) -> With
     if not present:
         return None
     root = paths.run_withdrawn_dir(run_id)
-    root.mkdir(parents=True, exist_ok=True)
-    number = 1 + max((int(p.name) for p in root.iterdir() if p.name.isdigit()), default=0)
+    make_folder(root)
+    number = 1 + max((int(p.name) for p in root.iterdir() if p.name.isdigit()), default=0) if root.is_dir() else 1
+    folder = paths.run_withdrawal_dir(run_id, number)
+    if paths.in_object_store:
+        # No folder rename in a bucket: the files move straight into <N>/, withdrawal.json last, so a crash
+        # leaves each file in data/ or in <N>/ (or both, copied before deleted), never in neither.
+        return _move_files(run_dir, present, folder, run_id, reason)
     staging = Path(tempfile.mkdtemp(prefix=f".{number}-", dir=root))
+    withdrawal = _move_files(run_dir, present, staging, run_id, reason)
+    os.replace(staging, folder)
+    return Withdrawal(folder=folder, files=withdrawal.files)
+
+
+def _move_files(run_dir: DataPath, present: list[DataPath], folder: DataPath, run_id: str, reason: str) -> Withdrawal:
+    """Move ``present`` under ``folder`` at their paths relative to ``run_dir``, then write ``withdrawal.json``."""
     moved = []
     for source in present:
         relative = source.relative_to(run_dir)
-        target = staging / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(source, target)
+        target = folder / str(relative)
+        make_folder(target.parent)
+        move(source, target)
         moved.append(str(relative))
-    write_json_atomic({"run_id": run_id, "reason": reason, "files": moved}, staging / WITHDRAWAL_RECORD_FILE)
-    folder = paths.run_withdrawal_dir(run_id, number)
-    os.replace(staging, folder)
+    write_json_atomic({"run_id": run_id, "reason": reason, "files": moved}, folder / WITHDRAWAL_RECORD_FILE)
     return Withdrawal(folder=folder, files=tuple(moved))

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 from dagster import DataVersion, MetadataValue, TableColumn, TableColumnConstraints, TableSchema
 
 from alpha_assets.lakehouse.hashing import bytes_sha256, file_sha256
+from alpha_assets.lakehouse.parquet import parquet_source
 from alpha_assets.lakehouse.schemas import column_descriptions
 
 
@@ -54,7 +55,7 @@ def stored_row_count(files: Iterable[Path]) -> int:
     total = 0
     for path in files:
         try:
-            total += pq.ParquetFile(path).metadata.num_rows
+            total += pq.ParquetFile(parquet_source(path)).metadata.num_rows
         except (FileNotFoundError, pa.ArrowInvalid, OSError):
             continue
     return total

@@ -11,11 +11,12 @@ from dagster import ConfigurableResource, DagsterInstance, InitResourceContext
 from dagster._core.storage.runs.base import RunStorage
 from dagster._core.storage.runs.schema import KeyValueStoreTable
 from dagster._core.storage.runs.sql_run_storage import SqlRunStorage
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from alpha_assets import netguard
 from alpha_assets.errors import DataDirMismatchError
 from alpha_assets.lakehouse.paths import DATA_DIR_ENV, LakehousePaths, resolve_data_dir
+from alpha_assets.lakehouse.storage import object_store_host_patterns
 from alpha_assets.manifest import DEFAULT_MANIFEST, ResolvedProfile, load_profile
 
 #: Key of the instance's key-value store (the table Dagster's daemons keep their cursors in) naming the one data
@@ -119,15 +120,18 @@ class OfflineGuardResource(ConfigurableResource):
     """Refuses non-loopback connections for the whole step of every asset that requires it.
 
     Each step process sets it up (multiprocess executor) and tears it down afterwards, so the Alpha cycle
-    cannot reach the network even through a library that opens sockets on its own.
+    cannot reach the network even through a library that opens sockets on its own. The one host it lets through
+    is the S3 endpoint (``AWS_ENDPOINT_URL``'s host, else AWS's S3 host names), where a lakehouse in a bucket is.
     """
 
     enabled: bool = Field(default=True, description="Turn the guard off only to debug; the tests keep it on.")
+    _allowed_hosts: tuple[str, ...] = PrivateAttr(default=())
 
     def setup_for_execution(self, context: InitResourceContext) -> None:  # noqa: D102
         if self.enabled:
-            netguard.install()
+            self._allowed_hosts = object_store_host_patterns()
+            netguard.install(allowed_hosts=self._allowed_hosts)
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:  # noqa: D102
         if self.enabled:
-            netguard.uninstall()
+            netguard.uninstall(allowed_hosts=self._allowed_hosts)

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from alpha_assets.errors import DiskFullError, LakehouseReadError
+from alpha_assets.lakehouse.storage import DataPath, as_data_path, is_object_store, put_object
 
 # mkstemp creates 0600 files and the rename keeps that mode; written files get what open() would give them.
 # Read once at import, while nothing else runs: os.umask can only be read by setting it.
@@ -19,19 +20,23 @@ _FILE_MODE = 0o666 & ~_UMASK
 _DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
-def write_bytes_atomic(data: bytes, path: Path, *, sync_directory: bool = True) -> None:
+def write_bytes_atomic(data: bytes, path: DataPath, *, sync_directory: bool = True) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part.
 
     The bytes go to a temporary file in the same directory, are flushed and fsynced, then renamed over
     ``path`` (``os.replace`` is atomic on POSIX within one file system); the directory is fsynced so the
     rename survives a power loss. ``sync_directory=False`` skips that last fsync for a file whose loss in a
     power cut the next run notices and rewrites (the file is still complete or absent, never partial).
+    In an object store the bytes are one put of the object, which is atomic by itself.
 
     Raises
     ------
     DiskFullError
         When the file system has no space (or quota) left; ``path`` keeps its old content.
     """
+    if is_object_store(path):
+        put_object(path, data)
+        return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -59,10 +64,10 @@ def _disk_full(err: OSError, path: Path) -> OSError:
     return DiskFullError(str(path)) if err.errno in _DISK_FULL_ERRNOS else err
 
 
-def read_file_bytes(path: Path) -> bytes:
+def read_file_bytes(path: DataPath) -> bytes:
     """A file's bytes, or a :class:`LakehouseReadError` naming it (missing, a directory, unreadable)."""
     try:
-        return Path(path).read_bytes()
+        return as_data_path(path).read_bytes()
     except FileNotFoundError as err:
         raise LakehouseReadError(str(path), "file does not exist") from err
     except IsADirectoryError as err:

@@ -38,8 +38,10 @@ import pyarrow.parquet as pq
 
 from alpha_assets.errors import DiskFullError, LakehouseReadError
 from alpha_assets.lakehouse.keys import validate_run_id
+from alpha_assets.lakehouse.parquet import parquet_source
 from alpha_assets.lakehouse.paths import LakehousePaths, RunDataFile
 from alpha_assets.lakehouse.schemas import RETURNS_MATRIX_LAYOUT
+from alpha_assets.lakehouse.storage import DataPath, is_object_store, make_folder, put_object
 
 # Valid keys that appear nowhere else in a path: each file pattern is LakehousePaths' path of the sentinel
 # with the sentinel replaced by ``*``, so the patterns follow any change of layout in ``paths.py``.
@@ -196,6 +198,11 @@ def _build_database(
     return counts
 
 
+def _local_folder(folder: DataPath) -> Path | None:
+    """``folder`` when it is local (the staged database is renamed within one file system), else None (``/tmp``)."""
+    return None if is_object_store(folder) else folder
+
+
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -208,8 +215,13 @@ class _Source(TypedDict):
     paths: list[Path]  # the files it named at refresh time
 
 
-def _list_sql(files: Sequence[Path]) -> str:
-    return "[" + ", ".join(_quote(p.as_posix()) for p in files) + "]"
+def _location(path: DataPath) -> str:
+    """How DuckDB names ``path``: a local path, or the object's ``s3://`` URI."""
+    return str(path) if is_object_store(path) else path.as_posix()
+
+
+def _list_sql(files: Sequence[DataPath]) -> str:
+    return "[" + ", ".join(_quote(_location(p)) for p in files) + "]"
 
 
 def _source_sql(
@@ -223,7 +235,7 @@ def _source_sql(
 
     With ``skipped``, a per-run JSON file that does not parse is left out (and appended to it).
     """
-    head, tail = build(sentinel).relative_to(paths.root).as_posix().split(sentinel)
+    head, tail = str(build(sentinel).relative_to(paths.root)).split(sentinel)
     key = "([^/]+)" + re.escape(tail) + "$"
     if keys is not None:
         files = [p for p in (build(k) for k in keys) if p.is_file()]
@@ -235,8 +247,9 @@ def _source_sql(
         files = [p for p in files if p not in unreadable]
     if not files:
         return None
-    if keys is None and not unreadable and not _GLOB_CHARACTERS.search(paths.root.as_posix()):
-        return {"files": _quote(f"{paths.root.as_posix()}/{head}*{tail}"), "key": key, "paths": files}
+    root = _location(paths.root)
+    if keys is None and not unreadable and not _GLOB_CHARACTERS.search(root):
+        return {"files": _quote(f"{root}/{head}*{tail}"), "key": key, "paths": files}
     return {"files": _list_sql(files), "key": key, "paths": files}
 
 
@@ -264,7 +277,7 @@ def _without_unreadable_parquet(source: _Source, skipped: list[Path]) -> _Source
 
 def _footer_reads(path: Path) -> bool:
     try:
-        pq.read_metadata(path)
+        pq.read_metadata(parquet_source(path))
     except (OSError, pa.ArrowException):
         return False
     return True
@@ -292,6 +305,10 @@ def _create_views(
     run_ids: Sequence[str] | None,
     skipped: list[Path] | None,
 ) -> dict[str, int]:
+    if paths.in_object_store:
+        # DuckDB reads the bucket through the same s3fs file system as the rest of the code (endpoint and
+        # credentials from AWS's environment variables); the views keep the objects' s3:// URIs.
+        connection.register_filesystem(paths.root.fs)
     sources = _sources(paths, run_ids, skipped)
     counts: dict[str, int] = {}
     for name, (source_name, body) in VIEWS.items():
@@ -404,12 +421,16 @@ def refresh_views(
             raise TypeError(f"`run_ids` must be a sequence of RUN_IDs or None, got {type(run_ids).__name__}")
         run_ids = sorted({validate_run_id(r) for r in run_ids})
     target = paths.duckdb_file
-    target.parent.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    make_folder(target.parent)
+    # In a bucket the database is built in a local temporary folder and put as one object.
+    workdir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=_local_folder(target.parent)))
     try:
         staged = workdir / target.name
         counts = _build_database(staged, paths, run_ids, skipped)
-        os.replace(staged, target)
+        if is_object_store(target):
+            put_object(target, staged.read_bytes())
+        else:
+            os.replace(staged, target)
     except duckdb.IOException as err:
         if "No space left on device" in str(err):
             raise DiskFullError(str(target)) from err

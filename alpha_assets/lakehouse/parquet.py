@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -11,9 +10,10 @@ import pyarrow.parquet as pq
 from alpha_assets.errors import LakehouseReadError
 from alpha_assets.lakehouse.atomic import read_file_bytes, write_bytes_atomic
 from alpha_assets.lakehouse.hashing import bytes_sha256
+from alpha_assets.lakehouse.storage import DataPath, as_data_path, is_object_store
 
 
-def write_table_atomic(table: pa.Table, path: Path, **options: Any) -> None:
+def write_table_atomic(table: pa.Table, path: DataPath, **options: Any) -> None:
     """Write ``table`` as parquet to ``path`` atomically (see :func:`write_bytes_atomic`).
 
     ``options`` go to ``pq.write_table`` (default ``compression="zstd"``); tables whose columns gain nothing from
@@ -25,7 +25,7 @@ def write_table_atomic(table: pa.Table, path: Path, **options: Any) -> None:
 
 
 def read_table_and_sha256(
-    path: Path, schema: pa.Schema | None = None, *, columns: list[str] | None = None
+    path: DataPath, schema: pa.Schema | None = None, *, columns: list[str] | None = None
 ) -> tuple[pa.Table, str]:
     """Read a parquet file once and return it with the sha256 of exactly the bytes that were parsed.
 
@@ -42,14 +42,23 @@ def read_table_and_sha256(
     return parse_parquet_bytes(data, path, schema, columns=columns), bytes_sha256(data)
 
 
+def parquet_source(path: DataPath) -> str | pa.BufferReader:
+    """What pyarrow opens for ``path`` (e.g. ``pq.ParquetFile``): the local path, or the object's bytes.
+
+    pyarrow takes no :class:`upath.UPath`; an object is read in one request. Raises ``FileNotFoundError`` (an
+    ``OSError``) when the object does not exist, like pyarrow does for a local path.
+    """
+    return pa.BufferReader(path.read_bytes()) if is_object_store(path) else str(path)
+
+
 def parse_parquet_bytes(
-    data: bytes, path: Path, schema: pa.Schema | None = None, *, columns: list[str] | None = None
+    data: bytes, path: DataPath, schema: pa.Schema | None = None, *, columns: list[str] | None = None
 ) -> pa.Table:
     """Parse parquet ``data`` read from ``path`` (named in errors), checked and cast as :func:`read_table` does."""
     return _parse_table(pa.BufferReader(data), str(path), schema, columns)
 
 
-def read_table(path: Path, schema: pa.Schema | None = None) -> pa.Table:
+def read_table(path: DataPath, schema: pa.Schema | None = None) -> pa.Table:
     """Read a parquet file, checking it against ``schema`` when one is given.
 
     Columns are selected and cast to ``schema``'s types when the cast is safe (e.g. timestamp units), so
@@ -61,7 +70,7 @@ def read_table(path: Path, schema: pa.Schema | None = None) -> pa.Table:
         When the file is missing, is not parquet (truncated, corrupted), lacks a column of ``schema``, or
         has a column whose type cannot be cast safely.
     """
-    return read_table_and_sha256(Path(path), schema)[0]
+    return read_table_and_sha256(as_data_path(path), schema)[0]
 
 
 def _parse_table(

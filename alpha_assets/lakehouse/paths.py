@@ -1,7 +1,8 @@
 """Every path under the data directory is built here, from validated keys only.
 
-No other module joins paths under the data directory, so moving the root to an object store is a change to
-this module alone.
+No other module joins paths under the data directory. The root is a local folder or ``s3://bucket/prefix``
+(:func:`~alpha_assets.lakehouse.storage.data_root`): every path below is then a :class:`pathlib.Path` or a
+:class:`upath.UPath` with the same API, built the same way from the same validated keys.
 """
 
 from __future__ import annotations
@@ -9,21 +10,22 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 
 from alpha_assets.lakehouse.keys import RUN_ID_PATTERN, validate_run_id, validate_symbol_key
+from alpha_assets.lakehouse.storage import DataPath, data_root, is_object_store
 
 DATA_DIR_ENV = "ALPHA_ASSETS_DATA_DIR"
 DEFAULT_DATA_DIR = "data"
 
 
-def resolve_data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+def resolve_data_dir(explicit: str | os.PathLike[str] | None = None) -> DataPath:
     """The data directory: ``explicit`` if given, else ``$ALPHA_ASSETS_DATA_DIR``, else ``./data``.
 
-    Read at call time, never at import time.
+    Read at call time, never at import time. A folder or ``s3://bucket/prefix`` (see
+    :func:`~alpha_assets.lakehouse.storage.data_root`, which raises ``ValueError`` for anything else).
     """
     chosen = explicit if explicit not in (None, "") else os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
-    return Path(chosen).expanduser().resolve()
+    return data_root(chosen)
 
 
 @dataclass(frozen=True)
@@ -32,44 +34,49 @@ class LakehousePaths:
 
     Parameters
     ----------
-    root : Path
-        The data directory (``./data`` by default).
+    root : Path or UPath
+        The data directory (``./data`` by default), or ``s3://bucket/prefix``.
     """
 
-    root: Path
+    root: DataPath
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
-        object.__setattr__(self, "root", Path(root).expanduser().resolve())
+        object.__setattr__(self, "root", data_root(root))
+
+    @property
+    def in_object_store(self) -> bool:
+        """Whether the data directory is a bucket prefix (``s3://``) rather than a local folder."""
+        return is_object_store(self.root)
 
     # --- lakehouse -------------------------------------------------------------------------------------
     @property
-    def lakehouse_dir(self) -> Path:
+    def lakehouse_dir(self) -> DataPath:
         """``lakehouse/``: the market data the DataOps cycle owns."""
         return self.root / "lakehouse"
 
-    def ohlcv_file(self, symbol_key: str) -> Path:
+    def ohlcv_file(self, symbol_key: str) -> DataPath:
         """``lakehouse/<EXCHANGE>_<SYMBOL>_1d.parquet``."""
         return self.lakehouse_dir / f"{validate_symbol_key(symbol_key)}_1d.parquet"
 
     @property
-    def symbols_dir(self) -> Path:
+    def symbols_dir(self) -> DataPath:
         """``lakehouse/symbols.parquet/``: a dataset directory, one SCD-2 history file per symbol."""
         return self.lakehouse_dir / "symbols.parquet"
 
-    def symbol_metadata_file(self, symbol_key: str) -> Path:
+    def symbol_metadata_file(self, symbol_key: str) -> DataPath:
         """``lakehouse/symbols.parquet/<KEY>.parquet``."""
         return self.symbols_dir / f"{validate_symbol_key(symbol_key)}.parquet"
 
     @property
-    def features_dir(self) -> Path:
+    def features_dir(self) -> DataPath:
         """``lakehouse/features_matrix.parquet/``: a dataset directory, one long-form file per symbol."""
         return self.lakehouse_dir / "features_matrix.parquet"
 
-    def features_file(self, symbol_key: str) -> Path:
+    def features_file(self, symbol_key: str) -> DataPath:
         """``lakehouse/features_matrix.parquet/<KEY>.parquet``: a symbol's base features file."""
         return self.features_dir / f"{validate_symbol_key(symbol_key)}.parquet"
 
-    def features_delta_file(self, symbol_key: str, index: int) -> Path:
+    def features_delta_file(self, symbol_key: str, index: int) -> DataPath:
         """``lakehouse/features_matrix.parquet/<KEY>.<index>.parquet``: rows appended after the base file.
 
         ``index`` counts from 1. A key never holds a dot, so a delta cannot be mistaken for a base file.
@@ -79,7 +86,7 @@ class LakehousePaths:
         return self.features_dir / f"{validate_symbol_key(symbol_key)}.{index}.parquet"
 
     @property
-    def locks_dir(self) -> Path:
+    def locks_dir(self) -> DataPath:
         """``lakehouse/_locks/``: the lock files of read-merge-write cycles, kept out of every dataset directory.
 
         A lock file inside ``symbols.parquet/`` or ``features_matrix.parquet/`` would be an empty "parquet" file
@@ -88,28 +95,28 @@ class LakehousePaths:
         """
         return self.lakehouse_dir / "_locks"
 
-    def ohlcv_lock_file(self, symbol_key: str) -> Path:
+    def ohlcv_lock_file(self, symbol_key: str) -> DataPath:
         """``lakehouse/_locks/ohlcv/<KEY>.lock``: held by a read-merge-write of the symbol's bars."""
         return self.locks_dir / "ohlcv" / f"{validate_symbol_key(symbol_key)}.lock"
 
-    def symbol_metadata_lock_file(self, symbol_key: str) -> Path:
+    def symbol_metadata_lock_file(self, symbol_key: str) -> DataPath:
         """``lakehouse/_locks/symbols/<KEY>.lock``: held by an upsert of the symbol's metadata history."""
         return self.locks_dir / "symbols" / f"{validate_symbol_key(symbol_key)}.lock"
 
-    def features_lock_file(self, symbol_key: str) -> Path:
+    def features_lock_file(self, symbol_key: str) -> DataPath:
         """``lakehouse/_locks/features_matrix/<KEY>.lock``: held by a write (exclusive) or read (shared) of features."""
         return self.locks_dir / "features_matrix" / f"{validate_symbol_key(symbol_key)}.lock"
 
     @property
-    def quarantine_dir(self) -> Path:
+    def quarantine_dir(self) -> DataPath:
         """``lakehouse/quarantine/``: rows and files refused on the way in, with the reason."""
         return self.lakehouse_dir / "quarantine"
 
-    def quarantine_file(self, symbol_key: str) -> Path:
+    def quarantine_file(self, symbol_key: str) -> DataPath:
         """``lakehouse/quarantine/<KEY>.jsonl``: one JSON record per refused row or file."""
         return self.quarantine_dir / f"{validate_symbol_key(symbol_key)}.jsonl"
 
-    def quarantined_ohlcv_file(self, symbol_key: str, stamp: str, number: int = 0) -> Path:
+    def quarantined_ohlcv_file(self, symbol_key: str, stamp: str, number: int = 0) -> DataPath:
         """``lakehouse/quarantine/<KEY>_1d.<stamp>[.<number>].parquet``: an unreadable bars file moved aside.
 
         ``stamp`` is the UTC time of the move (``YYYYmmddTHHMMSSZ``); ``number`` > 0 tells apart files moved
@@ -119,56 +126,56 @@ class LakehousePaths:
         return self.quarantine_dir / f"{validate_symbol_key(symbol_key)}_1d.{stamp}{suffix}.parquet"
 
     @property
-    def repairs_dir(self) -> Path:
+    def repairs_dir(self) -> DataPath:
         """``lakehouse/repairs/``: per symbol, the gaps tried and what came of each try."""
         return self.lakehouse_dir / "repairs"
 
-    def repair_log_file(self, symbol_key: str) -> Path:
+    def repair_log_file(self, symbol_key: str) -> DataPath:
         """``lakehouse/repairs/<KEY>.json``."""
         return self.repairs_dir / f"{validate_symbol_key(symbol_key)}.json"
 
     @property
-    def ingest_logs_dir(self) -> Path:
+    def ingest_logs_dir(self) -> DataPath:
         """``lakehouse/ingest/``: the last ingestion of each symbol (status, error, history shortfall)."""
         return self.lakehouse_dir / "ingest"
 
-    def ingest_log_file(self, symbol_key: str) -> Path:
+    def ingest_log_file(self, symbol_key: str) -> DataPath:
         """``lakehouse/ingest/<KEY>.json``."""
         return self.ingest_logs_dir / f"{validate_symbol_key(symbol_key)}.json"
 
     @property
-    def audit_dir(self) -> Path:
+    def audit_dir(self) -> DataPath:
         """``lakehouse/audit/``: the latest audit verdict per symbol."""
         return self.lakehouse_dir / "audit"
 
-    def audit_file(self, symbol_key: str) -> Path:
+    def audit_file(self, symbol_key: str) -> DataPath:
         """``lakehouse/audit/<KEY>.json``."""
         return self.audit_dir / f"{validate_symbol_key(symbol_key)}.json"
 
     @property
-    def duckdb_file(self) -> Path:
+    def duckdb_file(self) -> DataPath:
         """``lakehouse.duckdb``: views over the lakehouse and the run artifacts."""
         return self.root / "lakehouse.duckdb"
 
     # --- exports (one folder per RUN_ID, written by DataOps) --------------------------------------------
     @property
-    def export_root(self) -> Path:
+    def export_root(self) -> DataPath:
         """``export/``: one folder per RUN_ID."""
         return self.root / "export"
 
-    def export_dir(self, run_id: str) -> Path:
+    def export_dir(self, run_id: str) -> DataPath:
         """``export/<RUN_ID>/``."""
         return self.export_root / validate_run_id(run_id)
 
-    def candidates_file(self, run_id: str) -> Path:
+    def candidates_file(self, run_id: str) -> DataPath:
         """``export/<RUN_ID>/candidates.json``: the discovery output."""
         return self.export_dir(run_id) / "candidates.json"
 
-    def audit_report_file(self, run_id: str) -> Path:
+    def audit_report_file(self, run_id: str) -> DataPath:
         """``export/<RUN_ID>/audit.json``: every candidate's verdict and reasons."""
         return self.export_dir(run_id) / "audit.json"
 
-    def validated_exports(self) -> list[tuple[str, Path]]:
+    def validated_exports(self) -> list[tuple[str, DataPath]]:
         """``(RUN_ID, candidates_validated.json)`` of every export folder whose name is a valid RUN_ID, sorted.
 
         Folders whose names are not RUN_IDs are left out, so a stray folder never becomes a partition key.
@@ -181,45 +188,45 @@ class LakehousePaths:
                 found.append((folder.name, folder / "candidates_validated.json"))
         return found
 
-    def candidates_validated_file(self, run_id: str) -> Path:
+    def candidates_validated_file(self, run_id: str) -> DataPath:
         """``export/<RUN_ID>/candidates_validated.json``: the candidates that passed the audit."""
         return self.export_dir(run_id) / "candidates_validated.json"
 
     # --- run artifacts (written by the Alpha cycle) ------------------------------------------------------
     @property
-    def runs_root(self) -> Path:
+    def runs_root(self) -> DataPath:
         """``artifacts/summaries/runs/``."""
         return self.root / "artifacts" / "summaries" / "runs"
 
-    def run_dir(self, run_id: str) -> Path:
+    def run_dir(self, run_id: str) -> DataPath:
         """``artifacts/summaries/runs/<RUN_ID>/``."""
         return self.runs_root / validate_run_id(run_id)
 
-    def run_data_dir(self, run_id: str) -> Path:
+    def run_data_dir(self, run_id: str) -> DataPath:
         """``artifacts/summaries/runs/<RUN_ID>/data/``."""
         return self.run_dir(run_id) / "data"
 
-    def run_data_file(self, run_id: str, name: RunDataFile) -> Path:
+    def run_data_file(self, run_id: str, name: RunDataFile) -> DataPath:
         """A named artifact in the run's ``data/`` folder, e.g. ``returns_matrix.parquet``."""
         if name not in _RUN_DATA_NAMES:
             raise ValueError(f"run artifact name must be one of {sorted(map(str, _RUN_DATA_NAMES))}, got {name!r}")
         return self.run_data_dir(run_id) / name
 
-    def run_withdrawn_dir(self, run_id: str) -> Path:
+    def run_withdrawn_dir(self, run_id: str) -> DataPath:
         """``artifacts/summaries/runs/<RUN_ID>/withdrawn/``: artifacts a later failed gate took out of every view."""
         return self.run_dir(run_id) / "withdrawn"
 
-    def run_withdrawal_dir(self, run_id: str, number: int) -> Path:
+    def run_withdrawal_dir(self, run_id: str, number: int) -> DataPath:
         """``artifacts/summaries/runs/<RUN_ID>/withdrawn/<N>/``: the ``number``-th withdrawal of the RUN_ID."""
         if isinstance(number, bool) or not isinstance(number, int) or number < 1:
             raise ValueError(f"withdrawal number must be a positive int, got {number!r}")
         return self.run_withdrawn_dir(run_id) / str(number)
 
-    def run_report_dir(self, run_id: str) -> Path:
+    def run_report_dir(self, run_id: str) -> DataPath:
         """``artifacts/summaries/runs/<RUN_ID>/reports/``."""
         return self.run_dir(run_id) / "reports"
 
-    def run_report_file(self, run_id: str, name: RunReportFile) -> Path:
+    def run_report_file(self, run_id: str, name: RunReportFile) -> DataPath:
         """A named file of the run's ``reports/`` folder, e.g. ``report.html``."""
         if name not in _RUN_REPORT_NAMES:
             raise ValueError(f"run report name must be one of {sorted(map(str, _RUN_REPORT_NAMES))}, got {name!r}")

@@ -7,15 +7,14 @@ unreadable ``<KEY>_1d.parquet`` is renamed into the folder under a fresh name be
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import pandas as pd
 
 from alpha_assets.lakehouse.atomic import write_bytes_atomic
 from alpha_assets.lakehouse.ohlcv import QuarantineRecord
 from alpha_assets.lakehouse.paths import LakehousePaths
+from alpha_assets.lakehouse.storage import DataPath, make_folder, move
 
 
 def append_quarantine(paths: LakehousePaths, key: str, records: Sequence[QuarantineRecord]) -> None:
@@ -37,7 +36,7 @@ def append_quarantine(paths: LakehousePaths, key: str, records: Sequence[Quarant
         write_bytes_atomic(existing + ("\n".join(lines) + "\n").encode(), path)
 
 
-def _quarantined_file_path(paths: LakehousePaths, key: str, now: pd.Timestamp) -> Path:
+def _quarantined_file_path(paths: LakehousePaths, key: str, now: pd.Timestamp) -> DataPath:
     """``quarantine/<KEY>_1d.<UTC stamp>.parquet``, or ``.<n>.parquet`` for the first free ``n``."""
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
     candidate = paths.quarantined_ohlcv_file(key, stamp)
@@ -49,8 +48,8 @@ def _quarantined_file_path(paths: LakehousePaths, key: str, now: pd.Timestamp) -
 
 
 def move_aside_unreadable(paths: LakehousePaths, key: str, now: pd.Timestamp) -> str:
-    """Move the symbol's unreadable file into the quarantine folder (same file system: an atomic rename)."""
+    """Move the symbol's unreadable file into the quarantine folder (an atomic rename; copy + delete in a bucket)."""
     target = _quarantined_file_path(paths, key, now)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(paths.ohlcv_file(key), target)
+    make_folder(target.parent)
+    move(paths.ohlcv_file(key), target)
     return str(target)

@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 from alpha_assets.errors import LakehouseReadError
 from alpha_assets.lakehouse.keys import SYMBOL_KEY_PATTERN, validate_symbol_key
 from alpha_assets.lakehouse.locks import exclusive_lock, remove_sibling_lock
-from alpha_assets.lakehouse.parquet import read_table, write_table_atomic
+from alpha_assets.lakehouse.parquet import parquet_source, read_table, write_table_atomic
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.schemas import (
     SYMBOL_COLUMN_DEFAULTS,
@@ -196,7 +196,7 @@ def current_calendar(paths: LakehousePaths, symbol_key: str) -> str | None:
     if not path.exists():
         return None
     try:
-        parquet = pq.ParquetFile(path)
+        parquet = pq.ParquetFile(parquet_source(path))
         names = parquet.schema_arrow.names
         columns = [c for c in ("calendar", "valid_to") if c in names]
         table = parquet.read(columns=columns, use_threads=False)
@@ -334,7 +334,7 @@ def _read_history_table(path: Any, symbol_key: str) -> tuple[pa.Table, bool]:
 def _is_outdated(path: Any) -> bool:
     """Whether the file at ``path`` lacks a column added since it was written (a footer read, no data)."""
     try:
-        names = pq.read_schema(path).names
+        names = pq.read_schema(parquet_source(path)).names
     except (pa.ArrowInvalid, OSError):
         return False  # unreadable: the read reports it
     return any(name not in names for name in SYMBOL_COLUMN_DEFAULTS)
