@@ -3,14 +3,36 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from dagster import BackfillPolicy, DynamicPartitionsDefinition
+from dagster import AssetCheckSpec, AssetKey, AssetsDefinition, BackfillPolicy, DynamicPartitionsDefinition, asset
+
+from alpha_assets.defs.versions import asset_code_version
 
 #: One partition per symbol key (``BINANCE_BTCUSDT``), added by discovery.
 symbols_partitions = DynamicPartitionsDefinition(name="symbols")
 #: One partition per RUN_ID, added by discovery (or by the export sensor for a dropped export).
 runs_partitions = DynamicPartitionsDefinition(name="runs")
+
+
+def runs_asset(
+    key: AssetKey, *, group_name: str, owners: list[str], kind: str, **options: Any
+) -> Callable[..., AssetsDefinition]:
+    """``@asset`` of one file per RUN_ID: partitioned by ``runs``, versioned by the code that computes it.
+
+    ``options`` are the asset's other arguments (``deps``, ``check_specs``, ``metadata``, ...).
+    """
+    return asset(
+        key=key,
+        group_name=group_name,
+        partitions_def=runs_partitions,
+        kinds={kind},
+        owners=owners,
+        code_version=asset_code_version(key),
+        **options,
+    )
+
 
 #: Environment variable read when the code location loads: the most symbols one run of a backfill takes.
 SYMBOLS_PER_RUN_ENV = "ALPHA_ASSETS_SYMBOLS_PER_RUN"
@@ -38,3 +60,29 @@ def symbols_backfill_policy(environ: Mapping[str, str] = os.environ) -> Backfill
 
 #: The policy of every ``symbols``-partitioned asset, read once when the code location loads.
 symbols_backfill = symbols_backfill_policy()
+
+
+def symbols_asset(
+    key: AssetKey, *, group_name: str, owners: list[str], checks: Mapping[str, str], **options: Any
+) -> Callable[..., AssetsDefinition]:
+    """``@asset`` of one parquet file per symbol, partitioned by ``symbols``, versioned by the code computing it.
+
+    Backfills split into runs by :data:`symbols_backfill`.
+    ``checks`` maps each check's name to its description. The checks are partitioned by ``symbols`` too:
+    one status per symbol, so a one-symbol run never turns another symbol's failure green. ``options`` are
+    the asset's other arguments (``deps``, ``metadata``, ...).
+    """
+    return asset(
+        key=key,
+        group_name=group_name,
+        partitions_def=symbols_partitions,
+        backfill_policy=symbols_backfill,
+        check_specs=[
+            AssetCheckSpec(name, asset=key, description=text, partitions_def=symbols_partitions)
+            for name, text in checks.items()
+        ],
+        kinds={"parquet"},
+        owners=owners,
+        code_version=asset_code_version(key),
+        **options,
+    )

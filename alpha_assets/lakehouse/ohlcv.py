@@ -323,9 +323,8 @@ def merge_bar_arrays(stored: BarArrays, new: BarArrays) -> BarArrays:
     TypeError
         When an argument is not a :class:`BarArrays`.
     """
-    for name, bars in (("stored", stored), ("new", new)):
-        if not isinstance(bars, BarArrays):
-            raise TypeError(f"`{name}` must be BarArrays, got {type(bars).__name__}")
+    _check_bar_arrays(stored, "stored")
+    _check_bar_arrays(new, "new")
     if len(new) == 0:
         return stored
     if _strictly_increasing(new.timestamps) and (
@@ -397,8 +396,7 @@ def find_bar_gaps(bars: BarArrays, calendar: TradingCalendar | None = None) -> l
     TypeError
         When ``bars`` is not a :class:`BarArrays`.
     """
-    if not isinstance(bars, BarArrays):
-        raise TypeError(f"`bars` must be BarArrays, got {type(bars).__name__}")
+    _check_bar_arrays(bars, "bars")
     if len(bars) < 2 or not np.any(np.diff(bars.timestamps) > GAP_FACTOR * DAY_MS):
         return []
     return find_session_gaps(day_numbers_ms(bars.timestamps), calendar)
@@ -489,8 +487,7 @@ def write_ohlcv_arrays(paths: LakehousePaths, symbol_key: str, bars: BarArrays) 
     TypeError
         When ``bars`` is not a :class:`BarArrays`.
     """
-    if not isinstance(bars, BarArrays):
-        raise TypeError(f"`bars` must be BarArrays, got {type(bars).__name__}")
+    _check_bar_arrays(bars, "bars")
     write_table_atomic(bars.to_table(), paths.ohlcv_file(symbol_key), **OHLCV_PARQUET_OPTIONS)
 
 
@@ -533,3 +530,9 @@ def _frame_arrays(frame: pd.DataFrame) -> tuple[IntArray, FloatArray]:
         [c.to_numpy() if c.dtype == np.float64 else c.to_numpy(dtype=np.float64, na_value=np.nan) for c in columns]
     )
     return timestamps, values.reshape(len(timestamps), len(VALUE_COLUMNS))
+
+
+def _check_bar_arrays(bars: object, name: str) -> None:
+    """Raise a ``TypeError`` naming the argument ``name`` unless ``bars`` is a :class:`BarArrays`."""
+    if not isinstance(bars, BarArrays):
+        raise TypeError(f"`{name}` must be BarArrays, got {type(bars).__name__}")

@@ -31,6 +31,7 @@ from alpha_assets.lakehouse.ohlcv import (
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.sources.base import Market, MarketSource
 from alpha_assets.sources.params import IngestionParams
+from alpha_assets.validation import epoch_ms
 
 REPAIR_LOG_VERSION = 1
 
@@ -129,8 +130,8 @@ def repair_gaps(
                 entry["last_result"] = f"{type(err).__name__}: {err}"
             else:
                 inside = answer.take(
-                    (answer.timestamps >= _epoch_ms(gap.first_missing))
-                    & (answer.timestamps <= _epoch_ms(gap.last_missing))
+                    (answer.timestamps >= epoch_ms(gap.first_missing))
+                    & (answer.timestamps <= epoch_ms(gap.last_missing))
                 )
                 records += quarantined
                 bars = merge_bar_arrays(bars, inside)
@@ -199,11 +200,6 @@ def _skip_reason(
     if time.monotonic() - started >= params.repair_time_budget_s:
         return f"repair time budget of {params.repair_time_budget_s} s spent"
     return None
-
-
-def _epoch_ms(stamp: pd.Timestamp) -> int:
-    """Milliseconds since the epoch of a UTC timestamp (``Timestamp.value`` is in nanoseconds)."""
-    return int(stamp.value) // 1_000_000
 
 
 def _read_repair_log(path: Path) -> dict[str, Any]:

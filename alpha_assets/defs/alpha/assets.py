@@ -3,6 +3,7 @@
 # No `from __future__ import annotations` here: Dagster resolves the `config: SnapshotConfig` annotation
 # at decoration time and cannot resolve it from a string.
 
+import functools
 from collections.abc import Iterator
 
 from dagster import (
@@ -20,7 +21,6 @@ from dagster import (
     Config,
     MaterializeResult,
     MetadataValue,
-    asset,
 )
 from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
@@ -42,9 +42,8 @@ from alpha_assets.defs.alpha.gate import (
 )
 from alpha_assets.defs.chain import tag_run_with_run_id
 from alpha_assets.defs.metadata import column_schema, data_version_of, file_metadata, markdown_table
-from alpha_assets.defs.partitions import runs_partitions
+from alpha_assets.defs.partitions import runs_asset, runs_partitions
 from alpha_assets.defs.resources import LakehouseResource, ManifestResource, OfflineGuardResource
-from alpha_assets.defs.versions import asset_code_version
 from alpha_assets.lakehouse.atomic import write_bytes_atomic
 from alpha_assets.lakehouse.duckdb_views import refresh_views
 from alpha_assets.lakehouse.jsonio import read_json, write_json_atomic
@@ -54,8 +53,12 @@ from alpha_assets.lakehouse.schemas import RETURNS_MATRIX_LAYOUT
 from alpha_assets.reports.run_folder import growth_sparklines, plots_markdown, render_run_reports
 
 OWNERS = ["team:alpha"]
+#: ``@asset`` of one file per RUN_ID of this cycle.
+_alpha_runs_asset = functools.partial(runs_asset, group_name=names.ALPHA_GROUP, owners=OWNERS)
 #: Selection runs by automation only once every blocking check upstream has passed.
 GATED_AUTOMATION = AutomationCondition.eager() & AutomationCondition.all_deps_blocking_checks_passed()
+#: The steps after the gate: a JSON file per RUN_ID, automated only once the gate's checks passed.
+_gated_asset = functools.partial(_alpha_runs_asset, kind="json", automation_condition=GATED_AUTOMATION)
 
 
 def _withdrawal_check_spec(asset_key: AssetKey) -> AssetCheckSpec:
@@ -80,15 +83,14 @@ class SnapshotConfig(Config):
     """Read the lakehouse again for this RUN_ID, replacing its frozen inputs (and its manifest)."""
 
 
-@asset(
-    key=names.RETURNS_MATRIX,
+@_alpha_runs_asset(
+    names.RETURNS_MATRIX,
+    kind="parquet",
     deps=[
         names.CANDIDATES_VALIDATED,
         AssetDep(names.OHLCV, partition_mapping=AllPartitionMapping()),
         AssetDep(names.FEATURES_MATRIX, partition_mapping=AllPartitionMapping()),
     ],
-    group_name=names.ALPHA_GROUP,
-    partitions_def=runs_partitions,
     # Partitioned like the asset: one status per RUN_ID, so automation holds back exactly the failed RUN_IDs.
     check_specs=[
         *(
@@ -104,9 +106,6 @@ class SnapshotConfig(Config):
             partitions_def=runs_partitions,
         ),
     ],
-    kinds={"parquet"},
-    owners=OWNERS,
-    code_version=asset_code_version(names.RETURNS_MATRIX),
     metadata={"dagster/column_schema": column_schema(RETURNS_MATRIX_LAYOUT)},
 )
 def returns_matrix(
@@ -183,17 +182,7 @@ def returns_matrix(
         )
 
 
-@asset(
-    key=names.SELECTION,
-    deps=[names.RETURNS_MATRIX],
-    group_name=names.ALPHA_GROUP,
-    partitions_def=runs_partitions,
-    automation_condition=GATED_AUTOMATION,
-    check_specs=[_withdrawal_check_spec(names.SELECTION)],
-    kinds={"json"},
-    owners=OWNERS,
-    code_version=asset_code_version(names.SELECTION),
-)
+@_gated_asset(names.SELECTION, deps=[names.RETURNS_MATRIX], check_specs=[_withdrawal_check_spec(names.SELECTION)])
 def selection(
     context: AssetExecutionContext, lakehouse: LakehouseResource, offline_guard: OfflineGuardResource
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
@@ -224,16 +213,8 @@ def selection(
     yield _stands(names.SELECTION, run_id)
 
 
-@asset(
-    key=names.PORTFOLIO_FLATTENED,
-    deps=[names.SELECTION],
-    group_name=names.ALPHA_GROUP,
-    partitions_def=runs_partitions,
-    automation_condition=GATED_AUTOMATION,
-    check_specs=[_withdrawal_check_spec(names.PORTFOLIO_FLATTENED)],
-    kinds={"json"},
-    owners=OWNERS,
-    code_version=asset_code_version(names.PORTFOLIO_FLATTENED),
+@_gated_asset(
+    names.PORTFOLIO_FLATTENED, deps=[names.SELECTION], check_specs=[_withdrawal_check_spec(names.PORTFOLIO_FLATTENED)]
 )
 def portfolio_flattened(
     context: AssetExecutionContext, lakehouse: LakehouseResource, offline_guard: OfflineGuardResource

@@ -2,6 +2,7 @@
 
 # No `from __future__ import annotations`: Dagster inspects these signatures at decoration time.
 
+import functools
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
@@ -12,7 +13,6 @@ import sqlalchemy.exc
 from dagster import (
     AllPartitionMapping,
     AssetCheckResult,
-    AssetCheckSpec,
     AssetDep,
     AssetExecutionContext,
     AutomationCondition,
@@ -20,7 +20,6 @@ from dagster import (
     FreshnessPolicy,
     MaterializeResult,
     MetadataValue,
-    asset,
 )
 
 from alpha_assets.dataops.audit.engine import AuditParams, audit_symbol_file
@@ -41,9 +40,8 @@ from alpha_assets.defs.metadata import (
     markdown_table,
     stored_row_count,
 )
-from alpha_assets.defs.partitions import runs_partitions, symbols_backfill, symbols_partitions
+from alpha_assets.defs.partitions import runs_asset, symbols_asset, symbols_partitions
 from alpha_assets.defs.resources import LakehouseResource, ManifestResource
-from alpha_assets.defs.versions import asset_code_version
 from alpha_assets.features.backfill import backfill_features
 from alpha_assets.features.matrix import FEATURE_COLUMNS, FEATURE_DESCRIPTIONS
 from alpha_assets.lakehouse.duckdb_views import refresh_views
@@ -70,6 +68,10 @@ DATAOPS_SECTIONS = {
     "markets": MarketParams,
 }
 OWNERS = ["team:dataops"]
+#: ``@asset`` of one file per RUN_ID of this cycle.
+_dataops_runs_asset = functools.partial(runs_asset, group_name=names.DATAOPS_GROUP, owners=OWNERS)
+#: ``@asset`` of one file per symbol of this cycle.
+_dataops_symbols_asset = functools.partial(symbols_asset, group_name=names.DATAOPS_GROUP, owners=OWNERS)
 
 
 #: Tries to add the symbol partitions when concurrent runs keep inserting some of the same keys.
@@ -94,13 +96,9 @@ def _add_symbol_partitions(instance: DagsterInstance, symbol_keys: list[str]) ->
     raise AssertionError("unreachable: the loop returns or raises")
 
 
-@asset(
-    key=names.CANDIDATES,
-    group_name=names.DATAOPS_GROUP,
-    partitions_def=runs_partitions,
-    kinds={"json"},
-    owners=OWNERS,
-    code_version=asset_code_version(names.CANDIDATES),
+@_dataops_runs_asset(
+    names.CANDIDATES,
+    kind="json",
 )
 def candidates(
     context: AssetExecutionContext,
@@ -193,19 +191,9 @@ OHLCV_CHECK_DESCRIPTIONS = ohlcv_check_descriptions(
 DAILY_FRESHNESS = FreshnessPolicy.time_window(fail_window=timedelta(hours=49), warn_window=timedelta(hours=25))
 
 
-@asset(
-    key=names.OHLCV,
-    group_name=names.DATAOPS_GROUP,
-    partitions_def=symbols_partitions,
-    backfill_policy=symbols_backfill,
-    check_specs=[
-        # One status per symbol partition: a one-symbol run never turns another symbol's failure green.
-        AssetCheckSpec(name, asset=names.OHLCV, description=text, partitions_def=symbols_partitions)
-        for name, text in OHLCV_CHECK_DESCRIPTIONS.items()
-    ],
-    kinds={"parquet"},
-    owners=OWNERS,
-    code_version=asset_code_version(names.OHLCV),
+@_dataops_symbols_asset(
+    names.OHLCV,
+    checks=OHLCV_CHECK_DESCRIPTIONS,
     metadata={"dagster/column_schema": column_schema(OHLCV_SCHEMA)},
     freshness_policy=DAILY_FRESHNESS,
 )
@@ -290,14 +278,10 @@ def ohlcv(
     yield from audit_check_results(context, reports, verdicts)
 
 
-@asset(
-    key=names.CANDIDATES_VALIDATED,
+@_dataops_runs_asset(
+    names.CANDIDATES_VALIDATED,
+    kind="json",
     deps=[names.CANDIDATES, AssetDep(names.OHLCV, partition_mapping=AllPartitionMapping())],
-    group_name=names.DATAOPS_GROUP,
-    partitions_def=runs_partitions,
-    kinds={"json"},
-    owners=OWNERS,
-    code_version=asset_code_version(names.CANDIDATES_VALIDATED),
 )
 def candidates_validated(
     context: AssetExecutionContext, lakehouse: LakehouseResource, manifest: ManifestResource
@@ -357,14 +341,10 @@ def candidates_validated(
     )
 
 
-@asset(
-    key=names.SYMBOLS,
+@_dataops_runs_asset(
+    names.SYMBOLS,
+    kind="parquet",
     deps=[names.CANDIDATES_VALIDATED],
-    group_name=names.DATAOPS_GROUP,
-    partitions_def=runs_partitions,
-    kinds={"parquet"},
-    owners=OWNERS,
-    code_version=asset_code_version(names.SYMBOLS),
     metadata={"dagster/column_schema": column_schema(SYMBOLS_SCHEMA)},
 )
 def symbols(context: AssetExecutionContext, lakehouse: LakehouseResource) -> MaterializeResult:
@@ -417,21 +397,11 @@ FEATURE_CHECK_DESCRIPTIONS = {
 }
 
 
-@asset(
-    key=names.FEATURES_MATRIX,
+@_dataops_symbols_asset(
+    names.FEATURES_MATRIX,
+    checks=FEATURE_CHECK_DESCRIPTIONS,
     deps=[names.OHLCV],
-    group_name=names.DATAOPS_GROUP,
-    partitions_def=symbols_partitions,
-    backfill_policy=symbols_backfill,
     automation_condition=AutomationCondition.eager(),
-    check_specs=[
-        # One status per symbol partition, like the ohlcv checks.
-        AssetCheckSpec(name, asset=names.FEATURES_MATRIX, description=text, partitions_def=symbols_partitions)
-        for name, text in FEATURE_CHECK_DESCRIPTIONS.items()
-    ],
-    kinds={"parquet"},
-    owners=OWNERS,
-    code_version=asset_code_version(names.FEATURES_MATRIX),
     metadata={
         "dagster/column_schema": column_schema(
             features_schema(FEATURE_COLUMNS),
