@@ -83,3 +83,15 @@ def test_docs_link_only_inside_the_repository(document):
     targets = re.findall(r"\]\(([^)#\s]+)", text) + re.findall(r"`((?:\.\./)+[^`]+)`", text)
     outside = [t for t in targets if "://" not in t and not _inside_repository(document, t)]
     assert outside == [], f"{document.name} points outside the repository or to nothing: {outside}"
+
+
+def test_readme_layout_lists_exactly_the_package_tree():
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    layout = readme[readme.index("## Layout") :].split("```")[1]
+    listed = set(re.findall(r"^  ([a-z_]+(?:\.py|/))", layout, re.M))
+    package = PROJECT_ROOT / "alpha_assets"
+    tree = {p.name + "/" for p in package.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    tree |= {p.name for p in package.glob("*.py") if p.name != "__init__.py"}
+    assert listed == tree
+    for name in ("audit/records.py", "audit/engine.py", "candidates.py"):
+        assert (package / "dataops" / name).is_file(), name
