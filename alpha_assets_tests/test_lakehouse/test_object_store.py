@@ -4,10 +4,11 @@ Against a real S3-compatible server on 127.0.0.1 (moto in server mode, started b
 test in a bucket of its own, configured only through AWS's standard environment variables. The ingestion into a
 bucket must store exactly the bytes it stores in a local folder; two processes ingesting the same symbols into
 one bucket must lose and duplicate no bar (the lease objects serialise them as ``flock`` does locally); a lease
-whose holder died is taken over, a live one is waited for, and a holder never deletes a lease it lost.
+whose holder died is taken over, a live one is waited for, and a holder never deletes a lease it lost; a writer
+killed while it holds a lease leaves every object whole, and the next run takes the lease over at once.
 
-Leaves to other modules: the Dagster cycles through the CLI on a bucket (test_defs/test_flows_object_store.py),
-credentials in outputs (test_reliability/test_secrets.py).
+Leaves to other modules: the Dagster cycles through the CLI on a bucket and the credentials in their outputs
+(which need the features table on the bucket too), exchange credentials (test_reliability/test_secrets.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
 import socket
 import threading
 import time
@@ -192,6 +194,38 @@ def test_two_processes_ingesting_one_bucket_lose_and_duplicate_no_bar(s3_data_di
         raced, alone = read_table(paths.ohlcv_file(key)), read_table(LakehousePaths(tmp_path / "data").ohlcv_file(key))
         assert raced.equals(alone), key
     assert not list(paths.locks_dir.rglob("*.lock")), "every lease was released"
+
+
+def test_a_writer_killed_holding_a_lease_leaves_every_object_whole_and_the_next_run_completes(s3_data_dir, tmp_path):
+    paths = LakehousePaths(s3_data_dir)
+    _ingest_days(s3_data_dir, [0])
+    writer = multiprocessing.get_context("spawn").Process(target=_ingest_days, args=(s3_data_dir, [1, 2, 3]))
+    writer.start()
+    deadline = time.monotonic() + 120
+    while not list(paths.locks_dir.rglob("*.lock")) and time.monotonic() < deadline and writer.is_alive():
+        time.sleep(0.01)
+    held = [str(lease) for lease in paths.locks_dir.rglob("*.lock")]
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.join()
+    assert held, "the writer was killed while it held a lease"
+    # Each object is whole: every parquet file parses with its schema, every JSON document parses.
+    for path in paths.lakehouse_dir.rglob("*"):
+        if path.name.endswith("_1d.parquet"):
+            read_table(path)
+        elif path.suffix == ".json":
+            read_json(path)
+    # The dead writer's lease is taken over at once (its process is gone from this host) and nothing is lost.
+    started = time.monotonic()
+    statuses = _ingest_days(s3_data_dir, [3])
+    assert time.monotonic() - started < storage.LEASE_WAIT_SECONDS / 10
+    assert all(IngestStatus.FAILED.value not in status for status in statuses), statuses
+    _ingest_days(str(tmp_path / "data"), [0, 3])
+    reference = LakehousePaths(tmp_path / "data")
+    for market in SimulatedExchange(seed=SEED, now=START, n_symbols=N_SYMBOLS).load_markets()[:N_INGESTED]:
+        assert read_table(paths.ohlcv_file(market.symbol_key)).equals(
+            read_table(reference.ohlcv_file(market.symbol_key))
+        )
+    assert not list(paths.locks_dir.rglob("*.lock"))
 
 
 # ------------------------------------------------------------------------------------------------- leases
