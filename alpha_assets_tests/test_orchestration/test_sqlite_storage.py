@@ -2,12 +2,15 @@
 
 A single-run backfill over many symbol partitions is recorded completely (every partition materialised, the
 check evaluated, the run's events readable through Dagster's API), with a bounded number of engines instead of
-one per event; two processes writing runs into one DAGSTER_HOME at once both succeed; and the storage reads the
-files Dagster's default storage wrote (same layout), so an existing home can switch in either direction.
+one per event; a backfill whose check is evaluated per partition (as the ohlcv checks) commits about once per
+evaluation, with Dagster's batches in one transaction, on WAL connections that sync at checkpoints; two processes
+writing runs into one DAGSTER_HOME at once both succeed; and the storage reads the files Dagster's default storage
+wrote (same layout), so an existing home can switch in either direction.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -16,7 +19,10 @@ from pathlib import Path
 
 import pytest
 from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckKey,
     AssetCheckResult,
+    AssetCheckSeverity,
     AssetCheckSpec,
     AssetKey,
     BackfillPolicy,
@@ -25,10 +31,13 @@ from dagster import (
     Definitions,
     DynamicPartitionsDefinition,
     MaterializeResult,
+    Output,
     asset,
     define_asset_job,
 )
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from sqlalchemy.event import listen
 
 from alpha_assets.cli import PROJECT_DAGSTER_YAML
 from alpha_assets.orchestration import sqlite_storage
@@ -48,7 +57,36 @@ def bars(context) -> tuple[MaterializeResult, AssetCheckResult]:
     yield AssetCheckResult(check_name="rows_positive", passed=True)
 
 
-DEFS = Definitions(assets=[bars], jobs=[define_asset_job("bars_job", selection=[bars])])
+#: Evaluated per partition, as the ohlcv checks: one evaluation event per symbol; one symbol fails.
+BARS_COMPLETE = AssetCheckKey(AssetKey("checked_bars"), "bars_complete")
+FAILING_KEY = KEYS[7]
+
+
+@asset(
+    partitions_def=PARTITIONS,
+    backfill_policy=BackfillPolicy.single_run(),
+    check_specs=[AssetCheckSpec(BARS_COMPLETE.name, asset=BARS_COMPLETE.asset_key, partitions_def=PARTITIONS)],
+)
+def checked_bars(context):
+    yield MaterializeResult(metadata={"symbols": len(context.partition_keys)})
+    for key in context.partition_keys:
+        yield AssetCheckEvaluation(
+            asset_key=BARS_COMPLETE.asset_key,
+            check_name=BARS_COMPLETE.name,
+            passed=key != FAILING_KEY,
+            severity=AssetCheckSeverity.WARN,
+            partition=key,
+        )
+    yield Output(None, output_name=context.assets_def.get_output_name_for_asset_check_key(BARS_COMPLETE))
+
+
+DEFS = Definitions(
+    assets=[bars, checked_bars],
+    jobs=[
+        define_asset_job("bars_job", selection=[bars]),
+        define_asset_job("checked_bars_job", selection=[checked_bars]),
+    ],
+)
 
 
 def _home(tmp_path: Path, monkeypatch, yaml: Path | None) -> DagsterInstance:
@@ -60,9 +98,11 @@ def _home(tmp_path: Path, monkeypatch, yaml: Path | None) -> DagsterInstance:
     return DagsterInstance.get()
 
 
-def _backfill(instance: DagsterInstance, keys: list[str]) -> str:
-    instance.add_dynamic_partitions(PARTITIONS.name, keys)
-    result = DEFS.resolve_job_def("bars_job").execute_in_process(
+def _backfill(instance: DagsterInstance, keys: list[str], job: str = "bars_job") -> str:
+    instance.add_dynamic_partitions(
+        PARTITIONS.name, [k for k in keys if not instance.has_dynamic_partition(PARTITIONS.name, k)]
+    )
+    result = DEFS.resolve_job_def(job).execute_in_process(
         instance=instance, tags={ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}
     )
     assert result.success
@@ -106,6 +146,67 @@ def test_project_instance_records_a_partition_range_run_with_few_engines(tmp_pat
         assert len(default.fetch_materializations(AssetKey("bars"), limit=1000).records) == 2 * len(KEYS)
     finally:
         default.dispose()
+
+
+def test_per_partition_check_evaluations_commit_once_each_and_batches_once(tmp_path, monkeypatch):
+    monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)  # the storage sets it; restored after the test
+    commits: dict[str, int] = {}
+
+    def count_commits(url: str):
+        def on_commit(conn) -> None:  # only transactions that wrote something
+            if conn.connection.dbapi_connection.in_transaction:
+                commits[url] = commits.get(url, 0) + 1
+
+        return on_commit
+
+    real_create_engine = sqlite_storage.create_engine
+
+    def counting_create_engine(url, **kwargs):
+        engine = real_create_engine(url, **kwargs)
+        listen(engine, "commit", count_commits(url))
+        return engine
+
+    monkeypatch.setattr(sqlite_storage, "create_engine", counting_create_engine)
+    instance = _home(tmp_path, monkeypatch, PROJECT_DAGSTER_YAML)
+    try:
+        assert instance.event_log_storage is not None
+        assert os.environ["DAGSTER_EVENT_BATCH_SIZE"] == sqlite_storage.EVENT_BATCH_SIZE
+        run_id = _backfill(instance, KEYS, job="checked_bars_job")
+        index = next(url for url in commits if url.endswith("/index.db"))
+        # 60 evaluations, one commit each; the 61 planned events and the 60 materialisations are two batches, one
+        # commit each; the rest is the run's own events. Dagster's storage commits each statement group: ~250.
+        assert commits[index] <= len(KEYS) + 10, commits
+        assert commits[next(url for url in commits if url.endswith(f"/{run_id}.db"))] <= len(KEYS) + 20, commits
+        evaluations = instance.all_logs(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+        assert len(evaluations) == len(KEYS)
+        statuses = {
+            info.partition_key: info.latest_execution_status
+            for info in instance.event_log_storage.get_asset_check_partition_info([BARS_COMPLETE])
+        }
+        assert statuses == {
+            key: AssetCheckExecutionRecordStatus.FAILED
+            if key == FAILING_KEY
+            else AssetCheckExecutionRecordStatus.SUCCEEDED
+            for key in KEYS
+        }
+        assert instance.get_materialized_partitions(BARS_COMPLETE.asset_key) == set(KEYS)
+        with instance.event_log_storage.index_connection() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    finally:
+        instance.dispose()
+
+
+def test_storage_keeps_an_event_batch_size_the_environment_sets(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "0")  # Dagster's "no batches"
+    instance = _home(tmp_path, monkeypatch, PROJECT_DAGSTER_YAML)
+    try:
+        run_id = _backfill(instance, KEYS[:10], job="checked_bars_job")
+        assert os.environ["DAGSTER_EVENT_BATCH_SIZE"] == "0"
+        assert len(instance.all_logs(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)) == 10
+        assert instance.get_materialized_partitions(BARS_COMPLETE.asset_key) == set(KEYS[:10])
+    finally:
+        instance.dispose()
 
 
 def test_project_instance_takes_two_writing_processes_at_once(tmp_path, monkeypatch):
