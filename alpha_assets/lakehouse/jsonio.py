@@ -15,9 +15,12 @@ def encode_json(document: Any) -> bytes:
     return (json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
 
 
-def write_json_atomic(document: Any, path: Path) -> None:
-    """Write ``document`` as deterministic JSON to ``path`` atomically."""
-    write_bytes_atomic(encode_json(document), path)
+def write_json_atomic(document: Any, path: Path, *, sync_directory: bool = True) -> None:
+    """Write ``document`` as deterministic JSON to ``path`` atomically.
+
+    ``sync_directory`` is that of :func:`write_bytes_atomic`.
+    """
+    write_bytes_atomic(encode_json(document), path, sync_directory=sync_directory)
 
 
 def read_json(path: Path) -> Any:
