@@ -121,12 +121,7 @@ class BarArrays:
         ValueError
             When ``frame`` lacks an OHLCV column or its timestamps are timezone-naive.
         """
-        missing = [c for c in OHLCV_COLUMNS if c not in frame.columns]
-        if missing:
-            raise ValueError(f"`frame` lacks columns {missing}; expected {list(OHLCV_COLUMNS)}")
-        dtype = frame["timestamp"].dtype
-        if not isinstance(dtype, pd.DatetimeTZDtype):
-            raise ValueError(f"`frame['timestamp']` must be timezone-aware UTC, got dtype {dtype}")
+        _check_ohlcv_frame(frame, "`frame`")
         return cls(*_frame_arrays(frame))
 
     @classmethod
@@ -246,12 +241,7 @@ def clean_bar_arrays(
     ValueError
         As :func:`clean_bars`.
     """
-    missing = [c for c in OHLCV_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(f"bars of {symbol_key} lack columns {missing}; expected {list(OHLCV_COLUMNS)}")
-    dtype = frame["timestamp"].dtype
-    if not isinstance(dtype, pd.DatetimeTZDtype):
-        raise ValueError(f"bars of {symbol_key}: `timestamp` must be timezone-aware UTC, got dtype {dtype}")
+    _check_ohlcv_frame(frame, f"bars of {symbol_key}")
     stamp = pd.Timestamp(now)
     if stamp.tzinfo is None:
         raise ValueError(f"`now` must be timezone-aware, got {now!r}")
@@ -536,3 +526,13 @@ def _check_bar_arrays(bars: object, name: str) -> None:
     """Raise a ``TypeError`` naming the argument ``name`` unless ``bars`` is a :class:`BarArrays`."""
     if not isinstance(bars, BarArrays):
         raise TypeError(f"`{name}` must be BarArrays, got {type(bars).__name__}")
+
+
+def _check_ohlcv_frame(frame: pd.DataFrame, name: str) -> None:
+    """Raise a ``ValueError`` naming ``name`` unless ``frame`` has the OHLCV columns and UTC-aware timestamps."""
+    missing = [c for c in OHLCV_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{name}: missing columns {missing}; expected {list(OHLCV_COLUMNS)}")
+    dtype = frame["timestamp"].dtype
+    if not isinstance(dtype, pd.DatetimeTZDtype):
+        raise ValueError(f"{name}: `timestamp` must be timezone-aware UTC, got dtype {dtype}")

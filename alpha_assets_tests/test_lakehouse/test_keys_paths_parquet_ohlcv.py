@@ -439,7 +439,7 @@ def test_clean_bars_naive_timestamps_refuse_whole_batch() -> None:
 
 
 def test_clean_bars_missing_column_raises() -> None:
-    with pytest.raises(ValueError, match=r"lack columns \['volume'\]"):
+    with pytest.raises(ValueError, match=r"bars of .*: missing columns \['volume'\]"):
         clean_bars(_bars(7, n_bars=3).drop(columns="volume"), symbol_key=KEY, now=NOW)
 
 

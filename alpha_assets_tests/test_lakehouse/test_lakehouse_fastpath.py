@@ -190,9 +190,9 @@ def test_bar_arrays_invalid_arrays_raise(timestamps, values, error, match) -> No
 def test_bar_arrays_from_frame_and_table_refuse_other_shapes() -> None:
     naive = _walk(3, 4)
     naive["timestamp"] = naive["timestamp"].dt.tz_localize(None)
-    with pytest.raises(ValueError, match=r"`frame\['timestamp'\]` must be timezone-aware UTC"):
+    with pytest.raises(ValueError, match=r"`frame`: `timestamp` must be timezone-aware UTC"):
         BarArrays.from_frame(naive)
-    with pytest.raises(ValueError, match=r"`frame` lacks columns \['volume'\]"):
+    with pytest.raises(ValueError, match=r"`frame`: missing columns \['volume'\]"):
         BarArrays.from_frame(_walk(3, 4).drop(columns="volume"))
     with pytest.raises(ValueError, match=r"`table` must have OHLCV_SCHEMA"):
         BarArrays.from_table(pa.Table.from_pandas(_walk(3, 4), preserve_index=False))
