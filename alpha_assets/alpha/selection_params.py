@@ -16,24 +16,10 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from alpha_assets.alpha.clustering import ClusterMethod
+from alpha_assets.lakehouse.features_store import STATISTIC_COLUMNS
 
 #: The feature columns of ``features_matrix`` the selection may read, one row per symbol at the as-of date.
-FEATURE_COLUMNS: tuple[str, ...] = (
-    "recommend_all",
-    "recommend_ma",
-    "recommend_other",
-    "return_20d",
-    "return_60d",
-    "return_120d",
-    "volatility_60d",
-    "efficiency_ratio_20d",
-    "skewness_60d",
-    "kurtosis_60d",
-    "max_drawdown_252d",
-    "history_length",
-    "avg_traded_value_20d",
-    "permutation_entropy_120d",
-)
+FEATURE_COLUMNS: tuple[str, ...] = ("recommend_all", "recommend_ma", "recommend_other", *STATISTIC_COLUMNS)
 #: Technical rating in [-1, 1] whose sign makes an atom LONG or SHORT.
 RATING_FEATURE = "recommend_all"
 #: Rolling kurtosis over 60 bars (the features' convention, excess kurtosis), compared with ``max_kurtosis``.

@@ -22,6 +22,7 @@ import pandas as pd
 from alpha_assets.features import indicators as ind
 from alpha_assets.features import ratings
 from alpha_assets.features import statistics as stats
+from alpha_assets.lakehouse.features_store import STATISTIC_COLUMNS
 from alpha_assets.lakehouse.keys import validate_symbol_key
 from alpha_assets.typing import FloatArray
 from alpha_assets.validation import check_array, check_same_length
@@ -107,19 +108,6 @@ INDICATOR_COLUMNS: tuple[str, ...] = (
     "ichimoku_lead2",
 )
 
-STATISTIC_COLUMNS: tuple[str, ...] = (
-    "return_20d",
-    "return_60d",
-    "return_120d",
-    "volatility_60d",
-    "efficiency_ratio_20d",
-    "skewness_60d",
-    "kurtosis_60d",
-    "max_drawdown_252d",
-    "history_length",
-    "avg_traded_value_20d",
-    "permutation_entropy_120d",
-)
 
 #: Every feature column of ``features_matrix``, in stored order (after ``date`` and ``symbol``).
 FEATURE_COLUMNS: tuple[str, ...] = (

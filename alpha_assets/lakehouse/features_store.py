@@ -48,6 +48,7 @@ from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.schemas import UTC_MS
 
 __all__ = [
+    "STATISTIC_COLUMNS",
     "StoredFeatures",
     "SymbolFeaturesFile",
     "UpsertResult",
@@ -63,6 +64,21 @@ __all__ = [
 ]
 
 KEY_COLUMNS = ("date", "symbol")
+#: The statistic columns of the features, in stored order: the Alpha cycle reads them by name, so the
+#: one list both cycles use is here, in the file contract.
+STATISTIC_COLUMNS: tuple[str, ...] = (
+    "return_20d",
+    "return_60d",
+    "return_120d",
+    "volatility_60d",
+    "efficiency_ratio_20d",
+    "skewness_60d",
+    "kurtosis_60d",
+    "max_drawdown_252d",
+    "history_length",
+    "avg_traded_value_20d",
+    "permutation_entropy_120d",
+)
 #: Footer key of the writer's provenance record (a JSON object).
 _PROVENANCE_KEY = b"alpha_assets.features.provenance"
 #: Footer key of a delta file: how many of the symbol's rows come before it (base and earlier deltas).
