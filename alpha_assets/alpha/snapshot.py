@@ -1,7 +1,8 @@
 """The immutable input of one RUN_ID: read once from the lakehouse, frozen into the run folder, reused after.
 
 The first materialisation of a RUN_ID reads the validated candidates' bars and feature rows up to the as-of
-date, hashes exactly the bytes it parsed, trims the returns and writes everything into
+date (the features from one version of the ``features_matrix`` Delta table, which ``snapshot.json`` records as
+``features_table_version``), hashes exactly the bytes it parsed, trims the returns and writes everything into
 ``artifacts/summaries/runs/<RUN_ID>/data/``. Every later materialisation of that RUN_ID loads the frozen files
 (after checking their hashes) and never looks at the lakehouse again, so appended bars or re-upserted
 features cannot change an old run's weights.
@@ -22,7 +23,7 @@ from alpha_assets.alpha.selection_params import FEATURE_COLUMNS
 from alpha_assets.errors import LakehouseReadError
 from alpha_assets.lakehouse.atomic import write_bytes_atomic
 from alpha_assets.lakehouse.calendars import CONTINUOUS
-from alpha_assets.lakehouse.features_store import read_symbol_row_asof
+from alpha_assets.lakehouse.features_store import read_features_asof
 from alpha_assets.lakehouse.hashing import bytes_sha256, file_sha256
 from alpha_assets.lakehouse.jsonio import encode_json, parse_json_bytes, read_json, write_json_atomic
 from alpha_assets.lakehouse.ohlcv import wide_closes
@@ -55,10 +56,14 @@ class LakehouseSnapshot:
     metadata : DataFrame of shape (n_assets, 3)
         ``symbol``, ``market`` (exchange key) and ``sector`` from the discovery record.
     fingerprints : dict
-        Data-directory-relative path -> sha256 of every lakehouse and export file read.
+        Data-directory-relative path -> sha256 of every lakehouse and export file read; for the features table,
+        the sha256 of the rows read (Arrow IPC stream bytes), under the table's path.
     calendar : dict
         ``grid`` (``24/7`` or the exchange calendars of the rows), ``periods_per_year`` of the returns and
         ``calendars`` (symbol -> its calendar), as recorded in ``snapshot.json``.
+    features_table_version : int or None
+        The version of the ``features_matrix`` Delta table the feature rows were read at (None: no table yet):
+        ``read_features_asof(..., version=...)`` reads the same rows again, and vacuum keeps that version.
     """
 
     run_id: str
@@ -68,6 +73,7 @@ class LakehouseSnapshot:
     metadata: pd.DataFrame
     fingerprints: dict[str, str]
     calendar: dict[str, Any] = dataclasses.field(default_factory=dict)
+    features_table_version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -109,16 +115,17 @@ def take_snapshot(paths: LakehousePaths, run_id: str) -> LakehouseSnapshot:
     # equities is judged on Friday's features on a Monday, as the equities are.
     features_date = last_grid_date(calendars.values(), as_of)
     fingerprints = {_relative(paths, validated_path): bytes_sha256(validated_bytes)}
-    bars, feature_rows = {}, []
+    bars = {}
     for key in validated["symbols"]:
         table, sha = read_table_and_sha256(paths.ohlcv_file(key), OHLCV_SCHEMA)
         bars[key] = table.to_pandas()
         fingerprints[_relative(paths, paths.ohlcv_file(key))] = sha
-        row, hashes = read_symbol_row_asof(paths, key, features_date, columns=SNAPSHOT_FEATURE_COLUMNS)
-        fingerprints.update((_relative(paths, path), sha) for path, sha in hashes.items())
-        if hashes:
-            feature_rows.append(row.to_pandas())
-    features = pd.concat(feature_rows, ignore_index=True) if feature_rows else pd.DataFrame(columns=["symbol", "date"])
+    rows, features_version = read_features_asof(
+        paths, validated["symbols"], features_date, columns=SNAPSHOT_FEATURE_COLUMNS
+    )
+    if features_version is not None:
+        fingerprints[_relative(paths, paths.features_table_dir)] = bytes_sha256(_ipc_bytes(rows))
+    features = rows.to_pandas() if rows.num_rows else pd.DataFrame(columns=["symbol", "date"])
     metadata = pd.DataFrame(
         [
             {
@@ -143,6 +150,7 @@ def take_snapshot(paths: LakehousePaths, run_id: str) -> LakehouseSnapshot:
         features=features.sort_values("symbol", ignore_index=True),
         metadata=metadata,
         fingerprints=dict(sorted(fingerprints.items())),
+        features_table_version=features_version,
     )
 
 
@@ -170,6 +178,7 @@ def freeze_run(
         "inputs": snapshot.fingerprints,
         "metadata": snapshot.metadata.to_dict(orient="records"),
         "calendar": snapshot.calendar,
+        "features_table_version": snapshot.features_table_version,
         "frozen": {name: file_sha256(paths.run_data_file(run_id, name)) for name in FROZEN_FILES},
     }
     write_bytes_atomic(encode_json(document), paths.run_data_file(run_id, RunDataFile.SNAPSHOT))
@@ -210,6 +219,14 @@ def load_frozen_run(paths: LakehousePaths, run_id: str) -> FrozenRun:
 
 def _drop_json(record: Any) -> dict[str, Any]:
     return {k: (v if not isinstance(v, float) or v == v else None) for k, v in dataclasses.asdict(record).items()}
+
+
+def _ipc_bytes(table: pa.Table) -> bytes:
+    """The Arrow IPC stream of ``table``: the bytes a features fingerprint hashes (same rows, same bytes)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
 
 
 def _read_bytes(path: Any) -> bytes:

@@ -63,14 +63,21 @@ symbols_backfill = symbols_backfill_policy()
 
 
 def symbols_asset(
-    key: AssetKey, *, group_name: str, owners: list[str], checks: Mapping[str, str], **options: Any
+    key: AssetKey,
+    *,
+    group_name: str,
+    owners: list[str],
+    checks: Mapping[str, str],
+    kinds: frozenset[str] = frozenset({"parquet"}),
+    **options: Any,
 ) -> Callable[..., AssetsDefinition]:
     """``@asset`` of one parquet file per symbol, partitioned by ``symbols``, versioned by the code computing it.
 
     Backfills split into runs by :data:`symbols_backfill`.
     ``checks`` maps each check's name to its description. The checks are partitioned by ``symbols`` too:
-    one status per symbol, so a one-symbol run never turns another symbol's failure green. ``options`` are
-    the asset's other arguments (``deps``, ``metadata``, ...).
+    one status per symbol, so a one-symbol run never turns another symbol's failure green. ``kinds`` are the
+    storage kinds the UI shows (``deltalake`` for a table rather than files). ``options`` are the asset's other
+    arguments (``deps``, ``metadata``, ...).
     """
     return asset(
         key=key,
@@ -81,7 +88,7 @@ def symbols_asset(
             AssetCheckSpec(name, asset=key, description=text, partitions_def=symbols_partitions)
             for name, text in checks.items()
         ],
-        kinds={"parquet"},
+        kinds=set(kinds),
         owners=owners,
         code_version=asset_code_version(key),
         **options,

@@ -1,28 +1,31 @@
-"""Feature backfill: bring a scope of symbols' ``features_matrix`` files up to date with their stored bars.
+"""Feature backfill: bring a scope of symbols' rows of the ``features_matrix`` table up to date with their bars.
 
-Per symbol, under its lock, the cheapest exact path wins:
+Per symbol, the cheapest exact path wins, decided from its provenance record (``lakehouse/features_provenance/``):
 
-- **unchanged**: the newest file's footer records the sha256 of the OHLCV file it was computed from (and the
-  feature version); when the OHLCV file still hashes the same, nothing is parsed or written;
-- **append**: the footer also records how many bars were used and a sha256 of their values; when the first
-  bars of the current OHLCV still hash the same, only the new bars' rows are computed (bit-identical to a
-  full computation) and appended as a delta file; the stored rows are not touched. When the symbol's deltas
-  are full, its whole history is recomputed instead and the base rewritten (cheaper than reading it back);
-- **recompute**: otherwise (new symbol, repaired bar, another feature version), the whole history is
-  recomputed and merged: only new or changed rows count, the file is written only if something changed.
+- **unchanged**: the record holds the sha256 of the OHLCV file the rows were computed from (and the feature
+  version); when the OHLCV file still hashes the same, nothing is parsed or written;
+- **append**: the record also holds how many bars were used and a sha256 of their values; when the first bars of
+  the current OHLCV still hash the same, only the new bars' rows are computed (bit-identical to a full
+  computation) and appended; the stored rows are not touched;
+- **recompute**: otherwise (new symbol, repaired bar, another feature version), the whole history is recomputed
+  and merged: only new or changed rows count, the symbol is written only if something changed.
 
-Symbols go through in batches of ``SYMBOLS_PER_BATCH`` per worker, their locks held from the footer read to the
-write: the batch's appended tails are computed in one ``compute_features_many`` call. One symbol's failure is
-recorded in the report and does not stop the others.
+Workers plan and compute (symbols in batches of ``SYMBOLS_PER_BATCH``: a batch's appended tails are computed in
+one ``compute_features_many`` call); the calling process commits their rows to the Delta table, one commit for up
+to ``COMMIT_ROWS`` rows, so one new day for every symbol is one commit. One symbol's failure is recorded in the
+report and does not stop the others.
+
+A lakehouse still holding the per-symbol files of before the Delta table (``features_matrix.parquet/``) is
+migrated by the first backfill: its symbols join the scope, are recomputed from their bars into the table, and the
+old directory is moved to ``lakehouse/_legacy/`` (kept, not deleted).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from enum import Enum
@@ -43,9 +46,18 @@ from alpha_assets.features.matrix import (
 )
 from alpha_assets.lakehouse.atomic import read_file_bytes
 from alpha_assets.lakehouse.calendars import TradingCalendar, exchange_market
-from alpha_assets.lakehouse.features_store import SymbolFeaturesFile, UpsertResult, open_symbol_features
+from alpha_assets.lakehouse.features_store import (
+    FeatureRows,
+    StoredFeatures,
+    UpsertResult,
+    archive_legacy_features,
+    legacy_feature_keys,
+    maintain_features_table,
+    stored_features,
+    write_features,
+)
 from alpha_assets.lakehouse.hashing import bytes_sha256
-from alpha_assets.lakehouse.keys import split_symbol_key
+from alpha_assets.lakehouse.keys import split_symbol_key, validate_symbol_key
 from alpha_assets.lakehouse.parquet import parse_parquet_bytes
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA
@@ -57,15 +69,14 @@ __all__ = ["BackfillReport", "SymbolBackfill", "SymbolStatus", "backfill_feature
 MIN_SYMBOLS_PER_WORKER = 32
 #: Chunks per worker: small enough to balance uneven histories, large enough to amortise the hand-offs.
 CHUNKS_PER_WORKER = 4
-#: Processes per core and threads per process: a symbol waits on its fsyncs (and on file creation while the
-#: journal commits them), so more workers than cores keep the cores busy. One incremental day for 1,000
-#: symbols on 2 cores, same run: 2 processes x 4 threads 4.0-5.2 s, 4 processes x 2 threads 2.8-3.9 s
-#: (threads alone overlap less: they contend for the GIL).
+#: Processes per core: a worker waits on reads of bars files, so two per core keep the cores busy.
 WORKERS_PER_CORE = 2
-THREADS_PER_WORKER = 2
-#: Symbols a worker plans, computes and writes together, holding their locks meanwhile: the appended tails of a
-#: batch are computed in one pass (``compute_features_many``), and the batch bounds the open lock files.
+#: Symbols a worker plans and computes together: the appended tails of a batch are computed in one pass
+#: (``compute_features_many``).
 SYMBOLS_PER_BATCH = 64
+#: Rows committed at once at most (~340 MB of float64 for 84 features): one new day of any universe is one commit,
+#: a full backfill a few.
+COMMIT_ROWS = 500_000
 #: The bar columns the features read, hashed in this order to recognise bars already used.
 _INPUT_COLUMNS = ("timestamp", "high", "low", "close", "volume")
 
@@ -128,10 +139,13 @@ class BackfillReport:
         One entry per distinct requested symbol.
     workers : int
         Processes used; 1 means the work ran in the calling process.
+    migrated : tuple of SymbolBackfill, default ()
+        Symbols of a pre-Delta ``features_matrix.parquet/`` recomputed into the table besides the requested ones.
     """
 
     symbols: tuple[SymbolBackfill, ...]
     workers: int
+    migrated: tuple[SymbolBackfill, ...] = ()
 
     @property
     def failed(self) -> tuple[SymbolBackfill, ...]:
@@ -190,24 +204,38 @@ def backfill_features(
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ValueError(f"`workers` must be a positive integer or None, got {workers!r}")
     keys = list(dict.fromkeys(symbol_keys))
-    periods = symbol_periods_per_year(paths, keys)
+    legacy = [key for key in legacy_feature_keys(paths) if key not in set(keys)]
+    scope = keys + legacy
+    stored = stored_features(paths, [key for key in scope if _valid(key)])
+    periods = symbol_periods_per_year(paths, scope)
     if workers is None:
-        workers = max(1, min(WORKERS_PER_CORE * _available_cores(), len(keys) // MIN_SYMBOLS_PER_WORKER))
-    workers = min(workers, max(1, len(keys)))
-    if workers == 1:
-        return BackfillReport(symbols=tuple(_backfill_chunk(paths, keys, periods)), workers=1)
-    n_chunks = min(len(keys), workers * CHUNKS_PER_WORKER)
-    chunks = [keys[i::n_chunks] for i in range(n_chunks)]
+        workers = max(1, min(WORKERS_PER_CORE * _available_cores(), len(scope) // MIN_SYMBOLS_PER_WORKER))
+    workers = min(workers, max(1, len(scope)))
     results: dict[str, SymbolBackfill] = {}
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [(chunk, pool.submit(_backfill_chunk, paths, chunk, periods)) for chunk in chunks]
-        for chunk, future in futures:
-            try:
-                results.update((entry.symbol_key, entry) for entry in future.result())
-            except BrokenProcessPool as err:
-                # A worker that dies (e.g. killed for memory) takes its chunk down, not the whole report.
-                results.update((key, _failure(key, err)) for key in chunk)
-    return BackfillReport(symbols=tuple(results[key] for key in keys), workers=workers)
+    pending = _Pending(paths)
+    if workers == 1:
+        for outcome in _plan_chunk(paths, scope, stored, periods):
+            pending.add(outcome, results)
+    else:
+        n_chunks = min(len(scope), workers * CHUNKS_PER_WORKER)
+        chunks = [scope[i::n_chunks] for i in range(n_chunks)]
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [(chunk, pool.submit(_plan_chunk, paths, chunk, stored, periods)) for chunk in chunks]
+            for chunk, future in futures:
+                try:
+                    outcomes = future.result()
+                except BrokenProcessPool as err:
+                    # A worker that dies (e.g. killed for memory) takes its chunk down, not the whole report.
+                    outcomes = [_failure(key, err) for key in chunk]
+                for outcome in outcomes:
+                    pending.add(outcome, results)
+    pending.commit(results)
+    if legacy and all(results[key].status is not SymbolStatus.FAILED for key in legacy):
+        archive_legacy_features(paths)
+    maintain_features_table(paths)
+    return BackfillReport(
+        symbols=tuple(results[key] for key in keys), workers=workers, migrated=tuple(results[key] for key in legacy)
+    )
 
 
 def symbol_periods_per_year(paths: LakehousePaths, symbol_keys: Sequence[str]) -> dict[str, float]:
@@ -232,46 +260,94 @@ def symbol_periods_per_year(paths: LakehousePaths, symbol_keys: Sequence[str]) -
     return periods
 
 
-def _backfill_chunk(
-    paths: LakehousePaths, symbol_keys: list[str], periods: Mapping[str, float]
-) -> list[SymbolBackfill]:
-    results: dict[str, SymbolBackfill] = {}
+class _Pending:
+    """Rows computed by the workers, committed together once they reach ``COMMIT_ROWS`` (and at the end)."""
+
+    def __init__(self, paths: LakehousePaths) -> None:
+        self._paths = paths
+        self._writes: list[_Write] = []
+        self._rows = 0
+
+    def add(self, outcome: SymbolBackfill | _Write, results: dict[str, SymbolBackfill]) -> None:
+        if isinstance(outcome, SymbolBackfill):
+            results[outcome.symbol_key] = outcome
+            return
+        self._writes.append(outcome)
+        self._rows += outcome.rows.dates.size
+        if self._rows >= COMMIT_ROWS:
+            self.commit(results)
+
+    def commit(self, results: dict[str, SymbolBackfill]) -> None:
+        """One commit of every pending row; a refused commit fails its symbols (a full disk stops the backfill)."""
+        writes, self._writes, self._rows = self._writes, [], 0
+        if not writes:
+            return
+        try:
+            written = write_features(
+                self._paths, [w.rows for w in writes], FEATURE_COLUMNS, dictionary_columns=DISCRETE_COLUMNS
+            )
+        except DiskFullError:
+            raise
+        except Exception as err:  # noqa: BLE001 - the report names every symbol of a refused commit
+            results.update((w.rows.symbol_key, _failure(w.rows.symbol_key, err)) for w in writes)
+            return
+        results.update(
+            (w.rows.symbol_key, _written(w.rows.symbol_key, written[w.rows.symbol_key], w.last_date)) for w in writes
+        )
+
+
+@dataclass(frozen=True)
+class _Write:
+    """Rows of one symbol a worker computed, for the calling process to commit."""
+
+    rows: FeatureRows
+    last_date: int | None
+
+
+def _plan_chunk(
+    paths: LakehousePaths,
+    symbol_keys: list[str],
+    stored: Mapping[str, StoredFeatures],
+    periods: Mapping[str, float],
+) -> list[SymbolBackfill | _Write]:
+    outcomes: list[SymbolBackfill | _Write] = []
     for first in range(0, len(symbol_keys), SYMBOLS_PER_BATCH):
-        results.update(_backfill_batch(paths, symbol_keys[first : first + SYMBOLS_PER_BATCH], periods))
-    return [results[key] for key in symbol_keys]
+        outcomes += _plan_batch(paths, symbol_keys[first : first + SYMBOLS_PER_BATCH], stored, periods)
+    return outcomes
 
 
-def _backfill_batch(
-    paths: LakehousePaths, symbol_keys: list[str], periods: Mapping[str, float]
-) -> dict[str, SymbolBackfill]:
-    """Plan every symbol under its lock, compute the appended tails together, then write (locks held)."""
-    results: dict[str, SymbolBackfill] = {}
+def _plan_batch(
+    paths: LakehousePaths,
+    symbol_keys: list[str],
+    stored: Mapping[str, StoredFeatures],
+    periods: Mapping[str, float],
+) -> list[SymbolBackfill | _Write]:
+    """Decide every symbol, then compute the appended tails of the batch together."""
+    outcomes: list[SymbolBackfill | _Write] = []
     appends: list[_Append] = []
-    with contextlib.ExitStack() as locks:
-        # One global order of acquisition: two backfills holding batches of locks never wait in a cycle.
-        for key in sorted(symbol_keys):
-            try:
-                ohlcv_path = paths.ohlcv_file(key)
-                if not ohlcv_path.exists():
-                    results[key] = SymbolBackfill(key, SymbolStatus.MISSING)
-                    continue
-                features = locks.enter_context(open_symbol_features(paths, key, dictionary_columns=DISCRETE_COLUMNS))
-                outcome = _refresh(features, ohlcv_path, key, periods[key])
-            except DiskFullError:
-                # A full disk fails every symbol after this one too: stop and say so, rather than list each.
-                raise
-            except Exception as err:  # noqa: BLE001 - one bad symbol must not sink the others; the report names it.
-                outcome = _failure(key, err)
-            if isinstance(outcome, _Append):
-                appends.append(outcome)
-            else:
-                results[key] = outcome
-        tails = _tails(appends)
-        # Threads: each write waits on its fsyncs, which release the GIL.
-        with ThreadPoolExecutor(THREADS_PER_WORKER) as pool:
-            written = list(pool.map(_write_append, appends, tails))
-        results.update((append.symbol_key, result) for append, result in zip(appends, written, strict=True))
-    return results
+    for key in symbol_keys:
+        try:
+            ohlcv_path = paths.ohlcv_file(key)
+            if not ohlcv_path.exists():
+                outcomes.append(SymbolBackfill(key, SymbolStatus.MISSING))
+                continue
+            outcome = _refresh(stored.get(key), ohlcv_path, key, periods[key])
+        except DiskFullError:
+            raise
+        except Exception as err:  # noqa: BLE001 - one bad symbol must not sink the others; the report names it.
+            outcome = _failure(key, err)
+        if isinstance(outcome, _Append):
+            appends.append(outcome)
+        else:
+            outcomes.append(outcome)
+    for append, values in zip(appends, _tails(appends), strict=True):
+        if isinstance(values, Exception):
+            outcomes.append(_failure(append.symbol_key, values))
+            continue
+        dates = append.bars["timestamp"][append.known :]
+        rows = FeatureRows(append.symbol_key, dates, values, append.provenance, append=True)
+        outcomes.append(_Write(rows, append.provenance["last_date"]))
+    return outcomes
 
 
 @dataclass(frozen=True)
@@ -279,7 +355,6 @@ class _Append:
     """A symbol whose stored rows are the features of its first ``known`` bars: the others are to append."""
 
     symbol_key: str
-    features: SymbolFeaturesFile
     bars: dict[str, np.ndarray]
     known: int
     provenance: dict[str, Any]
@@ -308,24 +383,10 @@ def _tails(appends: list[_Append]) -> list[np.ndarray | Exception]:
     return [tails[i] for i in range(len(appends))]
 
 
-def _write_append(append: _Append, values: np.ndarray | Exception) -> SymbolBackfill:
-    try:
-        if isinstance(values, Exception):
-            raise values
-        dates = append.bars["timestamp"][append.known :]
-        result = append.features.append(dates, values, FEATURE_COLUMNS, append.provenance)
-        return _written(append.symbol_key, result, append.provenance)
-    except DiskFullError:
-        raise
-    except Exception as err:  # noqa: BLE001 - as in _backfill_batch
-        return _failure(append.symbol_key, err)
-
-
 def _refresh(
-    features: SymbolFeaturesFile, ohlcv_path: Path, symbol_key: str, periods_per_year: float
-) -> SymbolBackfill | _Append:
-    """Decide one symbol (the caller holds its lock): unchanged, recomputed and merged now, or an append."""
-    stored = features.stored()
+    stored: StoredFeatures | None, ohlcv_path: Path, symbol_key: str, periods_per_year: float
+) -> SymbolBackfill | _Append | _Write:
+    """Decide one symbol: unchanged, an append of its new bars, or a recompute of every row to merge."""
     previous = stored.provenance if stored is not None else None
     if previous is not None and not _same_computation(previous, stored.feature_columns, periods_per_year):
         previous = None
@@ -347,26 +408,20 @@ def _refresh(
         "last_date": int(dates[-1]) if n_bars else None,
     }
     known = previous["bars"] if previous is not None else -1
-    prices = {name: bars[name] for name in _INPUT_COLUMNS[1:]}
     if 0 <= known <= n_bars and stored.n_rows == known and _bars_sha256(bars, known) == previous["bars_sha256"]:
-        # The stored rows are the features of exactly the first ``known`` bars: append the others. When the
-        # append would compact, recomputing every row (~3 ms) is cheaper than reading the base and a dozen
-        # deltas back (~14 ms), and gives the same rows bit for bit.
-        if not features.compaction_due:
-            return _Append(symbol_key, features, bars, known, provenance)
-        values = compute_features(**prices, periods_per_year=periods_per_year)
-        return _written(symbol_key, features.rewrite(dates, values, FEATURE_COLUMNS, provenance), provenance)
-    values = compute_features(**prices, periods_per_year=periods_per_year)
-    return _written(symbol_key, features.upsert(dates, values, FEATURE_COLUMNS, provenance), provenance)
+        # The stored rows are the features of exactly the first ``known`` bars: append the others.
+        return _Append(symbol_key, bars, known, provenance)
+    values = compute_features(**{name: bars[name] for name in _INPUT_COLUMNS[1:]}, periods_per_year=periods_per_year)
+    return _Write(FeatureRows(symbol_key, dates, values, provenance, append=False), provenance["last_date"])
 
 
-def _written(symbol_key: str, result: UpsertResult, provenance: dict[str, Any]) -> SymbolBackfill:
+def _written(symbol_key: str, result: UpsertResult, last_date: int | None) -> SymbolBackfill:
     return SymbolBackfill(
         symbol_key,
         SymbolStatus.WRITTEN if result.changed else SymbolStatus.UNCHANGED,
         rows_written=result.rows_written,
         rows_changed=result.rows_changed,
-        last_date=_timestamp(provenance["last_date"]),
+        last_date=_timestamp(last_date),
     )
 
 
@@ -398,6 +453,14 @@ def _bars_sha256(bars: dict[str, np.ndarray], n_bars: int) -> str:
     for name in _INPUT_COLUMNS:
         digest.update(bars[name][:n_bars].tobytes())
     return digest.hexdigest()
+
+
+def _valid(symbol_key: str) -> bool:
+    try:
+        validate_symbol_key(symbol_key)
+    except UnsafeKeyError:
+        return False  # the backfill reports it as failed
+    return True
 
 
 def _timestamp(milliseconds: int | None) -> pd.Timestamp | None:

@@ -17,6 +17,10 @@ queried, so ``duckdb data/lakehouse.duckdb`` (or any DuckDB client) sees the fil
   closed, then renamed over it with ``os.replace``: a reader that has the old file open keeps its view of it
   (POSIX keeps an open file alive) and the next connection opens the new one. The file is rebuilt by every
   refresh: keep your own tables in another database (``ATTACH``).
+- **Delta tables.** The ``features`` view reads the ``features_matrix`` Delta table with ``delta_scan`` (DuckDB's
+  ``delta`` extension, installed with the project as the ``duckdb-extension-delta`` wheel: DuckDB never downloads
+  it). A session that queries the view loads it first: :func:`connect` does, or
+  ``LOAD '<path of delta_extension_path()>'`` in any DuckDB client of the same version.
 """
 
 from __future__ import annotations
@@ -33,10 +37,11 @@ from pathlib import Path
 from typing import TypedDict
 
 import duckdb
+import duckdb_extension_delta
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from alpha_assets.errors import DiskFullError, LakehouseReadError
+from alpha_assets.errors import DiskFullError, LakehouseReadError, UnusableEnvironmentError
 from alpha_assets.lakehouse.keys import validate_run_id
 from alpha_assets.lakehouse.parquet import parquet_source
 from alpha_assets.lakehouse.paths import LakehousePaths, RunDataFile
@@ -104,7 +109,7 @@ VIEWS: dict[str, tuple[str, str]] = {
     ),
     "symbols": ("symbols", "SELECT * FROM read_parquet($files, union_by_name = true)"),
     "symbols_current": ("symbols", "SELECT * FROM symbols WHERE valid_to IS NULL"),
-    "features": ("features", "SELECT * FROM read_parquet($files, union_by_name = true)"),
+    "features": ("features", "SELECT * FROM delta_scan($files)"),
     "candidates_validated": (
         "candidates_validated",
         """
@@ -177,12 +182,47 @@ VIEWS: dict[str, tuple[str, str]] = {
 }
 
 
+def delta_extension_path() -> Path:
+    """The ``delta`` extension of the installed DuckDB, shipped by the ``duckdb-extension-delta`` wheel.
+
+    Raises
+    ------
+    UnusableEnvironmentError
+        When the wheel holds no build for this DuckDB version (the two are pinned together in pyproject.toml).
+    """
+    path = (
+        Path(duckdb_extension_delta.__file__).parent
+        / "extensions"
+        / f"v{duckdb.__version__}"
+        / "delta.duckdb_extension"
+    )
+    if not path.is_file():
+        raise UnusableEnvironmentError(
+            f"duckdb-extension-delta has no build for DuckDB {duckdb.__version__} ({path} is missing): install the "
+            "versions pinned in pyproject.toml"
+        )
+    return path
+
+
+def load_delta_extension(connection: duckdb.DuckDBPyConnection) -> None:
+    """Load DuckDB's ``delta`` extension from the installed wheel (DuckDB would otherwise try to download it)."""
+    connection.execute(f"LOAD {_quote(delta_extension_path().as_posix())}")
+
+
+def connect(paths: LakehousePaths, *, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """A connection to ``lakehouse.duckdb`` with the ``delta`` extension loaded, ready to query every view."""
+    connection = duckdb.connect(str(paths.duckdb_file), read_only=read_only)
+    load_delta_extension(connection)
+    return connection
+
+
 def _build_database(
     database: Path, paths: LakehousePaths, run_ids: Sequence[str] | None, skipped: list[Path] | None
 ) -> dict[str, int]:
     """Create the views in a new database file ``database``; return their row counts."""
     if "?" not in str(database):
         with contextlib.closing(duckdb.connect(str(database))) as connection:
+            load_delta_extension(connection)
             counts = _create_views(connection, paths, run_ids, skipped)
             # Everything in the main file before the rename: no write-ahead log is left behind.
             connection.execute("CHECKPOINT")
@@ -253,6 +293,13 @@ def _source_sql(
     return {"files": _list_sql(files), "key": key, "paths": files}
 
 
+def _delta_source(directory: Path, uri: str) -> _Source | None:
+    """A Delta table as a view source (``$files`` is its quoted URI), or None when it has no commit yet."""
+    if not (directory / "_delta_log").is_dir():
+        return None
+    return {"files": _quote(uri), "key": "", "paths": [directory]}
+
+
 def _parses(path: Path) -> bool:
     try:
         json.loads(path.read_bytes())
@@ -289,7 +336,7 @@ def _sources(
     sources = {
         "ohlcv": _source_sql(paths, paths.ohlcv_file, _SYMBOL_SENTINEL, None),
         "symbols": _source_sql(paths, paths.symbol_metadata_file, _SYMBOL_SENTINEL, None),
-        "features": _source_sql(paths, paths.features_file, _SYMBOL_SENTINEL, None),
+        "features": _delta_source(paths.features_table_dir, paths.features_table_uri),
         "candidates_validated": _source_sql(paths, paths.candidates_validated_file, _RUN_SENTINEL, run_ids, skipped),
     }
     for name, file_name in _RUN_FILES.items():
@@ -369,7 +416,7 @@ def refresh_views(
         When given, an unreadable file is left out of its view and appended here, so one bad file never
         blocks the refresh for the others: a per-run JSON file that does not parse (one truncated old
         export), and, when DuckDB cannot build a parquet view, each of its files whose parquet footer does
-        not read (a truncated or garbage ``features_matrix.parquet/<KEY>.parquet``, bars file, symbols file
+        not read (a truncated or garbage bars file, symbols file
         or returns matrix; a healthy refresh reads no footer). Such a view then reads a fixed list of the
         good files, so files written after the refresh appear at the next one. Nothing is deleted. None (the
         default): such a file raises LakehouseReadError.

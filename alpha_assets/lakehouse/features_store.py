@@ -1,35 +1,37 @@
-"""``lakehouse/features_matrix.parquet/``: the per-symbol feature store.
+"""``lakehouse/features_matrix/``: the features of every symbol, one Delta Lake table.
 
-The directory is a parquet dataset of long-form rows (``date``, ``symbol``, then float64 feature columns).
-Each symbol has a **base file** ``<SYMBOL_KEY>.parquet`` and, after it, up to :func:`delta_limit` **delta
-files** ``<SYMBOL_KEY>.1.parquet``, ``<SYMBOL_KEY>.2.parquet``, ... holding the rows appended since the base
-was last written, each dated after every row before it. A symbol's rows are its base rows then its delta rows,
-in index order: each (symbol, date) is stored once, so ``read_parquet('<dir>/*.parquet')`` in DuckDB sees every
-row once. Appending one day writes one small delta file instead of re-encoding the symbol's whole history
-(the base of 2,000 days x 84 features takes ~4 ms to decode and re-encode, a one-row delta ~1 ms to write);
-the append after the last allowed delta, and every merge, **compacts**: the base is rewritten with every row
-and the deltas are removed, highest index first.
+The table holds long-form rows (``date``, ``symbol``, then float64 feature columns), unpartitioned: one new day for
+every symbol is one small file and one commit, and the Alpha cycle's as-of read prunes files on their ``date``
+statistics (bench/README.md, "Table formats", has the measured choice against per-symbol files, a partition per
+symbol, Iceberg and DuckLake). Every change is a Delta transaction (``deltalake``): a reader sees a version whole or
+not at all, two writers commit one after the other (delta-rs retries a commit that lost the race when the other
+commit does not conflict with it, and :func:`write_features` retries the ones that do), and a writer killed before
+its commit leaves files no version names. No lock file, rename or inode is involved, so the same code runs on an
+object store (``LakehousePaths.features_table_uri`` and ``table_storage_options``).
 
-Every write happens under an exclusive ``flock`` on ``lakehouse/_locks/features_matrix/<SYMBOL_KEY>.lock``
-(:func:`open_symbol_features`; outside the dataset directory, which holds parquet files only) and each file is
-replaced atomically, so two runs over overlapping symbols serialise per symbol and never lose or duplicate
-rows. The readers of this module hold the same lock shared, so they see a symbol's files as one consistent
-set. Each delta's footer records the rows stored before it; deltas that a compaction already folded into the
-base (a crash between the rewrite and the removals) start before the base's end: readers ignore them and the
-next writer removes them. Until then a raw glob reader sees those rows twice (docs/lakehouse.md). The
-newest file's footer carries the writer's provenance record (a JSON object, e.g. the hash of the bars the
-features came from), read back without reading the rows. The store does not know the feature list: it stores
-whatever float64 columns it is given (the list lives in ``alpha_assets.features.matrix``).
+A write deletes the rows it replaces in the same commit: an append deletes the symbol's rows dated on or after its
+first new row (none, unless an earlier commit's provenance was lost) and a merge deletes the symbol's rows, so no
+(symbol, date) is ever stored twice, whatever a reader uses. Versions stay readable (time travel) until
+:func:`maintain_features_table` vacuums them, and it keeps the versions frozen RUN_IDs recorded.
+
+**Provenance.** ``lakehouse/features_provenance/`` (a small Delta table, one row per symbol) says what each
+symbol's stored rows came from (the writer's JSON record, e.g. the hashes of the bars), how many rows it has and
+its last date: the backfill decides skip / append / recompute from it without reading the features. It is
+committed after the features, so a writer stopped between the two commits leaves a record that is behind the
+rows, never ahead: the next append then replaces the rows it finds again instead of duplicating them.
+
+The store does not know the feature list: it stores whatever float64 columns it is given (the list lives in
+``alpha_assets.features.matrix``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
+import hashlib
 import json
-import os
-import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import shutil
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,30 +39,32 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
+from deltalake import ColumnProperties, CommitProperties, DeltaTable, QueryBuilder, WriterProperties, write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
-from alpha_assets.errors import LakehouseReadError
-from alpha_assets.lakehouse.atomic import write_bytes_atomic
-from alpha_assets.lakehouse.locks import exclusive_lock, remove_sibling_lock, shared_lock
-from alpha_assets.lakehouse.parquet import read_table, read_table_and_sha256
+from alpha_assets.errors import DiskFullError, LakehouseReadError
+from alpha_assets.lakehouse.keys import RUN_ID_PATTERN, validate_symbol_key
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.schemas import UTC_MS
 
 __all__ = [
     "STATISTIC_COLUMNS",
+    "FeatureRows",
     "StoredFeatures",
-    "SymbolFeaturesFile",
     "UpsertResult",
-    "delta_limit",
+    "archive_legacy_features",
+    "features_data_version",
     "features_schema",
+    "features_table_version",
+    "frozen_table_versions",
     "last_feature_date",
-    "open_symbol_features",
+    "legacy_feature_keys",
+    "maintain_features_table",
     "read_features",
     "read_features_asof",
-    "read_symbol_row_asof",
-    "symbol_feature_files",
+    "stored_features",
     "upsert_symbol_features",
+    "write_features",
 ]
 
 KEY_COLUMNS = ("date", "symbol")
@@ -79,31 +83,28 @@ STATISTIC_COLUMNS: tuple[str, ...] = (
     "avg_traded_value_20d",
     "permutation_entropy_120d",
 )
-#: Footer key of the writer's provenance record (a JSON object).
-_PROVENANCE_KEY = b"alpha_assets.features.provenance"
-#: Footer key of a delta file: how many of the symbol's rows come before it (base and earlier deltas).
-_ROW_OFFSET_KEY = b"alpha_assets.features.row_offset"
-#: Footer key of a delta file: the identity (inode, size, mtime) of the base file it continues, so that a live
-#: chain is recognised with a stat of the base instead of a read of its footer.
-_BASE_IDENTITY_KEY = b"alpha_assets.features.base_identity"
-#: Deltas a symbol takes before an append compacts: ``DELTA_LIMIT_MIN`` plus a key-dependent share of
-#: ``DELTA_LIMIT_SPREAD``, so symbols ingested together do not all compact on the same day.
-DELTA_LIMIT_MIN = 8
-DELTA_LIMIT_SPREAD = 8
-# Float features barely compress: uncompressed pages encode in half the time of LZ4 and decode twice as fast
-# (docs/features.md has the figures). Dictionary encoding only where a column holds a handful of values
-# (``symbol``, and the columns the writer names, e.g. votes); statistics only on ``date``, the one filtered
-# column, whose footer maximum also gives a file's last date without reading it.
-_PARQUET_OPTIONS = {"compression": "none", "write_statistics": ["date"]}
-
-
-def delta_limit(symbol_key: str) -> int:
-    """How many delta files ``symbol_key`` holds at most before an append compacts them into its base.
-
-    Between ``DELTA_LIMIT_MIN`` and ``DELTA_LIMIT_MIN + DELTA_LIMIT_SPREAD - 1``, fixed per key (crc32), so a
-    daily update compacts about one symbol in twelve instead of every symbol on the same day.
-    """
-    return DELTA_LIMIT_MIN + zlib.crc32(symbol_key.encode()) % DELTA_LIMIT_SPREAD
+#: Times a commit that conflicts with a concurrent one is tried again (each re-reads the latest version).
+COMMIT_ATTEMPTS = 5
+#: Data files in the features table above which :func:`maintain_features_table` compacts it (about one a day).
+MAX_TABLE_FILES = 32
+#: Removed files stay this long before a vacuum deletes them, so a reader that opened an older version finishes.
+VACUUM_RETENTION_HOURS = 24
+#: The as-of read looks this far back first; symbols without a row in the window are read again without bound.
+ASOF_WINDOW = pd.Timedelta(days=14)
+#: Table properties: keep the commit log (time travel to a frozen RUN_ID's version needs it) and one checkpoint
+#: every 100 commits, Delta's default.
+_TABLE_CONFIGURATION = {"delta.enableExpiredLogCleanup": "false", "delta.logRetentionDuration": "interval 3650 days"}
+#: How delta-rs words a full disk or quota (the text of the OS error it wraps).
+_DISK_FULL_TEXTS = ("No space left on device", "Disk quota exceeded", "os error 28", "os error 122")
+_PROVENANCE_SCHEMA = pa.schema(
+    [
+        pa.field("symbol", pa.string(), nullable=False),
+        pa.field("n_rows", pa.int64(), nullable=False),
+        pa.field("last_date", UTC_MS),
+        pa.field("feature_columns", pa.string(), nullable=False),
+        pa.field("provenance", pa.string()),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -113,11 +114,11 @@ class UpsertResult:
     Attributes
     ----------
     rows_written : int
-        Rows in the file after the write; 0 when nothing was written.
+        Rows stored for the symbol after the write; 0 when nothing was written.
     rows_changed : int
         Rows of the new data whose date was not stored or whose values differ (NaN equals NaN).
     changed : bool
-        Whether the file was (re)written: a row changed, or the provenance record did.
+        Whether the symbol was written: a row changed, or the provenance record did.
     """
 
     rows_written: int
@@ -127,26 +128,54 @@ class UpsertResult:
 
 @dataclass(frozen=True)
 class StoredFeatures:
-    """What a features file's footer says, read without its rows.
+    """What the provenance table says of one symbol's stored features.
 
     Attributes
     ----------
     n_rows : int
-        Rows stored, base and deltas together.
+        Rows stored.
+    last_date : int or None
+        Date of the last row, milliseconds since the epoch (UTC); None without rows.
     feature_columns : tuple of str
-        The feature columns, in stored order (``date`` and ``symbol`` excluded).
+        The feature columns the rows were written with.
     provenance : dict or None
-        The newest file's provenance record; None when it has none (a merge without one drops it, because
-        the rows it described may have changed).
+        The writer's record; None when it wrote none (a merge without one: the rows it described changed).
     """
 
     n_rows: int
+    last_date: int | None
     feature_columns: tuple[str, ...]
     provenance: dict[str, Any] | None
 
 
+@dataclass(frozen=True)
+class FeatureRows:
+    """Rows of one symbol for :func:`write_features`.
+
+    Attributes
+    ----------
+    symbol_key : str
+        The symbol.
+    dates : ndarray of shape (n_observations,), int64
+        Milliseconds since the epoch (UTC), strictly increasing.
+    values : ndarray of shape (n_features, n_observations), float64
+        Feature-major values (``values[i]`` is feature ``i``); NaN allowed, inf not.
+    provenance : dict or None
+        The record stored with the rows; None stores none.
+    append : bool
+        True: the rows follow every stored row (the stored ones are kept as they are). False: they are merged into
+        the stored rows, new values winning on equal dates.
+    """
+
+    symbol_key: str
+    dates: np.ndarray
+    values: np.ndarray
+    provenance: Mapping[str, Any] | None
+    append: bool
+
+
 def features_schema(feature_columns: Sequence[str]) -> pa.Schema:
-    """Arrow schema of a features file: ``date`` (timestamp ms UTC), ``symbol`` (string), float64 features.
+    """Arrow schema of the features rows: ``date`` (timestamp ms UTC), ``symbol`` (string), float64 features.
 
     Parameters
     ----------
@@ -180,342 +209,141 @@ def _features_schema(names: tuple[str, ...]) -> pa.Schema:
     )
 
 
-class SymbolFeaturesFile:
-    """One symbol's features files, held under its exclusive lock; obtained from :func:`open_symbol_features`.
-
-    Parameters
-    ----------
-    paths : LakehousePaths
-        The lakehouse.
-    symbol_key : str
-        The symbol (already validated).
-    dictionary_columns : sequence of str, default ()
-        Feature columns written with dictionary encoding (see :func:`open_symbol_features`).
-    """
-
-    def __init__(self, paths: LakehousePaths, symbol_key: str, dictionary_columns: Sequence[str] = ()) -> None:
-        self._paths = paths
-        self.symbol_key = symbol_key
-        self.path = paths.features_file(symbol_key)
-        self._dictionary = ["symbol", *dictionary_columns]
-        self._stored: StoredFeatures | None = None
-        self._last_date: int | None = None
-        self._deltas: list[Path] = []
-        self._footer_read = False
-        # Opened once: the footer parsed for ``stored`` serves the read of the rows too.
-        self._base: pq.ParquetFile | None = None
-
-    def stored(self) -> StoredFeatures | None:
-        """Footer summary of the stored files (rows, columns, provenance), or None when there is no base file.
-
-        Delta files left by an interrupted compaction, or without a base file, are removed here.
-
-        Raises
-        ------
-        LakehouseReadError
-            When a file exists but is not a readable features file.
-        """
-        if self._footer_read:
-            return self._stored
-        self._footer_read = True
-        deltas = _existing_deltas(self._paths, self.symbol_key)
-        try:
-            base_stat = os.stat(self.path)
-        except FileNotFoundError:
-            _remove_newest_first(deltas)
-            return None
-        if deltas:
-            newest = _read_metadata(deltas[-1])
-            if _continues_base(newest, deltas[-1], base_stat, lambda: self._base_file().metadata.num_rows):
-                # Everything the writer needs is in the newest file's footer: the base stays unread.
-                summary = _footer_summary(newest, deltas[-1])
-                n_rows = _row_offset(newest, deltas[-1]) + summary.n_rows
-                self._stored = StoredFeatures(n_rows, summary.feature_columns, summary.provenance)
-                self._last_date = _footer_last_date(newest, deltas[-1])
-                self._deltas = deltas
-                return self._stored
-            _remove_newest_first(deltas)  # already folded into the base by a compaction that stopped early
-        metadata = self._base_file().metadata
-        self._stored, self._last_date = _footer_summary(metadata, self.path), _footer_last_date(metadata, self.path)
-        return self._stored
-
-    def _base_file(self) -> pq.ParquetFile:
-        if self._base is None:
-            self._base = _open_parquet(self.path)
-        return self._base
-
-    def close(self) -> None:
-        """Close the base file if it was opened."""
-        if self._base is not None:
-            self._base.close()
-            self._base = None
-
-    def _read_rows(self) -> pa.Table:
-        if self.stored() is None:
-            raise LakehouseReadError(str(self.path), "file does not exist")
-        try:
-            base = self._base_file().read(use_threads=False)
-        except (pa.ArrowInvalid, OSError) as err:
-            raise LakehouseReadError(str(self.path), f"not a readable parquet file ({err})") from err
-        return _join_files([(self.path, base), *((path, read_table(path)) for path in self._deltas)])
-
-    def append(
-        self,
-        dates: np.ndarray,
-        values: np.ndarray,
-        feature_columns: Sequence[str],
-        provenance: Mapping[str, Any],
-    ) -> UpsertResult:
-        """Append rows dated after the last stored row; the stored rows are kept, never recomputed.
-
-        The rows go to a new delta file, or, when the symbol already has :func:`delta_limit` deltas (or the
-        call only changes the provenance), into a rewritten base file with every stored row (a compaction).
-
-        Parameters
-        ----------
-        dates : ndarray of shape (n_observations,), int64
-            Row dates, milliseconds since the epoch (UTC), strictly increasing, all after the last stored
-            date.
-        values : ndarray of shape (n_features, n_observations), float64
-            Feature-major values (``values[i]`` is ``feature_columns[i]``); NaN allowed, inf not.
-        feature_columns : sequence of str
-            The feature names; must equal the stored file's.
-        provenance : mapping
-            JSON-serialisable record written in the footer, replacing the stored one.
-
-        Returns
-        -------
-        UpsertResult
-            ``rows_changed`` is the number of appended rows. A file is written when a row is appended or
-            the provenance changed, else nothing is.
-
-        Raises
-        ------
-        ValueError
-            When the inputs break the layout above, the file has other feature columns, or a date is not after
-            the last stored one.
-        LakehouseReadError
-            When a stored file cannot be read.
-        """
-        names = _check_arrays(dates, values, feature_columns)
-        stored = self.stored()
-        if stored is not None and list(stored.feature_columns) != names:
-            raise ValueError(
-                f"`feature_columns` must equal the stored columns of {self.symbol_key} to append, got "
-                f"{len(names)} names, stored {len(stored.feature_columns)}"
-            )
-        new = _table(self.symbol_key, dates, values, names)
-        last = int(dates[-1]) if dates.size else self._last_date
-        if stored is None:
-            return self._write_base(new, provenance, rows_changed=dates.size, last_date=last)
-        if dates.size == 0 and dict(provenance) == stored.provenance:
-            return UpsertResult(rows_written=0, rows_changed=0, changed=False)
-        if dates.size and self._last_date is not None and self._last_date >= dates[0]:
-            raise ValueError(
-                f"`dates` must all be after the last stored date of {self.symbol_key} to append, got "
-                f"{pd.Timestamp(int(dates[0]), unit='ms', tz='UTC')}"
-            )
-        if dates.size and len(self._deltas) < delta_limit(self.symbol_key):
-            return self._write_delta(new, provenance, last_date=last)
-        old = self._read_rows().cast(new.schema)
-        return self._write_base(pa.concat_tables([old, new]), provenance, rows_changed=dates.size, last_date=last)
-
-    @property
-    def compaction_due(self) -> bool:
-        """Whether the next append compacts: the symbol holds :func:`delta_limit` deltas already.
-
-        A writer that can recompute every row cheaper than reading them back (the feature backfill) then calls
-        :meth:`rewrite` instead of :meth:`append`.
-        """
-        self.stored()
-        return len(self._deltas) >= delta_limit(self.symbol_key)
-
-    def rewrite(
-        self,
-        dates: np.ndarray,
-        values: np.ndarray,
-        feature_columns: Sequence[str],
-        provenance: Mapping[str, Any],
-    ) -> UpsertResult:
-        """Replace every stored row by these (a compaction without reading the stored rows back).
-
-        For a writer whose rows extend the stored ones unchanged, e.g. the features of every bar recomputed
-        after new bars arrived: the stored rows are not compared, so ``rows_changed`` counts the rows dated
-        after the last stored one.
-
-        Parameters
-        ----------
-        dates, values, feature_columns, provenance
-            As :meth:`append`, for the whole history.
-
-        Returns
-        -------
-        UpsertResult
-            The base file rewritten with these rows, the deltas removed.
-
-        Raises
-        ------
-        ValueError
-            When the inputs break the layout of :meth:`append`.
-        LakehouseReadError
-            When a stored file cannot be read.
-        """
-        names = _check_arrays(dates, values, feature_columns)
-        self.stored()
-        new_rows = int((dates > self._last_date).sum()) if self._last_date is not None else dates.size
-        return self._write_rows(dates, values, names, provenance, rows_changed=new_rows)
-
-    def upsert(
-        self,
-        dates: np.ndarray,
-        values: np.ndarray,
-        feature_columns: Sequence[str],
-        provenance: Mapping[str, Any] | None = None,
-    ) -> UpsertResult:
-        """Merge rows into the stored ones: new values win on equal dates, stored dates absent from ``dates`` stay.
-
-        A write rewrites the base file with every row and removes the deltas.
-
-        Parameters
-        ----------
-        dates : ndarray of shape (n_observations,), int64
-            Row dates, milliseconds since the epoch (UTC), strictly increasing.
-        values : ndarray of shape (n_features, n_observations), float64
-            Feature-major values; NaN allowed, inf not.
-        feature_columns : sequence of str
-            The feature names. When the stored file has other columns (an older feature list), it is
-            replaced by these rows alone and every row counts as changed.
-        provenance : mapping, optional
-            Record written in the footer. None writes none: the stored record no longer describes the rows
-            once they changed.
-
-        Returns
-        -------
-        UpsertResult
-            Files are written only when a row is new or changed (NaN equals NaN) or the provenance changed.
-
-        Raises
-        ------
-        ValueError
-            When the inputs break the layout above.
-        LakehouseReadError
-            When a stored file cannot be read.
-        """
-        names = _check_arrays(dates, values, feature_columns)
-        stored = self.stored()
-        record = None if provenance is None else dict(provenance)
-        if stored is None or list(stored.feature_columns) != names:
-            merged_dates, merged, rows_changed = dates, values, dates.size
-        else:
-            old = self._read_rows()
-            old_values = np.stack([old.column(i).to_numpy() for i in range(2, old.num_columns)])
-            merged_dates, merged, rows_changed = _merge(
-                old.column("date").cast(pa.int64()).to_numpy(), old_values, dates, values
-            )
-        if rows_changed == 0 and (record is None or (stored is not None and record == stored.provenance)):
-            return UpsertResult(rows_written=0, rows_changed=0, changed=False)
-        return self._write_rows(merged_dates, merged, names, record, rows_changed=rows_changed)
-
-    def _write_rows(
-        self,
-        dates: np.ndarray,
-        values: np.ndarray,
-        names: list[str],
-        provenance: Mapping[str, Any] | None,
-        *,
-        rows_changed: int,
-    ) -> UpsertResult:
-        """Replace the base file with these rows (every row of the symbol) and remove the deltas."""
-        table = _table(self.symbol_key, dates, values, names)
-        last_date = int(dates[-1]) if dates.size else None
-        return self._write_base(table, provenance, rows_changed=rows_changed, last_date=last_date)
-
-    def _write_base(
-        self, table: pa.Table, provenance: Mapping[str, Any] | None, *, rows_changed: int, last_date: int | None
-    ) -> UpsertResult:
-        """Replace the base file with ``table`` (every row of the symbol), then remove the deltas it holds."""
-        metadata = {} if provenance is None else {_PROVENANCE_KEY: json.dumps(dict(provenance), sort_keys=True)}
-        write_bytes_atomic(self._encode(table, metadata), self.path)
-        # Newest first: an interruption leaves deltas 1..k, which the next writer recognises as folded in.
-        _remove_newest_first(self._deltas)
-        self.close()
-        self._deltas = []
-        self._record(table, provenance, n_rows=table.num_rows, last_date=last_date)
-        return UpsertResult(rows_written=table.num_rows, rows_changed=rows_changed, changed=True)
-
-    def _write_delta(self, table: pa.Table, provenance: Mapping[str, Any], *, last_date: int) -> UpsertResult:
-        """Write ``table`` (rows after every stored one) as the next delta file."""
-        offset = self._stored.n_rows
-        metadata = {
-            _PROVENANCE_KEY: json.dumps(dict(provenance), sort_keys=True),
-            _ROW_OFFSET_KEY: str(offset),
-            _BASE_IDENTITY_KEY: _identity(os.stat(self.path)),
-        }
-        path = self._paths.features_delta_file(self.symbol_key, len(self._deltas) + 1)
-        # No directory fsync: a delta lost to a power cut leaves the previous file the newest, whose provenance
-        # makes the next backfill compute and append these rows again.
-        # Plain pages: a dictionary page per column costs more than it saves on a few rows.
-        write_bytes_atomic(self._encode(table, metadata, dictionaries=False), path, sync_directory=False)
-        self._deltas.append(path)
-        self._record(table, provenance, n_rows=offset + table.num_rows, last_date=last_date)
-        return UpsertResult(rows_written=offset + table.num_rows, rows_changed=table.num_rows, changed=True)
-
-    def _encode(self, table: pa.Table, metadata: Mapping[bytes, str], *, dictionaries: bool = True) -> bytes:
-        sink = pa.BufferOutputStream()
-        present = set(table.column_names) if dictionaries else set()
-        dictionary = [name for name in self._dictionary if name in present]
-        pq.write_table(table.replace_schema_metadata(metadata), sink, use_dictionary=dictionary, **_PARQUET_OPTIONS)
-        return sink.getvalue().to_pybytes()
-
-    def _record(
-        self, table: pa.Table, provenance: Mapping[str, Any] | None, *, n_rows: int, last_date: int | None
-    ) -> None:
-        """Remember what was written, so a second call in the same block needs no footer read."""
-        self._stored = StoredFeatures(
-            n_rows, tuple(table.column_names[2:]), None if provenance is None else dict(provenance)
-        )
-        self._last_date = last_date
-
-
-@contextlib.contextmanager
-def open_symbol_features(
-    paths: LakehousePaths, symbol_key: str, *, dictionary_columns: Sequence[str] = ()
-) -> Iterator[SymbolFeaturesFile]:
-    """Hold the exclusive lock of one symbol's features files for a read-compute-write.
-
-    Parameters
-    ----------
-    paths : LakehousePaths
-        The lakehouse.
-    symbol_key : str
-        The symbol, e.g. ``"BINANCE_BTCUSDT"``.
-    dictionary_columns : sequence of str, default ()
-        Feature columns holding a handful of distinct values (votes, labels), written with dictionary
-        encoding: a few bits per row instead of 8 bytes (the 26 votes and the rating take a third of a file
-        in plain encoding). Other feature columns are written plain.
-
-    Yields
-    ------
-    SymbolFeaturesFile
-        The symbol's files, to read their footers and append or merge rows, valid inside the ``with`` block
-        only.
+def stored_features(paths: LakehousePaths, symbol_keys: Sequence[str]) -> dict[str, StoredFeatures]:
+    """The provenance records of ``symbol_keys`` (one read of the provenance table); symbols without rows absent.
 
     Raises
     ------
     UnsafeKeyError
-        When ``symbol_key`` is not a valid key.
+        When a key is not valid.
+    LakehouseReadError
+        When the provenance table exists but cannot be read.
     """
-    with exclusive_lock(paths.features_lock_file(symbol_key)):
-        remove_sibling_lock(paths.features_file(symbol_key))
-        features = SymbolFeaturesFile(paths, symbol_key, dictionary_columns)
+    keys = set(_unique_keys(symbol_keys))
+    return {key: record for key, record in _read_provenance(paths).items() if key in keys}
+
+
+def write_features(
+    paths: LakehousePaths,
+    rows: Sequence[FeatureRows],
+    feature_columns: Sequence[str],
+    *,
+    dictionary_columns: Sequence[str] = (),
+) -> dict[str, UpsertResult]:
+    """Store several symbols' rows in one commit of the features table, then their provenance in one commit.
+
+    Parameters
+    ----------
+    paths : LakehousePaths
+        The lakehouse.
+    rows : sequence of FeatureRows
+        At most one entry per symbol. Appends must start after the symbol's last stored date; merges read the
+        symbol's stored rows back (one scan for all of them) and are written only when a row or the provenance
+        changed.
+    feature_columns : sequence of str
+        The feature names of every entry; must equal the table's.
+    dictionary_columns : sequence of str, default ()
+        Feature columns holding a handful of distinct values (votes, labels), written with dictionary encoding:
+        a few bits per row instead of 8 bytes. Other feature columns are written plain (unique floats only grow
+        a dictionary).
+
+    Returns
+    -------
+    dict of str to UpsertResult
+        One result per entry.
+
+    Raises
+    ------
+    ValueError
+        When an entry breaks the layout above, a symbol repeats, an append starts on or before the last stored
+        date, or ``feature_columns`` differ from the table's.
+    LakehouseReadError
+        When a stored table cannot be read.
+    CommitFailedError
+        When a commit conflicted with concurrent ones ``COMMIT_ATTEMPTS`` times.
+    """
+    names = list(features_schema(feature_columns).names[2:])
+    keys = [validate_symbol_key(entry.symbol_key) for entry in rows]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"`rows` must hold one entry per symbol, got {len(keys)} entries for {len(set(keys))}")
+    for entry in rows:
+        _check_arrays(entry.dates, entry.values, names)
+    attempt = 1
+    while True:
         try:
-            yield features
-        finally:
-            features.close()
+            return _write_once(paths, rows, names, dictionary_columns)
+        except CommitFailedError:
+            # A concurrent commit touched these symbols' rows since they were read: read and merge again.
+            if attempt == COMMIT_ATTEMPTS:
+                raise
+            attempt += 1
+
+
+def _write_once(
+    paths: LakehousePaths, rows: Sequence[FeatureRows], names: list[str], dictionary_columns: Sequence[str]
+) -> dict[str, UpsertResult]:
+    """One attempt of :func:`write_features`: read one version, merge, commit on top of that same version.
+
+    Committing on the version the stored rows were read from is what makes delta-rs refuse the commit when
+    another writer changed them in between (instead of deleting that writer's rows unseen).
+    """
+    keys = [entry.symbol_key for entry in rows]
+    stored = stored_features(paths, keys)
+    table = _open_table(paths, None, reader=False)
+    _check_table_columns(paths, table, names)
+    for entry in rows:
+        before = stored.get(entry.symbol_key)
+        if entry.append and before is not None and list(before.feature_columns) != names:
+            raise ValueError(
+                f"`feature_columns` must equal the stored columns of {entry.symbol_key} to append, got "
+                f"{len(names)} names, stored {len(before.feature_columns)}"
+            )
+        if entry.append and entry.dates.size and before is not None and before.last_date is not None:
+            if entry.dates[0] <= before.last_date:
+                raise ValueError(
+                    f"`dates` must all be after the last stored date of {entry.symbol_key} to append, got "
+                    f"{pd.Timestamp(int(entry.dates[0]), unit='ms', tz='UTC')}"
+                )
+    merged = _merge_with_stored(paths, table, [entry for entry in rows if not entry.append], names)
+    results: dict[str, UpsertResult] = {}
+    tables: list[pa.Table] = []
+    deletions: list[str] = []
+    records: dict[str, StoredFeatures] = {}
+    for entry in rows:
+        before = stored.get(entry.symbol_key)
+        record = None if entry.provenance is None else dict(entry.provenance)
+        if entry.append:
+            if entry.dates.size == 0 and before is not None and record == before.provenance:
+                results[entry.symbol_key] = UpsertResult(0, 0, changed=False)
+                continue
+            dates, values, rows_changed = entry.dates, entry.values, entry.dates.size
+            n_rows = (before.n_rows if before is not None else 0) + dates.size
+            if dates.size:
+                deletions.append(f"(symbol = '{entry.symbol_key}' AND date >= {_timestamp_sql(int(dates[0]))})")
+            last = int(dates[-1]) if dates.size else (before.last_date if before is not None else None)
+        else:
+            dates, values, rows_changed = merged[entry.symbol_key]
+            if rows_changed == 0 and (record is None or (before is not None and record == before.provenance)):
+                results[entry.symbol_key] = UpsertResult(0, 0, changed=False)
+                continue
+            n_rows, last = dates.size, int(dates[-1]) if dates.size else None
+            deletions.append(f"symbol = '{entry.symbol_key}'")
+        if dates.size or not entry.append:
+            tables.append(_table(entry.symbol_key, dates, values, names))
+        records[entry.symbol_key] = StoredFeatures(n_rows, last, tuple(names), record)
+        results[entry.symbol_key] = UpsertResult(n_rows, rows_changed, changed=True)
+    if tables or deletions:
+        data = (
+            pa.concat_tables(tables) if tables else _table("X", np.empty(0, np.int64), np.empty((len(names), 0)), names)
+        )
+        _commit_rows(paths, table, data, deletions, dictionary_columns)
+    if records:
+        _commit_provenance(paths, records)
+    return results
 
 
 def upsert_symbol_features(paths: LakehousePaths, symbol_key: str, frame: pd.DataFrame) -> UpsertResult:
-    """Merge one symbol's feature rows into its file; write (atomically) only when a row changed.
+    """Merge one symbol's feature rows into the table; commit only when a row changed.
 
     Parameters
     ----------
@@ -531,42 +359,24 @@ def upsert_symbol_features(paths: LakehousePaths, symbol_key: str, frame: pd.Dat
     -------
     UpsertResult
         Rows written and changed. New values win on dates present in both; stored dates absent from ``frame``
-        are kept. When the stored file has other feature columns (an older feature list), it is replaced by
-        ``frame`` alone and every row counts as changed. A write drops the stored provenance record.
+        are kept. A write drops the stored provenance record.
 
     Raises
     ------
     UnsafeKeyError
         When ``symbol_key`` is not a valid key.
     ValueError, TypeError
-        When ``frame`` breaks the layout above.
+        When ``frame`` breaks the layout above or its feature columns differ from the table's.
     LakehouseReadError
-        When the stored file exists but cannot be read.
+        When the table exists but cannot be read.
     """
+    symbol_key = validate_symbol_key(symbol_key)
     dates, values, names = _check_frame(frame, symbol_key)
-    with open_symbol_features(paths, symbol_key) as features:
-        return features.upsert(dates, values, names)
+    entry = FeatureRows(symbol_key, dates, values, provenance=None, append=False)
+    return write_features(paths, [entry], names)[symbol_key]
 
 
-def symbol_feature_files(paths: LakehousePaths, symbol_key: str) -> list[Path]:
-    """The files holding ``symbol_key``'s rows: its base file then its deltas in order; empty when none.
-
-    Delta files already folded into the base (left by an interrupted compaction) are not listed. The list
-    describes the store at the time of the call: read the files while a writer may run with
-    :func:`read_features` instead, which holds the symbol's lock while it reads.
-
-    Raises
-    ------
-    UnsafeKeyError
-        When ``symbol_key`` is not valid.
-    LakehouseReadError
-        When a file exists but its footer cannot be read.
-    """
-    with shared_lock(paths.features_lock_file(symbol_key)):
-        return _live_files(paths, symbol_key)
-
-
-def read_features(paths: LakehousePaths, symbol_keys: Sequence[str]) -> pd.DataFrame:
+def read_features(paths: LakehousePaths, symbol_keys: Sequence[str], *, version: int | None = None) -> pd.DataFrame:
     """Long-form features of ``symbol_keys``, sorted by symbol then date.
 
     Parameters
@@ -574,58 +384,63 @@ def read_features(paths: LakehousePaths, symbol_keys: Sequence[str]) -> pd.DataF
     paths : LakehousePaths
         The lakehouse.
     symbol_keys : sequence of str
-        Symbols to read; symbols without features are absent from the result (compare the ``symbol``
-        column with the request to see which).
+        Symbols to read; symbols without features are absent from the result (compare the ``symbol`` column
+        with the request to see which).
+    version : int, optional
+        The table version to read (time travel); default the latest.
 
     Returns
     -------
     DataFrame of shape (n_rows, 2 + n_features)
-        ``date`` (``datetime64[ns, UTC]``), ``symbol`` (str), float64 features; index ``0..n_rows-1``.
-        Empty (no columns) when no symbol has a file.
+        ``date`` (``datetime64[ns, UTC]``), ``symbol`` (str), float64 features; index ``0..n_rows-1``. Empty (no
+        columns) when no symbol has rows.
 
     Raises
     ------
     UnsafeKeyError
         When a key is not valid.
     LakehouseReadError
-        When a file exists but cannot be read, a delta does not continue the rows before it, or the symbols
-        do not share their columns.
+        When the table cannot be read, or only the pre-Delta layout exists (see :func:`legacy_feature_keys`).
     """
-    frames = []
-    for key in _unique_keys(symbol_keys):
-        with shared_lock(paths.features_lock_file(key)):
-            files = _live_files(paths, key)
-            if files:
-                table = _join_files([(path, read_table(path)) for path in files])
-                frames.append(_table_to_frame(table, files[0]))
-    return _concat(frames, paths)
+    keys = _unique_keys(symbol_keys)
+    table = _open_table(paths, version)
+    if table is None or not keys:
+        return pd.DataFrame()
+    rows = _scan(paths, table, _symbols_sql(keys))
+    if rows.num_rows == 0:
+        return pd.DataFrame()
+    return _to_frame(rows.sort_by([("symbol", "ascending"), ("date", "ascending")]))
 
 
-def read_symbol_row_asof(
-    paths: LakehousePaths, symbol_key: str, as_of: pd.Timestamp, *, columns: Sequence[str] | None = None
-) -> tuple[pa.Table, dict[Path, str]]:
-    """One symbol's latest feature row dated at or before ``as_of``, and the sha256 of every file parsed.
-
-    Files are read newest first and the search stops at the first one holding such a row, so a lookup at
-    the latest date reads one small delta file.
+def read_features_asof(
+    paths: LakehousePaths,
+    symbol_keys: Sequence[str],
+    as_of: pd.Timestamp,
+    *,
+    columns: Sequence[str] | None = None,
+    version: int | None = None,
+) -> tuple[pa.Table, int | None]:
+    """Each symbol's latest feature row dated at or before ``as_of``: what the Alpha cycle freezes.
 
     Parameters
     ----------
     paths : LakehousePaths
         The lakehouse.
-    symbol_key : str
-        The symbol.
+    symbol_keys : sequence of str
+        Symbols to look up; a symbol without a row at or before ``as_of`` is absent.
     as_of : pandas.Timestamp
         Tz-aware cut-off; rows dated after it are never returned.
     columns : sequence of str, optional
-        Columns to parse (``date`` and ``symbol`` first); default every column. The hashes cover whole files.
+        Columns to return (``date`` and ``symbol`` first); default every column.
+    version : int, optional
+        The table version to read; default the latest.
 
     Returns
     -------
-    table : pyarrow.Table
-        The row (0 rows when the symbol has no file or no row at or before ``as_of``).
-    hashes : dict of pathlib.Path to str
-        The sha256 of exactly the bytes parsed, per file read: the fingerprints a run records.
+    table : pyarrow.Table of shape (n_found, n_columns)
+        One row per found symbol, sorted by symbol; ``date`` as stored (timestamp ms UTC).
+    version : int or None
+        The table version read (None when there is no table): what a RUN_ID records to read the same rows again.
 
     Raises
     ------
@@ -636,51 +451,27 @@ def read_symbol_row_asof(
     """
     if not isinstance(as_of, pd.Timestamp) or as_of.tzinfo is None:
         raise ValueError(f"`as_of` must be a tz-aware pandas Timestamp, got {as_of!r}")
-    cutoff = pa.scalar(as_of.tz_convert("UTC"), type=UTC_MS)
-    hashes: dict[Path, str] = {}
-    table = pa.table({})
+    keys = _unique_keys(symbol_keys)
+    table = _open_table(paths, version)
+    if table is None:
+        return pa.table({}), None
     selected = None if columns is None else list(columns)
-    with shared_lock(paths.features_lock_file(symbol_key)):
-        for path in reversed(_live_files(paths, symbol_key)):
-            table, hashes[path] = read_table_and_sha256(path, columns=selected)
-            dates = table.column("date")
-            upto = table.filter(pc.less_equal(dates.cast(UTC_MS), cutoff))
-            if upto.num_rows:
-                return upto.slice(upto.num_rows - 1).replace_schema_metadata(None), hashes
-    return table.slice(0, 0).replace_schema_metadata(None), hashes
+    if not keys:
+        return pa.table({}), table.version()
+    cutoff = f"date <= {_timestamp_sql(as_of)}"
+    window = f"date > {_timestamp_sql(as_of - ASOF_WINDOW)}"
+    found = _latest_per_symbol(_scan(paths, table, f"{_symbols_sql(keys)} AND {cutoff} AND {window}", selected))
+    missing = sorted(set(keys) - set(found.column("symbol").to_pylist()))
+    if missing:
+        older = _latest_per_symbol(_scan(paths, table, f"{_symbols_sql(missing)} AND {cutoff}", selected))
+        found = pa.concat_tables([found, older]).sort_by("symbol")
+    return found, table.version()
 
 
-def read_features_asof(paths: LakehousePaths, symbol_keys: Sequence[str], as_of: pd.Timestamp) -> pd.DataFrame:
-    """Each symbol's latest feature row dated at or before ``as_of``: what the Alpha cycle looks up.
-
-    Parameters
-    ----------
-    paths : LakehousePaths
-        The lakehouse.
-    symbol_keys : sequence of str
-        Symbols to look up; a symbol without a file, or without a row at or before ``as_of``, is absent.
-    as_of : pandas.Timestamp
-        Tz-aware cut-off; rows dated after it are never returned.
-
-    Returns
-    -------
-    DataFrame of shape (n_found, 2 + n_features)
-        One row per found symbol, sorted by symbol: ``date`` (``datetime64[ns, UTC]``, the row's own date),
-        ``symbol``, float64 features.
-
-    Raises
-    ------
-    ValueError
-        When ``as_of`` is not a tz-aware timestamp.
-    UnsafeKeyError, LakehouseReadError
-        As :func:`read_features`.
-    """
-    frames = []
-    for key in _unique_keys(symbol_keys):
-        row, _ = read_symbol_row_asof(paths, key, as_of)
-        if row.num_rows:
-            frames.append(_table_to_frame(row, paths.features_file(key)))
-    return _concat(frames, paths)
+def features_table_version(paths: LakehousePaths) -> int | None:
+    """The latest version of the features table; None when there is none yet."""
+    table = _open_table(paths, None)
+    return None if table is None else table.version()
 
 
 def last_feature_date(paths: LakehousePaths, symbol_key: str) -> pd.Timestamp | None:
@@ -691,19 +482,328 @@ def last_feature_date(paths: LakehousePaths, symbol_key: str) -> pd.Timestamp | 
     UnsafeKeyError
         When ``symbol_key`` is not valid.
     LakehouseReadError
-        When a file exists but cannot be read.
+        When the provenance table cannot be read.
     """
-    with shared_lock(paths.features_lock_file(symbol_key)):
-        files = _live_files(paths, symbol_key)
-        if not files:
-            return None
-        try:
-            dates = pq.read_table(files[-1], columns=["date"]).column("date")
-        except (pa.ArrowInvalid, OSError, KeyError) as err:
-            raise LakehouseReadError(str(files[-1]), f"no readable `date` column ({err})") from err
-    if len(dates) == 0:
+    record = stored_features(paths, [symbol_key]).get(symbol_key)
+    if record is None or record.last_date is None:
         return None
-    return pd.Timestamp(dates.cast(pa.int64()).to_numpy().max(), unit="ms", tz="UTC")
+    return pd.Timestamp(record.last_date, unit="ms", tz="UTC")
+
+
+def features_data_version(paths: LakehousePaths, symbol_keys: Sequence[str]) -> str:
+    """A digest of what ``symbol_keys``' stored features are (rows, last date, provenance): Dagster's data version.
+
+    It changes exactly when one of the symbols' rows was written: other symbols' commits leave it alone.
+    """
+    records = stored_features(paths, symbol_keys)
+    digest = hashlib.sha256()
+    for key in sorted(records):
+        record = records[key]
+        digest.update(json.dumps([key, record.n_rows, record.last_date, record.provenance], sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def frozen_table_versions(paths: LakehousePaths) -> list[int]:
+    """The features table versions recorded by frozen RUN_IDs (their ``snapshot.json``): vacuum keeps these.
+
+    Raises
+    ------
+    LakehouseReadError
+        When a ``snapshot.json`` is not readable JSON: a version it may record would otherwise be vacuumed.
+    """
+    versions = set()
+    if not paths.runs_root.is_dir():
+        return []
+    for folder in sorted(paths.runs_root.iterdir()):
+        if not RUN_ID_PATTERN.fullmatch(folder.name):
+            continue
+        path = paths.run_data_file(folder.name, "snapshot.json")
+        if not path.is_file():
+            continue
+        try:
+            document = json.loads(path.read_bytes())
+        except ValueError as err:
+            raise LakehouseReadError(str(path), f"not readable JSON ({err})") from err
+        version = document.get("features_table_version") if isinstance(document, dict) else None
+        if isinstance(version, int):
+            versions.add(version)
+    return sorted(versions)
+
+
+def maintain_features_table(paths: LakehousePaths, *, force: bool = False) -> dict[str, Any]:
+    """Compact the features table's small files and vacuum the files no kept version needs.
+
+    Runs when the table holds more than ``MAX_TABLE_FILES`` data files (or ``force``). Vacuum keeps the files of
+    the latest version, of every version a frozen RUN_ID recorded (:func:`frozen_table_versions`), and every
+    file removed less than ``VACUUM_RETENTION_HOURS`` ago (a reader of an older version may still be reading).
+
+    Returns
+    -------
+    dict
+        ``compacted`` (files merged, 0 when it did not run), ``vacuumed`` (files deleted) and ``kept_versions``.
+    """
+    table = _open_table(paths, None, reader=False)
+    if table is None or (not force and len(table.file_uris()) <= MAX_TABLE_FILES):
+        return {"compacted": 0, "vacuumed": 0, "kept_versions": []}
+    metrics = table.optimize.compact(commit_properties=CommitProperties(max_commit_retries=COMMIT_ATTEMPTS))
+    keep = frozen_table_versions(paths)
+    removed = table.vacuum(
+        retention_hours=VACUUM_RETENTION_HOURS,
+        dry_run=False,
+        enforce_retention_duration=False,
+        keep_versions=keep or None,
+    )
+    return {"compacted": int(metrics.get("numFilesRemoved", 0)), "vacuumed": len(removed), "kept_versions": keep}
+
+
+def legacy_feature_keys(paths: LakehousePaths) -> list[str]:
+    """The symbols of a pre-Delta ``features_matrix.parquet/`` directory (its base files), sorted; [] when none.
+
+    Such a directory is migrated by the feature backfill: it recomputes these symbols from their bars into the
+    table (the features are a function of the bars, so the rows come out equal) and then moves the directory to
+    ``lakehouse/_legacy/`` with :func:`archive_legacy_features`.
+    """
+    directory = paths.legacy_features_dir
+    if not directory.is_dir():
+        return []
+    return sorted(p.name.removesuffix(".parquet") for p in directory.glob("*.parquet") if "." not in p.stem)
+
+
+def archive_legacy_features(paths: LakehousePaths) -> Path | None:
+    """Move a pre-Delta ``features_matrix.parquet/`` into ``lakehouse/_legacy/`` (kept, never deleted).
+
+    Returns
+    -------
+    pathlib.Path or None
+        Where it went; None when there was none.
+    """
+    source = paths.legacy_features_dir
+    if not source.is_dir():
+        return None
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target = paths.legacy_archive_dir / f"{source.name}.{stamp}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(source), str(target))
+    return target
+
+
+# --- commits ----------------------------------------------------------------------------------------------------
+
+
+def _commit_rows(
+    paths: LakehousePaths,
+    table: DeltaTable | None,
+    data: pa.Table,
+    deletions: list[str],
+    dictionary_columns: Sequence[str],
+) -> None:
+    """One commit: delete the rows the predicates name, add ``data`` (delta-rs retries non-conflicting races)."""
+    properties = WriterProperties(
+        compression="UNCOMPRESSED",
+        column_properties={name: ColumnProperties(dictionary_enabled=True) for name in ("symbol", *dictionary_columns)},
+        default_column_properties=ColumnProperties(dictionary_enabled=False),
+    )
+    try:
+        if table is None:
+            write_deltalake(
+                paths.features_table_uri,
+                data,
+                mode="append",
+                storage_options=paths.table_storage_options,
+                writer_properties=properties,
+                configuration=_TABLE_CONFIGURATION,
+            )
+        else:
+            write_deltalake(
+                table,
+                data,
+                mode="overwrite" if deletions else "append",
+                predicate=" OR ".join(deletions) if deletions else None,
+                writer_properties=properties,
+                commit_properties=CommitProperties(max_commit_retries=COMMIT_ATTEMPTS),
+            )
+    except CommitFailedError:
+        raise
+    except (DeltaError, OSError) as err:
+        # delta-rs reports the OS error's text (e.g. "No space left on device (os error 28)").
+        if any(text in str(err) for text in _DISK_FULL_TEXTS):
+            raise DiskFullError(paths.features_table_uri) from err
+        raise
+
+
+def _commit_provenance(paths: LakehousePaths, records: Mapping[str, StoredFeatures]) -> None:
+    """Replace the given symbols' provenance rows (read-modify-write of the small table, retried on conflict)."""
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        current = {**_read_provenance(paths), **records}
+        table = pa.table(
+            {
+                "symbol": list(current),
+                "n_rows": [r.n_rows for r in current.values()],
+                "last_date": pa.array([r.last_date for r in current.values()], type=pa.int64()).cast(UTC_MS),
+                "feature_columns": [json.dumps(list(r.feature_columns)) for r in current.values()],
+                "provenance": [
+                    None if r.provenance is None else json.dumps(r.provenance, sort_keys=True) for r in current.values()
+                ],
+            },
+            schema=_PROVENANCE_SCHEMA,
+        )
+        try:
+            write_deltalake(
+                paths.features_provenance_uri,
+                table,
+                mode="overwrite",
+                storage_options=paths.table_storage_options,
+                configuration=_TABLE_CONFIGURATION,
+                commit_properties=CommitProperties(max_commit_retries=0),
+            )
+            return
+        except CommitFailedError:
+            if attempt == COMMIT_ATTEMPTS:
+                raise
+
+
+# --- reads ------------------------------------------------------------------------------------------------------
+
+
+def _open_table(paths: LakehousePaths, version: int | None, *, reader: bool = True) -> DeltaTable | None:
+    """The features table (at ``version``), or None when there is none.
+
+    A reader is refused a lakehouse not yet migrated (it would see no features); a writer is what migrates it.
+    """
+    try:
+        return DeltaTable(paths.features_table_uri, version=version, storage_options=paths.table_storage_options)
+    except TableNotFoundError:
+        if version is not None:
+            raise LakehouseReadError(paths.features_table_uri, f"no Delta table to read version {version} of") from None
+        if reader and legacy_feature_keys(paths):
+            raise LakehouseReadError(
+                str(paths.legacy_features_dir),
+                "holds the per-symbol feature files of before the Delta table; run the feature backfill once "
+                "(`alpha-assets flow-data`, or materialise features_matrix) to migrate them",
+            ) from None
+        return None
+    except (DeltaError, OSError) as err:
+        raise LakehouseReadError(paths.features_table_uri, f"not a readable Delta table ({err})") from err
+
+
+def _scan(paths: LakehousePaths, table: DeltaTable, where: str, columns: list[str] | None = None) -> pa.Table:
+    """Rows of ``table`` matching the SQL condition ``where``, through delta-rs' own query engine (DataFusion).
+
+    DataFusion prunes files on their ``date`` statistics and reads object stores natively. (A pyarrow dataset
+    over the table goes through a Python filesystem shim and, on exit, sometimes aborts the interpreter.)
+    """
+    selected = "*" if columns is None else ", ".join(f'"{name}"' for name in columns)
+    try:
+        reader = QueryBuilder().register("features", table).execute(f"SELECT {selected} FROM features WHERE {where}")
+        return _plain_strings(pa.table(reader))
+    except (DeltaError, OSError, pa.ArrowInvalid) as err:
+        raise LakehouseReadError(paths.features_table_uri, f"not readable ({err})") from err
+
+
+def _plain_strings(table: pa.Table) -> pa.Table:
+    """DataFusion returns text as ``string_view``: give it back as the ``string`` the schemas declare."""
+    fields = [
+        field.with_type(pa.string())
+        if pa.types.is_string_view(field.type) or pa.types.is_large_string(field.type)
+        else field
+        for field in table.schema
+    ]
+    return table.cast(pa.schema(fields))
+
+
+def _symbols_sql(keys: Sequence[str]) -> str:
+    """``symbol IN (...)`` of validated keys (letters, digits and ``_`` only: nothing to escape)."""
+    return "symbol IN (" + ", ".join(f"'{validate_symbol_key(key)}'" for key in keys) + ")"
+
+
+def _read_provenance(paths: LakehousePaths) -> dict[str, StoredFeatures]:
+    try:
+        table = DeltaTable(paths.features_provenance_uri, storage_options=paths.table_storage_options)
+    except TableNotFoundError:
+        return {}
+    try:
+        rows = pa.table(QueryBuilder().register("provenance", table).execute("SELECT * FROM provenance"))
+        rows = _plain_strings(rows).cast(_PROVENANCE_SCHEMA)
+    except (pa.ArrowInvalid, OSError, DeltaError) as err:
+        raise LakehouseReadError(paths.features_provenance_uri, f"not readable ({err})") from err
+    last_dates = rows.column("last_date").cast(pa.int64()).to_pylist()
+    records = {}
+    for index, (key, n_rows, columns, record) in enumerate(
+        zip(*(rows.column(n).to_pylist() for n in ("symbol", "n_rows", "feature_columns", "provenance")), strict=True)
+    ):
+        try:
+            provenance = None if record is None else json.loads(record)
+        except ValueError:
+            provenance = None  # an unreadable record describes nothing: the writer recomputes
+        records[key] = StoredFeatures(
+            n_rows, last_dates[index], tuple(json.loads(columns)), provenance if isinstance(provenance, dict) else None
+        )
+    return records
+
+
+def _check_table_columns(paths: LakehousePaths, table: DeltaTable | None, names: list[str]) -> None:
+    if table is None:
+        return
+    stored = [field.name for field in table.schema().fields][2:]
+    if stored != names:
+        raise ValueError(
+            f"`feature_columns` must equal the columns of {paths.features_table_uri} ({len(stored)} names, first "
+            f"{stored[:3]}), got {len(names)} names, first {names[:3]}; a new feature list needs a new table"
+        )
+
+
+def _merge_with_stored(
+    paths: LakehousePaths, table: DeltaTable | None, entries: list[FeatureRows], names: list[str]
+) -> dict[str, tuple[np.ndarray, np.ndarray, int]]:
+    """New-wins union of each merge entry with its stored rows (one scan of ``table`` for all of them).
+
+    The table, not the provenance record, says which rows are stored: a record may lag behind its rows.
+    """
+    keys = [entry.symbol_key for entry in entries]
+    by_key: dict[str, pa.Table] = {}
+    if keys and table is not None:
+        rows = _scan(paths, table, _symbols_sql(keys), ["date", "symbol", *names])
+        rows = rows.sort_by([("symbol", "ascending"), ("date", "ascending")])
+        symbols = rows.column("symbol").to_numpy(zero_copy_only=False)
+        for key in keys:
+            indices = np.flatnonzero(symbols == key)
+            if indices.size:
+                by_key[key] = rows.slice(int(indices[0]), indices.size)
+    merged = {}
+    for entry in entries:
+        old = by_key.get(entry.symbol_key)
+        if old is None:
+            merged[entry.symbol_key] = (entry.dates, entry.values, entry.dates.size)
+            continue
+        old_values = np.stack([old.column(name).to_numpy(zero_copy_only=False) for name in names])
+        old_dates = old.column("date").cast(UTC_MS).cast(pa.int64()).to_numpy()
+        merged[entry.symbol_key] = _merge(old_dates, old_values, entry.dates, entry.values)
+    return merged
+
+
+def _latest_per_symbol(rows: pa.Table) -> pa.Table:
+    """Each symbol's row with the latest date, sorted by symbol; ``date`` cast to the stored unit."""
+    if rows.num_rows == 0:
+        return rows.cast(_as_ms(rows.schema))
+    rows = rows.sort_by([("symbol", "ascending"), ("date", "ascending")])
+    symbols = rows.column("symbol").to_numpy(zero_copy_only=False)
+    last = np.flatnonzero(np.append(symbols[1:] != symbols[:-1], True))
+    return rows.take(pa.array(last)).cast(_as_ms(rows.schema))
+
+
+def _as_ms(schema: pa.Schema) -> pa.Schema:
+    """Delta stores timestamps in microseconds: give ``date`` back in the unit the rows were written with."""
+    index = schema.get_field_index("date")
+    return schema if index < 0 else schema.set(index, pa.field("date", UTC_MS, nullable=False))
+
+
+def _to_frame(table: pa.Table) -> pd.DataFrame:
+    frame = table.cast(_as_ms(table.schema)).to_pandas()
+    frame["date"] = frame["date"].astype("datetime64[ns, UTC]")
+    return frame
+
+
+# --- validation and encoding ------------------------------------------------------------------------------------
 
 
 def _check_frame(frame: pd.DataFrame, symbol_key: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -755,28 +855,22 @@ def _check_arrays(dates: np.ndarray, values: np.ndarray, feature_columns: Sequen
     return names
 
 
-def _footer_summary(metadata: pq.FileMetaData, path: Path) -> StoredFeatures:
-    names = metadata.schema.names
-    if names[:2] != list(KEY_COLUMNS):
-        raise LakehouseReadError(str(path), f"expected columns date, symbol first, got {names[:3]}")
-    record = (metadata.metadata or {}).get(_PROVENANCE_KEY)
-    try:
-        provenance = None if record is None else json.loads(record)
-    except ValueError:
-        provenance = None  # an unreadable record describes nothing: the writer recomputes
-    return StoredFeatures(metadata.num_rows, tuple(names[2:]), provenance if isinstance(provenance, dict) else None)
-
-
 def _table(symbol_key: str, dates: np.ndarray, values: np.ndarray, names: list[str]) -> pa.Table:
     n_rows = dates.size
     # One arrow buffer for every feature, sliced per column: cheaper than one array per feature.
-    flat = pa.array(values.reshape(-1), type=pa.float64())
+    flat = pa.array(np.ascontiguousarray(values).reshape(-1), type=pa.float64())
     arrays = [
         pa.array(dates, type=UTC_MS),
         pa.repeat(pa.scalar(symbol_key, pa.string()), n_rows),
     ]
     arrays += [flat.slice(i * n_rows, n_rows) for i in range(len(names))]
     return pa.Table.from_arrays(arrays, schema=features_schema(names))
+
+
+def _timestamp_sql(instant: int | pd.Timestamp) -> str:
+    """A SQL literal of a UTC instant (milliseconds or a tz-aware Timestamp) DataFusion compares with ``date``."""
+    timestamp = pd.Timestamp(instant, unit="ms", tz="UTC") if isinstance(instant, int) else instant.tz_convert("UTC")
+    return "'" + timestamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ") + "'"
 
 
 def _merge(
@@ -804,127 +898,4 @@ def _merge(
 def _unique_keys(symbol_keys: Sequence[str]) -> list[str]:
     if isinstance(symbol_keys, str):
         raise TypeError("`symbol_keys` must be a sequence of keys, got a single str")
-    return sorted(set(symbol_keys))
-
-
-def _existing_deltas(paths: LakehousePaths, symbol_key: str) -> list[Path]:
-    """Delta files 1, 2, ... up to the first missing index (a stat each: no directory listing)."""
-    deltas = []
-    while (path := paths.features_delta_file(symbol_key, len(deltas) + 1)).exists():
-        deltas.append(path)
-    return deltas
-
-
-def _live_files(paths: LakehousePaths, symbol_key: str) -> list[Path]:
-    """Base file then the deltas that continue it; the caller holds the symbol's lock (shared or exclusive)."""
-    base = paths.features_file(symbol_key)
-    try:
-        base_stat = os.stat(base)
-    except FileNotFoundError:
-        return []
-    deltas = _existing_deltas(paths, symbol_key)
-    if deltas and not _continues_base(
-        _read_metadata(deltas[-1]), deltas[-1], base_stat, lambda: _read_metadata(base).num_rows
-    ):
-        deltas = []  # folded into the base by a compaction that stopped before removing them
-    return [base, *deltas]
-
-
-def _identity(stat: os.stat_result) -> str:
-    return f"{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
-
-
-def _continues_base(
-    newest: pq.FileMetaData, path: Path, base_stat: os.stat_result, base_rows: Callable[[], int]
-) -> bool:
-    """Whether the newest delta continues the current base file (not left over from an earlier one).
-
-    A base rewritten by a compaction is a new file (new inode and mtime), so a delta that names the current
-    base's identity continues it. Otherwise (the base was rewritten, or the lakehouse copied: new inodes) the
-    row offset decides: a leftover starts before the base's end.
-    """
-    if (newest.metadata or {}).get(_BASE_IDENTITY_KEY) == _identity(base_stat).encode():
-        return True
-    return _row_offset(newest, path) >= base_rows()
-
-
-def _join_files(tables: list[tuple[Path, pa.Table]]) -> pa.Table:
-    """Concatenate a symbol's base and delta tables, checking that each delta starts where the rows end."""
-    base_path, base = tables[0]
-    schema = base.schema.remove_metadata()
-    parts, n_rows = [base.replace_schema_metadata(None)], base.num_rows
-    for path, table in tables[1:]:
-        offset = _row_offset(table.schema, path)
-        if offset != n_rows:
-            raise LakehouseReadError(
-                str(path), f"starts after {offset} rows but {n_rows} rows precede it; re-run the feature backfill"
-            )
-        try:
-            parts.append(table.replace_schema_metadata(None).cast(schema))
-        except (pa.ArrowInvalid, ValueError) as err:
-            raise LakehouseReadError(str(path), f"columns differ from {base_path.name} ({err})") from err
-        n_rows += table.num_rows
-    return pa.concat_tables(parts)
-
-
-def _remove_newest_first(deltas: list[Path]) -> None:
-    for path in reversed(deltas):
-        path.unlink(missing_ok=True)
-
-
-def _open_parquet(path: Path) -> pq.ParquetFile:
-    try:
-        return pq.ParquetFile(path)
-    except (pa.ArrowInvalid, OSError) as err:
-        raise LakehouseReadError(str(path), f"not a readable parquet file ({err})") from err
-
-
-def _read_metadata(path: Path) -> pq.FileMetaData:
-    try:
-        return pq.read_metadata(path)
-    except (pa.ArrowInvalid, OSError) as err:
-        raise LakehouseReadError(str(path), f"not a readable parquet file ({err})") from err
-
-
-def _row_offset(source: pq.FileMetaData | pa.Schema, path: Path) -> int:
-    """The rows stored before a delta file, from its footer (a parsed schema carries the same record)."""
-    record = (source.metadata or {}).get(_ROW_OFFSET_KEY)
-    try:
-        offset = int(record)
-    except (TypeError, ValueError):
-        raise LakehouseReadError(str(path), "delta file without a readable row offset in its footer") from None
-    if offset < 0:
-        raise LakehouseReadError(str(path), f"negative row offset {offset} in its footer")
-    return offset
-
-
-def _footer_last_date(metadata: pq.FileMetaData, path: Path) -> int | None:
-    """Last ``date`` of a file (ms), from its row groups' statistics; None when it has no rows."""
-    last = None
-    for index in range(metadata.num_row_groups):
-        statistics = metadata.row_group(index).column(0).statistics
-        if metadata.row_group(index).num_rows == 0:
-            continue
-        if statistics is None or not statistics.has_min_max:
-            raise LakehouseReadError(str(path), "no `date` statistics in its footer; re-run the feature backfill")
-        last = statistics.max_raw if last is None else max(last, statistics.max_raw)
-    return None if last is None else int(last)
-
-
-def _table_to_frame(table: pa.Table, path: Path) -> pd.DataFrame:
-    if table.column_names[:2] != list(KEY_COLUMNS):
-        raise LakehouseReadError(str(path), f"expected columns date, symbol first, got {table.column_names[:3]}")
-    frame = table.to_pandas()
-    frame["date"] = frame["date"].astype("datetime64[ns, UTC]")
-    return frame
-
-
-def _concat(frames: list[pd.DataFrame], paths: LakehousePaths) -> pd.DataFrame:
-    if not frames:
-        return pd.DataFrame()
-    columns = list(frames[0].columns)
-    if any(list(frame.columns) != columns for frame in frames[1:]):
-        raise LakehouseReadError(
-            str(paths.features_dir), "feature files do not share their columns; re-run the feature backfill"
-        )
-    return pd.concat(frames, ignore_index=True)
+    return sorted({validate_symbol_key(key) for key in symbol_keys})

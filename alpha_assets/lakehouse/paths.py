@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from alpha_assets.lakehouse.keys import RUN_ID_PATTERN, validate_run_id, validate_symbol_key
-from alpha_assets.lakehouse.storage import DataPath, data_root, is_object_store
+from alpha_assets.lakehouse.storage import DataPath, data_root, is_object_store, table_storage_options
 
 DATA_DIR_ENV = "ALPHA_ASSETS_DATA_DIR"
 DEFAULT_DATA_DIR = "data"
@@ -68,22 +68,47 @@ class LakehousePaths:
         return self.symbols_dir / f"{validate_symbol_key(symbol_key)}.parquet"
 
     @property
-    def features_dir(self) -> DataPath:
-        """``lakehouse/features_matrix.parquet/``: a dataset directory, one long-form file per symbol."""
+    def features_table_dir(self) -> DataPath:
+        """``lakehouse/features_matrix/``: the Delta Lake table of the features, long form, every symbol.
+
+        Read it as a Delta table (``deltalake``, DuckDB ``delta_scan``, ``polars.read_delta``), never by globbing its
+        parquet files: files a commit removed stay on disk until vacuumed.
+        """
+        return self.lakehouse_dir / "features_matrix"
+
+    @property
+    def features_table_uri(self) -> str:
+        """Where ``deltalake`` and DuckDB open the features table: every reader and writer takes it from here."""
+        return str(self.features_table_dir)
+
+    @property
+    def features_provenance_dir(self) -> DataPath:
+        """``lakehouse/features_provenance/``: a Delta table, one row per symbol: what its stored features came from."""
+        return self.lakehouse_dir / "features_provenance"
+
+    @property
+    def features_provenance_uri(self) -> str:
+        """Where ``deltalake`` opens the provenance table (see :attr:`features_table_uri`)."""
+        return str(self.features_provenance_dir)
+
+    @property
+    def table_storage_options(self) -> dict[str, str] | None:
+        """``storage_options`` of ``deltalake`` for the tables above (``storage.table_storage_options``)."""
+        return table_storage_options(self.root)
+
+    @property
+    def legacy_features_dir(self) -> DataPath:
+        """``lakehouse/features_matrix.parquet/``: the per-symbol base + delta files of before the Delta table.
+
+        Only the migration reads it (``features_store.migrate_legacy_features``), then moves it to
+        :attr:`legacy_archive_dir`.
+        """
         return self.lakehouse_dir / "features_matrix.parquet"
 
-    def features_file(self, symbol_key: str) -> DataPath:
-        """``lakehouse/features_matrix.parquet/<KEY>.parquet``: a symbol's base features file."""
-        return self.features_dir / f"{validate_symbol_key(symbol_key)}.parquet"
-
-    def features_delta_file(self, symbol_key: str, index: int) -> DataPath:
-        """``lakehouse/features_matrix.parquet/<KEY>.<index>.parquet``: rows appended after the base file.
-
-        ``index`` counts from 1. A key never holds a dot, so a delta cannot be mistaken for a base file.
-        """
-        if isinstance(index, bool) or not isinstance(index, int) or index < 1:
-            raise ValueError(f"`index` of a features delta file must be an integer >= 1, got {index!r}")
-        return self.features_dir / f"{validate_symbol_key(symbol_key)}.{index}.parquet"
+    @property
+    def legacy_archive_dir(self) -> DataPath:
+        """``lakehouse/_legacy/``: layouts a migration replaced, kept (stored data is never deleted by a migration)."""
+        return self.lakehouse_dir / "_legacy"
 
     @property
     def locks_dir(self) -> DataPath:
@@ -102,10 +127,6 @@ class LakehousePaths:
     def symbol_metadata_lock_file(self, symbol_key: str) -> DataPath:
         """``lakehouse/_locks/symbols/<KEY>.lock``: held by an upsert of the symbol's metadata history."""
         return self.locks_dir / "symbols" / f"{validate_symbol_key(symbol_key)}.lock"
-
-    def features_lock_file(self, symbol_key: str) -> DataPath:
-        """``lakehouse/_locks/features_matrix/<KEY>.lock``: held by a write (exclusive) or read (shared) of features."""
-        return self.locks_dir / "features_matrix" / f"{validate_symbol_key(symbol_key)}.lock"
 
     @property
     def quarantine_dir(self) -> DataPath:

@@ -1,26 +1,27 @@
 """backfill_features on a tmp lakehouse: per-symbol outcomes, isolation of failures, processes equal a single
-process, and the three paths of an update: skip (OHLCV bytes unchanged: only the footer is read), append (new
-bars only: the tail is computed and appended, stored rows stay bit-identical) and recompute (a repaired bar,
-another feature version, a file without provenance)."""
+process, the three paths of an update: skip (OHLCV bytes unchanged: only the provenance is read), append (new
+bars only: the tail is computed and appended in one commit, stored rows stay bit-identical) and recompute (a
+repaired bar, another feature version, rows without provenance), the compaction of the Delta table, and the
+migration of a lakehouse still holding the per-symbol files of before the table."""
 
 from __future__ import annotations
 
-import errno
-import os
-
 import duckdb
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable
+from deltalake.exceptions import DeltaError
 
 from alpha_assets.errors import DiskFullError
 from alpha_assets.features import backfill
 from alpha_assets.features.backfill import SymbolStatus, backfill_features
 from alpha_assets.features.matrix import compute_features, compute_features_many, compute_symbol_features
+from alpha_assets.lakehouse import features_store
 from alpha_assets.lakehouse.features_store import (
-    delta_limit,
+    features_table_version,
     read_features,
-    symbol_feature_files,
     upsert_symbol_features,
 )
 from alpha_assets.lakehouse.ohlcv import write_ohlcv
@@ -59,14 +60,15 @@ def test_backfill_missing_and_failing_symbols_do_not_stop_the_others(lakehouse):
 
 
 def test_backfill_full_disk_stops_with_disk_full_error_instead_of_failing_each_symbol(lakehouse, monkeypatch):
-    def full(*args: object) -> None:
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    def full(*args: object, **kwargs: object) -> None:
+        # How delta-rs words the OS error of a full disk.
+        raise DeltaError("Failed to write parquet: No space left on device (os error 28)")
 
-    monkeypatch.setattr(os, "fsync", full)
-    with pytest.raises(DiskFullError, match="disk full: no space left on the file system holding"):
+    monkeypatch.setattr(features_store, "write_deltalake", full)
+    with pytest.raises(DiskFullError, match="disk full: no space left on the file system holding .*features_matrix"):
         backfill_features(lakehouse, KEYS, workers=1)
     monkeypatch.undo()
-    assert all(not lakehouse.features_file(key).exists() for key in KEYS)
+    assert features_table_version(lakehouse) is None
 
 
 def test_backfill_processes_give_the_same_files_as_one_process(lakehouse, tmp_path, make_bars):
@@ -133,9 +135,9 @@ def starts(monkeypatch) -> list[int]:
     return calls
 
 
-def test_backfill_unchanged_ohlcv_reads_only_the_footer_and_writes_nothing(lakehouse, monkeypatch, starts):
+def test_backfill_unchanged_ohlcv_reads_only_the_provenance_and_writes_nothing(lakehouse, monkeypatch, starts):
     backfill_features(lakehouse, KEYS[:2], workers=1)
-    stat = lakehouse.features_file(KEYS[0]).stat()
+    version = features_table_version(lakehouse)
 
     def fail(*args, **kwargs):
         raise AssertionError("the OHLCV file must not be parsed when its bytes did not change")
@@ -144,8 +146,7 @@ def test_backfill_unchanged_ohlcv_reads_only_the_footer_and_writes_nothing(lakeh
     report = backfill_features(lakehouse, KEYS[:2], workers=1)
     assert [s.status for s in report.symbols] == [SymbolStatus.UNCHANGED] * 2
     assert report.symbols[0].last_date == pd.Timestamp("2019-01-01", tz="UTC") + pd.Timedelta(days=259)
-    after = lakehouse.features_file(KEYS[0]).stat()
-    assert (after.st_ino, after.st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)
+    assert features_table_version(lakehouse) == version  # no commit
     assert starts == [0, 0]  # the first run only
 
 
@@ -165,31 +166,32 @@ def test_backfill_new_bars_append_the_tail_equal_to_full_computation(lakehouse, 
     pd.testing.assert_frame_equal(after, expected, check_exact=True)
 
 
-def test_backfill_daily_updates_through_a_compaction_equal_the_full_computation(lakehouse, make_bars, starts):
-    """Day after day, the appends fill delta files, one append compacts them, and a repaired bar compacts too;
-    the stored rows always equal the direct computation."""
-    limit = delta_limit(KEYS[0])
+def test_backfill_daily_updates_through_a_compaction_equal_the_full_computation(
+    lakehouse, make_bars, starts, monkeypatch
+):
+    """Day after day, one commit a day appends the tail; the table is compacted when it holds too many files, and
+    a repaired bar rewrites the symbol; the stored rows always equal the direct computation."""
+    monkeypatch.setattr(features_store, "MAX_TABLE_FILES", 6)
     bars = make_bars(100, 300)
-    first = 300 - (limit + 2)
+    first = 290
     write_ohlcv(lakehouse, KEYS[0], bars.iloc[:first])
     backfill_features(lakehouse, [KEYS[0]], workers=1)
+    versions = [features_table_version(lakehouse)]
     for n_bars in range(first + 1, 301):
         write_ohlcv(lakehouse, KEYS[0], bars.iloc[:n_bars])
         report = backfill_features(lakehouse, [KEYS[0]], workers=1)
         assert (report.symbols[0].rows_changed, report.symbols[0].rows_written) == (1, n_bars)
-        deltas = len(symbol_feature_files(lakehouse, KEYS[0])) - 1
-        assert deltas == (n_bars - first if n_bars - first <= limit else n_bars - first - limit - 1)
-    # The append that finds the deltas full recomputes every row (start 0) and rewrites the base.
-    assert starts == [0, *range(first, first + limit), 0, *range(first + limit + 1, 300)]
+        versions.append(features_table_version(lakehouse))
+    assert starts == [0, *range(first, 300)]  # only the first run computed every row
+    operations = [entry["operation"] for entry in DeltaTable(lakehouse.features_table_uri).history()]
+    assert "OPTIMIZE" in operations and len(DeltaTable(lakehouse.features_table_uri).file_uris()) <= 6
     expected = compute_symbol_features(bars, KEYS[0])
     pd.testing.assert_frame_equal(read_features(lakehouse, [KEYS[0]]), expected, check_exact=True)
-    assert symbol_feature_files(lakehouse, KEYS[0])[-1] == lakehouse.features_delta_file(KEYS[0], 1)
 
     repaired = bars.copy()
     repaired.loc[150, ["high", "close"]] *= 1.02
     write_ohlcv(lakehouse, KEYS[0], repaired)
     backfill_features(lakehouse, [KEYS[0]], workers=1)
-    assert symbol_feature_files(lakehouse, KEYS[0]) == [lakehouse.features_file(KEYS[0])]
     expected = compute_symbol_features(repaired, KEYS[0])
     pd.testing.assert_frame_equal(read_features(lakehouse, [KEYS[0]]), expected, check_exact=True)
 
@@ -241,16 +243,45 @@ def test_backfill_ohlcv_rewritten_with_same_bars_updates_provenance_only(lakehou
     assert backfill_features(lakehouse, [KEYS[0]], workers=1).symbols[0].status is SymbolStatus.UNCHANGED
 
 
-def test_backfill_files_read_by_duckdb_glob_after_append(lakehouse, make_bars):
+def test_backfill_table_read_by_duckdb_delta_scan_after_append(lakehouse, make_bars):
+    from alpha_assets.lakehouse.duckdb_views import load_delta_extension
+
     backfill_features(lakehouse, KEYS[:3], workers=1)
     write_ohlcv(lakehouse, KEYS[0], make_bars(100, 261))
     backfill_features(lakehouse, KEYS[:3], workers=1)
-    glob = str(lakehouse.features_dir / "*.parquet")
-    counts = duckdb.sql(
-        f"SELECT symbol, count(*), count(DISTINCT date) FROM read_parquet('{glob}') GROUP BY 1 ORDER BY 1"
-    ).fetchall()
+    with duckdb.connect() as connection:
+        load_delta_extension(connection)
+        counts = connection.execute(
+            f"SELECT symbol, count(*), count(DISTINCT date) FROM delta_scan('{lakehouse.features_table_uri}') "
+            "GROUP BY 1 ORDER BY 1"
+        ).fetchall()
     assert counts == [(KEYS[0], 261, 261), (KEYS[1], 270, 270), (KEYS[2], 280, 280)]
-    assert pq.read_metadata(lakehouse.features_file(KEYS[0])).num_row_groups == 1
+
+
+def test_backfill_migrates_a_lakehouse_in_the_per_symbol_layout(lakehouse, make_bars):
+    """The files of before the Delta table: their symbols are recomputed into the table (equal rows), even those
+    outside the scope, and the directory is moved to lakehouse/_legacy/ (kept)."""
+    legacy = lakehouse.legacy_features_dir
+    legacy.mkdir(parents=True)
+    old_rows = {}
+    for key in KEYS[:3]:
+        frame = compute_symbol_features(make_bars(100 + KEYS.index(key), 260 + 10 * KEYS.index(key)), key)
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        pq.write_table(table, legacy / f"{key}.parquet")
+        old_rows[key] = frame
+    (legacy / f"{KEYS[0]}.1.parquet").write_bytes(b"a delta file of the old layout")
+    with pytest.raises(Exception, match="per-symbol feature files of before the Delta table"):
+        read_features(lakehouse, [KEYS[0]])
+    report = backfill_features(lakehouse, [KEYS[0]], workers=1)
+    assert [s.symbol_key for s in report.migrated] == KEYS[1:3]
+    assert {s.status for s in (*report.symbols, *report.migrated)} == {SymbolStatus.WRITTEN}
+    for key, frame in old_rows.items():
+        pd.testing.assert_frame_equal(read_features(lakehouse, [key]), frame, check_exact=True)
+    assert not legacy.exists()
+    [archived] = lakehouse.legacy_archive_dir.iterdir()
+    assert sorted(p.name for p in archived.iterdir()) == sorted(
+        [f"{k}.parquet" for k in KEYS[:3]] + [f"{KEYS[0]}.1.parquet"]
+    )
 
 
 def test_backfill_annualises_each_symbol_with_its_calendar_and_recomputes_when_it_changes(lakehouse, make_bars):

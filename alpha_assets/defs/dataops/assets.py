@@ -17,6 +17,7 @@ from dagster import (
     AssetExecutionContext,
     AutomationCondition,
     DagsterInstance,
+    DataVersion,
     FreshnessPolicy,
     MaterializeResult,
     MetadataValue,
@@ -45,7 +46,7 @@ from alpha_assets.defs.resources import LakehouseResource, ManifestResource
 from alpha_assets.features.backfill import backfill_features
 from alpha_assets.features.matrix import FEATURE_COLUMNS, FEATURE_DESCRIPTIONS
 from alpha_assets.lakehouse.duckdb_views import refresh_views
-from alpha_assets.lakehouse.features_store import features_schema, symbol_feature_files
+from alpha_assets.lakehouse.features_store import features_data_version, features_schema, features_table_version
 from alpha_assets.lakehouse.jsonio import read_json, write_json_atomic
 from alpha_assets.lakehouse.keys import split_symbol_key, validate_run_id
 from alpha_assets.lakehouse.ohlcv import GAP_FACTOR
@@ -403,6 +404,7 @@ FEATURE_CHECK_DESCRIPTIONS = {
     checks=FEATURE_CHECK_DESCRIPTIONS,
     deps=[names.OHLCV],
     automation_condition=AutomationCondition.eager(),
+    kinds=frozenset({"deltalake"}),
     metadata={
         "dagster/column_schema": column_schema(
             features_schema(FEATURE_COLUMNS),
@@ -420,7 +422,7 @@ def features_matrix(
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     """Point-in-time technical ratings and statistics per symbol and day.
 
-    Writes `lakehouse/features_matrix.parquet/<KEY>.parquet`.
+    Commits the partitions' rows to the Delta table `lakehouse/features_matrix/` (one commit for a new day).
     """
     paths = lakehouse.paths
     symbol_keys = list(context.partition_keys)
@@ -432,7 +434,8 @@ def features_matrix(
     )
     yield MaterializeResult(
         metadata={
-            "path": MetadataValue.path(str(paths.features_dir)),
+            "path": MetadataValue.path(paths.features_table_uri),
+            "table_version": features_table_version(paths),
             "symbols": len(rows),
             "rows_changed": sum(r["rows_changed"] for r in rows),
             "failed_symbols": MetadataValue.json(sorted(r["symbol_key"] for r in rows if r["error"])),
@@ -441,7 +444,7 @@ def features_matrix(
                 rows, ["symbol_key", "rows_written", "rows_changed", "last_date", "error"], limit=200
             ),
         },
-        data_version=data_version_of([path for key in symbol_keys for path in symbol_feature_files(paths, key)]),
+        data_version=DataVersion(features_data_version(paths, symbol_keys)[:24]),
     )
     yield from feature_check_results(context, paths, symbol_keys)
 

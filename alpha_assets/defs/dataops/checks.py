@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import pandas as pd
 from dagster import (
     AssetCheckEvaluation,
     AssetCheckKey,
@@ -173,13 +174,24 @@ def feature_check_outcomes(
     infinite: dict[str, tuple[bool, str, dict[str, Any]]] = {}
     covered: dict[str, tuple[bool, str, dict[str, Any]]] = {}
     frames = {}
+    # One scan of the table for every symbol: a scan per symbol would read every file's `symbol` column each time.
+    try:
+        features = read_features(paths, symbol_keys)
+        table_error = None
+    except LakehouseReadError as err:
+        features, table_error = pd.DataFrame(), err.reason
+    by_symbol = dict(tuple(features.groupby("symbol", sort=False))) if len(features) else {}
+    empty = features.iloc[0:0]
     for key in symbol_keys:
         try:
             bars = read_ohlcv(paths, key)
-            stored = read_features(paths, [key])
         except LakehouseReadError as err:
             covered[key] = (False, f"{key}: {err.reason}", {"last_bar": None, "last_feature": None})
             continue
+        if table_error is not None:
+            covered[key] = (False, f"{key}: {table_error}", {"last_bar": None, "last_feature": None})
+            continue
+        stored = by_symbol.get(key, empty).reset_index(drop=True)
         frames[key] = (bars, stored)
         count = count_infinite(stored)
         infinite[key] = (count == 0, f"{key}: {count} infinite feature value(s)", {"inf_cells": count})
