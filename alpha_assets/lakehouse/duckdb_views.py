@@ -40,6 +40,7 @@ import duckdb
 import duckdb_extension_delta
 import pyarrow as pa
 import pyarrow.parquet as pq
+from deltalake import DeltaTable
 
 from alpha_assets.errors import DiskFullError, LakehouseReadError, UnusableEnvironmentError
 from alpha_assets.lakehouse.keys import validate_run_id
@@ -52,6 +53,8 @@ from alpha_assets.lakehouse.storage import DataPath, is_object_store, make_folde
 # with the sentinel replaced by ``*``, so the patterns follow any change of layout in ``paths.py``.
 _SYMBOL_SENTINEL = "GLOBSENTINEL_KEY"
 _RUN_SENTINEL = "GLOBSENTINEL-RUN"
+# The ``key`` of a Delta table source (its views name no file).
+_DELTA_KEY = "<delta>"
 # A data folder whose path holds a glob metacharacter cannot be globbed literally: list its files instead.
 _GLOB_CHARACTERS = re.compile(r"[*?\[\]{}]")
 
@@ -297,7 +300,7 @@ def _delta_source(directory: Path, uri: str) -> _Source | None:
     """A Delta table as a view source (``$files`` is its quoted URI), or None when it has no commit yet."""
     if not (directory / "_delta_log").is_dir():
         return None
-    return {"files": _quote(uri), "key": "", "paths": [directory]}
+    return {"files": _quote(uri), "key": _DELTA_KEY, "paths": [directory]}
 
 
 def _parses(path: Path) -> bool:
@@ -314,11 +317,19 @@ def _without_unreadable_parquet(source: _Source, skipped: list[Path]) -> _Source
     Only called once DuckDB failed on the source, so a healthy refresh reads no footer twice. None when every
     file reads: the failure is not one file's.
     """
-    unreadable = [p for p in source["paths"] if p.suffix == ".parquet" and not _footer_reads(p)]
+    if source["key"] == _DELTA_KEY:
+        # A Delta table is one dataset: without one of its files it would show a version that never existed, so a
+        # damaged data file leaves the whole view out (its files are named).
+        [directory] = source["paths"]
+        files = [Path(uri) for uri in DeltaTable(str(directory)).file_uris()]
+        unreadable = [p for p in files if not _footer_reads(p)]
+        kept = [] if unreadable else source["paths"]
+    else:
+        unreadable = [p for p in source["paths"] if p.suffix == ".parquet" and not _footer_reads(p)]
+        kept = [p for p in source["paths"] if p not in unreadable]
     if not unreadable:
         return None
     skipped.extend(unreadable)
-    kept = [p for p in source["paths"] if p not in unreadable]
     return {**source, "files": _list_sql(kept), "paths": kept}
 
 
@@ -416,10 +427,11 @@ def refresh_views(
         When given, an unreadable file is left out of its view and appended here, so one bad file never
         blocks the refresh for the others: a per-run JSON file that does not parse (one truncated old
         export), and, when DuckDB cannot build a parquet view, each of its files whose parquet footer does
-        not read (a truncated or garbage bars file, symbols file
-        or returns matrix; a healthy refresh reads no footer). Such a view then reads a fixed list of the
-        good files, so files written after the refresh appear at the next one. Nothing is deleted. None (the
-        default): such a file raises LakehouseReadError.
+        not read (a truncated or garbage bars file, symbols file or returns matrix; a healthy refresh reads
+        no footer). Such a view then reads a fixed list of the good files, so files written after the refresh
+        appear at the next one; a damaged data file of the features Delta table leaves the ``features`` view
+        out (a table without one of its files would be a version that never existed). Nothing is deleted.
+        None (the default): such a file raises LakehouseReadError.
 
     Returns
     -------

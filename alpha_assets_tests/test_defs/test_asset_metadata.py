@@ -31,7 +31,7 @@ from alpha_assets_tests.test_defs.conftest import make_flow_env
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SPECS = {spec.key: spec for spec in defs.resolve_all_asset_specs()}
-#: Every parquet asset and the arrow schema its files are written with.
+#: Every parquet asset (plain files or a Delta table) and the arrow schema its files are written with.
 PARQUET_SCHEMAS = {
     names.OHLCV: OHLCV_SCHEMA,
     names.SYMBOLS: SYMBOLS_SCHEMA,
@@ -41,7 +41,7 @@ PARQUET_SCHEMAS = {
 
 
 def test_parquet_assets_are_exactly_those_with_a_schema_in_code():
-    assert {key for key, spec in SPECS.items() if "parquet" in spec.kinds} == set(PARQUET_SCHEMAS)
+    assert {key for key, spec in SPECS.items() if spec.kinds & {"parquet", "deltalake"}} == set(PARQUET_SCHEMAS)
 
 
 @pytest.mark.parametrize("key", sorted(PARQUET_SCHEMAS, key=str), ids=lambda k: k.to_user_string())

@@ -5,7 +5,7 @@ its partitions; every link and flow_production carrying the first link's run con
 discovery with a non-default profile and its own tags); validation waiting for every part of the ingest link;
 the export sensor waiting for a RUN_ID's runs to end and falling back to defaults for a dropped export; refused
 input creating no partition; an existing export never rewritten with another universe; an old RUN_ID's truncated
-export or a symbol's corrupt features file never failing another RUN_ID's validation (named, left in place).
+export or a damaged file of the features table never failing another RUN_ID's validation (named, left in place).
 Leaves to test_e2e: the daemon running these sensors (test_chain_e2e.py).
 """
 
@@ -37,6 +37,7 @@ from alpha_assets.defs.dataops.sensors import (
     validation_succeeded_sensor,
 )
 from alpha_assets.defs.resources import LakehouseResource
+from alpha_assets.lakehouse import duckdb_views
 from alpha_assets.lakehouse.jsonio import read_json
 from alpha_assets.orchestration.runner import FlowFailedError, ensure_run_partition, run_flow_data, run_link
 from alpha_assets_tests.test_defs.conftest import CLOCK, SIM_SYMBOLS, make_flow_env
@@ -247,19 +248,13 @@ def test_a_truncated_old_export_never_blocks_the_validation_of_another_run_id(ch
     assert broken.read_text().endswith("SIM_BTC"), "the bad file is left as it was, for its owner to look at"
 
 
-def test_a_corrupt_features_file_never_blocks_the_flow_of_another_run_id(chain):
-    """One symbol's features file is damaged after a flow_data, then another RUN_ID's flow_data runs."""
+def test_a_damaged_features_table_file_never_blocks_the_flow_of_another_run_id(chain):
+    """A data file of the features Delta table is damaged after a flow_data, then another RUN_ID's flow_data runs."""
     env, defs, config, *_ = chain
     instance, paths = env.instance, env.paths
     run_flow_data(defs, instance, paths, "RUN_FIRST", progress=lambda _: None, run_config=config)
     smaller = {"resources": {**config["resources"], "market_source": {"config": {"clock": CLOCK, "n_symbols": 12}}}}
-    ensure_run_partition(instance, "RUN_NEXT")
-    run_link(defs, instance, names.DISCOVERY_JOB, partition_key="RUN_NEXT", run_config=smaller)
-    universe = {c["symbol_key"] for c in read_json(paths.candidates_file("RUN_NEXT"))["candidates"]}
-    featured = {p.name.split(".")[0] for p in paths.features_dir.glob("*.parquet")}
-    # A symbol of RUN_CHAIN outside RUN_NEXT's universe: RUN_NEXT's flow has no reason to rewrite its features.
-    victim = sorted(featured - universe)[0]
-    bad = paths.features_file(victim)
+    bad = sorted(paths.features_table_dir.glob("*.parquet"))[0]
     bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
     damaged, files_before = bad.read_bytes(), sorted(paths.lakehouse_dir.rglob("*"))
 
@@ -275,11 +270,11 @@ def test_a_corrupt_features_file_never_blocks_the_flow_of_another_run_id(chain):
         if e.level == logging.WARNING and "unreadable file" in e.user_message
     ]
     assert len(warnings) == 1 and str(bad) in warnings[0]
-    with duckdb.connect(str(paths.duckdb_file), read_only=True) as connection:
-        in_features = {r[0] for r in connection.execute("SELECT DISTINCT symbol FROM features").fetchall()}
+    with duckdb_views.connect(paths) as connection:
+        views = {r[0] for r in connection.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
         in_ohlcv = {r[0] for r in connection.execute("SELECT DISTINCT symbol_key FROM ohlcv").fetchall()}
-    assert in_features == featured - {victim}, "every other symbol's features are in the view"
-    assert victim in in_ohlcv, "its bars are readable and stay in their view"
+    assert "features" not in views, "a table missing a file would show a version that never existed"
+    assert in_ohlcv, "the bars stay in their view"
     assert bad.read_bytes() == damaged, "the bad file is left as it was, for its owner to look at"
     assert set(files_before) <= set(paths.lakehouse_dir.rglob("*")), "nothing is deleted"
 

@@ -22,6 +22,7 @@ import talib
 
 from alpha_assets.cli import main
 from alpha_assets.lakehouse.calendars import TradingCalendar
+from alpha_assets.lakehouse.features_store import read_features
 from alpha_assets.lakehouse.jsonio import read_json
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.symbols import read_symbols
@@ -131,7 +132,7 @@ def test_flow_data_real_equities_features_equal_talib_and_annualise_over_252(equ
     paths, _ = equity_run
     for key in ("NYSE_SPX", "NYSE_IXIC", "NYSE_AAPL"):
         bars = pd.read_parquet(paths.ohlcv_file(key))
-        features = pd.read_parquet(paths.features_dir / f"{key}.parquet").sort_values("date", ignore_index=True)
+        features = read_features(paths, [key])
         assert len(features) == len(bars)
         h, lo, c = (bars[col].to_numpy() for col in ("high", "low", "close"))
         expected = {

@@ -18,6 +18,8 @@ from alpha_assets import netguard
 from alpha_assets.alpha import pipeline
 from alpha_assets.defs import names
 from alpha_assets.defs.alpha.assets import selection as selection_asset
+from alpha_assets.lakehouse import duckdb_views
+from alpha_assets.lakehouse.features_store import read_features, stored_features
 from alpha_assets.lakehouse.hashing import file_sha256
 from alpha_assets.lakehouse.jsonio import read_json
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA
@@ -63,8 +65,8 @@ def test_flow_data_writes_every_contract_file(flow_env, first_run):
         table = pq.read_table(paths.ohlcv_file(key))
         assert table.schema.equals(OHLCV_SCHEMA, check_metadata=False), key
         assert paths.symbol_metadata_file(key).exists()
-    for key in read_json(paths.candidates_validated_file(RUN_ID))["symbols"]:
-        assert paths.features_file(key).exists(), key
+    validated = read_json(paths.candidates_validated_file(RUN_ID))["symbols"]
+    assert set(read_features(paths, validated)["symbol"]) == set(validated)
 
 
 def test_flow_data_links_are_recorded_on_the_instance(flow_env, first_run):
@@ -149,9 +151,7 @@ def test_flow_production_overview_metadata_draws_each_curve_under_the_ui_inline_
 
 
 def test_flow_data_refreshes_duckdb_views_queryable_by_name(flow_env, first_run):
-    import duckdb
-
-    with duckdb.connect(str(flow_env.paths.duckdb_file), read_only=True) as db:
+    with duckdb_views.connect(flow_env.paths) as db:
         bars = db.execute("select count(*) from ohlcv where symbol_key = 'SIM_BTCUSDT'").fetchone()[0]
         weights = db.execute(
             "select sum(Weight) from weights where run_id = ? and profile = 'min_variance'", [RUN_ID]
@@ -160,8 +160,10 @@ def test_flow_data_refreshes_duckdb_views_queryable_by_name(flow_env, first_run)
     assert bars == len(pq.read_table(flow_env.paths.ohlcv_file("SIM_BTCUSDT")))
     assert weights == pytest.approx(1.0, abs=1e-6)
     validated = read_json(flow_env.paths.candidates_validated_file(RUN_ID))["symbols"]
-    base_files = [p for p in flow_env.paths.features_dir.glob("*.parquet") if "." not in p.stem]
-    assert features == len(base_files) >= len(validated)
+    featured = stored_features(
+        flow_env.paths, [p.name.removesuffix("_1d.parquet") for p in flow_env.paths.lakehouse_dir.glob("*_1d.parquet")]
+    )
+    assert features == len(featured) >= len(validated)
 
 
 def test_flow_production_rerun_after_lakehouse_changed_is_byte_identical(flow_env, first_run):

@@ -4,9 +4,9 @@ Exercises an empty folder, a lakehouse without runs (only its views appear), a f
 counts, symbol keys from file names, long-form returns, flattened weights with the failed profile, selection
 rows), run folders written after a refresh (globs see them; ``run_ids`` pins a list), a reader in another
 process keeping the old file across a refresh, no temporary file left behind, a corrupt artifact leaving the
-old database in place, an unreadable parquet file (truncated or garbage features, bars, symbols or returns)
-left out of its view and named with ``skipped`` (and no footer read when every view builds), and the input
-errors. The DuckDB command-line client itself is not exercised.
+old database in place, an unreadable parquet file (truncated or garbage bars, symbols or returns) left out of
+its view and named with ``skipped`` (and no footer read when every view builds), a damaged file of the features
+Delta table refused whole, and the input errors. The DuckDB command-line client itself is not exercised.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import subprocess
 import sys
 import textwrap
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -147,7 +146,7 @@ def _write_run(paths: LakehousePaths, run: RepRun, run_id: str) -> None:
 
 
 def _query(paths: LakehousePaths, sql: str, parameters: list | None = None) -> list[tuple]:
-    with duckdb.connect(str(paths.duckdb_file), read_only=True) as connection:
+    with duckdb_views.connect(paths) as connection:
         return connection.execute(sql, parameters).fetchall()
 
 
@@ -346,12 +345,11 @@ _DAMAGE = {
 @pytest.mark.parametrize(
     ("view", "bad_file", "rows_left"),
     [
-        ("features", lambda p: p.features_file("BINANCE_ETHUSDT"), DUCK_BARS["BINANCE_BTCUSDT"]),
         ("ohlcv", lambda p: p.ohlcv_file("BINANCE_ETHUSDT"), sum(DUCK_BARS.values()) - DUCK_BARS["BINANCE_ETHUSDT"]),
         ("symbols", lambda p: p.symbol_metadata_file("BINANCE_ETHUSDT"), 3),
         ("returns", lambda p: p.run_data_file("20240211T000000Z", "returns_matrix.parquet"), None),
     ],
-    ids=["features", "ohlcv", "symbols", "returns"],
+    ids=["ohlcv", "symbols", "returns"],
 )
 def test_refresh_views_leaves_an_unreadable_parquet_file_out_and_names_it(
     tmp_path, duck_run, view, bad_file, rows_left, damage
@@ -378,6 +376,27 @@ def test_refresh_views_leaves_an_unreadable_parquet_file_out_and_names_it(
             ("BINANCE_SOLUSDT",),
         ]
     assert bad.read_bytes() == damaged, "the file is left as it was, for its owner to look at"
+
+
+@pytest.mark.parametrize("damage", sorted(_DAMAGE))
+def test_refresh_views_leaves_a_damaged_delta_table_out_whole_and_names_its_file(tmp_path, damage):
+    """A Delta table is one dataset: leaving one of its files out would show a version that never existed."""
+    paths = LakehousePaths(tmp_path)
+    _write_lakehouse(paths)
+    refresh_views(paths)
+    old = paths.duckdb_file.read_bytes()
+    data_file = sorted(paths.features_table_dir.glob("*.parquet"))[0]
+    data_file.write_bytes(_DAMAGE[damage](data_file.read_bytes()))
+    damaged = data_file.read_bytes()
+    with pytest.raises(LakehouseReadError, match="DuckDB view `features` cannot read it"):
+        refresh_views(paths)
+    assert paths.duckdb_file.read_bytes() == old
+    skipped: list = []
+    counts = refresh_views(paths, skipped=skipped)
+    assert skipped == [data_file]
+    assert list(counts) == [view for view in VIEWS if view != "features" and view in counts]
+    assert "features" not in counts and counts["ohlcv"] == sum(DUCK_BARS.values())
+    assert data_file.read_bytes() == damaged
 
 
 def test_refresh_views_reads_no_footer_when_every_view_builds(tmp_path, duck_run, monkeypatch):

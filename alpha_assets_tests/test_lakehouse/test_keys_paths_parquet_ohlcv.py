@@ -189,7 +189,7 @@ def test_lakehouse_paths_follow_the_contract(aud_lake: LakehousePaths) -> None:
 @pytest.mark.parametrize("key", UNSAFE_KEYS[:8], ids=UNSAFE_KEY_IDS[:8])
 @pytest.mark.parametrize(
     "builder",
-    ["ohlcv_file", "symbol_metadata_file", "features_file", "quarantine_file", "repair_log_file", "audit_file"],
+    ["ohlcv_file", "symbol_metadata_file", "quarantine_file", "repair_log_file", "audit_file"],
 )
 def test_lakehouse_paths_unsafe_symbol_key_refused_and_nothing_created(
     aud_lake: LakehousePaths, builder: str, key: str

@@ -24,6 +24,8 @@ import pytest
 
 from alpha_assets.errors import LakehouseReadError
 from alpha_assets.features.backfill import backfill_features
+from alpha_assets.lakehouse.duckdb_views import load_delta_extension
+from alpha_assets.lakehouse.features_store import read_features
 from alpha_assets.lakehouse.hashing import file_sha256
 from alpha_assets.lakehouse.parquet import read_table
 from alpha_assets.lakehouse.paths import LakehousePaths
@@ -69,18 +71,26 @@ def _backfill_rounds(data_dir: str, keys: list[str], rounds: int) -> list[str]:
 def _reader(lakehouse: Path, stop: threading.Event, outcome: dict) -> None:
     """Read every file and both globs until ``stop``; count reads, keep every error."""
     connection = duckdb.connect()
-    globs = [f"{lakehouse.as_posix()}/*_1d.parquet", f"{lakehouse.as_posix()}/features_matrix.parquet/*.parquet"]
+    load_delta_extension(connection)
+    sources = [
+        f"read_parquet('{lakehouse.as_posix()}/*_1d.parquet', filename = true)",
+        f"delta_scan('{lakehouse.as_posix()}/features_matrix')",
+    ]
     while not stop.is_set():
-        for pattern in globs:
+        for source in sources:
             try:
-                if list(lakehouse.glob(pattern.split(lakehouse.as_posix() + "/")[1])):
-                    connection.sql(
-                        f"select count(*), count(distinct filename) from read_parquet('{pattern}', filename = true)"
-                    ).fetchall()
+                if list(lakehouse.glob("*_1d.parquet")) and (lakehouse / "features_matrix" / "_delta_log").is_dir():
+                    connection.sql(f"select count(*) from {source}").fetchall()
                     outcome["duckdb_reads"] += 1
             except duckdb.Error as err:
-                outcome["errors"].append(f"duckdb {pattern}: {err}")
-        for path in [*lakehouse.glob("*_1d.parquet"), *lakehouse.glob("features_matrix.parquet/*.parquet")]:
+                outcome["errors"].append(f"duckdb {source}: {err}")
+        try:
+            if (lakehouse / "features_matrix" / "_delta_log").is_dir():
+                read_features(LakehousePaths(lakehouse.parent), ["SIM_NONE"])
+                outcome["pyarrow_reads"] += 1
+        except LakehouseReadError as err:
+            outcome["errors"].append(f"read_features: {err.reason}")
+        for path in lakehouse.glob("*_1d.parquet"):
             try:
                 read_table(path)
                 outcome["pyarrow_reads"] += 1
@@ -175,19 +185,21 @@ def test_concurrent_readers_never_see_a_half_written_file(race):
 def test_features_after_the_race_cover_every_bar_once(race):
     assert race["final"].failed == ()
     lakehouse = race["paths"].lakehouse_dir.as_posix()
-    duplicated = duckdb.sql(
-        f"select symbol, date, count(*) from read_parquet('{lakehouse}/features_matrix.parquet/*.parquet') "
-        "group by symbol, date having count(*) > 1"
+    features = f"delta_scan('{race['paths'].features_table_uri}')"
+    connection = duckdb.connect()
+    load_delta_extension(connection)
+    duplicated = connection.sql(
+        f"select symbol, date, count(*) from {features} group by symbol, date having count(*) > 1"
     ).fetchall()
     assert duplicated == []
-    uncovered = duckdb.sql(
+    uncovered = connection.sql(
         f"select o.filename, count(*) from read_parquet('{lakehouse}/*_1d.parquet', filename = true) o "
-        f"anti join read_parquet('{lakehouse}/features_matrix.parquet/*.parquet') f "
+        f"anti join {features} f "
         "on f.date = o.timestamp and o.filename like '%/' || f.symbol || '_1d.parquet' group by 1"
     ).fetchall()
     assert uncovered == []
-    extra = duckdb.sql(
-        f"select count(*) from read_parquet('{lakehouse}/features_matrix.parquet/*.parquet') f anti join "
+    extra = connection.sql(
+        f"select count(*) from {features} f anti join "
         f"read_parquet('{lakehouse}/*_1d.parquet', filename = true) o "
         "on f.date = o.timestamp and o.filename like '%/' || f.symbol || '_1d.parquet'"
     ).fetchall()[0][0]

@@ -8,7 +8,9 @@ uninterrupted reference run timed first (so the aim follows the machine's speed)
 start. Every attempt resumes from what the previous one left in the same data folder and the same instance;
 once the lakehouse is complete it is emptied so the next kills hit real writes again. After every attempt the
 lakehouse is inspected; at the end an uninterrupted run must reach, byte for byte, the state of an
-uninterrupted run from scratch in another folder.
+uninterrupted run from scratch in another folder. The features are a Delta table whose data file names are
+random: they are compared per symbol on their rows (``lakehouse/features_matrix/<KEY>`` in the listings below),
+read through the table's log, which is what any reader sees.
 
 Leaves to other modules: concurrent writers (test_concurrency.py), bad inputs (test_hostile_inputs.py).
 """
@@ -16,6 +18,7 @@ Leaves to other modules: concurrent writers (test_concurrency.py), bad inputs (t
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import json
 import os
 import queue
@@ -35,7 +38,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from alpha_assets.lakehouse.duckdb_views import load_delta_extension
+from alpha_assets.lakehouse.features_store import read_features
 from alpha_assets.lakehouse.hashing import file_sha256
+from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets_tests.test_reliability.conftest import flow_data_command
 
 SEED = 20261125
@@ -193,21 +199,45 @@ def _attempt(
     return killed and process.returncode == -signal.SIGKILL, last_link
 
 
+#: The Delta tables of the lakehouse: their files are compared through the table, not one by one.
+DELTA_TABLES = ("features_matrix", "features_provenance")
+
+
+def _feature_rows(data_dir: Path) -> dict[str, pd.DataFrame]:
+    """Each symbol's feature rows in the table's current version, as ``lakehouse/features_matrix/<KEY>``."""
+    paths = LakehousePaths(data_dir)
+    if not (paths.features_table_dir / "_delta_log").is_dir():
+        return {}
+    keys = sorted(p.name.removesuffix("_1d.parquet") for p in paths.lakehouse_dir.glob("*_1d.parquet"))
+    frame = read_features(paths, keys)
+    if frame.empty:
+        return {}
+    table = f"lakehouse/{paths.features_table_dir.name}"
+    return {f"{table}/{key}": rows.reset_index(drop=True) for key, rows in frame.groupby("symbol", sort=True)}
+
+
 def _parquet_hashes(data_dir: Path) -> dict[str, str]:
     lakehouse = data_dir / "lakehouse"
     if not lakehouse.exists():
         return {}
-    return {str(p.relative_to(data_dir)): file_sha256(p) for p in sorted(lakehouse.rglob("*.parquet")) if p.is_file()}
+    hashes = {
+        str(p.relative_to(data_dir)): file_sha256(p)
+        for p in sorted(lakehouse.rglob("*.parquet"))
+        if p.is_file() and p.relative_to(lakehouse).parts[0] not in DELTA_TABLES
+    }
+    for path, rows in _feature_rows(data_dir).items():
+        hashes[path] = hashlib.sha256(pd.util.hash_pandas_object(rows, index=False).to_numpy().tobytes()).hexdigest()
+    return hashes
 
 
 def _stored_rows(data_dir: Path) -> dict[str, pd.DataFrame]:
-    """The OHLCV bars (indexed by timestamp) and feature dates of every stored file, to compare after a kill."""
+    """The OHLCV bars (indexed by timestamp) and feature dates of every symbol, to compare after a kill."""
     lakehouse = data_dir / "lakehouse"
     stored = {}
     for path in sorted(lakehouse.glob("*_1d.parquet")):
         stored[str(path.relative_to(data_dir))] = pq.read_table(path).to_pandas().set_index("timestamp")
-    for path in sorted((lakehouse / "features_matrix.parquet").glob("*.parquet")):
-        stored[str(path.relative_to(data_dir))] = pq.read_table(path, columns=["date"]).to_pandas().set_index("date")
+    for path, rows in _feature_rows(data_dir).items():
+        stored[path] = rows[["date"]].set_index("date")
     return stored
 
 
@@ -216,11 +246,15 @@ def _inspect(
 ) -> tuple[list[str], int, int]:
     """Problems of the lakehouse after an attempt, the number of files it changed and the temp files left."""
     problems = []
-    after = _parquet_hashes(data_dir)
+    try:
+        after = _parquet_hashes(data_dir)
+        features = _feature_rows(data_dir)
+    except Exception as err:  # noqa: BLE001 - any reader error is the finding
+        return [f"features table unreadable: {type(err).__name__}: {err}"], 0, 0
     problems += [f"{path} existed before the attempt and is gone" for path in sorted(set(before) - set(after))]
     for path, digest in after.items():
         try:
-            table = pq.read_table(data_dir / path)
+            table = features[path] if path in features else pq.read_table(data_dir / path).to_pandas()
         except Exception as err:  # noqa: BLE001 - any reader error is the finding
             problems.append(f"{path} unreadable: {type(err).__name__}: {err}")
             continue
@@ -228,7 +262,7 @@ def _inspect(
             problems.append(f"{path} is neither its previous version nor the reference one")
         old = rows_before.get(path)
         if old is not None:
-            new = table.to_pandas().set_index(old.index.name)
+            new = table.set_index(old.index.name)
             lost = old.index.difference(new.index)
             if len(lost):
                 problems.append(f"{path} lost {len(lost)} stored rows, first {lost[0]}")
@@ -237,12 +271,18 @@ def _inspect(
     temps = [p for p in (data_dir / "lakehouse").rglob("*") if p.name.startswith(".") and p.name.endswith(".tmp")]
     problems += [f"temp file {p.name} matches *.parquet" for p in temps if fnmatch.fnmatch(p.name, "*.parquet")]
     lakehouse = data_dir / "lakehouse"
-    for pattern in ("*_1d.parquet", "features_matrix.parquet/*.parquet"):
-        if any(lakehouse.glob(pattern)):
-            try:
-                duckdb.sql(f"select count(*) from read_parquet('{lakehouse.as_posix()}/{pattern}')").fetchall()
-            except duckdb.Error as err:
-                problems.append(f"duckdb cannot read {pattern}: {err}")
+    sources = {
+        "*_1d.parquet": f"read_parquet('{lakehouse.as_posix()}/*_1d.parquet')",
+        "features_matrix/_delta_log": f"delta_scan('{lakehouse.as_posix()}/features_matrix')",
+    }
+    with duckdb.connect() as connection:
+        load_delta_extension(connection)
+        for pattern, source in sources.items():
+            if any(lakehouse.glob(pattern)):
+                try:
+                    connection.sql(f"select count(*) from {source}").fetchall()
+                except duckdb.Error as err:
+                    problems.append(f"duckdb cannot read {source}: {err}")
     for path in sorted(data_dir.rglob("*.json")):
         try:
             json.loads(path.read_bytes())
@@ -254,7 +294,7 @@ def _inspect(
 
 def _contract_files(hashes: dict[str, str]) -> dict[str, str]:
     """The OHLCV and feature files of a lakehouse listing: the state a resumed run must reproduce."""
-    return {p: d for p, d in hashes.items() if p.endswith("_1d.parquet") or "/features_matrix.parquet/" in p}
+    return {p: d for p, d in hashes.items() if p.endswith("_1d.parquet") or p.startswith("lakehouse/features_matrix/")}
 
 
 @pytest.fixture(scope="module")

@@ -517,7 +517,7 @@ def test_ingest_damaged_stored_file_is_moved_aside_and_reingested(stored, server
 
 
 # ------------------------------------------------------------------------------------ keys and paths
-_KIND = {"ohlcv_file": "symbol key", "features_file": "symbol key", "export_dir": "RUN_ID", "run_dir": "RUN_ID"}
+_KIND = {"ohlcv_file": "symbol key", "symbol_metadata_file": "symbol key", "export_dir": "RUN_ID", "run_dir": "RUN_ID"}
 UNSAFE_KEYS = {
     "dotdot": "../../escape",
     "absolute": "/tmp/alpha_assets_escape",
@@ -536,7 +536,7 @@ UNSAFE_KEYS = {
             builder,
             value,
         )
-        for builder in ("ohlcv_file", "features_file", "export_dir", "run_dir")
+        for builder in ("ohlcv_file", "symbol_metadata_file", "export_dir", "run_dir")
         for name, value in UNSAFE_KEYS.items()
     ],
 )
