@@ -1,11 +1,11 @@
-"""The DuckDB refresh (``refresh_views``) over a lakehouse, healthy and with one corrupt features file.
+"""The DuckDB refresh (``refresh_views``) over a lakehouse, healthy and with one corrupt bars file.
 
 Sizes: small = 50 symbols, large = 300 symbols, 700 daily bars each, written by the lakehouse's own writers
-(``write_ohlcv``, ``upsert_symbol_metadata``, ``upsert_symbol_features`` with the 78 feature columns): three
-parquet files per symbol. Timed, median of ``--repeat``: the healthy refresh (DuckDB alone reads the files'
-footers; no per-file check), the refresh with one symbol's features file truncated to half (DuckDB fails the
-``features`` view, every features file's footer is read with pyarrow, the view is built again without the bad
-file), and those footer reads alone.
+(``write_ohlcv``, ``upsert_symbol_metadata``, ``upsert_symbol_features`` with the 78 feature columns): two
+parquet files per symbol and the features Delta table. Timed, median of ``--repeat``: the healthy refresh
+(DuckDB alone reads the files' footers; no per-file check), the refresh with one symbol's bars file truncated
+to half (DuckDB fails the ``ohlcv`` view, every bars file's footer is read with pyarrow, the view is built again
+without the bad file), and those footer reads alone.
 
 Before timing, the outputs are checked: the healthy refresh counts every row; with the corrupt file, the
 refresh without ``skipped`` raises, and with it lists exactly that file and counts every other symbol's rows.
@@ -86,19 +86,19 @@ def main() -> None:
         assert counts["ohlcv"] == counts["features"] == n_symbols * N_BARS, counts
         healthy = [timed(lambda: refresh_views(paths, skipped=[]))[0] for _ in range(args.repeat)]
 
-        bad = paths.features_file(keys[n_symbols // 2])
+        bad = paths.ohlcv_file(keys[n_symbols // 2])
         bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
         try:
             refresh_views(paths)
-            raise AssertionError("a truncated features file must fail the refresh without `skipped`")
+            raise AssertionError("a truncated bars file must fail the refresh without `skipped`")
         except LakehouseReadError:
             pass
         skipped: list[Path] = []
         counts = refresh_views(paths, skipped=skipped)
-        assert skipped == [bad] and counts["features"] == (n_symbols - 1) * N_BARS, (skipped, counts)
+        assert skipped == [bad] and counts["ohlcv"] == (n_symbols - 1) * N_BARS, (skipped, counts)
         corrupt = [timed(lambda: refresh_views(paths, skipped=[]))[0] for _ in range(args.repeat)]
-        features_files = sorted(p for p in paths.features_dir.glob("*.parquet") if p != bad)
-        footers = [timed(lambda: [pq.read_metadata(p) for p in features_files])[0] for _ in range(args.repeat)]
+        bars_files = sorted(p for p in paths.lakehouse_dir.glob("*_1d.parquet") if p != bad)
+        footers = [timed(lambda: [pq.read_metadata(p) for p in bars_files])[0] for _ in range(args.repeat)]
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -106,14 +106,14 @@ def main() -> None:
         "n_symbols": n_symbols,
         "n_parquet_files": n_files,
         "refresh_healthy_s": statistics.median(healthy),
-        "refresh_one_corrupt_features_file_s": statistics.median(corrupt),
-        "footer_reads_of_the_features_files_s": statistics.median(footers),
+        "refresh_one_corrupt_bars_file_s": statistics.median(corrupt),
+        "footer_reads_of_the_bars_files_s": statistics.median(footers),
     }
     print(
         f"{n_symbols} symbols ({n_files} parquet files): refresh healthy {figures['refresh_healthy_s']:.3f} s, "
-        f"with one corrupt features file {figures['refresh_one_corrupt_features_file_s']:.3f} s; "
-        f"footer reads of the {len(features_files)} readable features files alone "
-        f"{figures['footer_reads_of_the_features_files_s']:.3f} s (median of {args.repeat})"
+        f"with one corrupt bars file {figures['refresh_one_corrupt_bars_file_s']:.3f} s; "
+        f"footer reads of the {len(bars_files)} readable bars files alone "
+        f"{figures['footer_reads_of_the_bars_files_s']:.3f} s (median of {args.repeat})"
     )
     write_results("duckdb_views", args.size, figures)
 

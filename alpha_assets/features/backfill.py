@@ -174,7 +174,7 @@ def backfill_features(
     Parameters
     ----------
     paths : LakehousePaths
-        The lakehouse (OHLCV files in, ``features_matrix.parquet/<KEY>.parquet`` out).
+        The lakehouse (OHLCV files in, the ``features_matrix`` Delta table out).
     symbol_keys : sequence of str
         The scope, e.g. the validated candidates of a RUN_ID or the partitions chosen in the UI; duplicates
         are dropped, the order is kept.

@@ -114,7 +114,7 @@ class LakehousePaths:
     def locks_dir(self) -> DataPath:
         """``lakehouse/_locks/``: the lock files of read-merge-write cycles, kept out of every dataset directory.
 
-        A lock file inside ``symbols.parquet/`` or ``features_matrix.parquet/`` would be an empty "parquet" file
+        A lock file inside ``symbols.parquet/`` would be an empty "parquet" file
         to every reader that opens the directory (pandas, pyarrow, polars, DuckDB). The leading ``_`` keeps
         pyarrow's dataset discovery of ``lakehouse/`` from descending into it.
         """

@@ -12,6 +12,7 @@ Leaves to test_e2e: the daemon running these sensors (test_chain_e2e.py).
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -25,6 +26,7 @@ from dagster import (
     build_sensor_context,
 )
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from deltalake import DeltaTable
 
 from alpha_assets import cli
 from alpha_assets.definitions import build_definitions
@@ -254,7 +256,7 @@ def test_a_damaged_features_table_file_never_blocks_the_flow_of_another_run_id(c
     instance, paths = env.instance, env.paths
     run_flow_data(defs, instance, paths, "RUN_FIRST", progress=lambda _: None, run_config=config)
     smaller = {"resources": {**config["resources"], "market_source": {"config": {"clock": CLOCK, "n_symbols": 12}}}}
-    bad = sorted(paths.features_table_dir.glob("*.parquet"))[0]
+    bad = Path(sorted(DeltaTable(paths.features_table_uri).file_uris())[0])  # a file of the current version
     bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
     damaged, files_before = bad.read_bytes(), sorted(paths.lakehouse_dir.rglob("*"))
 

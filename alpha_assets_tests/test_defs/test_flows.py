@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import socket
 
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey, materialize
@@ -18,8 +19,14 @@ from alpha_assets import netguard
 from alpha_assets.alpha import pipeline
 from alpha_assets.defs import names
 from alpha_assets.defs.alpha.assets import selection as selection_asset
-from alpha_assets.lakehouse import duckdb_views
-from alpha_assets.lakehouse.features_store import read_features, stored_features
+from alpha_assets.lakehouse import duckdb_views, features_store
+from alpha_assets.lakehouse.features_store import (
+    features_table_version,
+    maintain_features_table,
+    read_features,
+    read_features_asof,
+    stored_features,
+)
 from alpha_assets.lakehouse.hashing import file_sha256
 from alpha_assets.lakehouse.jsonio import read_json
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA
@@ -182,6 +189,32 @@ def test_flow_production_rerun_after_lakehouse_changed_is_byte_identical(flow_en
     assert _portfolio_path(flow_env, RUN_ID).read_bytes() == before
     fingerprints = read_json(_portfolio_path(flow_env, RUN_ID))["metadata"]["input_fingerprints"]
     assert fingerprints["lakehouse/SIM_BTCUSDT_1d.parquet"] == btc_before
+
+
+def test_rerun_after_the_features_table_advanced_and_was_vacuumed_reads_the_recorded_version(
+    flow_env, first_run, monkeypatch
+):
+    """The RUN_ID recorded the table version it froze; later commits, a compaction and a vacuum keep it readable."""
+    paths = flow_env.paths
+    snapshot = read_json(paths.run_data_file(RUN_ID, "snapshot.json"))
+    recorded = snapshot["features_table_version"]
+    before = _portfolio_path(flow_env, RUN_ID).read_bytes()
+    frozen = pd.read_parquet(paths.run_data_file(RUN_ID, "features_asof.parquet"))
+    clock = pd.Timestamp(NEXT_DAY_CLOCK) + pd.Timedelta(days=1)
+    run_flow_data(
+        flow_env.defs(clock=clock.isoformat()), flow_env.instance, paths, "RUN_TEST_ADVANCED", progress=lambda _: None
+    )
+    monkeypatch.setattr(features_store, "VACUUM_RETENTION_HOURS", 0)
+    maintained = maintain_features_table(paths, force=True)
+    assert recorded in maintained["kept_versions"] and features_table_version(paths) > recorded
+    as_of = pd.Timestamp(frozen["date"].max())
+    rows, version = read_features_asof(
+        paths, frozen["symbol"].tolist(), as_of, columns=list(frozen.columns), version=recorded
+    )
+    assert version == recorded
+    pd.testing.assert_frame_equal(rows.to_pandas().sort_values("symbol", ignore_index=True), frozen)
+    run_link(flow_env.defs(), flow_env.instance, names.PRODUCTION_JOB, partition_key=RUN_ID)
+    assert _portfolio_path(flow_env, RUN_ID).read_bytes() == before
 
 
 def test_gate_failure_stops_selection_and_writes_no_weights(flow_env, first_run):
