@@ -61,7 +61,7 @@ from alpha_assets.lakehouse.schemas import UTC_MS
 SIZES = {"small": (100, 300), "medium": (1000, 1000), "large": (1000, 2000), "huge": (5000, 2000)}
 SEED = 20261206
 #: The last commit with the per-symbol store (features_store.py and the paths it used).
-LEGACY_COMMIT = "b23aa8a6f29fd998db96aa17fa9c2498182f0867"
+LEGACY_COMMIT = "65c1c1f69f6fa4cc1d4d2e4ef0d7e426e6467565"
 ROOT = Path(__file__).resolve().parents[1]
 START = pd.Timestamp("2020-01-01", tz="UTC")
 DAY_MS = 86_400_000

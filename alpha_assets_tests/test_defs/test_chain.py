@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 from dagster import (
     DagsterEventType,
@@ -40,6 +41,7 @@ from alpha_assets.defs.dataops.sensors import (
 )
 from alpha_assets.defs.resources import LakehouseResource
 from alpha_assets.lakehouse import duckdb_views
+from alpha_assets.lakehouse.features_store import read_features, upsert_symbol_features
 from alpha_assets.lakehouse.jsonio import read_json
 from alpha_assets.orchestration.runner import FlowFailedError, ensure_run_partition, run_flow_data, run_link
 from alpha_assets_tests.test_defs.conftest import CLOCK, SIM_SYMBOLS, make_flow_env
@@ -251,12 +253,28 @@ def test_a_truncated_old_export_never_blocks_the_validation_of_another_run_id(ch
 
 
 def test_a_damaged_features_table_file_never_blocks_the_flow_of_another_run_id(chain):
-    """A data file of the features Delta table is damaged after a flow_data, then another RUN_ID's flow_data runs."""
+    """A data file of the features Delta table holding one symbol's rows is damaged after a flow_data, then another
+    RUN_ID's flow_data runs (its reads prune that file on its `symbol` statistics)."""
     env, defs, config, *_ = chain
     instance, paths = env.instance, env.paths
     run_flow_data(defs, instance, paths, "RUN_FIRST", progress=lambda _: None, run_config=config)
     smaller = {"resources": {**config["resources"], "market_source": {"config": {"clock": CLOCK, "n_symbols": 12}}}}
-    bad = Path(sorted(DeltaTable(paths.features_table_uri).file_uris())[0])  # a file of the current version
+    ensure_run_partition(instance, "RUN_NEXT")
+    run_link(defs, instance, names.DISCOVERY_JOB, partition_key="RUN_NEXT", run_config=smaller)
+    universe = {c["symbol_key"] for c in read_json(paths.candidates_file("RUN_NEXT"))["candidates"]}
+    featured = set(
+        read_features(paths, [p.name.removesuffix("_1d.parquet") for p in paths.lakehouse_dir.glob("*_1d.parquet")])[
+            "symbol"
+        ]
+    )
+    # A symbol of RUN_FIRST outside RUN_NEXT's universe, its rows rewritten into a file of their own.
+    victim = sorted(featured - universe)[0]
+    before = set(DeltaTable(paths.features_table_uri).file_uris())
+    rows = read_features(paths, [victim])
+    rows.iloc[-1, 2] += 1.0
+    upsert_symbol_features(paths, victim, rows)
+    added = [Path(uri) for uri in set(DeltaTable(paths.features_table_uri).file_uris()) - before]
+    [bad] = [p for p in added if set(pq.read_table(p, columns=["symbol"]).column("symbol").to_pylist()) == {victim}]
     bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
     damaged, files_before = bad.read_bytes(), sorted(paths.lakehouse_dir.rglob("*"))
 
