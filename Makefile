@@ -10,7 +10,7 @@ UI_PORT ?= 3000
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,postgres]'
+	$(BIN)/pip install --quiet -e '.[test,postgres,bench]'
 	touch $@
 
 install: $(BIN)/.installed

@@ -23,8 +23,9 @@ Layouts:
 - ``ducklake``: DuckDB's ``ducklake`` extension (from its wheel), a DuckDB-file catalog, one INSERT per day.
 
 Every result is checked before it is reported (row counts, one row per (symbol, date), the as-of rows equal across
-layouts). Usage: ``.venv/bin/python bench/bench_table_formats.py --size small|medium|large|huge``
-(100 x 300, 1,000 x 1,000, 1,000 x 2,000, 5,000 x 2,000). The other formats need ``pip install -e '.[bench]'``.
+layouts). Usage: ``.venv/bin/python bench/bench_table_formats.py --size small|moderate|medium|large|huge``
+(100 x 300, 300 x 1,000, 1,000 x 1,000, 1,000 x 2,000, 5,000 x 2,000). The other formats need
+``pip install -e '.[bench]'``.
 Results go to ``bench/results/table_formats_<size>.json``.
 """
 
@@ -58,7 +59,13 @@ from alpha_assets.lakehouse.duckdb_views import load_delta_extension
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.schemas import UTC_MS
 
-SIZES = {"small": (100, 300), "medium": (1000, 1000), "large": (1000, 2000), "huge": (5000, 2000)}
+SIZES = {
+    "small": (100, 300),
+    "moderate": (300, 1000),
+    "medium": (1000, 1000),
+    "large": (1000, 2000),
+    "huge": (5000, 2000),
+}
 SEED = 20261206
 #: The last commit with the per-symbol store (features_store.py and the paths it used).
 LEGACY_COMMIT = "65c1c1f69f6fa4cc1d4d2e4ef0d7e426e6467565"

@@ -385,6 +385,9 @@ def _create_views(
                 if readable is None:
                     raise LakehouseReadError(source["files"], f"DuckDB view `{name}` cannot read it: {err}") from err
                 source = sources[source_name] = readable if readable["paths"] else None
+        if name not in counts:
+            # A view whose every file was left out: the failed attempt may have defined it before its count failed.
+            connection.execute(f"DROP VIEW IF EXISTS {name}")
     return counts
 
 

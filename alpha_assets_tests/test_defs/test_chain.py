@@ -15,6 +15,8 @@ import logging
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from dagster import (
@@ -41,7 +43,7 @@ from alpha_assets.defs.dataops.sensors import (
 )
 from alpha_assets.defs.resources import LakehouseResource
 from alpha_assets.lakehouse import duckdb_views
-from alpha_assets.lakehouse.features_store import read_features, upsert_symbol_features
+from alpha_assets.lakehouse.features_store import FeatureRows, read_features, write_features
 from alpha_assets.lakehouse.jsonio import read_json
 from alpha_assets.orchestration.runner import FlowFailedError, ensure_run_partition, run_flow_data, run_link
 from alpha_assets_tests.test_defs.conftest import CLOCK, SIM_SYMBOLS, make_flow_env
@@ -267,14 +269,16 @@ def test_a_damaged_features_table_file_never_blocks_the_flow_of_another_run_id(c
             "symbol"
         ]
     )
-    # A symbol of RUN_FIRST outside RUN_NEXT's universe, its rows rewritten into a file of their own.
+    # A symbol of RUN_FIRST outside RUN_NEXT's universe gets one more day, appended in a file of its own.
     victim = sorted(featured - universe)[0]
     before = set(DeltaTable(paths.features_table_uri).file_uris())
-    rows = read_features(paths, [victim])
-    rows.iloc[-1, 2] += 1.0
-    upsert_symbol_features(paths, victim, rows)
-    added = [Path(uri) for uri in set(DeltaTable(paths.features_table_uri).file_uris()) - before]
-    [bad] = [p for p in added if set(pq.read_table(p, columns=["symbol"]).column("symbol").to_pylist()) == {victim}]
+    last = read_features(paths, [victim]).iloc[[-1]].reset_index(drop=True)
+    last["date"] += pd.Timedelta(days=1)
+    values = np.ascontiguousarray(last.iloc[:, 2:].to_numpy(dtype=float).T)
+    dates = pd.DatetimeIndex(last["date"]).as_unit("ms").asi8
+    write_features(paths, [FeatureRows(victim, dates, values, None, append=True)], list(last.columns[2:]))
+    [bad] = [Path(uri) for uri in set(DeltaTable(paths.features_table_uri).file_uris()) - before]
+    assert set(pq.read_table(bad, columns=["symbol"]).column("symbol").to_pylist()) == {victim}
     bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
     damaged, files_before = bad.read_bytes(), sorted(paths.lakehouse_dir.rglob("*"))
 

@@ -396,6 +396,7 @@ def test_refresh_views_leaves_a_damaged_delta_table_out_whole_and_names_its_file
     assert skipped == [data_file]
     assert list(counts) == [view for view in VIEWS if view != "features" and view in counts]
     assert "features" not in counts and counts["ohlcv"] == sum(DUCK_BARS.values())
+    assert "features" not in _view_names(paths)
     assert data_file.read_bytes() == damaged
 
 
