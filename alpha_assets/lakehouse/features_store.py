@@ -307,7 +307,8 @@ def _write_once(
     merged = _merge_with_stored(paths, table, [entry for entry in rows if not entry.append], names)
     results: dict[str, UpsertResult] = {}
     tables: list[pa.Table] = []
-    deletions: list[str] = []
+    replaced: list[str] = []
+    appended_from: dict[int, list[str]] = {}  # first new date -> the symbols appending from it
     records: dict[str, StoredFeatures] = {}
     for entry in rows:
         before = stored.get(entry.symbol_key)
@@ -319,7 +320,7 @@ def _write_once(
             dates, values, rows_changed = entry.dates, entry.values, entry.dates.size
             n_rows = (before.n_rows if before is not None else 0) + dates.size
             if dates.size:
-                deletions.append(f"(symbol = '{entry.symbol_key}' AND date >= {_timestamp_sql(int(dates[0]))})")
+                appended_from.setdefault(int(dates[0]), []).append(entry.symbol_key)
             last = int(dates[-1]) if dates.size else (before.last_date if before is not None else None)
         else:
             dates, values, rows_changed = merged[entry.symbol_key]
@@ -327,11 +328,16 @@ def _write_once(
                 results[entry.symbol_key] = UpsertResult(0, 0, changed=False)
                 continue
             n_rows, last = dates.size, int(dates[-1]) if dates.size else None
-            deletions.append(f"symbol = '{entry.symbol_key}'")
+            replaced.append(entry.symbol_key)
         if dates.size or not entry.append:
             tables.append(_table(entry.symbol_key, dates, values, names))
         records[entry.symbol_key] = StoredFeatures(n_rows, last, tuple(names), record)
         results[entry.symbol_key] = UpsertResult(n_rows, rows_changed, changed=True)
+    # One term per first date, not per symbol: a day of every symbol is one `date >= D AND symbol IN (...)`,
+    # which the date statistics prune to the files of that day on (none, normally).
+    deletions = [f"(date >= {_timestamp_sql(first)} AND {_symbols_sql(keys)})" for first, keys in appended_from.items()]
+    if replaced:
+        deletions.append(_symbols_sql(replaced))
     if tables or deletions:
         data = (
             pa.concat_tables(tables) if tables else _table("X", np.empty(0, np.int64), np.empty((len(names), 0)), names)
