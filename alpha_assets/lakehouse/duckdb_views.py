@@ -32,12 +32,15 @@ import re
 import shutil
 import string
 import tempfile
+import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import TypedDict
 
 import duckdb
 import duckdb_extension_delta
+import duckdb_extension_httpfs
 import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
@@ -193,18 +196,46 @@ def delta_extension_path() -> Path:
     UnusableEnvironmentError
         When the wheel holds no build for this DuckDB version (the two are pinned together in pyproject.toml).
     """
-    path = (
-        Path(duckdb_extension_delta.__file__).parent
-        / "extensions"
-        / f"v{duckdb.__version__}"
-        / "delta.duckdb_extension"
-    )
+    return _wheel_extension_path(duckdb_extension_delta, "delta")
+
+
+def _wheel_extension_path(wheel: ModuleType, name: str) -> Path:
+    """Extension ``name`` of the installed DuckDB in the ``duckdb-extension-<name>`` wheel ``wheel``."""
+    path = Path(wheel.__file__).parent / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
     if not path.is_file():
         raise UnusableEnvironmentError(
-            f"duckdb-extension-delta has no build for DuckDB {duckdb.__version__} ({path} is missing): install the "
+            f"duckdb-extension-{name} has no build for DuckDB {duckdb.__version__} ({path} is missing): install the "
             "versions pinned in pyproject.toml"
         )
     return path
+
+
+def load_s3_access(connection: duckdb.DuckDBPyConnection) -> None:
+    """Let ``connection`` read ``s3://`` URIs: DuckDB's ``httpfs`` extension and a temporary S3 secret.
+
+    The extension comes from the ``duckdb-extension-httpfs`` wheel (never downloaded); the secret from AWS's
+    standard variables (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_REGION``,
+    ``AWS_ENDPOINT_URL``). A temporary secret lives in this connection only: it is never written to the database.
+    """
+    connection.execute(f"LOAD {_quote(_wheel_extension_path(duckdb_extension_httpfs, 'httpfs').as_posix())}")
+    settings = {
+        "KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID"),
+        "SECRET": os.environ.get("AWS_SECRET_ACCESS_KEY"),
+        "SESSION_TOKEN": os.environ.get("AWS_SESSION_TOKEN"),
+        "REGION": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+    }
+    clauses = [f"{name} {_quote(value)}" for name, value in settings.items() if value]
+    endpoint = urllib.parse.urlsplit(os.environ.get("AWS_ENDPOINT_URL", ""))
+    if endpoint.netloc:
+        # An S3-compatible server: its host and port, path-style URLs, TLS as its URL says.
+        clauses += [f"ENDPOINT {_quote(endpoint.netloc)}", "URL_STYLE 'path'", f"USE_SSL {endpoint.scheme == 'https'}"]
+    try:
+        connection.execute(f"CREATE OR REPLACE TEMPORARY SECRET alpha_assets_s3 (TYPE s3, {', '.join(clauses)})")
+    except duckdb.Error as err:
+        # DuckDB may quote the statement back, and the statement holds the secret: name the error class only.
+        raise UnusableEnvironmentError(
+            f"DuckDB refused the S3 settings from the environment ({type(err).__name__})"
+        ) from None
 
 
 def load_delta_extension(connection: duckdb.DuckDBPyConnection) -> None:
@@ -364,9 +395,8 @@ def _create_views(
     skipped: list[Path] | None,
 ) -> dict[str, int]:
     if paths.in_object_store:
-        # DuckDB reads the bucket through the same s3fs file system as the rest of the code (endpoint and
-        # credentials from AWS's environment variables); the views keep the objects' s3:// URIs.
-        connection.register_filesystem(paths.root.fs)
+        # The views keep the objects' s3:// URIs: a reader of the database needs the same access.
+        load_s3_access(connection)
     sources = _sources(paths, run_ids, skipped)
     counts: dict[str, int] = {}
     for name, (source_name, body) in VIEWS.items():

@@ -8,7 +8,7 @@ whose holder died is taken over, a live one is waited for, and a holder never de
 killed while it holds a lease leaves every object whole, and the next run takes the lease over at once.
 
 Leaves to other modules: the Dagster cycles through the CLI on a bucket and the credentials in their outputs
-(which need the features table on the bucket too), exchange credentials (test_reliability/test_secrets.py).
+(test_cli_object_store.py), exchange credentials (test_reliability/test_secrets.py).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from upath import UPath
 from alpha_assets.alpha.withdrawal import withdraw_downstream
 from alpha_assets.errors import UnsafeKeyError
 from alpha_assets.lakehouse import storage
-from alpha_assets.lakehouse.duckdb_views import refresh_views
+from alpha_assets.lakehouse.duckdb_views import load_s3_access, refresh_views
 from alpha_assets.lakehouse.jsonio import read_json, write_json_atomic
 from alpha_assets.lakehouse.locks import exclusive_lock
 from alpha_assets.lakehouse.parquet import read_table
@@ -158,7 +158,7 @@ def test_duckdb_views_over_a_bucket_count_the_rows_of_the_local_folder(s3_data_d
     with duckdb.connect(str(database), read_only=True) as connection:
         sql = connection.execute("select sql from duckdb_views() where view_name = 'ohlcv'").fetchone()[0]
         assert f"{s3_data_dir}/lakehouse/*_1d.parquet" in sql
-        connection.register_filesystem(LakehousePaths(s3_data_dir).root.fs)
+        load_s3_access(connection)
         assert connection.execute("select count(*) from ohlcv").fetchone()[0] == local["ohlcv"]
 
 
