@@ -214,14 +214,17 @@ def backfill_features(
     results: dict[str, SymbolBackfill] = {}
     pending = _Pending(paths)
     if workers == 1:
-        for outcome in _plan_chunk(paths, scope, stored, periods):
-            pending.add(outcome, results)
+        for first in range(0, len(scope), SYMBOLS_PER_BATCH):  # batch by batch: rows are committed as they come
+            for outcome in _plan_batch(paths, scope[first : first + SYMBOLS_PER_BATCH], stored, periods):
+                pending.add(outcome, results)
     else:
         n_chunks = min(len(scope), workers * CHUNKS_PER_WORKER)
         chunks = [scope[i::n_chunks] for i in range(n_chunks)]
         with ProcessPoolExecutor(max_workers=workers) as pool:
             futures = [(chunk, pool.submit(_plan_chunk, paths, chunk, stored, periods)) for chunk in chunks]
-            for chunk, future in futures:
+            while futures:
+                # Popped, so a chunk's rows are freed once committed: a full backfill holds ~COMMIT_ROWS at a time.
+                chunk, future = futures.pop(0)
                 try:
                     outcomes = future.result()
                 except BrokenProcessPool as err:
