@@ -6,7 +6,8 @@ DAGSTER_HOME of its own. The portfolio must be byte-identical, every contract fi
 (read back by an independent boto3 client), nothing must land in a local folder, the credentials must reach no
 output, object or instance file, and a bucket that does not exist must stop the command with exit code 6 naming it.
 Two ``flow-data`` processes at once on one bucket (and one DAGSTER_HOME) must both succeed, release every lease
-and store each feature row once (the Delta table's commits are conditional puts).
+and store each feature row once (the Delta table's commits are conditional puts). A ``flow-data`` killed while it
+holds a lease, then run again, must store the bars of the uninterrupted run byte for byte.
 
 Leaves to other modules: leases, moves and the DuckDB views on a bucket (test_lakehouse/test_object_store.py), the
 numbers of the cycles (test_defs/test_flows.py).
@@ -18,7 +19,9 @@ import contextlib
 import io
 import json
 import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -159,3 +162,32 @@ def test_two_flow_data_at_once_on_one_bucket_both_succeed_and_store_each_feature
         )
     assert not rows.empty
     assert not rows.duplicated(subset=["symbol", "date"]).any(), "no feature row stored twice"
+
+
+def test_flow_data_killed_mid_ingestion_on_a_bucket_then_rerun_stores_the_uninterrupted_bars(cycles, tmp_path):
+    server = cycles["server"]
+    bucket = server.create_bucket("alpha-assets-crash")
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps(SMALL_MANIFEST))
+    data_dir = f"s3://{bucket}/data"
+    env = {**os.environ, **server.env(), "DAGSTER_HOME": str(tmp_path / "home")}
+    command = flow_data_command(data_dir, manifest, RUN_ID)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    client, deadline = server.client(), time.monotonic() + 300
+    while process.poll() is None and time.monotonic() < deadline:
+        listed = client.list_objects_v2(Bucket=bucket, Prefix="data/lakehouse/_locks/").get("KeyCount", 0)
+        if listed:
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert listed, "killed while it held a lease, mid-ingestion"
+    rerun = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    objects = server.objects(bucket, "data/lakehouse/")
+    bars = {key: body for key, body in objects.items() if key.endswith("_1d.parquet")}
+    reference = {
+        f"data/lakehouse/{p.name}": p.read_bytes() for p in (cycles["root"] / "data/lakehouse").glob("*_1d.parquet")
+    }
+    assert bars == reference
+    assert not [key for key in objects if "/_locks/" in key], "the dead writer's lease was taken over and released"
