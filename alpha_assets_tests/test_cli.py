@@ -55,7 +55,7 @@ MANIFEST = {
     },
 }
 #: A data folder name holding what breaks naive globbing, URI parsing and shell quoting.
-ODD_NAME = "data?dir [1] #x"
+ODD_NAME = "data?dir (1) #x é"
 RUN_ID = "R1"
 #: Pairs the local Binance-format server lists in the partial-ingest case.
 PAIRS = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT", "XRP/USDT", "DOGE/USDT")
@@ -160,6 +160,14 @@ def test_cli_naive_clock_exits_bad_input_before_anything_is_written(tmp_path, ho
     assert exited.value.code == ExitCode.BAD_INPUT
     _assert_one_error_line(err, "--clock", "'2026-11-25T12:00:00' has no time zone", "2026-11-25T12:00:00Z")
     assert not (tmp_path / "data").exists() and not home.exists()
+
+
+def test_cli_brackets_in_the_data_path_exit_bad_input_naming_the_folder(tmp_path, home, capsys):
+    data = tmp_path / "data [1]"
+    code, _, err = _run(capsys, "flow-data", "--data-dir", str(data), "--clock", CLOCK)
+    assert code == ExitCode.BAD_INPUT
+    _assert_one_error_line(err, str(data), "'[' and ']'", "Delta Lake")
+    assert not data.exists()
 
 
 def test_cli_truncated_export_json_names_the_file(data_copy, home, tmp_path, capsys):

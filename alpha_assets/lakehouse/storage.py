@@ -55,6 +55,10 @@ LEASE_WAIT_SECONDS = 300.0
 _LEASE_POLL_SECONDS = 0.05
 
 
+#: Characters delta-rs cannot open a local table under (checked on deltalake 1.6).
+_DELTA_UNSAFE = frozenset("[]")
+
+
 def data_root(location: str | os.PathLike[str]) -> DataPath:
     """The data directory at ``location``: an absolute local :class:`Path`, or a :class:`UPath` for ``s3://``.
 
@@ -66,16 +70,23 @@ def data_root(location: str | os.PathLike[str]) -> DataPath:
     Raises
     ------
     ValueError
-        When ``location`` is a URI of another scheme, or an ``s3://`` URI that holds credentials, whose bucket
-        breaks S3's naming rules or whose prefix has an empty, ``.``/``..`` or unusual segment (the message
-        names the input, without any ``user:password@`` part).
+        When ``location`` is a local folder whose path holds ``[`` or ``]``, a URI of another scheme, or an
+        ``s3://`` URI that holds credentials, whose bucket breaks S3's naming rules or whose prefix has an empty,
+        ``.``/``..`` or unusual segment (the message names the input, without any ``user:password@`` part).
     """
     if isinstance(location, UPath):
         location = str(location)
     text = os.fspath(location)
     match = _URI.match(text)
     if match is None:
-        return Path(text).expanduser().resolve()
+        folder = Path(text).expanduser().resolve()
+        if _DELTA_UNSAFE.intersection(str(folder)):
+            # delta-rs 1.x parses a table's location as a URL and panics on brackets, even percent-encoded.
+            raise ValueError(
+                f"data directory {str(folder)!r} is refused: '[' and ']' in a folder name cannot hold the "
+                "Delta Lake features table (delta-rs reads them as an IPv6 host); choose a folder without them"
+            )
+        return folder
     scheme, rest = match["scheme"].lower(), match["rest"]
     shown = f"{scheme}://{rest.rpartition('@')[2]}"
     if scheme != OBJECT_STORE_SCHEME:
