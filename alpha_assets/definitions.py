@@ -9,20 +9,16 @@ from typing import Any
 
 from dagster import AssetSelection, AutomationConditionSensorDefinition, DefaultSensorStatus, Definitions
 
-from alpha_assets.alpha.pipeline import ALPHA_SECTIONS
 from alpha_assets.defs.alpha.definitions import alpha_definitions
-from alpha_assets.defs.dataops.assets import DATAOPS_SECTIONS
 from alpha_assets.defs.dataops.definitions import dataops_definitions
 from alpha_assets.defs.dataops.resources import ExchangeCredentialsResource, MarketSourceResource
 from alpha_assets.defs.dataops.schedules import DEFAULT_DAILY_CRON, build_daily_schedule
-from alpha_assets.defs.resources import LakehouseResource, ManifestResource, OfflineGuardResource
+from alpha_assets.defs.resources import MANIFEST_SECTIONS, LakehouseResource, ManifestResource, OfflineGuardResource
 from alpha_assets.manifest import write_reference
 
 #: Deployment settings, read when the code location is built (not at import of any other module).
 DAILY_CRON_ENV = "ALPHA_ASSETS_DAILY_CRON"
 DAILY_SCHEDULE_ON_ENV = "ALPHA_ASSETS_DAILY_SCHEDULE"
-#: Every manifest section with its parameter dataclass: the DataOps cycle's and the Alpha cycle's.
-MANIFEST_SECTIONS: dict[str, type] = {**DATAOPS_SECTIONS, **ALPHA_SECTIONS}
 
 automation_sensor = AutomationConditionSensorDefinition(
     "automation_sensor",

@@ -67,6 +67,10 @@ class ManifestError(AlphaAssetsError, ValueError):
     """A manifest key that is unknown, of the wrong type or out of range."""
 
 
+class ParameterError(AlphaAssetsError, ValueError):
+    """A parameter class built in Python with a value of the wrong type or out of its bounds."""
+
+
 class GateFailedError(AlphaAssetsError):
     """The foundation gate of a RUN_ID failed; nothing downstream may run for it."""
 

@@ -170,6 +170,16 @@ def test_cli_brackets_in_the_data_path_exit_bad_input_naming_the_folder(tmp_path
     assert not data.exists()
 
 
+def test_cli_manifest_refused_by_a_cross_field_rule_exits_bad_input_naming_the_key(tmp_path, home, capsys):
+    # A rule across keys (an unknown calendar in markets.exchanges) is a bad input like a bound, not a failure.
+    manifest = _manifest(tmp_path, markets={"exchanges": {"NYSE": {"asset_class": "equity", "calendar": "NYSEX"}}})
+    data = tmp_path / "data"
+    code, _, err = _run(capsys, "flow-data", "--data-dir", str(data), "--manifest", str(manifest), "--clock", CLOCK)
+    assert code == ExitCode.BAD_INPUT
+    _assert_one_error_line(err, "manifest key 'markets' is refused: exchanges.NYSE.calendar", "'NYSEX'")
+    assert not list(data.rglob("*.parquet"))
+
+
 def test_cli_truncated_export_json_names_the_file(data_copy, home, tmp_path, capsys):
     paths = LakehousePaths(data_copy)
     source = paths.candidates_validated_file(RUN_ID)

@@ -20,6 +20,7 @@ PURE_SHARED = (
     "alpha_assets.errors",
     "alpha_assets.typing",
     "alpha_assets.manifest",
+    "alpha_assets.parameters",
     "alpha_assets.netguard",
     "alpha_assets.validation",
 )

@@ -14,18 +14,9 @@ from alpha_assets.alpha.clustering import ClusterMethod
 from alpha_assets.alpha.optimization_params import OptimizationParams, Profile
 from alpha_assets.alpha.pipeline import ALPHA_SECTIONS, alpha_params
 from alpha_assets.alpha.selection_params import SelectionParams
-from alpha_assets.dataops.audit.engine import AuditParams
+from alpha_assets.defs.resources import MANIFEST_SECTIONS, ManifestResource
 from alpha_assets.errors import ManifestError
-from alpha_assets.manifest import DEFAULT_MANIFEST, KNOWN_SECTIONS, load_profile, read_manifest
-from alpha_assets.sources.params import DiscoveryParams, IngestionParams, MarketParams, SourceParams
-
-DATAOPS = {
-    "source": SourceParams,
-    "discovery": DiscoveryParams,
-    "ingestion": IngestionParams,
-    "audit": AuditParams,
-    "markets": MarketParams,
-}
+from alpha_assets.manifest import DEFAULT_MANIFEST, load_profile, read_manifest
 
 
 def _write(tmp_path, document):
@@ -35,8 +26,8 @@ def _write(tmp_path, document):
 
 
 def test_packaged_manifest_every_profile_validates_for_both_cycles():
-    for profile in read_manifest(DEFAULT_MANIFEST)["profiles"]:
-        load_profile(DEFAULT_MANIFEST, profile, sections={**DATAOPS, **ALPHA_SECTIONS})
+    for profile in read_manifest(DEFAULT_MANIFEST, MANIFEST_SECTIONS)["profiles"]:
+        load_profile(DEFAULT_MANIFEST, profile, sections=MANIFEST_SECTIONS)
 
 
 def test_load_profile_lays_profile_over_defaults_key_by_key(tmp_path):
@@ -173,11 +164,24 @@ def test_read_manifest_not_json_or_missing_names_the_file(tmp_path):
     broken = tmp_path / "broken.json"
     broken.write_text("{ not json")
     with pytest.raises(ManifestError, match=r"broken\.json is not valid JSON"):
-        read_manifest(broken)
+        read_manifest(broken, MANIFEST_SECTIONS)
     with pytest.raises(ManifestError, match=r"missing\.json does not exist"):
-        read_manifest(tmp_path / "missing.json")
+        read_manifest(tmp_path / "missing.json", MANIFEST_SECTIONS)
 
 
-def test_known_sections_are_exactly_the_sections_the_cycles_own():
-    # A known section without an owner would be accepted without any validation.
-    assert set(DATAOPS) | set(ALPHA_SECTIONS) == set(KNOWN_SECTIONS)
+def test_resource_validates_the_owned_sections_and_knows_the_other_cycles_sections(tmp_path):
+    # The Alpha cycle validates its own sections only, accepts the DataOps ones by name, refuses a misspelt one.
+    bad_dataops_value = {"audit": {"max_daily_return": -1.0}, "gate": {"min_assets": 7}}
+    resource = ManifestResource(path=str(_write(tmp_path, {"defaults": bad_dataops_value})))
+    assert resource.resolve(ALPHA_SECTIONS).sections["gate"].min_assets == 7
+    with pytest.raises(ManifestError, match=r"manifest key 'audit\.max_daily_return' must be >= 0\.0, got -1\.0"):
+        resource.resolve({"audit": MANIFEST_SECTIONS["audit"]})
+    resource = ManifestResource(path=str(_write(tmp_path, {"defaults": {"audti": {}}})))
+    with pytest.raises(ManifestError, match=r"unknown section 'audti' in 'defaults'; allowed sections: \['source'"):
+        resource.resolve(ALPHA_SECTIONS)
+
+
+def test_load_profile_accepts_the_schema_key_and_nothing_else_new(tmp_path):
+    document = {"$schema": "../../docs/manifest.schema.json", "defaults": {"gate": {"min_assets": 6}}}
+    assert load_profile(_write(tmp_path, document), None, sections=ALPHA_SECTIONS).sections["gate"].min_assets == 6
+    assert "$schema" in json.loads(DEFAULT_MANIFEST.read_text())

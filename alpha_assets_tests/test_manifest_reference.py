@@ -18,7 +18,6 @@ from alpha_assets.definitions import MANIFEST_SECTIONS
 from alpha_assets.errors import ManifestError
 from alpha_assets.manifest import (
     DEFAULT_MANIFEST,
-    KNOWN_SECTIONS,
     REFERENCE_MARKDOWN,
     REFERENCE_SCHEMA,
     load_profile,
@@ -29,10 +28,6 @@ from alpha_assets.manifest import (
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 STALE = "is stale: run `make docs` and commit the regenerated docs/manifest.md and docs/manifest.schema.json"
-
-
-def test_manifest_sections_of_the_cycles_are_every_known_section():
-    assert sorted(MANIFEST_SECTIONS) == sorted(KNOWN_SECTIONS)
 
 
 def test_manifest_reference_markdown_is_current():

@@ -21,7 +21,7 @@ from alpha_assets.alpha.selection_params import FEATURE_COLUMNS, GateParams, Ret
 from alpha_assets.alpha.snapshot import FrozenRun
 from alpha_assets.alpha.synthesis import atoms_from_selection
 from alpha_assets.lakehouse.paths import RunDataFile
-from alpha_assets.manifest import parse_params
+from alpha_assets.parameters import parse_section
 
 #: The manifest sections the Alpha cycle owns.
 ALPHA_SECTIONS: dict[str, type] = {
@@ -35,7 +35,7 @@ ALPHA_SECTIONS: dict[str, type] = {
 def alpha_params(manifest_document: Mapping[str, Any]) -> dict[str, Any]:
     """The Alpha sections of a resolved (frozen) manifest document, as parameter dataclasses."""
     sections = manifest_document["sections"]
-    return {name: parse_params(cls, sections.get(name, {}), where=name) for name, cls in ALPHA_SECTIONS.items()}
+    return {name: parse_section(cls, sections.get(name, {}), where=name) for name, cls in ALPHA_SECTIONS.items()}
 
 
 def evaluate_gate(frozen: FrozenRun, params: GateParams) -> list[GateVerdict]:

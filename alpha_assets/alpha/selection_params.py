@@ -1,8 +1,8 @@
-"""Parameter dataclasses of the Alpha cycle, resolved from a manifest profile.
+"""Parameter classes of the Alpha cycle's returns, gate and selection, resolved from a manifest profile.
 
-Every field carries ``metadata={"doc": ..., "min": ..., "max": ...}`` (bounds inclusive, ``None`` meaning
-unbounded) so that the manifest loader can refuse unknown keys, wrong types, out-of-range values and
-unknown enum choices with one message shape. Options are ``str`` enums with lowercase values.
+Each field is declared once with :func:`~alpha_assets.parameters.param` (default and bounds) and documented by
+the docstring under it; :func:`~alpha_assets.parameters.parameters` validates it from Python and from the
+manifest alike. Options are ``str`` enums with lowercase values.
 
 The feature column names the selection reads are kept in :data:`FEATURE_COLUMNS` and the named constants
 below it; change them here only.
@@ -11,12 +11,12 @@ below it; change them here only.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
 from alpha_assets.alpha.clustering import ClusterMethod
 from alpha_assets.lakehouse.features_store import STATISTIC_COLUMNS
+from alpha_assets.parameters import bounded, param, parameters
 
 #: The feature columns of ``features_matrix`` the selection may read, one row per symbol at the as-of date.
 FEATURE_COLUMNS: tuple[str, ...] = ("recommend_all", "recommend_ma", "recommend_other", *STATISTIC_COLUMNS)
@@ -42,6 +42,10 @@ DEFAULT_FEATURE_WEIGHTS: Mapping[str, float] = MappingProxyType(
 )
 
 
+#: A correlation window, in rows: 0 is the full sample.
+WindowLength = bounded(int, ge=0)
+
+
 class SelectionMethod(StrEnum):
     """Whether the HTR loop runs (``htr``) or every symbol becomes a LONG atom in one cluster (``all``)."""
 
@@ -49,175 +53,83 @@ class SelectionMethod(StrEnum):
     HTR = "htr"
 
 
-@dataclass(frozen=True)
+@parameters
 class ReturnsParams:
     """Trimming thresholds of the returns matrix, applied in the order of the fields."""
 
-    min_history: int = field(
-        default=252,
-        metadata={
-            "doc": "Minimum number of bars (non-NaN closes) a symbol needs; 90 in the crypto profile.",
-            "min": 2,
-            "max": None,
-        },
-    )
-    max_abs_return: float = field(
-        default=5.0,
-        metadata={
-            "doc": "A symbol with any |daily simple return| above this fraction is dropped (5.0 = +500 %).",
-            "min": 0.0,
-            "max": None,
-        },
-    )
-    max_missing_fraction: float = field(
-        default=0.10,
-        metadata={
-            "doc": "A symbol missing more than this fraction of the return rows of the grid is dropped.",
-            "min": 0.0,
-            "max": 1.0,
-        },
-    )
+    min_history: int = param(252, ge=2)
+    """Minimum number of bars (non-NaN closes) a symbol needs; 90 in the crypto profile."""
+    max_abs_return: float = param(5.0, ge=0.0)
+    """A symbol with any |daily simple return| above this fraction is dropped (5.0 = +500 %)."""
+    max_missing_fraction: float = param(0.10, ge=0.0, le=1.0)
+    """A symbol missing more than this fraction of the return rows of the grid is dropped."""
 
 
-@dataclass(frozen=True)
+@parameters
 class GateParams:
     """Thresholds of the blocking foundation gate."""
 
-    max_abs_return: float = field(
-        default=5.0,
-        metadata={
-            "doc": "The gate passes when max |return| is strictly below this fraction.",
-            "min": 0.0,
-            "max": None,
-        },
-    )
-    min_assets: int = field(
-        default=5,
-        metadata={
-            "doc": "Minimum number of symbols (columns) left in the returns matrix.",
-            "min": 1,
-            "max": None,
-        },
-    )
-    min_observations: int = field(
-        default=60,
-        metadata={"doc": "Minimum number of dates (rows) left in the returns matrix.", "min": 2, "max": None},
-    )
+    max_abs_return: float = param(5.0, ge=0.0)
+    """The gate passes when max |return| is strictly below this fraction."""
+    min_assets: int = param(5, ge=1)
+    """Minimum number of symbols (columns) left in the returns matrix."""
+    min_observations: int = param(60, ge=2)
+    """Minimum number of dates (rows) left in the returns matrix."""
 
 
-@dataclass(frozen=True)
+@parameters
 class InferenceParams:
     """Weights of the per-feature rank probabilities in the score."""
 
-    feature_weights: Mapping[str, float] = field(
-        default_factory=lambda: dict(DEFAULT_FEATURE_WEIGHTS),
-        metadata={
-            "doc": "Feature name -> weight in the weighted geometric mean; a negative weight means lower "
-            "is better, 0 ignores the feature. Names are feature columns (FEATURE_COLUMNS).",
-            "min": None,
-            "max": None,
-        },
-    )
+    feature_weights: Mapping[str, float] = param(default_factory=lambda: dict(DEFAULT_FEATURE_WEIGHTS))
+    """Feature name -> weight in the weighted geometric mean; a negative weight means lower is better, 0 ignores
+    the feature. Names are feature columns (FEATURE_COLUMNS)."""
 
 
-@dataclass(frozen=True)
+@parameters
 class ClusteringParams:
     """Correlation distance windows and the clustering method with its bounds."""
 
-    method: ClusterMethod = field(
-        default=ClusterMethod.WARD,
-        metadata={
-            "doc": "ward (hierarchical, cut at the largest gap in merge heights) or hdbscan.",
-            "min": None,
-            "max": None,
-        },
-    )
-    windows: tuple[int, ...] = field(
-        default=(60, 120, 0),
-        metadata={
-            "doc": "Trailing windows (rows) whose correlation distances are averaged; each 0 (the full "
-            "sample) or >= 2; a window longer than the sample is the full sample.",
-            "min": 0,
-            "max": None,
-        },
-    )
-    min_clusters: int = field(
-        default=2,
-        metadata={"doc": "Lower bound on the number of clusters.", "min": 1, "max": None},
-    )
-    max_clusters: int = field(
-        default=25,
-        metadata={"doc": "Upper bound on the number of clusters.", "min": 1, "max": None},
-    )
-    hdbscan_min_cluster_size: int = field(
-        default=3,
-        metadata={"doc": "HDBSCAN min_cluster_size (hdbscan method only).", "min": 2, "max": None},
-    )
+    method: ClusterMethod = param(ClusterMethod.WARD)
+    """ward (hierarchical, cut at the largest gap in merge heights) or hdbscan."""
+    windows: tuple[WindowLength, ...] = param((60, 120, 0))
+    """Trailing windows (rows) whose correlation distances are averaged; each 0 (the full sample) or >= 2; a
+    window longer than the sample is the full sample."""
+    min_clusters: int = param(2, ge=1)
+    """Lower bound on the number of clusters."""
+    max_clusters: int = param(25, ge=1)
+    """Upper bound on the number of clusters."""
+    hdbscan_min_cluster_size: int = param(3, ge=2)
+    """HDBSCAN min_cluster_size (hdbscan method only)."""
 
 
-@dataclass(frozen=True)
+@parameters
 class PolicyParams:
     """Vetoes, winners per cluster and the relaxation stages of the HTR loop."""
 
-    max_kurtosis: float | None = field(
-        default=20.0,
-        metadata={"doc": f"Veto when {KURTOSIS_FEATURE} is above; null disables.", "min": 0.0, "max": None},
-    )
-    max_volatility: float | None = field(
-        default=1.5,
-        metadata={
-            "doc": f"Veto when {VOLATILITY_FEATURE} (annualised fraction) is above; null disables.",
-            "min": 0.0,
-            "max": None,
-        },
-    )
-    min_efficiency: float | None = field(
-        default=0.05,
-        metadata={"doc": f"Veto when {EFFICIENCY_FEATURE} is below; null disables.", "min": 0.0, "max": 1.0},
-    )
-    top_n_per_cluster: int = field(
-        default=3,
-        metadata={"doc": "Winners kept per cluster, best scores first.", "min": 1, "max": None},
-    )
-    min_winners: int = field(
-        default=10,
-        metadata={
-            "doc": "Relaxation goes on, stage by stage, until at least this many winners.",
-            "min": 1,
-            "max": None,
-        },
-    )
-    relax_fraction: float = field(
-        default=0.20,
-        metadata={
-            "doc": "Stage 1 multiplies max thresholds by 1 + f and min thresholds by 1 - f.",
-            "min": 0.0,
-            "max": 1.0,
-        },
-    )
+    max_kurtosis: float | None = param(20.0, ge=0.0)
+    """Veto when kurtosis_60d (excess kurtosis over 60 bars) is above; null disables."""
+    max_volatility: float | None = param(1.5, ge=0.0)
+    """Veto when volatility_60d (annualised, as a fraction) is above; null disables."""
+    min_efficiency: float | None = param(0.05, ge=0.0, le=1.0)
+    """Veto when efficiency_ratio_20d (Kaufman, in [0, 1]) is below; null disables."""
+    top_n_per_cluster: int = param(3, ge=1)
+    """Winners kept per cluster, best scores first."""
+    min_winners: int = param(10, ge=1)
+    """Relaxation goes on, stage by stage, until at least this many winners."""
+    relax_fraction: float = param(0.20, ge=0.0, le=1.0)
+    """Stage 1 multiplies max thresholds by 1 + f and min thresholds by 1 - f."""
 
 
-@dataclass(frozen=True)
+@parameters
 class SelectionParams:
     """Everything the selection step reads from the manifest."""
 
-    method: SelectionMethod = field(
-        default=SelectionMethod.HTR,
-        metadata={
-            "doc": "htr runs the HTR loop; all makes every symbol a LONG atom in one cluster.",
-            "min": None,
-            "max": None,
-        },
-    )
-    inference: InferenceParams = field(
-        default_factory=InferenceParams,
-        metadata={"doc": "Score weights.", "min": None, "max": None},
-    )
-    clustering: ClusteringParams = field(
-        default_factory=ClusteringParams,
-        metadata={"doc": "Distance and clustering.", "min": None, "max": None},
-    )
-    policy: PolicyParams = field(
-        default_factory=PolicyParams,
-        metadata={"doc": "Vetoes, top N per cluster and relaxation.", "min": None, "max": None},
-    )
+    method: SelectionMethod = param(SelectionMethod.HTR)
+    """htr runs the HTR loop; all makes every symbol a LONG atom in one cluster."""
+    inference: InferenceParams = param(default_factory=InferenceParams)
+    """Score weights."""
+    clustering: ClusteringParams = param(default_factory=ClusteringParams)
+    """Distance and clustering."""
+    policy: PolicyParams = param(default_factory=PolicyParams)
+    """Vetoes, top N per cluster and relaxation."""

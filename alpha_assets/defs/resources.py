@@ -14,11 +14,15 @@ from dagster._core.storage.runs.sql_run_storage import SqlRunStorage
 from pydantic import Field, PrivateAttr
 
 from alpha_assets import netguard
+from alpha_assets.alpha.pipeline import ALPHA_SECTIONS
+from alpha_assets.defs.dataops.sections import DATAOPS_SECTIONS
 from alpha_assets.errors import DataDirMismatchError
 from alpha_assets.lakehouse.paths import DATA_DIR_ENV, LakehousePaths, resolve_data_dir
 from alpha_assets.lakehouse.storage import object_store_host_patterns
 from alpha_assets.manifest import DEFAULT_MANIFEST, ResolvedProfile, load_profile
 
+#: Every section a manifest may hold, with its parameter class: the DataOps cycle's and the Alpha cycle's.
+MANIFEST_SECTIONS: dict[str, type] = {**DATAOPS_SECTIONS, **ALPHA_SECTIONS}
 #: Key of the instance's key-value store (the table Dagster's daemons keep their cursors in) naming the one data
 #: directory the instance serves.
 DATA_DIR_KEY = "alpha_assets/data_dir"
@@ -112,8 +116,12 @@ class ManifestResource(ConfigurableResource):
     profile: str | None = Field(default=None, description="Profile name. Empty: the manifest's defaults.")
 
     def resolve(self, sections: Mapping[str, type]) -> ResolvedProfile:
-        """Validate the sections the caller owns and return the resolved profile."""
-        return load_profile(Path(self.path) if self.path else DEFAULT_MANIFEST, self.profile, sections=sections)
+        """Validate the sections the caller owns and return the resolved profile.
+
+        Any other section of the manifest must be one of :data:`MANIFEST_SECTIONS`.
+        """
+        path = Path(self.path) if self.path else DEFAULT_MANIFEST
+        return load_profile(path, self.profile, sections=sections, known=MANIFEST_SECTIONS)
 
 
 class OfflineGuardResource(ConfigurableResource):

@@ -30,11 +30,11 @@ from alpha_assets.dataops.audit.records import (
     AuditVerdict,
     Verdict,
 )
-from alpha_assets.errors import UnsafeKeyError
+from alpha_assets.errors import ParameterError, UnsafeKeyError
 from alpha_assets.lakehouse.jsonio import encode_json
 from alpha_assets.lakehouse.ohlcv import Gap, write_ohlcv
 from alpha_assets.lakehouse.paths import LakehousePaths
-from alpha_assets.manifest import parse_params
+from alpha_assets.parameters import parse_section
 
 KEY = "SIM_AUDUSDT"
 N_BARS = 400
@@ -444,7 +444,7 @@ def test_audit_bars_verdict_of_each_kind_of_history_is_json_ready(aud_bars: pd.D
 
 
 def test_audit_params_from_manifest_section_uses_bounds() -> None:
-    params = parse_params(AuditParams, {"max_daily_return": 3, "frozen_close_bars": 5}, where="audit")
+    params = parse_section(AuditParams, {"max_daily_return": 3, "frozen_close_bars": 5}, where="audit")
     assert params == AuditParams(max_daily_return=3.0, frozen_close_bars=5)
     assert set(params.to_json_dict()) == {
         "max_daily_return",
@@ -461,10 +461,10 @@ def test_audit_params_from_manifest_section_uses_bounds() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"max_gap_fraction": 1.5}, ValueError, r"AuditParams.max_gap_fraction must be in \[0.0, 1.0\], got 1.5"),
-        ({"volume_window": 1}, ValueError, r"AuditParams.volume_window must be in \[2, None\], got 1"),
-        ({"volume_window": 2.5}, TypeError, r"AuditParams.volume_window must be int, got 2.5"),
-        ({"max_daily_return": True}, TypeError, r"AuditParams.max_daily_return must be float, got True"),
+        ({"max_gap_fraction": 1.5}, ParameterError, r"AuditParams\.max_gap_fraction must be <= 1\.0, got 1\.5"),
+        ({"volume_window": 1}, ParameterError, r"AuditParams\.volume_window must be >= 2, got 1"),
+        ({"volume_window": 2.5}, ParameterError, r"AuditParams\.volume_window must be an integer, got 2\.5"),
+        ({"max_daily_return": True}, ParameterError, r"AuditParams\.max_daily_return must be a number, got True"),
     ],
     ids=["fraction-above-one", "window-too-short", "window-not-int", "bool-for-float"],
 )

@@ -23,10 +23,10 @@ from alpha_assets.definitions import defs
 from alpha_assets.defs import names
 from alpha_assets.defs.dataops.assets import OHLCV_CHECK_DESCRIPTIONS, ohlcv, ohlcv_check_descriptions
 from alpha_assets.defs.dataops.checks import feature_check_outcomes
+from alpha_assets.defs.resources import ManifestResource
 from alpha_assets.features.matrix import FEATURE_COLUMNS
 from alpha_assets.lakehouse.features_store import features_schema
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA, RETURNS_MATRIX_LAYOUT, SYMBOLS_SCHEMA
-from alpha_assets.manifest import DEFAULT_MANIFEST, load_profile
 from alpha_assets_tests.test_defs.conftest import make_flow_env
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -70,7 +70,7 @@ def test_daily_assets_have_a_freshness_policy_of_one_daily_cycle(key):
 
 
 def test_ohlcv_check_descriptions_state_the_default_profile_thresholds_and_their_keys():
-    audit = load_profile(DEFAULT_MANIFEST, None, sections={"audit": AuditParams}).sections["audit"]
+    audit = ManifestResource().resolve({"audit": AuditParams}).sections["audit"]
     toxic = OHLCV_CHECK_DESCRIPTIONS[names.OHLCV_IS_NOT_TOXIC]
     assert f"`audit.max_daily_return` ({audit.max_daily_return:.0%})" in toxic
     assert f"`audit.max_volume_zscore` ({audit.max_volume_zscore:g})" in toxic

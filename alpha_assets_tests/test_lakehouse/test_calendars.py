@@ -16,6 +16,7 @@ import pytest
 
 from alpha_assets.dataops.audit.engine import AuditParams, audit_bars, expected_last_bar
 from alpha_assets.dataops.audit.records import CHECK_GAPS, CHECK_STALENESS, Verdict
+from alpha_assets.errors import ParameterError
 from alpha_assets.lakehouse.calendars import (
     CONTINUOUS,
     KNOWN_EXCHANGES,
@@ -193,7 +194,7 @@ def test_classify_markets_equity_without_quote_gets_the_exchange_currency(tmp_pa
 
 
 def test_market_params_unknown_calendar_is_refused_naming_the_key():
-    with pytest.raises(ValueError, match=r"`markets.exchanges.NYSE.calendar`: .* got 'NYSEX'"):
+    with pytest.raises(ParameterError, match=r"MarketParams is refused: exchanges\.NYSE\.calendar: .* got 'NYSEX'"):
         MarketParams(exchanges={"NYSE": ExchangeMarket("equity", "NYSEX", "USD")})
 
 

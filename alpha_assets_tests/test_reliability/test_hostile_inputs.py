@@ -29,6 +29,7 @@ from alpha_assets.cli import main
 from alpha_assets.dataops.audit.engine import AuditParams, audit_bars
 from alpha_assets.dataops.audit.records import Verdict
 from alpha_assets.dataops.candidates import validate_candidates
+from alpha_assets.defs.resources import MANIFEST_SECTIONS
 from alpha_assets.errors import EmptyUniverseError, ManifestError, UnsafeKeyError
 from alpha_assets.lakehouse.jsonio import write_json_atomic
 from alpha_assets.lakehouse.ohlcv import bars_from_exchange_rows, clean_bars, read_ohlcv
@@ -731,7 +732,7 @@ def _manifest(box: Sandbox, profile_body: dict) -> Path:
 def test_load_profile_bad_manifest_names_the_key(sandbox, body, message):
     sections = {"discovery": DiscoveryParams, "ingestion": IngestionParams}
     with pytest.raises(ManifestError) as caught:
-        load_profile(_manifest(sandbox, body), "reliability", sections=sections)
+        load_profile(_manifest(sandbox, body), "reliability", sections=sections, known=MANIFEST_SECTIONS)
     assert message in str(caught.value)
 
 
@@ -741,7 +742,7 @@ def test_load_profile_bad_manifest_names_the_key(sandbox, body, message):
 )
 def test_load_profile_unknown_profile_lists_the_allowed_ones(sandbox):
     with pytest.raises(ManifestError, match=r"unknown profile 'nope'; allowed profiles: \['reliability'\]"):
-        load_profile(_manifest(sandbox, {}), "nope", sections={})
+        load_profile(_manifest(sandbox, {}), "nope", sections={}, known=MANIFEST_SECTIONS)
 
 
 @pytest.mark.reliability(fault="manifest file that is not JSON", expected="ManifestError naming the file")

@@ -71,10 +71,7 @@ vectorised over the bars (no Python loop over time).
 from __future__ import annotations
 
 import dataclasses
-import functools
-import typing
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -114,6 +111,7 @@ from alpha_assets.lakehouse.ohlcv import (
 from alpha_assets.lakehouse.parquet import read_table
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA
+from alpha_assets.parameters import param, parameters
 from alpha_assets.typing import FloatArray, IntArray
 from alpha_assets.validation import check_utc_timestamp
 
@@ -125,83 +123,28 @@ _NS_PER_MS = 1_000_000
 _EXPECTED_DTYPES = {"timestamp": "datetime64[ms, UTC]", **dict.fromkeys(VALUE_COLUMNS, "float64")}
 
 
-@dataclass(frozen=True)
+@parameters
 class AuditParams:
-    """Thresholds of the audit (manifest section ``audit``); bounds in ``metadata`` are inclusive."""
+    """Thresholds of the audit (manifest section ``audit``)."""
 
-    max_daily_return: float = field(
-        default=5.0,
-        metadata={
-            "doc": "Largest simple daily return (fraction; 5.0 = +500 %) before the symbol is TOXIC.",
-            "min": 0.0,
-            "max": None,
-        },
-    )
-    max_volume_zscore: float = field(
-        default=10.0,
-        metadata={
-            "doc": "Largest z-score of log(1 + volume) against its trailing window before TOXIC.",
-            "min": 0.0,
-            "max": None,
-        },
-    )
-    volume_window: int = field(
-        default=60,
-        metadata={
-            "doc": "Bars in the trailing window of the volume z-score (the scored bar excluded).",
-            "min": 2,
-            "max": None,
-        },
-    )
-    volume_std_floor: float = field(
-        default=0.05,
-        metadata={
-            "doc": "Floor of the trailing deviation of log(1 + volume), so a flat window gives a finite z-score.",
-            "min": 0.001,
-            "max": None,
-        },
-    )
-    frozen_close_bars: int = field(
-        default=10,
-        metadata={
-            "doc": "A run of this many identical consecutive closes makes the symbol TOXIC.",
-            "min": 2,
-            "max": None,
-        },
-    )
-    frozen_lookback_bars: int = field(
-        default=90,
-        metadata={"doc": "How many of the latest bars are searched for a frozen close.", "min": 2, "max": None},
-    )
-    max_staleness_sessions: int = field(
-        default=1,
-        metadata={
-            "doc": "Sessions of the symbol's calendar (days for 24/7 markets) the last bar may lag the expected "
-            "last closed bar (the last session before as_of's UTC day) before STALE.",
-            "min": 0,
-            "max": None,
-        },
-    )
-    max_gap_fraction: float = field(
-        default=0.05,
-        metadata={
-            "doc": "Fraction of the sessions from the first to the last bar that gaps may miss before TOXIC "
-            "(any gap is DEGRADED).",
-            "min": 0.0,
-            "max": 1.0,
-        },
-    )
-
-    def __post_init__(self) -> None:
-        hints = _audit_param_hints()
-        for spec in dataclasses.fields(self):
-            value = getattr(self, spec.name)
-            kind = hints[spec.name]
-            if isinstance(value, bool) or not isinstance(value, int if kind is int else int | float):
-                raise TypeError(f"AuditParams.{spec.name} must be {kind.__name__}, got {value!r}")
-            low, high = spec.metadata.get("min"), spec.metadata.get("max")
-            if (low is not None and value < low) or (high is not None and value > high):
-                raise ValueError(f"AuditParams.{spec.name} must be in [{low}, {high}], got {value!r}")
+    max_daily_return: float = param(5.0, ge=0.0)
+    """Largest simple daily return (fraction; 5.0 = +500 %) before the symbol is TOXIC."""
+    max_volume_zscore: float = param(10.0, ge=0.0)
+    """Largest z-score of log(1 + volume) against its trailing window before TOXIC."""
+    volume_window: int = param(60, ge=2)
+    """Bars in the trailing window of the volume z-score (the scored bar excluded)."""
+    volume_std_floor: float = param(0.05, ge=0.001)
+    """Floor of the trailing deviation of log(1 + volume), so a flat window gives a finite z-score."""
+    frozen_close_bars: int = param(10, ge=2)
+    """A run of this many identical consecutive closes makes the symbol TOXIC."""
+    frozen_lookback_bars: int = param(90, ge=2)
+    """How many of the latest bars are searched for a frozen close."""
+    max_staleness_sessions: int = param(1, ge=0)
+    """Sessions of the symbol's calendar (days for 24/7 markets) the last bar may lag the expected last closed
+    bar (the last session before as_of's UTC day) before STALE."""
+    max_gap_fraction: float = param(0.05, ge=0.0, le=1.0)
+    """Fraction of the sessions from the first to the last bar that gaps may miss before TOXIC (any gap is
+    DEGRADED)."""
 
     def to_json_dict(self) -> dict[str, float | int]:
         """Return the thresholds as plain JSON."""
@@ -725,12 +668,6 @@ class _Audit:
             if run >= limit
             else None,
         )
-
-
-@functools.cache
-def _audit_param_hints() -> dict[str, Any]:
-    # Resolving the annotations costs more than the checks themselves; they never change.
-    return typing.get_type_hints(AuditParams)
 
 
 def _ns(stamp: pd.Timestamp) -> int:

@@ -34,6 +34,7 @@ from alpha_assets.defs.dataops.checks import (
     feature_check_results,
 )
 from alpha_assets.defs.dataops.resources import ExchangeCredentialsResource, MarketSourceResource
+from alpha_assets.defs.dataops.sections import DATAOPS_SECTIONS
 from alpha_assets.defs.metadata import (
     column_schema,
     data_version_of,
@@ -52,22 +53,12 @@ from alpha_assets.lakehouse.keys import split_symbol_key, validate_run_id
 from alpha_assets.lakehouse.ohlcv import GAP_FACTOR
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA, SYMBOLS_SCHEMA
 from alpha_assets.lakehouse.symbols import upsert_symbol_metadata
-from alpha_assets.manifest import DEFAULT_MANIFEST, load_profile
 from alpha_assets.sources.base import Market
 from alpha_assets.sources.discovery import discover_candidates
 from alpha_assets.sources.files import FileSource
 from alpha_assets.sources.ingest import IngestReport, IngestStatus, ingest_symbols
 from alpha_assets.sources.markets import classify_markets
-from alpha_assets.sources.params import DiscoveryParams, IngestionParams, MarketParams, SourceParams
 
-#: The manifest sections this cycle owns.
-DATAOPS_SECTIONS = {
-    "source": SourceParams,
-    "discovery": DiscoveryParams,
-    "ingestion": IngestionParams,
-    "audit": AuditParams,
-    "markets": MarketParams,
-}
 OWNERS = ["team:dataops"]
 #: ``@asset`` of one file per RUN_ID of this cycle.
 _dataops_runs_asset = functools.partial(runs_asset, group_name=names.DATAOPS_GROUP, owners=OWNERS)
@@ -184,7 +175,7 @@ def ohlcv_check_descriptions(audit: AuditParams) -> dict[str, str]:
 
 #: The thresholds the UI describes: the packaged manifest's default profile (each check result names its run's).
 OHLCV_CHECK_DESCRIPTIONS = ohlcv_check_descriptions(
-    load_profile(DEFAULT_MANIFEST, None, sections={"audit": AuditParams}).sections["audit"]
+    ManifestResource().resolve({"audit": AuditParams}).sections["audit"]
 )
 #: Daily assets: a new bar closes every day at 00:00 UTC and the daily schedule runs at 00:15, so an asset
 #: not updated for a day and an hour has missed one cycle (WARN), and one not updated for two days and an
