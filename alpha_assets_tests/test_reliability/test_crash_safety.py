@@ -284,8 +284,11 @@ def _inspect(
                 except duckdb.Error as err:
                     problems.append(f"duckdb cannot read {source}: {err}")
     for path in sorted(data_dir.rglob("*.json")):
+        # A Delta commit is newline-delimited JSON: one action per line.
+        documents = path.read_bytes().splitlines() if path.parent.name == "_delta_log" else [path.read_bytes()]
         try:
-            json.loads(path.read_bytes())
+            for document in documents:
+                json.loads(document)
         except ValueError as err:
             problems.append(f"{path.relative_to(data_dir)} is not valid JSON: {err}")
     changed = sum(1 for p, d in after.items() if before.get(p) != d)
