@@ -25,7 +25,10 @@ class Profile(StrEnum):
 
 
 class Solver(StrEnum):
-    """A cvxpy solver; ``value.upper()`` is the cvxpy name. Solvers not installed are skipped and recorded."""
+    """A cvxpy solver; ``value.upper()`` is the cvxpy name.
+
+    Solvers not installed are skipped and recorded, and so are QP-only solvers (OSQP) on a problem with cones.
+    """
 
     CLARABEL = "clarabel"
     OSQP = "osqp"
@@ -63,8 +66,9 @@ class OptimizationParams:
     """Cap of each cluster's total weight (fraction); null: max(0.25, 1 / n_clusters)."""
     risk_free_rate: float = param(0.0, ge=-1.0, le=1.0)
     """Annual risk-free rate (fraction) used by max_sharpe."""
-    solvers: tuple[Solver, ...] = param((Solver.CLARABEL, Solver.OSQP, Solver.SCS, Solver.ECOS), min_items=1)
-    """cvxpy solvers tried in order; missing ones are skipped."""
+    solvers: tuple[Solver, ...] = param((Solver.OSQP, Solver.CLARABEL, Solver.SCS, Solver.ECOS), min_items=1)
+    """cvxpy solvers tried in order; missing ones are skipped, and so is OSQP for risk_parity (OSQP solves
+    quadratic programs only)."""
     shrinkage_steps: tuple[ShrinkageIntensity, ...] = param((0.1, 0.3, 0.6))
     """Strictly increasing shrinkage toward the scaled identity tried after every solver failed."""
     hrp_linkage: Linkage = param(Linkage.SINGLE)

@@ -8,6 +8,8 @@ HRP's own algorithm is tested in ``test_hrp.py``.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cvxpy as cp
 import numpy as np
 import pandas as pd
@@ -56,9 +58,41 @@ def test_optimize_profile_min_variance_uncapped_matches_pypfopt(opt_market, meth
     result = optimize_profile(returns, clusters, Profile.MIN_VARIANCE, params, symbols=symbols)
     mu, cov = _pypfopt_inputs(returns, symbols, method, 252)
     reference = pd.Series(EfficientFrontier(mu, cov, weight_bounds=(0, 1)).min_volatility())[symbols]
-    assert result.status == "optimal" and result.solver == "CLARABEL"
+    assert result.status == "optimal" and result.solver == "OSQP"
     np.testing.assert_allclose(result.weights, reference.to_numpy(), atol=1e-4)
     assert result.objective == pytest.approx(result.weights @ cov.to_numpy() @ result.weights)
+
+
+def _assert_long_only_min_variance_optimality(weights: np.ndarray, cov: np.ndarray, tol: float) -> None:
+    """KKT conditions of min w'Sw s.t. sum(w) = 1, w >= 0: (S w)_i equals the multiplier where w_i > 0, and is
+    at least the multiplier where w_i = 0 (moving weight there would add variance)."""
+    marginal = cov @ weights
+    held = weights > 0
+    level = float(np.mean(marginal[held]))
+    assert np.max(np.abs(marginal[held] - level)) <= tol * level
+    assert np.min(marginal[~held]) >= level * (1 - tol)
+
+
+def test_optimize_profile_min_variance_500_assets_is_the_textbook_optimum():
+    """At the benchmark's size (bench/bench_optimize.py): the optimality conditions hold, PyPortfolioOpt and
+    CLARABEL (interior point, an independent algorithm) land on the same weights."""
+    rng = np.random.default_rng(7)
+    returns = opt_factor_returns(rng, 1000, 500, n_factors=5)
+    clusters = np.zeros(500, dtype=np.int64)
+    symbols = [f"BINANCE_A{i:03d}USDT" for i in range(500)]
+    params = OptimizationParams(cap_clusters=False, covariance=CovarianceMethod.SAMPLE, periods_per_year=252)
+    result = optimize_profile(returns, clusters, Profile.MIN_VARIANCE, params, symbols=symbols)
+    mu, cov = _pypfopt_inputs(returns, symbols, CovarianceMethod.SAMPLE, 252)
+    assert result.status == "optimal" and result.solver == "OSQP"
+    assert 0 < np.count_nonzero(result.weights) < 500  # a real active set: some assets held, some not
+    _assert_long_only_min_variance_optimality(result.weights, cov.to_numpy(), tol=1e-7)
+    reference = pd.Series(EfficientFrontier(mu, cov, weight_bounds=(0, 1)).min_volatility())[symbols]
+    np.testing.assert_allclose(result.weights, reference.to_numpy(), atol=1e-8)
+    interior = optimize_profile(
+        returns, clusters, Profile.MIN_VARIANCE, replace(params, solvers=(Solver.CLARABEL,)), symbols=symbols
+    )
+    assert interior.solver == "CLARABEL"
+    np.testing.assert_allclose(interior.weights, result.weights, atol=1e-5)
 
 
 @pytest.mark.parametrize("method", list(CovarianceMethod), ids=[m.value for m in CovarianceMethod])
@@ -271,10 +305,11 @@ def test_optimize_profile_qp_only_solver_on_risk_parity_records_every_attempt_th
     result = optimize_profile(returns, clusters, Profile.RISK_PARITY, params, symbols=symbols)
     assert result.status == "failed" and result.weights is None
     assert [(a.solver, a.shrinkage, a.outcome) for a in result.attempts] == [
-        ("OSQP", 0.0, "error"),
-        ("OSQP", 0.2, "error"),
-        ("OSQP", 0.5, "error"),
+        ("OSQP", 0.0, "unsupported"),
+        ("OSQP", 0.2, "unsupported"),
+        ("OSQP", 0.5, "unsupported"),
     ]
+    assert "OSQP solves quadratic programs only" in result.attempts[0].message
     assert "every solver and shrinkage step failed (3 attempts)" in result.reason
 
 
@@ -291,13 +326,21 @@ def test_optimize_profile_missing_solver_is_skipped_and_recorded(opt_market):
     assert result.solver == "CLARABEL"
 
 
-def test_optimize_profile_osqp_fallback_agrees_with_clarabel(opt_market):
+@pytest.mark.parametrize("profile", [Profile.MIN_VARIANCE, Profile.MAX_SHARPE])
+def test_optimize_profile_osqp_and_clarabel_fallback_agree(opt_market, profile):
     returns, clusters, symbols = opt_market
-    clarabel = optimize_profile(returns, clusters, Profile.MIN_VARIANCE, UNCAPPED, symbols=symbols)
-    params = OptimizationParams(periods_per_year=365, cap_clusters=False, solvers=(Solver.OSQP,))
-    osqp = optimize_profile(returns, clusters, Profile.MIN_VARIANCE, params, symbols=symbols)
-    assert osqp.solver == "OSQP"
-    np.testing.assert_allclose(osqp.weights, clarabel.weights, atol=1e-4)
+    osqp = optimize_profile(returns, clusters, profile, UNCAPPED, symbols=symbols)
+    params = OptimizationParams(periods_per_year=365, cap_clusters=False, solvers=(Solver.CLARABEL,))
+    clarabel = optimize_profile(returns, clusters, profile, params, symbols=symbols)
+    assert (osqp.solver, clarabel.solver) == ("OSQP", "CLARABEL")
+    np.testing.assert_allclose(osqp.weights, clarabel.weights, atol=1e-5)
+
+
+def test_optimize_profile_risk_parity_skips_osqp_and_solves_with_clarabel(opt_market):
+    returns, clusters, symbols = opt_market
+    result = optimize_profile(returns, clusters, Profile.RISK_PARITY, UNCAPPED, symbols=symbols)
+    assert [(a.solver, a.outcome) for a in result.attempts] == [("OSQP", "unsupported"), ("CLARABEL", "optimal")]
+    assert result.solver == "CLARABEL"
 
 
 def test_optimize_profile_unsolvable_first_pass_falls_back_to_shrinkage(opt_market, monkeypatch):
@@ -395,7 +438,7 @@ def test_optimize_profile_unresolved_periods_per_year_raises():
 
 
 def test_optimization_params_defaults():
-    assert OptimizationParams().solvers[0] is Solver.CLARABEL
+    assert OptimizationParams().solvers[:2] == (Solver.OSQP, Solver.CLARABEL)
     # Annualisation comes from the returns' calendar unless the manifest sets it.
     assert OptimizationParams().periods_per_year is None
     assert [p.value for p in OptimizationParams().profiles] == [

@@ -91,9 +91,9 @@ def test_build_portfolio_document_rows_sign_short_atoms_and_sum_to_one(opt_run):
         "input_fingerprints": FINGERPRINTS,
     }
     report = doc["profiles"]["min_variance"]["report"]
-    assert report["solver"] == "CLARABEL" and report["status"] == "optimal"
+    assert report["solver"] == "OSQP" and report["status"] == "optimal"
     assert report["attempts"][0] == {
-        "solver": "CLARABEL",
+        "solver": "OSQP",
         "shrinkage": 0.0,
         "outcome": "optimal",
         "message": "",
