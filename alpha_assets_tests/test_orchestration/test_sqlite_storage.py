@@ -15,6 +15,8 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -40,6 +42,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from sqlalchemy.event import listen
 
 from alpha_assets.cli import PROJECT_DAGSTER_YAML
+from alpha_assets.defs.dataops.assets import _add_symbol_partitions
 from alpha_assets.orchestration import sqlite_storage
 from alpha_assets.orchestration.sqlite_storage import OPEN_RUN_SHARDS, PooledSqliteEventLogStorage
 
@@ -231,6 +234,33 @@ def test_project_instance_takes_two_writing_processes_at_once(tmp_path, monkeypa
     instance = DagsterInstance.get()
     try:
         assert len(instance.get_materialized_partitions(AssetKey("bars"))) == 80
+    finally:
+        instance.dispose()
+
+
+def test_add_symbol_partitions_stores_each_key_once_when_two_flows_race(tmp_path, monkeypatch):
+    instance = _home(tmp_path, monkeypatch, PROJECT_DAGSTER_YAML)
+    try:
+        universe = [f"SIM_U{i:05d}USDT" for i in range(3000)]
+        known = universe[::3]
+        instance.add_dynamic_partitions("symbols", known)
+        assert _add_symbol_partitions(instance, known) == []
+        start = threading.Barrier(2)
+
+        def discovery(keys: list[str]) -> list[str]:
+            start.wait()
+            return _add_symbol_partitions(instance, keys)
+
+        # Two flows discovering the same universe at once, one walking it backwards.
+        with ThreadPoolExecutor(2) as pool:
+            added = list(pool.map(discovery, [universe, universe[::-1]]))
+        stored = instance.get_dynamic_partitions("symbols")
+        assert sorted(stored) == sorted(universe)
+        # Each flow names new keys only, those missing when it looked: both may name a key the other inserted.
+        assert (added[0] or added[1]) and set(added[0]) | set(added[1]) <= set(universe) - set(known)
+        # The stored order is the first insertion: the 1,000 known keys, then the new ones.
+        assert stored[:1000] == known
+        assert _add_symbol_partitions(instance, [*universe, "SIM_NEWUSDT"]) == ["SIM_NEWUSDT"]
     finally:
         instance.dispose()
 
