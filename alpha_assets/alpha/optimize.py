@@ -53,14 +53,13 @@ WEIGHT_TOLERANCE = 1e-6
 _ZERO_SNAP = 1e-10
 # OSQP: ADMM to 1e-7, then a polish on the active set it found (cvxpy turns polishing on), which solves the
 # quadratic program's optimality conditions exactly: min variance on 500 assets lands on PyPortfolioOpt's weights
-# within 1e-16. OSQP's own defaults (1e-3) move weights by ~1e-2 when the polish fails. rho = 1 suits the objective
-# scaled to unit mean variance (`_scaled`): 50 iterations at 500 assets where the default 0.1 takes 150-450, and
-# 1e-9 would add a refactorisation of the dense matrix. The iteration cap bounds a hard problem to seconds before
-# the chain moves on to CLARABEL. CLARABEL's default gaps (1e-8) stop min variance on 500 assets 2.5e-7 (relative)
-# above the optimum, 2.6e-5 away in weights; 1e-10 costs two more iterations and lands 1.4e-9 above it.
+# within 1e-16. OSQP's own defaults (1e-3) move weights by ~1e-2 when the polish fails. 1e-9 would add a
+# refactorisation of the dense matrix (OSQP's adaptive step). The iteration cap bounds a hard problem to seconds
+# before the chain moves on to CLARABEL. CLARABEL's default gaps (1e-8) stop min variance on 500 assets 2.5e-7
+# (relative) above the optimum, 2.6e-5 away in weights; 1e-10 costs two more iterations and lands 1.4e-9 above it.
 _SOLVER_OPTIONS: dict[Solver, dict[str, float | int | bool]] = {
     Solver.CLARABEL: {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10},
-    Solver.OSQP: {"eps_abs": 1e-7, "eps_rel": 1e-7, "max_iter": 20_000, "rho": 1.0},
+    Solver.OSQP: {"eps_abs": 1e-7, "eps_rel": 1e-7, "max_iter": 20_000},
     Solver.SCS: {"eps_abs": 1e-8, "eps_rel": 1e-8, "max_iters": 200_000},
     Solver.ECOS: {},
 }
@@ -201,9 +200,15 @@ def _constraints(y: cp.Variable, k: cp.Expression, prob: _Problem) -> list[cp.Co
     return out
 
 
+#: Mean variance of the covariance the solvers see (a 32 % annual volatility).
+_SOLVER_MEAN_VARIANCE = 0.1
+
+
 def _scaled(cov: FloatArray) -> FloatArray:
-    # Weights do not depend on the covariance scale; unit mean variance keeps solver tolerances meaningful.
-    return cov / np.mean(np.diag(cov))
+    # Weights do not depend on the covariance scale; a fixed one keeps solver tolerances meaningful. At 0.1, OSQP's
+    # default step (rho 0.1) takes 50 iterations on 500 assets where unit variance took 150-450; setting rho
+    # instead would cost OSQP a second factorisation of the dense matrix at setup.
+    return cov * (_SOLVER_MEAN_VARIANCE / np.mean(np.diag(cov)))
 
 
 def _min_variance(cov: FloatArray, prob: _Problem) -> tuple[cp.Problem, Callable[[], FloatArray | None]]:
