@@ -92,6 +92,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--task", choices=("all", "min_variance", "hrp"), default="all", help="one comparison only, no profile list"
+    )
     args = parser.parse_args()
     n_assets, n_observations = SIZES[args.size]
     returns = factor_returns(n_assets, n_observations)
@@ -134,6 +137,8 @@ def main() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for task, calls in contenders.items():
+            if args.task not in ("all", task):
+                continue
             reference = calls["ours"]()
             agreement = {name: float(np.max(np.abs(call() - reference))) for name, call in calls.items()}
             if agreement["pypfopt"] > 1e-4:
@@ -159,7 +164,7 @@ def main() -> None:
                 {k: f"{v['max_abs_diff_vs_ours']:.1e}" for k, v in timings.items() if k != "ours"},
             )
         profiles = {}
-        for profile in Profile:
+        for profile in Profile if args.task == "all" else ():
             seconds, peak, _ = timed(ours(profile), args.repeat)
             profiles[profile.value] = {"seconds": seconds, "peak_mib": peak}
             print(f"ours {profile.value:13s} {seconds:.4f}s  peak {peak:.1f} MiB")
