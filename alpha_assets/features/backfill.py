@@ -74,8 +74,8 @@ WORKERS_PER_CORE = 2
 #: Symbols a worker plans and computes together: the appended tails of a batch are computed in one pass
 #: (``compute_features_many``).
 SYMBOLS_PER_BATCH = 64
-#: Rows committed at once at most (~340 MB of float64 for 84 features): one new day of any universe is one commit,
-#: a full backfill a few.
+#: Rows committed at once at most (held in memory as float64, 8 bytes per feature column per row): one new day of
+#: any universe is one commit, a full backfill a few.
 COMMIT_ROWS = 500_000
 #: The bar columns the features read, hashed in this order to recognise bars already used.
 _INPUT_COLUMNS = ("timestamp", "high", "low", "close", "volume")
