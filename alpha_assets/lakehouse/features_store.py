@@ -26,12 +26,13 @@ The store does not know the feature list: it stores whatever float64 columns it 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -289,7 +290,7 @@ def _write_once(
     """
     keys = [entry.symbol_key for entry in rows]
     stored = stored_features(paths, keys)
-    table = _open_table(paths, None, reader=False)
+    table = _open_table(paths, None, reader=False) or _create_table(paths, names)
     _check_table_columns(paths, table, names)
     for entry in rows:
         before = stored.get(entry.symbol_key)
@@ -596,9 +597,34 @@ def archive_legacy_features(paths: LakehousePaths) -> Path | None:
 # --- commits ----------------------------------------------------------------------------------------------------
 
 
+def _create_table(paths: LakehousePaths, names: list[str]) -> DeltaTable:
+    """Create the features table empty, or open the one a concurrent writer created first.
+
+    Rows are never part of the creating commit: two writers that both found no table would each commit their rows
+    as a plain append (the loser retried as the next version), storing them twice. An empty creation lost to a
+    race adds nothing, and the rows then go through the predicate commit that replaces what they overlap.
+    """
+    empty = _table("X", np.empty(0, np.int64), np.empty((len(names), 0)), names)
+    try:
+        with _disk_full_named(paths):
+            write_deltalake(
+                paths.features_table_uri,
+                empty,
+                mode="append",
+                storage_options=paths.table_storage_options,
+                configuration=_TABLE_CONFIGURATION,
+            )
+    except CommitFailedError:
+        pass  # another writer created it first
+    table = _open_table(paths, None, reader=False)
+    if table is None:
+        raise LakehouseReadError(paths.features_table_uri, "the Delta table was created but cannot be opened")
+    return table
+
+
 def _commit_rows(
     paths: LakehousePaths,
-    table: DeltaTable | None,
+    table: DeltaTable,
     data: pa.Table,
     deletions: list[str],
     dictionary_columns: Sequence[str],
@@ -609,25 +635,22 @@ def _commit_rows(
         column_properties={name: ColumnProperties(dictionary_enabled=True) for name in ("symbol", *dictionary_columns)},
         default_column_properties=ColumnProperties(dictionary_enabled=False),
     )
+    with _disk_full_named(paths):
+        write_deltalake(
+            table,
+            data,
+            mode="overwrite" if deletions else "append",
+            predicate=" OR ".join(deletions) if deletions else None,
+            writer_properties=properties,
+            commit_properties=CommitProperties(max_commit_retries=COMMIT_ATTEMPTS),
+        )
+
+
+@contextlib.contextmanager
+def _disk_full_named(paths: LakehousePaths) -> Iterator[None]:
+    """Turn delta-rs's wording of a full disk into :class:`DiskFullError` naming the table; other errors pass."""
     try:
-        if table is None:
-            write_deltalake(
-                paths.features_table_uri,
-                data,
-                mode="append",
-                storage_options=paths.table_storage_options,
-                writer_properties=properties,
-                configuration=_TABLE_CONFIGURATION,
-            )
-        else:
-            write_deltalake(
-                table,
-                data,
-                mode="overwrite" if deletions else "append",
-                predicate=" OR ".join(deletions) if deletions else None,
-                writer_properties=properties,
-                commit_properties=CommitProperties(max_commit_retries=COMMIT_ATTEMPTS),
-            )
+        yield
     except CommitFailedError:
         raise
     except (DeltaError, OSError) as err:

@@ -190,7 +190,7 @@ def test_read_features_asof_latest_row_not_after_cutoff_and_the_version_read(pat
     upsert_symbol_features(paths, "BINANCE_CCC", _frame("2023-06-01", 5, 3, "BINANCE_CCC"))
     as_of = pd.Timestamp("2024-01-05 12:00", tz="UTC")
     rows, version = read_features_asof(paths, ["BINANCE_AAA", "BINANCE_BBB", "BINANCE_CCC"], as_of)
-    assert version == features_table_version(paths) == 2
+    assert version == features_table_version(paths) == 3  # version 0 is the empty table's creation
     assert rows.column("symbol").to_pylist() == ["BINANCE_AAA", "BINANCE_CCC"]  # BBB starts after as_of
     frame = rows.to_pandas()
     assert frame["date"].tolist() == [pd.Timestamp("2024-01-05", tz="UTC"), pd.Timestamp("2023-06-05", tz="UTC")]
@@ -284,9 +284,10 @@ def test_writer_killed_mid_commit_leaves_whole_versions_only(paths):
     stored = read_features(paths, [KEY])
     assert features_table_version(paths) >= 4
     assert stored["date"].is_unique and stored["date"].is_monotonic_increasing
-    # Version 0 holds the first 30 rows and each later version one day: nothing of the killed commit shows.
+    # Version 0 creates the table empty, version 1 holds the first 30 rows and each later version one day:
+    # nothing of the killed commit shows.
     appended = stored["date"].iloc[30:]
-    assert len(appended) == features_table_version(paths)
+    assert len(appended) == features_table_version(paths) - 1
     assert list(appended) == list(pd.date_range("2025-01-01", periods=len(appended), tz="UTC"))
     # The next writer carries on from the rows the table holds.
     next_day = stored["date"].iat[-1] + pd.Timedelta(days=1)
