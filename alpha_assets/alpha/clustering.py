@@ -7,8 +7,6 @@ from enum import StrEnum
 
 import numpy as np
 import pandas as pd
-from scipy.cluster.hierarchy import cut_tree, fcluster, linkage
-from scipy.spatial.distance import squareform
 
 from alpha_assets.typing import FloatArray, IntArray
 from alpha_assets.validation import check_returns_array
@@ -111,6 +109,9 @@ def ward_linkage(distance: np.ndarray) -> FloatArray:
 def _ward_linkage(d: FloatArray) -> FloatArray:
     if d.shape[0] < 2:
         return np.empty((0, 4))
+    from scipy.cluster.hierarchy import linkage  # deferred: ~0.25 s of import in every run process
+    from scipy.spatial.distance import squareform
+
     return linkage(squareform(d, checks=False), method="ward")
 
 
@@ -139,6 +140,8 @@ def _ward_n_clusters(link: FloatArray, n_assets: int, min_clusters: int, max_clu
 def _cut_ward(link: FloatArray, n_assets: int, k: int) -> IntArray:
     if k >= n_assets:
         return np.arange(n_assets, dtype=np.int64)
+    from scipy.cluster.hierarchy import cut_tree, fcluster  # deferred, as in _ward_linkage
+
     # fcluster is ~100x faster than cut_tree but gives fewer than k clusters if merge heights tie at the cut.
     labels = fcluster(link, k, criterion="maxclust")
     return labels if len(np.unique(labels)) == k else cut_tree(link, n_clusters=k).ravel()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from enum import StrEnum
 
 import numpy as np
-from sklearn.covariance import ledoit_wolf
 
 from alpha_assets.typing import FloatArray
 from alpha_assets.validation import check_returns_array
@@ -49,6 +48,8 @@ def estimate_covariance(returns: FloatArray, method: CovarianceMethod) -> FloatA
     if method is CovarianceMethod.SAMPLE:
         cov = np.atleast_2d(np.cov(values, rowvar=False, ddof=1))
     else:
+        from sklearn.covariance import ledoit_wolf  # deferred: ~0.85 s of import in every run process
+
         cov, _ = ledoit_wolf(values)
     # Symmetrise so quadratic forms and Cholesky see exactly the same matrix on both triangles.
     return np.asarray(0.5 * (cov + cov.T), dtype=np.float64)

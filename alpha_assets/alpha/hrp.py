@@ -24,8 +24,6 @@ from __future__ import annotations
 from enum import StrEnum
 
 import numpy as np
-from scipy.cluster import hierarchy
-from scipy.spatial.distance import squareform
 
 from alpha_assets.alpha.weights import cluster_totals, infeasibility_reason
 from alpha_assets.typing import FloatArray, IntArray
@@ -66,6 +64,9 @@ def hrp_order(cov: FloatArray, linkage: Linkage = Linkage.SINGLE) -> IntArray:
     sd = np.sqrt(np.diag(cov))
     corr = cov / np.outer(sd, sd)
     distance = np.sqrt(np.clip((1.0 - corr) / 2.0, 0.0, 1.0))
+    from scipy.cluster import hierarchy  # deferred: ~0.25 s of import in every run process
+    from scipy.spatial.distance import squareform
+
     tree = hierarchy.linkage(squareform(distance, checks=False), method=linkage.value)
     return hierarchy.leaves_list(tree).astype(np.int64)
 

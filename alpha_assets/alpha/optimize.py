@@ -34,9 +34,8 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-import cvxpy as cp
 import numpy as np
 
 from alpha_assets.alpha.covariance import estimate_covariance, shrink
@@ -46,6 +45,9 @@ from alpha_assets.alpha.weights import infeasibility_reason, validate_weights
 from alpha_assets.errors import SolverFailedError
 from alpha_assets.typing import FloatArray, IntArray
 from alpha_assets.validation import check_returns_array
+
+if TYPE_CHECKING:
+    import cvxpy as cp
 
 #: Tolerance of the final verification of every emitted portfolio.
 WEIGHT_TOLERANCE = 1e-6
@@ -63,7 +65,6 @@ _SOLVER_OPTIONS: dict[Solver, dict[str, float | int | bool]] = {
     Solver.SCS: {"eps_abs": 1e-8, "eps_rel": 1e-8, "max_iters": 200_000},
     Solver.ECOS: {},
 }
-_ACCEPTED_STATUSES = (cp.OPTIMAL, cp.OPTIMAL_INACCURATE)
 #: Solvers that take quadratic programs only (risk parity's log barrier needs exponential cones).
 _QP_ONLY = frozenset({Solver.OSQP})
 
@@ -212,6 +213,10 @@ def _scaled(cov: FloatArray) -> FloatArray:
 
 
 def _min_variance(cov: FloatArray, prob: _Problem) -> tuple[cp.Problem, Callable[[], FloatArray | None]]:
+    # cvxpy is imported where a problem is built: ~0.7 s of CPU that every process loading the code location (each
+    # Dagster run, whatever it materialises) would otherwise pay.
+    import cvxpy as cp
+
     w = cp.Variable(cov.shape[0])
     problem = cp.Problem(
         cp.Minimize(cp.quad_form(w, cp.psd_wrap(_scaled(cov)))), [cp.sum(w) == 1, *_constraints(w, 1.0, prob)]
@@ -220,6 +225,8 @@ def _min_variance(cov: FloatArray, prob: _Problem) -> tuple[cp.Problem, Callable
 
 
 def _max_sharpe(cov: FloatArray, prob: _Problem) -> tuple[cp.Problem, Callable[[], FloatArray | None]]:
+    import cvxpy as cp  # deferred, see _min_variance
+
     y = cp.Variable(cov.shape[0])
     k = cp.sum(y)
     excess = prob.mu - prob.params.risk_free_rate
@@ -230,6 +237,8 @@ def _max_sharpe(cov: FloatArray, prob: _Problem) -> tuple[cp.Problem, Callable[[
 
 
 def _risk_parity(cov: FloatArray, prob: _Problem) -> tuple[cp.Problem, Callable[[], FloatArray | None]]:
+    import cvxpy as cp  # deferred, see _min_variance
+
     n_assets = cov.shape[0]
     y = cp.Variable(n_assets)
     k = cp.sum(y)
@@ -248,6 +257,8 @@ _BUILDERS = {
 
 def _solve_once(problem: cp.Problem, extract: Callable[[], FloatArray | None], solver: Solver) -> FloatArray:
     """Solve with one solver; raise SolverFailedError(outcome, message) unless a finite value comes back."""
+    import cvxpy as cp  # deferred, see _min_variance
+
     name = solver.value.upper()
     if name not in cp.installed_solvers():
         raise SolverFailedError("not_installed", f"{name} is not installed")
@@ -262,7 +273,7 @@ def _solve_once(problem: cp.Problem, extract: Callable[[], FloatArray | None], s
             problem.solve(solver=name, ignore_dpp=True, **_SOLVER_OPTIONS[solver])
     except (cp.error.SolverError, ValueError, ArithmeticError) as err:
         raise SolverFailedError("error", f"{name}: {err}".strip()) from err
-    if problem.status not in _ACCEPTED_STATUSES:
+    if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
         raise SolverFailedError(str(problem.status), f"{name} returned status {problem.status}")
     weights = extract()
     if weights is None or not np.isfinite(weights).all():

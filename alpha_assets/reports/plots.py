@@ -17,20 +17,15 @@ import math
 import textwrap
 import threading
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-import matplotlib.style
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import LineCollection
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
-from matplotlib.ticker import PercentFormatter
-from scipy.cluster.hierarchy import dendrogram, is_valid_linkage
 
 from alpha_assets.validation import check_returns_frame
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: Resolution of every PNG (pixels per inch); sizes below are in pixels.
 DPI = 100
@@ -56,11 +51,18 @@ _LEAF_STEP = 10.0
 
 @contextlib.contextmanager
 def _rendering() -> Iterator[None]:
+    # matplotlib (and scipy.cluster below) are imported where a figure is drawn: ~0.55 s of CPU that every process
+    # loading the code location (each Dagster run, whatever it materialises) would otherwise pay.
+    import matplotlib.style
+
     with _RENDER_LOCK, matplotlib.style.context(_STYLE):
         yield
 
 
 def _new_figure(width_px: int, height_px: int) -> Figure:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # deferred, see _rendering
+    from matplotlib.figure import Figure
+
     # Sizes are whole pixels; / DPI then * DPI is exact for the multiples of 25 px used here.
     figure = Figure(figsize=(width_px / DPI, height_px / DPI), dpi=DPI)
     FigureCanvasAgg(figure)
@@ -180,6 +182,9 @@ def plot_weights(portfolio_doc: Mapping[str, Any]) -> bytes:
         If it has no profiles, a profile lacks ``status`` or ``rows``, or a row lacks a column or has a
         non-finite weight.
     """
+    from matplotlib.patches import Patch  # deferred, see _rendering
+    from matplotlib.ticker import PercentFormatter
+
     profiles = _check_portfolio_doc(portfolio_doc)
     names = sorted(profiles)
     symbols = sorted({row["Symbol"] for entry in profiles.values() for row in entry["rows"]})
@@ -265,6 +270,8 @@ def _check_correlation_inputs(
     expected = (len(symbols) - 1, 4)
     if link.shape != expected:
         raise ValueError(f"`linkage` must have shape (n_assets - 1, 4) = {expected}, got {link.shape}")
+    from scipy.cluster.hierarchy import is_valid_linkage  # deferred, see _rendering
+
     if len(symbols) < 2 or not is_valid_linkage(link):
         raise ValueError("`linkage` must be a valid scipy linkage matrix over the n_assets columns of `returns`")
     return symbols, label_array, link
@@ -275,6 +282,8 @@ def _cluster_order(labels: np.ndarray, link: np.ndarray | None) -> tuple[np.ndar
     n_assets = len(labels)
     if link is None:
         return np.lexsort((np.arange(n_assets), labels)), None
+    from scipy.cluster.hierarchy import dendrogram  # deferred, see _rendering
+
     tree = dendrogram(link, no_plot=True)
     leaves = np.asarray(tree["leaves"], dtype=np.int64)
     leaf_position = np.empty(n_assets, dtype=np.int64)
@@ -329,6 +338,9 @@ def plot_cluster_correlation(
     n_assets, span = len(symbols), _LEAF_STEP * len(symbols)
     ordered_labels = label_array[order]
     width_px, height_px = CORRELATION_SIZE_PX
+    import matplotlib  # deferred, see _rendering
+    from matplotlib.collections import LineCollection
+
     with _rendering():
         figure = _new_figure(width_px, height_px)
         heat_ax = figure.add_axes((0.17, 0.13, 0.62, 0.62))
@@ -503,6 +515,8 @@ def plot_equity_curves(
     x = curves.index if isinstance(curves.index, pd.DatetimeIndex) else np.arange(len(curves))
     failed = sorted(p for p, w in weights_by_profile.items() if len(w) == 0)
     width_px, height_px = EQUITY_SIZE_PX
+    import matplotlib  # deferred, see _rendering
+
     with _rendering():
         figure = _new_figure(width_px, height_px)
         figure.subplots_adjust(left=0.08, right=0.97, bottom=0.15, top=0.9)

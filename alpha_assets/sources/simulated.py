@@ -25,7 +25,6 @@ from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
-from scipy.signal import lfilter
 
 from alpha_assets.errors import SourceError, UnsafeKeyError
 from alpha_assets.lakehouse.keys import make_symbol_key, normalize_exchange_id
@@ -479,6 +478,8 @@ class SimulatedExchange:
 
 def _ar1(noise: FloatArray, phi: float, sd: float) -> FloatArray:
     """AR(1) with coefficient ``phi`` and stationary standard deviation ``sd``, started at zero."""
+    from scipy.signal import lfilter  # deferred: ~0.7 s of import in every run process
+
     return lfilter([sd * np.sqrt(1.0 - phi**2)], [1.0, -phi], noise)
 
 
