@@ -220,6 +220,8 @@ def main() -> None:
                 f"backfill of {figure['symbols']} {name} symbols: {figure['runs']} runs, {figure['wall_s']} s; "
                 f"median per run {figure['phases_median_s']}, total {figure['phases_total_s']}"
             )
+        ratio = figures["hand_picked"]["wall_s"] / figures["contiguous"]["wall_s"]
+        print(f"hand-picked / contiguous wall time: {ratio:.1f}x (load average now {os.getloadavg()[0]:.1f})")
         write_results("chain", args.size, {"chains": chains, "backfills": figures, "n": n})
     except BaseException:
         stop_process_group(server.process)
