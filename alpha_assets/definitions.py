@@ -7,7 +7,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetSelection, AutomationConditionSensorDefinition, DefaultSensorStatus, Definitions
+from dagster import (
+    AssetSelection,
+    AutomationConditionSensorDefinition,
+    DefaultSensorStatus,
+    Definitions,
+    in_process_executor,
+)
 
 from alpha_assets.defs.alpha.definitions import alpha_definitions
 from alpha_assets.defs.dataops.definitions import dataops_definitions
@@ -60,6 +66,11 @@ def build_definitions(
         sensors=[automation_sensor],
         schedules=[daily],
         resources={**default_resources(environ), **(resources or {})},
+        # The jobs without an executor of their own (Dagster's implicit asset job: UI backfills and materialisations,
+        # automation runs) run their steps in the run's process, as the named jobs do: under Dagster's default
+        # multiprocess executor each step starts a process that imports the code location again, so a one-symbol
+        # backfill run of ohlcv + features_matrix would start three processes instead of one.
+        executor=in_process_executor,
     )
     return Definitions.merge(dataops_definitions(), alpha_definitions(), location)
 

@@ -127,7 +127,7 @@ class ManifestResource(ConfigurableResource):
 class OfflineGuardResource(ConfigurableResource):
     """Refuses non-loopback connections for the whole step of every asset that requires it.
 
-    Each step process sets it up (multiprocess executor) and tears it down afterwards, so the Alpha cycle
+    Each run process sets it up for its steps and tears it down afterwards, so the Alpha cycle
     cannot reach the network even through a library that opens sockets on its own. The one host it lets through
     is the S3 endpoint (``AWS_ENDPOINT_URL``'s host, else AWS's S3 host names), where a lakehouse in a bucket is.
     """

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dagster import AssetKey, Definitions
+from dagster import AssetKey, Definitions, in_process_executor
 
 from alpha_assets.definitions import defs
 from alpha_assets.defs import names
@@ -78,6 +78,12 @@ def test_definitions_cli_validate_passes(tmp_path):
         env={**os.environ, "DAGSTER_HOME": str(tmp_path)},
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_job_runs_its_steps_in_the_run_process_ui_backfills_included():
+    # A UI backfill or materialisation runs Dagster's implicit asset job, which takes the location's executor.
+    jobs = [defs.get_implicit_global_asset_job_def(), *(defs.resolve_job_def(job.name) for job in defs.jobs)]
+    assert {job.name: job.executor_def for job in jobs} == {job.name: in_process_executor for job in jobs}
 
 
 #: Libraries only some assets compute with. Every run process loads the code location, so importing one at load
