@@ -12,6 +12,11 @@
    workspace query every page sends), median of ``--repeat``, with the answer's size. Then the daemon's
    ``automation_sensor`` ticks: duration and cursor size of each, as its page in the UI lists them. The run
    queue is closed (``max_concurrent_runs: 0``) so any run the automation requests is counted, not run.
+3. **The automation tick in-process**, before ``dagster dev``, on the same home: ``--ticks`` evaluations from
+   an empty cursor through the evaluation class the daemon uses (``AutomationTickEvaluationContext``, the
+   dynamic partitions read once per tick), each timed with the cursor serialised as the daemon stores it;
+   once with the project's conditions (``on_deps_updated``, ``defs/automation.py``) and once with Dagster's
+   ``eager()`` in their place (what the project used before), so both figures come from one run.
 
 Usage: ``.venv/bin/python bench/bench_partitions.py --size small|large`` from the project root. ``large``:
 40,000 keys in each partitioning, 1 % of the symbols materialised (a runless event costs tens of ms on
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import re
 import statistics
@@ -34,7 +40,10 @@ from typing import Any
 
 import yaml
 from common import timed, write_results
-from dagster import AssetMaterialization, DagsterInstance
+from dagster import AssetMaterialization, AssetSelection, DagsterInstance, Definitions
+from dagster._core.definitions.asset_daemon_cursor import AssetDaemonCursor
+from dagster._core.definitions.automation_tick_evaluation_context import AutomationTickEvaluationContext
+from dagster._daemon.asset_daemon import asset_daemon_cursor_to_instigator_serialized_cursor
 
 # The e2e tests' dagster dev and GraphQL helpers live in the (not installed) tests package of this checkout.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -42,7 +51,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import dagster_webserver
 
 from alpha_assets.cli import PROJECT_DAGSTER_YAML
+from alpha_assets.definitions import defs as project_defs
 from alpha_assets.defs import names
+from alpha_assets.defs.automation import with_dagster_eager
 from alpha_assets.defs.dataops.assets import _add_symbol_partitions
 from alpha_assets_tests.test_e2e.conftest import (
     LOCATION_NAME,
@@ -167,6 +178,32 @@ def materialise(home: Path, symbol_keys: list[str]) -> float:
     return seconds
 
 
+def automation_in_process(home: Path, defs: Definitions, ticks: int) -> dict[str, Any]:
+    """Seconds of each of ``ticks`` automation ticks of ``defs`` on ``home``, and the last cursor's size (KB)."""
+    instance = _instance(home)
+    asset_graph = defs.resolve_asset_graph()
+    cursor = AssetDaemonCursor.empty()
+    seconds, size = [], 0
+    for evaluation_id in range(1, ticks + 1):
+        start = time.perf_counter()
+        _, cursor, _ = AutomationTickEvaluationContext(
+            evaluation_id=evaluation_id,
+            instance=instance,
+            asset_graph=asset_graph,
+            cursor=cursor,
+            materialize_run_tags={},
+            observe_run_tags={},
+            auto_observe_asset_keys=set(),
+            asset_selection=AssetSelection.all(),
+            logger=logging.getLogger("bench_partitions"),
+            emit_backfills=False,
+        ).evaluate()
+        size = len(asset_daemon_cursor_to_instigator_serialized_cursor(cursor))
+        seconds.append(time.perf_counter() - start)
+    instance.dispose()
+    return {"tick_s": seconds, "cursor_kb": size / 1024}
+
+
 def time_ui(server: DagsterDev, documents: dict[str, str], variables: dict[str, dict[str, Any]], repeat: int):
     """Median seconds and answer size of each document, in rounds that send each once."""
     seconds: dict[str, list[float]] = {label: [] for label in variables}
@@ -228,6 +265,13 @@ def main() -> None:
         figures["materialised"] = len(materialised)
         figures["materialise_s"] = materialise(home, materialised)
         print(f"recorded {2 * len(materialised):,} materialisations in {figures['materialise_s']:.1f} s")
+        figures["in_process"] = {
+            "on_deps_updated": automation_in_process(home, project_defs, args.ticks),
+            "dagster_eager": automation_in_process(home, with_dagster_eager(project_defs), args.ticks),
+        }
+        for conditions, row in figures["in_process"].items():
+            ticks = ", ".join(f"{seconds:.2f}" for seconds in row["tick_s"])
+            print(f"automation in-process, {conditions:16s} ticks {ticks} s, cursor {row['cursor_kb']:.1f} KB")
 
         data_dir = root / "data"
         server = start_dagster_dev(root, home, data_dir, server_env(home, data_dir, {}), "sqlite")
@@ -257,7 +301,7 @@ def main() -> None:
     for tick in figures["ticks"]:
         print(f"automation tick {tick['status']:8s} {tick['seconds']:6.2f} s", end="  ")
         print(f"requested {tick['requested']} {tick['error']}")
-    print(f"automation cursor {figures['cursor_kb']:.1f} KB")
+    print(f"automation cursor (daemon) {figures['cursor_kb']:.1f} KB")
     print(f"runs the automation queued: {figures['queued_runs']}")
     write_results("partitions", args.size, figures)
 

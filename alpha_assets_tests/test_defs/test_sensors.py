@@ -2,7 +2,8 @@
 
 Exercises: the export sensor (first tick, nothing new, a new RUN_ID, a stray folder), the daily schedule (adds
 its RUN_ID), and the automation conditions (selection only after the gate passed, across runs; no second
-features computation after a chain). The chain sensors are in test_chain.py.
+features computation after a chain; features follow an ohlcv update alone, with a cursor that keeps no list of
+the missing partitions, unlike Dagster's eager()). The chain sensors are in test_chain.py.
 Leaves to test_e2e: the daemon actually running them.
 """
 
@@ -14,16 +15,20 @@ from datetime import UTC, datetime
 import pytest
 from dagster import (
     AssetKey,
+    AssetMaterialization,
+    DagsterInstance,
     SensorResult,
     SkipReason,
     build_schedule_context,
     build_sensor_context,
     evaluate_automation_conditions,
 )
+from dagster._daemon.asset_daemon import asset_daemon_cursor_to_instigator_serialized_cursor
 
 from alpha_assets.definitions import build_definitions
 from alpha_assets.defs import names
 from alpha_assets.defs.alpha.sensors import export_sensor, new_exports
+from alpha_assets.defs.automation import with_dagster_eager
 from alpha_assets.defs.resources import LakehouseResource
 from alpha_assets.lakehouse.jsonio import read_json, write_json_atomic
 from alpha_assets.orchestration.runner import ensure_run_partition, run_flow_data, run_link
@@ -162,3 +167,29 @@ def test_automation_requests_no_features_after_a_chain(automation_env):
     later = evaluate_automation_conditions(defs=defs, instance=env.instance, cursor=baseline.cursor)
     # The ingest link computed the features of every symbol it ingested: automation has none to compute again.
     assert _requested(later, "features_matrix") == set()
+
+
+def _cursor_kb(result) -> float:
+    """The size of the cursor as the daemon stores it for ``automation_sensor`` (compressed, base64)."""
+    return len(asset_daemon_cursor_to_instigator_serialized_cursor(result.cursor)) / 1024
+
+
+def test_automation_follows_ohlcv_with_a_cursor_that_does_not_grow_with_the_partitions(tmp_path):
+    # 1,000 keys in each partitioning, none materialised: each automated asset has every partition missing.
+    symbols = [f"SIM{i % 3 + 1}_S{i:04d}USDT" for i in range(1000)]
+    defs = build_definitions()
+    eager = with_dagster_eager(defs)
+    with DagsterInstance.local_temp(str(tmp_path)) as instance:
+        instance.add_dynamic_partitions("symbols", symbols)
+        instance.add_dynamic_partitions("runs", [f"RUN_{i:04d}" for i in range(1000)])
+        first = evaluate_automation_conditions(defs=defs, instance=instance)
+        assert first.total_requested == 0, "no partition has bars yet"
+        instance.report_runless_asset_event(AssetMaterialization(names.OHLCV, partition=symbols[7]))
+        second = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+        assert _requested(second, "features_matrix") == {symbols[7]}
+        third = evaluate_automation_conditions(defs=defs, instance=instance, cursor=second.cursor)
+        assert third.total_requested == 0, "requested once: handled until ohlcv updates again"
+        # Dagster's eager() keeps every missing partition's key in the cursor (newly_missing); ours keeps ranges.
+        eager_first = evaluate_automation_conditions(defs=eager, instance=instance)
+        assert _cursor_kb(eager_first) > 6, "eager() should hold the 3 x 1,000 missing keys"
+        assert _cursor_kb(third) < 3, f"{_cursor_kb(third):.1f} KB"

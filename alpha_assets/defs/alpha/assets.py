@@ -40,6 +40,7 @@ from alpha_assets.defs.alpha.gate import (
     require_gate_passed,
     toxic_drops_summary,
 )
+from alpha_assets.defs.automation import ON_DEPS_UPDATED
 from alpha_assets.defs.chain import tag_run_with_run_id
 from alpha_assets.defs.metadata import column_schema, data_version_of, file_metadata, markdown_table
 from alpha_assets.defs.partitions import runs_asset, runs_partitions
@@ -56,7 +57,7 @@ OWNERS = ["team:alpha"]
 #: ``@asset`` of one file per RUN_ID of this cycle.
 _alpha_runs_asset = functools.partial(runs_asset, group_name=names.ALPHA_GROUP, owners=OWNERS)
 #: Selection runs by automation only once every blocking check upstream has passed.
-GATED_AUTOMATION = AutomationCondition.eager() & AutomationCondition.all_deps_blocking_checks_passed()
+GATED_AUTOMATION = ON_DEPS_UPDATED & AutomationCondition.all_deps_blocking_checks_passed()
 #: The steps after the gate: a JSON file per RUN_ID, automated only once the gate's checks passed.
 _gated_asset = functools.partial(_alpha_runs_asset, kind="json", automation_condition=GATED_AUTOMATION)
 

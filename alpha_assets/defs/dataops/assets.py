@@ -15,7 +15,6 @@ from dagster import (
     AssetCheckResult,
     AssetDep,
     AssetExecutionContext,
-    AutomationCondition,
     DagsterInstance,
     DataVersion,
     FreshnessPolicy,
@@ -26,6 +25,7 @@ from dagster import (
 from alpha_assets.dataops.audit.engine import AuditParams, audit_symbol_file
 from alpha_assets.dataops.candidates import check_same_universe, validate_candidates
 from alpha_assets.defs import names
+from alpha_assets.defs.automation import ON_DEPS_UPDATED
 from alpha_assets.defs.chain import tag_run_with_run_id
 from alpha_assets.defs.dataops.checks import (
     SPOT_CHECK_CUT_BARS,
@@ -396,7 +396,7 @@ FEATURE_CHECK_DESCRIPTIONS = {
     names.FEATURES_MATRIX,
     checks=FEATURE_CHECK_DESCRIPTIONS,
     deps=[names.OHLCV],
-    automation_condition=AutomationCondition.eager(),
+    automation_condition=ON_DEPS_UPDATED,
     kinds=frozenset({"deltalake"}),
     metadata={
         "dagster/column_schema": column_schema(
