@@ -11,10 +11,26 @@ from alpha_assets.features.matrix import FEATURE_COLUMNS, compute_symbol_feature
 POINT_IN_TIME_RTOL = 1e-9
 
 
-def count_infinite(features: pd.DataFrame) -> int:
-    """How many cells of the feature columns of ``features`` are +inf or -inf (NaN is allowed)."""
-    values = features.loc[:, [c for c in FEATURE_COLUMNS if c in features.columns]].to_numpy(dtype="float64")
-    return int(np.isinf(values).sum())
+def infinite_cells_by_symbol(features: pd.DataFrame) -> pd.Series:
+    """How many cells of the feature columns are +inf or -inf (NaN is allowed), per symbol.
+
+    Parameters
+    ----------
+    features : DataFrame of shape (n_rows, 2 + n_features)
+        Long-form feature rows (``date``, ``symbol``, feature columns) of any number of symbols.
+
+    Returns
+    -------
+    Series of int64
+        Indexed by the symbols that have rows. Counted column by column over every row at once, never a
+        symbol at a time (a daily run checks thousands of symbols) nor as one copied matrix.
+    """
+    if not len(features):
+        return pd.Series(dtype="int64")
+    per_row = np.zeros(len(features), dtype=np.int64)
+    for column in (c for c in FEATURE_COLUMNS if c in features.columns):
+        per_row += np.isinf(features[column].to_numpy(dtype="float64"))
+    return pd.Series(per_row, index=features["symbol"].to_numpy()).groupby(level=0, sort=False).sum()
 
 
 def point_in_time_mismatches(
