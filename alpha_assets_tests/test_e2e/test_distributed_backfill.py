@@ -1,5 +1,5 @@
 """A backfill over two exchanges, split into runs that two run workers execute in parallel (Dagster's own run
-queue, run launcher and multiprocess executor), on the SQLite and on the Postgres instance.
+queue and run launcher; each run's steps in its own process), on the SQLite and on the Postgres instance.
 
 The simulated source stands for two more venues (``SIMB``, ``SIMC``: the same pairs and bars under their own
 prefix). One partition backfill per exchange (each with its exchange in the run config) is launched through
