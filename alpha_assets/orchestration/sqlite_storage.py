@@ -12,11 +12,22 @@ needs for per-symbol status), so that bookkeeping was most of the run's time (be
   ``DAGSTER_EVENT_BATCH_SIZE``: a run's planned events, a partitioned output's materialisations) in one
   transaction per database instead of one per event. Dagster reads that variable from the environment only, so
   the storage sets it to ``EVENT_BATCH_SIZE`` for its process unless the environment already sets it;
+- writes the per-partition check evaluations of a step (six ohlcv checks x 505 symbols: three quarters of the
+  ingest run's events) in bulk: Dagster stores each on its own (an event row in the run's database and in the
+  index, then an update of the check's execution row), which never joins a batch. The storage holds the
+  evaluations it is handed and writes them together, in one transaction per database, before it touches the
+  databases for anything else (the next event of the run, which a step always logs after its evaluations, or
+  any read in this process) and at ``CHECK_EVALUATION_BUFFER`` evaluations; each event is serialised once;
+- inserts the planned rows of a check over many partitions (one row per partition) with the planned event
+  serialised once, where Dagster serialises the whole event again for every partition;
 - commits with ``synchronous=NORMAL`` in WAL mode (SQLite's documented pairing for WAL): a commit is a write to
   the log, synced at checkpoints. Nothing committed is lost when a process crashes or is killed; a power loss or
   an operating system crash can roll back the last transactions before it (never corrupts the database).
 
-Storage layout, schema, migrations and what the UI shows are Dagster's own.
+Storage layout, schema, migrations and what the UI shows are Dagster's own: the rows written are those Dagster
+writes, in the same order. What differs is when another process sees held evaluations (at the next write of
+this process, as with Dagster's own batches), and that a process killed while holding evaluations loses them
+all (never a part: they are written in one transaction), as it loses the step's end events.
 
 Select it in ``dagster.yaml``::
 
@@ -27,8 +38,9 @@ Select it in ``dagster.yaml``::
 
 It overrides Dagster's private ``_connect`` (the per-shard connection context), so the Dagster pin in
 ``pyproject.toml`` moves with it: ``alpha_assets_tests/test_orchestration/test_sqlite_storage.py`` runs partitioned
-backfills on it, reads the events back through Dagster's API, and checks that connections are reused and that
-an event and a batch each commit once per database.
+backfills on it, reads the events back through Dagster's API (check status per partition included), and checks
+that connections are reused, that an event and a batch each commit once per database, and that held
+evaluations are written before any other event and any read.
 """
 
 from __future__ import annotations
@@ -40,11 +52,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from dagster import EventLogEntry, Field, StringSource
+from dagster import DagsterEventType, EventLogEntry, Field, StringSource
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME
 from dagster._core.storage.sql import create_engine
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from dagster._serdes import serialize_value
+from sqlalchemy import and_, bindparam
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.event import listen
 
@@ -54,6 +70,29 @@ __all__ = ["PooledSqliteEventLogStorage"]
 OPEN_RUN_SHARDS = 4
 #: Events Dagster buffers before handing them to ``store_event_batch`` (as deploy/dagster.yaml's environment).
 EVENT_BATCH_SIZE = "1000"
+#: Per-partition check evaluations held before they are written even if nothing else comes first.
+CHECK_EVALUATION_BUFFER = 1000
+
+#: One planned check execution row per partition becomes the evaluation's row (the unique index on
+#: asset key, check name, run id and partition lets each evaluation match at most one row).
+_UPDATE_CHECK_EXECUTION = (
+    AssetCheckExecutionsTable.update()
+    .where(
+        and_(
+            AssetCheckExecutionsTable.c.asset_key == bindparam("b_asset_key"),
+            AssetCheckExecutionsTable.c.check_name == bindparam("b_check_name"),
+            AssetCheckExecutionsTable.c.run_id == bindparam("b_run_id"),
+            AssetCheckExecutionsTable.c.partition == bindparam("b_partition"),
+        )
+    )
+    .values(
+        execution_status=bindparam("b_execution_status"),
+        evaluation_event=bindparam("b_evaluation_event"),
+        evaluation_event_timestamp=bindparam("b_evaluation_event_timestamp"),
+        evaluation_event_storage_id=bindparam("b_evaluation_event_storage_id"),
+        materialization_event_storage_id=bindparam("b_materialization_event_storage_id"),
+    )
+)
 
 
 class PooledSqliteEventLogStorage(SqliteEventLogStorage):
@@ -64,6 +103,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         self._engines_lock = threading.Lock()
         self._tables: set[str] = set()
         self._open = threading.local()  # this thread's connections inside store_event(_batch), by database
+        self._held_evaluations: list[EventLogEntry] = []  # guarded by _db_lock
         super().__init__(base_dir, inst_data=inst_data)
         # Re-entrant, so that the statements of one event (or one batch) share a transaction per database.
         self._db_lock = threading.RLock()
@@ -115,6 +155,8 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def _connect(self, shard: str) -> Iterator[Connection]:
         with self._db_lock:
             open_connections = self._open.__dict__.setdefault("connections", {})
+            if not open_connections and self._held_evaluations:  # nothing reads or writes before them
+                self._write_held_evaluations()
             if shard in open_connections:  # inside store_event(_batch): one transaction for all of it
                 yield open_connections[shard]
                 return
@@ -130,9 +172,69 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                     del open_connections[shard]
 
     def store_event(self, event: EventLogEntry) -> None:
-        """Store one event as Dagster does, with its index statements in one transaction instead of up to three."""
+        """Store one event as Dagster does, with its index statements in one transaction instead of up to three.
+
+        A run's evaluation of a partitioned check is held and written with the evaluations that follow it, before
+        this storage writes or reads anything else.
+        """
+        if _is_partition_check_evaluation(event):
+            with self._db_lock:
+                self._held_evaluations.append(event)
+                if len(self._held_evaluations) >= CHECK_EVALUATION_BUFFER:
+                    self._write_held_evaluations()
+            return
         with self._connect(INDEX_SHARD_NAME):
             super().store_event(event)
+
+    def _write_held_evaluations(self) -> None:
+        """Write the held check evaluations as Dagster's ``store_event`` would, in one transaction per database.
+
+        Rows, in order: each event in its run's database and in the index (whose id is the evaluation's storage
+        id), then the evaluation on the check execution row its planned event created. Each event is serialised
+        once. Should a planned row be missing (Dagster's own storage tolerates it), Dagster's per-evaluation
+        update-or-insert runs instead, in the same transaction.
+        """
+        events, self._held_evaluations = self._held_evaluations, []
+        try:
+            self._write_check_evaluations(events)
+        except BaseException:
+            # Nothing of them was committed: held again, ahead of any evaluation since, for the next write.
+            self._held_evaluations[:0] = events
+            raise
+
+    def _write_check_evaluations(self, events: Sequence[EventLogEntry]) -> None:
+        rows = [self._event_to_row(event) for event in events]
+        with ExitStack() as transactions:
+            index = transactions.enter_context(self._connect(INDEX_SHARD_NAME))
+            for run_id in sorted({row["run_id"] for row in rows}):
+                run = transactions.enter_context(self._connect(run_id))
+                run.execute(SqlEventLogStorageTable.insert(), [row for row in rows if row["run_id"] == run_id])
+            # One statement per row (SQLite returns no ids from a bulk insert), compiled once.
+            insert = SqlEventLogStorageTable.insert().returning(SqlEventLogStorageTable.c.id)
+            event_ids = [index.execute(insert, row).scalar_one() for row in rows]
+            updated = index.execute(
+                _UPDATE_CHECK_EXECUTION,
+                [_check_execution_values(e, row, i) for e, row, i in zip(events, rows, event_ids, strict=True)],
+            ).rowcount
+            if updated != len(events):
+                for event, event_id in zip(events, event_ids, strict=True):
+                    self._update_asset_check_evaluation(event, event_id)
+
+    def _store_asset_check_evaluation_planned(self, event: EventLogEntry, event_id: int | None) -> None:
+        """Dagster's planned rows of a check (one per partition), with the event serialised once, not per row."""
+        planned = event.get_dagster_event().event_specific_data
+        partition_keys = planned.partitions_subset.get_partition_keys() if planned.partitions_subset else [None]
+        common = {
+            "asset_key": planned.asset_key.to_string(),
+            "check_name": planned.check_name,
+            "run_id": event.run_id,
+            "execution_status": AssetCheckExecutionRecordStatus.PLANNED.value,
+            "evaluation_event": serialize_value(event),
+            "evaluation_event_timestamp": self._event_insert_timestamp(event),
+            "evaluation_event_storage_id": event_id,
+        }
+        with self.index_connection() as conn:
+            conn.execute(AssetCheckExecutionsTable.insert(), [{**common, "partition": key} for key in partition_keys])
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         """Store a batch (``DAGSTER_EVENT_BATCH_SIZE``) in one transaction per database, instead of per event."""
@@ -156,11 +258,41 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         return table_name in self._tables
 
     def dispose(self) -> None:
-        """Stop watching and close every engine."""
+        """Write the held evaluations, stop watching and close every engine."""
+        with self._db_lock:
+            if self._held_evaluations:
+                self._write_held_evaluations()
         super().dispose()
         with self._engines_lock:
             while self._engines:
                 self._engines.popitem()[1].dispose()
+
+
+def _is_partition_check_evaluation(event: EventLogEntry) -> bool:
+    """Whether ``event`` is a run's evaluation of one partition of a check (what the storage writes in bulk)."""
+    return (
+        bool(event.run_id)
+        and event.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION
+        and event.get_dagster_event().asset_check_evaluation_data.partition is not None
+    )
+
+
+def _check_execution_values(event: EventLogEntry, row: Mapping[str, Any], event_id: int) -> dict[str, Any]:
+    """``_UPDATE_CHECK_EXECUTION``'s parameters for one evaluation: the values Dagster's own update writes."""
+    evaluation = event.get_dagster_event().asset_check_evaluation_data
+    target = evaluation.target_materialization_data
+    status = AssetCheckExecutionRecordStatus.SUCCEEDED if evaluation.passed else AssetCheckExecutionRecordStatus.FAILED
+    return {
+        "b_asset_key": evaluation.asset_key.to_string(),
+        "b_check_name": evaluation.check_name,
+        "b_run_id": event.run_id,
+        "b_partition": evaluation.partition,
+        "b_execution_status": status.value,
+        "b_evaluation_event": row["event"],
+        "b_evaluation_event_timestamp": row["timestamp"],
+        "b_evaluation_event_storage_id": event_id,
+        "b_materialization_event_storage_id": None if target is None else target.storage_id,
+    }
 
 
 def _write_ahead_log(dbapi_connection: Any, _record: Any) -> None:

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from dagster import DagsterInstance, Definitions
 
+from alpha_assets.cli import PROJECT_DAGSTER_YAML
 from alpha_assets.definitions import build_definitions
 from alpha_assets.defs.dataops.resources import MarketSourceResource
 from alpha_assets.defs.resources import LakehouseResource, ManifestResource
@@ -59,12 +61,24 @@ class FlowEnv:
         )
 
 
-def make_flow_env(root: Path) -> FlowEnv:
+def make_flow_env(root: Path, *, project_instance: bool = False) -> FlowEnv:
+    """A data folder and an on-disk instance under ``root``.
+
+    The instance is Dagster's default one, or with ``project_instance`` the project's ``dagster.yaml`` (the
+    storage the CLI and ``make ui`` use), its event log under the instance's folder.
+    """
     root.mkdir(parents=True, exist_ok=True)
     manifest_path = root / "manifest.json"
     manifest_path.write_text(json.dumps(TEST_MANIFEST))
-    (root / "dagster_home").mkdir(exist_ok=True)
-    instance = DagsterInstance.local_temp(tempdir=str(root / "dagster_home"))
+    home = root / "dagster_home"
+    home.mkdir(exist_ok=True)
+    if project_instance:
+        config = yaml.safe_load(PROJECT_DAGSTER_YAML.read_text())
+        config["event_log_storage"]["config"] = {"base_dir": str(home / "history" / "runs")}
+        (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+        instance = DagsterInstance.from_config(str(home))
+    else:
+        instance = DagsterInstance.local_temp(tempdir=str(home))
     return FlowEnv(root=root, instance=instance, manifest_path=manifest_path)
 
 

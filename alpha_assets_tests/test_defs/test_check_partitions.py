@@ -2,10 +2,10 @@
 is a warning.
 
 Runs flow_data once on the simulated exchange (one ingest run over the whole symbol range), then a one-symbol
-ingest, and several RUN_IDs over the same export through Dagster on an on-disk instance: one whose gate fails (a
-candidate without features), ones that pass, one that names the planted +600 % pump as validated so trimming
-drops it. Reads back what Dagster stored per partition (the check executions the UI and automation read) and
-evaluates the automation conditions without a daemon.
+ingest, and several RUN_IDs over the same export through Dagster on the project's on-disk instance (dagster.yaml,
+as the CLI uses it): one whose gate fails (a candidate without features), ones that pass, one that names the
+planted +600 % pump as validated so trimming drops it. Reads back what Dagster stored per partition (the check
+executions the UI and automation read) and evaluates the automation conditions without a daemon.
 Leaves to test_e2e: the daemon's sensors doing the same across ticks.
 """
 
@@ -26,6 +26,7 @@ from alpha_assets.defs.dataops.assets import features_matrix
 from alpha_assets.defs.dataops.checks import SPOT_CHECK_SYMBOLS
 from alpha_assets.lakehouse.jsonio import read_json, write_json_atomic
 from alpha_assets.orchestration.runner import FlowFailedError, run_flow_data, run_link
+from alpha_assets.orchestration.sqlite_storage import PooledSqliteEventLogStorage
 from alpha_assets_tests.test_defs.conftest import clone_run, make_flow_env
 
 RUN_ID = "RUN_GATE_BASE"
@@ -34,7 +35,9 @@ PUMP = "SIM_PUMPUSDT"
 
 @pytest.fixture(scope="module")
 def gate_env(tmp_path_factory):
-    env = make_flow_env(tmp_path_factory.mktemp("gate_partitions"))
+    # The project's instance (dagster.yaml): its event log writes the per-symbol evaluations in bulk.
+    env = make_flow_env(tmp_path_factory.mktemp("gate_partitions"), project_instance=True)
+    assert isinstance(env.instance.event_log_storage, PooledSqliteEventLogStorage)
     defs = env.defs()
     run_flow_data(defs, env.instance, env.paths, RUN_ID, progress=lambda _: None)
     # A candidate whose bars are sound but whose features were never computed fails features_present.

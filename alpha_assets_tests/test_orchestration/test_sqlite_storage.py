@@ -38,6 +38,7 @@ from dagster import (
     define_asset_job,
 )
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.event_log import SqliteEventLogStorage
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from sqlalchemy.event import listen
 
@@ -269,3 +270,142 @@ def test_storage_without_base_dir_or_dagster_home_names_both(monkeypatch):
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     with pytest.raises(ValueError, match="needs `base_dir` in its config or DAGSTER_HOME in the environment"):
         PooledSqliteEventLogStorage.from_config_value(None, {})
+
+
+@pytest.fixture(scope="module")
+def recorded_run(tmp_path_factory) -> tuple[Path, list]:
+    """A ``checked_bars_job`` range run over ``KEYS`` on Dagster's default storage: its home and its events in order."""
+    home = tmp_path_factory.mktemp("recorded")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        instance = _home(home, monkeypatch, None)
+        try:
+            assert type(instance.event_log_storage).__name__ == "SqliteEventLogStorage"
+            return home / "home", instance.all_logs(_backfill(instance, KEYS, job="checked_bars_job"))
+        finally:
+            instance.dispose()
+
+
+def _rows(storage, run_id: str) -> dict[str, list[tuple]]:
+    """The rows a run left in the index and in its own database, with the columns each storage fills the same way."""
+    with storage.index_connection() as conn:
+        index = conn.exec_driver_sql("SELECT id, event, dagster_event_type, partition FROM event_logs ORDER BY id")
+        index_rows = index.fetchall()
+        checks = conn.exec_driver_sql(
+            "SELECT asset_key, check_name, partition, run_id, execution_status, evaluation_event, "
+            "evaluation_event_timestamp, evaluation_event_storage_id, materialization_event_storage_id "
+            "FROM asset_check_executions ORDER BY asset_key, check_name, partition"
+        ).fetchall()
+    with storage.run_connection(run_id) as conn:
+        run_rows = conn.exec_driver_sql("SELECT id, event, step_key FROM event_logs ORDER BY id").fetchall()
+    return {"index": index_rows, "checks": checks, "run": run_rows}
+
+
+def test_pooled_storage_writes_the_rows_dagster_writes_for_a_run_with_per_partition_checks(tmp_path, recorded_run):
+    # The same events (a range run: planned check rows over 60 partitions, 60 evaluations, one failing) stored by
+    # Dagster's storage and by ours, which holds the evaluations and writes them in bulk: identical rows, ids and
+    # order included, in the index, the run's database and the check execution table.
+    home, events = recorded_run
+    run_id = events[0].run_id
+    assert sum(e.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION for e in events) == len(KEYS)
+    assert any(e.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED for e in events)
+    stored = {}
+    for name, storage_class in (("dagster", SqliteEventLogStorage), ("pooled", PooledSqliteEventLogStorage)):
+        storage = storage_class(str(tmp_path / name))
+        try:
+            for event in events:
+                storage.store_event(event)
+            stored[name] = _rows(storage, run_id)
+        finally:
+            storage.dispose()
+    assert stored["pooled"] == stored["dagster"]
+    statuses = {row[2]: row[4] for row in stored["pooled"]["checks"]}
+    assert statuses == {key: "FAILED" if key == FAILING_KEY else "SUCCEEDED" for key in KEYS}
+    # Each evaluation's row points at its own event in the index.
+    index_events = {row[0]: row[1] for row in stored["pooled"]["index"]}
+    assert all(index_events[row[7]] == row[5] for row in stored["pooled"]["checks"])
+
+
+def test_held_evaluations_are_written_before_any_read_or_other_event(tmp_path, recorded_run):
+    home, events = recorded_run
+    run_id = events[0].run_id
+    evaluations = [i for i, e in enumerate(events) if e.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION]
+    storage = PooledSqliteEventLogStorage(str(tmp_path / "pooled"))
+    try:
+        for event in events[: evaluations[0]]:
+            storage.store_event(event)
+        held = events[evaluations[0] : evaluations[0] + 3]
+        for event in held:
+            storage.store_event(event)
+        assert len(storage._held_evaluations) == 3
+        # A read in this process sees them (they are written first, in one transaction).
+        statuses = {
+            info.partition_key: info.latest_execution_status
+            for info in storage.get_asset_check_partition_info([BARS_COMPLETE])
+        }
+        assert [statuses[e.get_dagster_event().asset_check_evaluation_data.partition] for e in held] == [
+            AssetCheckExecutionRecordStatus.SUCCEEDED
+        ] * 3
+        assert storage._held_evaluations == []
+        # Another event of the run comes after the evaluations held before it.
+        rest = events[evaluations[0] + 3 : evaluations[-1] + 2]
+        assert rest[-1].dagster_event_type != DagsterEventType.ASSET_CHECK_EVALUATION
+        for event in rest:
+            storage.store_event(event)
+        assert storage._held_evaluations == []
+        run_types = [r.event_log_entry.dagster_event_type for r in storage.get_records_for_run(run_id).records]
+        assert run_types == [e.dagster_event_type for e in events[: evaluations[-1] + 2]]
+    finally:
+        storage.dispose()
+
+
+def test_held_evaluations_stay_held_when_their_write_fails_and_are_written_by_dispose(
+    tmp_path, monkeypatch, recorded_run
+):
+    home, events = recorded_run
+    first = next(i for i, e in enumerate(events) if e.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION)
+    storage = PooledSqliteEventLogStorage(str(tmp_path / "pooled"))
+    for event in events[: first + 2]:
+        storage.store_event(event)
+    real_write = storage._write_check_evaluations
+    monkeypatch.setattr(storage, "_write_check_evaluations", lambda _events: (_ for _ in ()).throw(OSError("disk")))
+    with pytest.raises(OSError, match="disk"):  # a read writes them first
+        storage.get_records_for_run(events[0].run_id)
+    assert storage._held_evaluations == events[first : first + 2]
+    monkeypatch.setattr(storage, "_write_check_evaluations", real_write)
+    storage.dispose()  # writes what is still held
+    reopened = PooledSqliteEventLogStorage(str(tmp_path / "pooled"))
+    try:
+        stored = reopened.get_records_for_run(events[0].run_id).records
+        assert [r.event_log_entry for r in stored][-2:] == events[first : first + 2]
+    finally:
+        reopened.dispose()
+
+
+def test_killed_process_loses_its_held_evaluations_whole_never_a_part(tmp_path, monkeypatch, recorded_run):
+    home, events = recorded_run
+    evaluations = [i for i, e in enumerate(events) if e.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION]
+    stop = evaluations[0] + 40  # 40 evaluations held when the process dies
+    script = textwrap.dedent(
+        f"""
+        import os, sys
+        from dagster import DagsterInstance
+        from alpha_assets.orchestration.sqlite_storage import PooledSqliteEventLogStorage
+        source = DagsterInstance.get()
+        events = source.all_logs({events[0].run_id!r})
+        storage = PooledSqliteEventLogStorage(sys.argv[1])
+        for event in events[:{stop}]:
+            storage.store_event(event)
+        os._exit(9)
+        """
+    )
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    child = subprocess.run([sys.executable, "-c", script, str(tmp_path / "pooled")], capture_output=True, text=True)
+    assert child.returncode == 9, child.stderr
+    storage = PooledSqliteEventLogStorage(str(tmp_path / "pooled"))
+    try:
+        stored = [r.event_log_entry for r in storage.get_records_for_run(events[0].run_id).records]
+        assert stored == events[: evaluations[0]]
+        partitions = storage.get_asset_check_partition_info([BARS_COMPLETE])
+        assert {info.latest_execution_status for info in partitions} == {AssetCheckExecutionRecordStatus.PLANNED}
+    finally:
+        storage.dispose()
