@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from alpha_assets.errors import DiskFullError, LakehouseReadError
@@ -18,6 +20,8 @@ os.umask(_UMASK)
 _FILE_MODE = 0o666 & ~_UMASK
 #: What the kernel answers when a write finds no room: no space on the device, or the user's quota exhausted.
 _DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+#: Directories whose fsync :func:`directory_syncs_batched` owes at its end (None outside one).
+_OWED_DIRECTORY_SYNCS: contextvars.ContextVar[set[Path] | None] = contextvars.ContextVar("owed_syncs", default=None)
 
 
 def write_bytes_atomic(data: bytes, path: DataPath, *, sync_directory: bool = True) -> None:
@@ -27,6 +31,7 @@ def write_bytes_atomic(data: bytes, path: DataPath, *, sync_directory: bool = Tr
     ``path`` (``os.replace`` is atomic on POSIX within one file system); the directory is fsynced so the
     rename survives a power loss. ``sync_directory=False`` skips that last fsync for a file whose loss in a
     power cut the next run notices and rewrites (the file is still complete or absent, never partial).
+    Inside :func:`directory_syncs_batched` the directory is fsynced once when the batch ends.
     In an object store the bytes are one put of the object, which is atomic by itself.
 
     Raises
@@ -56,7 +61,34 @@ def write_bytes_atomic(data: bytes, path: DataPath, *, sync_directory: bool = Tr
             raise _disk_full(err, path) from err
         raise
     if sync_directory:
-        _fsync_directory(path.parent)
+        owed = _OWED_DIRECTORY_SYNCS.get()
+        if owed is None:
+            _fsync_directory(path.parent)
+        else:
+            owed.add(path.parent)
+
+
+@contextlib.contextmanager
+def directory_syncs_batched() -> Iterator[None]:
+    """Within the block, fsync each directory that :func:`write_bytes_atomic` renamed files into once, at its end.
+
+    For a batch of files written one after the other into one directory (a run's symbol files): each file's
+    bytes are still fsynced before its rename, so a file is always complete; what a power loss before the
+    block ends can undo is the renames, leaving older complete files that the next run brings up to date.
+    Whoever records the batch as done (e.g. a Dagster materialisation) does it after the block. The
+    directories are synced even when the block raises, for the files renamed before the error.
+    """
+    if _OWED_DIRECTORY_SYNCS.get() is not None:  # an enclosing batch syncs them
+        yield
+        return
+    owed: set[Path] = set()
+    token = _OWED_DIRECTORY_SYNCS.set(owed)
+    try:
+        yield
+    finally:
+        _OWED_DIRECTORY_SYNCS.reset(token)
+        for directory in sorted(owed):
+            _fsync_directory(directory)
 
 
 def _disk_full(err: OSError, path: Path) -> OSError:

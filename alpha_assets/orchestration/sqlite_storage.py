@@ -18,8 +18,8 @@ needs for per-symbol status), so that bookkeeping was most of the run's time (be
   evaluations it is handed and writes them together, in one transaction per database, before it touches the
   databases for anything else (the next event of the run, which a step always logs after its evaluations, or
   any read in this process) and at ``CHECK_EVALUATION_BUFFER`` evaluations; each event is serialised once;
-- inserts the planned rows of a check over many partitions (one row per partition) with the planned event
-  serialised once, where Dagster serialises the whole event again for every partition;
+- inserts the planned rows of a check over many partitions with the planned event serialised once
+  (``check_rows.py``), where Dagster serialises the whole event again for every partition;
 - commits with ``synchronous=NORMAL`` in WAL mode (SQLite's documented pairing for WAL): a commit is a write to
   the log, synced at checkpoints. Nothing committed is lost when a process crashes or is killed; a power loss or
   an operating system crash can roll back the last transactions before it (never corrupts the database).
@@ -59,10 +59,11 @@ from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, Sq
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME
 from dagster._core.storage.sql import create_engine
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
-from dagster._serdes import serialize_value
 from sqlalchemy import and_, bindparam
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.event import listen
+
+from alpha_assets.orchestration.check_rows import PlannedCheckRowsSerialisedOnce
 
 __all__ = ["PooledSqliteEventLogStorage"]
 
@@ -95,7 +96,7 @@ _UPDATE_CHECK_EXECUTION = (
 )
 
 
-class PooledSqliteEventLogStorage(SqliteEventLogStorage):
+class PooledSqliteEventLogStorage(PlannedCheckRowsSerialisedOnce, SqliteEventLogStorage):
     """``SqliteEventLogStorage`` with long-lived engines, a transaction per event or batch, and WAL commits."""
 
     def __init__(self, base_dir: str, inst_data=None) -> None:
@@ -219,22 +220,6 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             if updated != len(events):
                 for event, event_id in zip(events, event_ids, strict=True):
                     self._update_asset_check_evaluation(event, event_id)
-
-    def _store_asset_check_evaluation_planned(self, event: EventLogEntry, event_id: int | None) -> None:
-        """Dagster's planned rows of a check (one per partition), with the event serialised once, not per row."""
-        planned = event.get_dagster_event().event_specific_data
-        partition_keys = planned.partitions_subset.get_partition_keys() if planned.partitions_subset else [None]
-        common = {
-            "asset_key": planned.asset_key.to_string(),
-            "check_name": planned.check_name,
-            "run_id": event.run_id,
-            "execution_status": AssetCheckExecutionRecordStatus.PLANNED.value,
-            "evaluation_event": serialize_value(event),
-            "evaluation_event_timestamp": self._event_insert_timestamp(event),
-            "evaluation_event_storage_id": event_id,
-        }
-        with self.index_connection() as conn:
-            conn.execute(AssetCheckExecutionsTable.insert(), [{**common, "partition": key} for key in partition_keys])
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         """Store a batch (``DAGSTER_EVENT_BATCH_SIZE``) in one transaction per database, instead of per event."""

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from alpha_assets.errors import LakehouseReadError, SourceError
+from alpha_assets.lakehouse.atomic import directory_syncs_batched
 from alpha_assets.lakehouse.calendars import TradingCalendar
 from alpha_assets.lakehouse.ingest_log import HistoryShortfall, IngestLog, read_ingest_log, write_ingest_log
 from alpha_assets.lakehouse.keys import split_symbol_key, validate_symbol_key
@@ -144,7 +145,8 @@ def ingest_symbols(
     """Ingest each market in turn; one symbol's failure is reported, never raised.
 
     Every symbol key is validated before anything is read or written, so an unsafe key stops the run with
-    nothing written.
+    nothing written. The renames of the files written are made durable together before this returns
+    (:func:`~alpha_assets.lakehouse.atomic.directory_syncs_batched`).
 
     Parameters
     ----------
@@ -174,7 +176,9 @@ def ingest_symbols(
     now = _validate_common(source, paths, now, params)
     for market in markets:
         _validate_market(source, market)
-    return [ingest_symbol(source, market, paths, now=now, params=params) for market in markets]
+    # Each file's bytes are synced before its rename; the directories' fsyncs once for the batch, not per file.
+    with directory_syncs_batched():
+        return [ingest_symbol(source, market, paths, now=now, params=params) for market in markets]
 
 
 def ingest_symbol(

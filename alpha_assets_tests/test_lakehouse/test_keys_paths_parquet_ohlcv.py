@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,7 +23,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from alpha_assets.errors import DiskFullError, LakehouseReadError, UnsafeKeyError
-from alpha_assets.lakehouse.atomic import write_bytes_atomic
+from alpha_assets.lakehouse import atomic
+from alpha_assets.lakehouse.atomic import directory_syncs_batched, write_bytes_atomic
 from alpha_assets.lakehouse.hashing import file_sha256
 from alpha_assets.lakehouse.jsonio import encode_json, read_json, write_json_atomic
 from alpha_assets.lakehouse.keys import (
@@ -247,6 +249,40 @@ def test_write_bytes_atomic_failure_keeps_old_file_and_no_temp(tmp_path, monkeyp
     monkeypatch.undo()
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["file.json"]
+
+
+@pytest.fixture
+def directory_syncs(monkeypatch) -> list[Path]:
+    """Every directory fsync of ``write_bytes_atomic`` from now on, in order (the fsync still happens)."""
+    synced: list[Path] = []
+    real = atomic._fsync_directory
+    monkeypatch.setattr(atomic, "_fsync_directory", lambda directory: synced.append(directory) or real(directory))
+    return synced
+
+
+def test_directory_syncs_batched_syncs_each_directory_once_after_the_files(tmp_path, directory_syncs) -> None:
+    (tmp_path / "a").mkdir()
+    write_bytes_atomic(b"alone", tmp_path / "a" / "alone.bin")
+    assert directory_syncs == [tmp_path / "a"]  # outside a batch: one fsync per file
+    with directory_syncs_batched():
+        for i in range(5):
+            write_bytes_atomic(b"x" * i, tmp_path / "a" / f"{i}.bin")
+        write_bytes_atomic(b"y", tmp_path / "b" / "y.bin")
+        write_bytes_atomic(b"z", tmp_path / "a" / "z.bin", sync_directory=False)
+        with directory_syncs_batched():  # an inner batch leaves them to the outer one
+            write_bytes_atomic(b"w", tmp_path / "b" / "w.bin")
+        assert directory_syncs == [tmp_path / "a"]
+        assert (tmp_path / "a" / "4.bin").read_bytes() == b"xxxx"  # renamed in place already
+    assert directory_syncs == [tmp_path / "a", tmp_path / "a", tmp_path / "b"]
+
+
+def test_directory_syncs_batched_still_syncs_when_the_block_raises(tmp_path, directory_syncs) -> None:
+    with pytest.raises(RuntimeError, match="symbol 3 failed"), directory_syncs_batched():
+        write_bytes_atomic(b"1", tmp_path / "1.bin")
+        raise RuntimeError("symbol 3 failed")
+    assert directory_syncs == [tmp_path]
+    write_bytes_atomic(b"2", tmp_path / "2.bin")  # the batch is over: per file again
+    assert directory_syncs == [tmp_path, tmp_path]
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT], ids=["no_space", "quota"])

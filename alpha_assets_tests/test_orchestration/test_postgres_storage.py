@@ -15,11 +15,22 @@ import psycopg2
 import pytest
 import sqlalchemy
 from dagster import AssetKey, DagsterEventType, DagsterInstance
+from dagster_postgres import PostgresEventLogStorage
 from sqlalchemy.pool import NullPool, QueuePool
 
-from alpha_assets.orchestration.postgres_storage import POOL_MAX_OVERFLOW, PooledPostgresStorage
+from alpha_assets.orchestration.postgres_storage import (
+    POOL_MAX_OVERFLOW,
+    PooledPostgresStorage,
+    PostgresEventLogWithPlannedRowsOnce,
+)
 from alpha_assets_tests.postgres_server import DEPLOY_DAGSTER_YAML, DEPLOY_ENV, PostgresServer, storage_yaml
-from alpha_assets_tests.test_orchestration.test_sqlite_storage import KEYS, _backfill, bars
+from alpha_assets_tests.test_orchestration.test_sqlite_storage import (  # noqa: F401 (recorded_run: a fixture)
+    FAILING_KEY,
+    KEYS,
+    _backfill,
+    bars,
+    recorded_run,
+)
 
 
 @pytest.fixture
@@ -67,6 +78,7 @@ def test_deployment_instance_records_a_backfill_on_a_few_pooled_connections(
         monkeypatch.setenv(name, value)
     instance = _instance(tmp_path, monkeypatch, postgres_server, "deploy_yaml", DEPLOY_DAGSTER_YAML.read_text())
     try:
+        assert isinstance(instance.event_log_storage, PostgresEventLogWithPlannedRowsOnce)
         engines = [s._engine for s in (instance.run_storage, instance.event_log_storage, instance.schedule_storage)]
         assert all(isinstance(engine.pool, QueuePool) for engine in engines)
         before = len(connects)
@@ -92,3 +104,27 @@ def test_dagster_postgres_own_storage_connects_for_every_statement(postgres_serv
         _assert_recorded(instance, run_id)
     finally:
         instance.dispose()
+
+
+def test_event_log_writes_the_check_rows_dagster_postgres_writes(postgres_server, recorded_run):  # noqa: F811
+    # The events of a range run with a check planned over 60 partitions (one evaluation each, one failing),
+    # stored by dagster-postgres' event log and by ours, which serialises the planned event once: same rows.
+    _home, events = recorded_run
+    rows = {}
+    for storage_class in (PostgresEventLogStorage, PostgresEventLogWithPlannedRowsOnce):
+        storage = storage_class(postgres_server.url(postgres_server.create_database(storage_class.__name__.lower())))
+        try:
+            for event in events:
+                storage.store_event(event)
+            with storage.index_connection() as conn:
+                rows[storage_class] = conn.exec_driver_sql(
+                    "SELECT asset_key, check_name, partition, run_id, execution_status, evaluation_event, "
+                    "evaluation_event_timestamp, evaluation_event_storage_id, materialization_event_storage_id "
+                    "FROM asset_check_executions ORDER BY asset_key, check_name, partition"
+                ).fetchall()
+        finally:
+            storage.dispose()
+    assert rows[PostgresEventLogWithPlannedRowsOnce] == rows[PostgresEventLogStorage]
+    assert {row[2]: row[4] for row in rows[PostgresEventLogStorage]} == {
+        key: "FAILED" if key == FAILING_KEY else "SUCCEEDED" for key in KEYS
+    }

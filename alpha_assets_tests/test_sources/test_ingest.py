@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from alpha_assets.errors import SourceError, UnsafeKeyError
+from alpha_assets.lakehouse import atomic
 from alpha_assets.lakehouse.hashing import file_sha256
 from alpha_assets.lakehouse.jsonio import read_json
 from alpha_assets.lakehouse.ohlcv import read_ohlcv
@@ -107,9 +108,15 @@ def src_sim_markets():
     return [m for m in exchange.load_markets() if m.symbol_key in keep]
 
 
-def test_ingest_first_run_writes_history_plus_warmup(src_paths, src_sim_markets):
+def test_ingest_first_run_writes_history_plus_warmup(src_paths, src_sim_markets, monkeypatch):
     exchange = SimulatedExchange(now=NOW, n_symbols=10)
+    synced = []
+    real_fsync_directory = atomic._fsync_directory
+    monkeypatch.setattr(atomic, "_fsync_directory", lambda d: synced.append(d) or real_fsync_directory(d))
     reports = ingest_symbols(exchange, src_sim_markets, src_paths, now=NOW, params=IngestionParams())
+    # Four symbol files (and their ingest logs) renamed: each directory synced once, after them all.
+    assert src_paths.ohlcv_file("SIM_BTCUSDT").parent in synced
+    assert len(synced) == len(set(synced)), synced
     by_key = {r.symbol_key: r for r in reports}
     btc = by_key["SIM_BTCUSDT"]
     assert (btc.status, btc.bars_before, btc.bars_after, btc.new_bars, btc.requests) == (
