@@ -297,15 +297,25 @@ def compute_features_many(
         joined = {name: np.concatenate([segment[3][name] for segment in segments]) for name in segments[0][3]}
         bars = [np.concatenate([segment[4][k] for segment in segments]) for k in range(4)]
         f = _window_features(joined, *bars, periods_per_year)
-        f["history_length"] = np.concatenate(
-            [stats.history_length(n_bars)[first:] for _, first, n_bars, _, _ in segments]
-        )
-        table = np.stack([f[name] for name in FEATURE_COLUMNS])
-        offset = 0
-        for i, first, n_bars, _, _ in segments:
-            results[i] = table[:, offset + TAIL_LOOKBACK : offset + n_bars - first]
-            offset += n_bars - first
+        # Only the rows returned are gathered (a daily update keeps one row of each ~250-row segment): stacking
+        # every feature over the whole tails first cost more than computing them.
+        n_bars = np.array([segment[2] for segment in segments])
+        lengths = n_bars - np.array([segment[1] for segment in segments])
+        kept = lengths - TAIL_LOOKBACK
+        within = _ranges(kept)  # each kept row's place among its segment's kept rows
+        rows = np.repeat(np.cumsum(lengths) - kept, kept) + within
+        f["history_length"] = (np.repeat(n_bars - kept, kept) + within + 1).astype(np.float64)
+        table = np.stack([f[name] if name == "history_length" else f[name][rows] for name in FEATURE_COLUMNS])
+        for (i, *_), stop, n_kept in zip(segments, np.cumsum(kept), kept, strict=True):
+            results[i] = table[:, stop - n_kept : stop]
     return results
+
+
+def _ranges(lengths: np.ndarray) -> np.ndarray:
+    """``0..n-1`` for each ``n`` of ``lengths``, end to end (e.g. ``[2, 3]`` -> ``[0, 1, 0, 1, 2]``)."""
+    total = int(lengths.sum())
+    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.arange(total) - starts
 
 
 def _check_start(start: object, n_observations: int) -> int:

@@ -203,9 +203,7 @@ def test_compute_features_tail_equals_full_computation_for_every_column(make_bar
         assert tail.shape == (len(FEATURE_COLUMNS), new_bars)
         expected = full[:, cut:n_bars]
         for i, column in enumerate(FEATURE_COLUMNS):
-            np.testing.assert_allclose(
-                tail[i], expected[i], rtol=1e-12, atol=0.0, equal_nan=True, err_msg=f"{column} at cut {cut}"
-            )
+            np.testing.assert_array_equal(tail[i], expected[i], err_msg=f"{column} at cut {cut}")
 
 
 def test_compute_features_start_at_end_returns_no_rows(make_bars):
