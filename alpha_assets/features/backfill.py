@@ -221,7 +221,12 @@ def backfill_features(
         n_chunks = min(len(scope), workers * CHUNKS_PER_WORKER)
         chunks = [scope[i::n_chunks] for i in range(n_chunks)]
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [(chunk, pool.submit(_plan_chunk, paths, chunk, stored, periods)) for chunk in chunks]
+            # Each chunk gets its own symbols' records only: the whole mapping pickled once per chunk cost more
+            # than a one-day update's work.
+            futures = [
+                (chunk, pool.submit(_plan_chunk, paths, chunk, _subset(stored, chunk), _subset(periods, chunk)))
+                for chunk in chunks
+            ]
             while futures:
                 # Popped, so a chunk's rows are freed once committed: a full backfill holds ~COMMIT_ROWS at a time.
                 chunk, future = futures.pop(0)
@@ -456,6 +461,10 @@ def _bars_sha256(bars: dict[str, np.ndarray], n_bars: int) -> str:
     for name in _INPUT_COLUMNS:
         digest.update(bars[name][:n_bars].tobytes())
     return digest.hexdigest()
+
+
+def _subset(mapping: Mapping[str, Any], keys: list[str]) -> dict[str, Any]:
+    return {key: mapping[key] for key in keys if key in mapping}
 
 
 def _valid(symbol_key: str) -> bool:

@@ -669,7 +669,7 @@ def _commit_provenance(paths: LakehousePaths, records: Mapping[str, StoredFeatur
                 "symbol": list(current),
                 "n_rows": [r.n_rows for r in current.values()],
                 "last_date": pa.array([r.last_date for r in current.values()], type=pa.int64()).cast(UTC_MS),
-                "feature_columns": [json.dumps(list(r.feature_columns)) for r in current.values()],
+                "feature_columns": [_columns_json(r.feature_columns) for r in current.values()],
                 "provenance": [
                     None if r.provenance is None else json.dumps(r.provenance, sort_keys=True) for r in current.values()
                 ],
@@ -765,9 +765,20 @@ def _read_provenance(paths: LakehousePaths) -> dict[str, StoredFeatures]:
         except ValueError:
             provenance = None  # an unreadable record describes nothing: the writer recomputes
         records[key] = StoredFeatures(
-            n_rows, last_dates[index], tuple(json.loads(columns)), provenance if isinstance(provenance, dict) else None
+            n_rows, last_dates[index], _json_columns(columns), provenance if isinstance(provenance, dict) else None
         )
     return records
+
+
+# Every symbol's record holds the same column list: encoded and decoded once, not once per symbol and read.
+@functools.lru_cache(maxsize=8)
+def _columns_json(feature_columns: tuple[str, ...]) -> str:
+    return json.dumps(list(feature_columns))
+
+
+@functools.lru_cache(maxsize=8)
+def _json_columns(text: str) -> tuple[str, ...]:
+    return tuple(json.loads(text))
 
 
 def _check_table_columns(paths: LakehousePaths, table: DeltaTable | None, names: list[str]) -> None:
