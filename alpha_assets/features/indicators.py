@@ -41,6 +41,7 @@ __all__ = [
     "momentum",
     "rolling_sum",
     "rsi",
+    "rsi_stochastic",
     "sma",
     "stoch",
     "stoch_rsi",
@@ -535,10 +536,38 @@ def stoch_rsi(
     TypeError, ValueError
         When ``close`` is not a 1-D float64 array or a window is out of range.
     """
-    close = check_array(close, "close")
+    strength = _TA.RSI(check_array(close, "close"), timeperiod=check_int(rsi_length, "rsi_length", 2))
+    return rsi_stochastic(strength, k_smooth, d_smooth, stoch_length)
+
+
+def rsi_stochastic(
+    strength: FloatArray, k_smooth: int = 3, d_smooth: int = 3, stoch_length: int = 14
+) -> tuple[FloatArray, FloatArray]:
+    """The stochastic part of :func:`stoch_rsi`, on an RSI series already computed.
+
+    Each value reads the last ``stoch_length + k_smooth + d_smooth - 2`` RSI values only (window maxima, minima
+    and sums, no running state), so it can run on a tail of the RSI and give the same values there.
+
+    Parameters
+    ----------
+    strength : ndarray of shape (n_observations,), float64
+        An RSI series in [0, 100]; NaN where it is not defined (its warm-up).
+    k_smooth, d_smooth, stoch_length : int, default 3, 3, 14
+        Windows in bars, >= 1.
+
+    Returns
+    -------
+    k, d : ndarray of shape (n_observations,), float64
+        As :func:`stoch_rsi`; NaN wherever a window holds a NaN RSI value.
+
+    Raises
+    ------
+    TypeError, ValueError
+        When ``strength`` is not a 1-D float64 array or a window is out of range.
+    """
+    strength = check_array(strength, "strength")
     stoch_length = check_int(stoch_length, "stoch_length", 1)
     k_smooth, d_smooth = check_int(k_smooth, "k_smooth", 1), check_int(d_smooth, "d_smooth", 1)
-    strength = _TA.RSI(close, timeperiod=check_int(rsi_length, "rsi_length", 2))
     highest = _TA.MAX(strength, timeperiod=stoch_length) if stoch_length > 1 else strength
     lowest = _TA.MIN(strength, timeperiod=stoch_length) if stoch_length > 1 else strength
     span = highest - lowest

@@ -5,11 +5,12 @@ indicator, vote and statistic is one call into TA-Lib or numpy over the series. 
 order of the feature columns; ``docs/features.md`` gives each column's window, formula and meaning.
 
 ``compute_features(..., start=s)`` returns only the bars from ``s`` on (the rows an incremental update
-appends), equal to the full computation there: the TA-Lib indicators, whose value depends on every earlier
-bar (EMA and Wilder seeds, TA-Lib's running sums), still run over the whole history (a few microseconds
-each), while the numpy window features, votes and statistics run over the ``TAIL_LOOKBACK`` bars before ``s``
-and the bars after it only. ``compute_features_many`` does the same for many symbols with the window part in one
-pass over their tails laid end to end (what the daily update of a batch of symbols uses).
+appends), equal to the full computation there: the TA-Lib indicators whose value depends on every earlier
+bar (EMA and Wilder seeds, TA-Lib's running sums) still run over the whole history (a few microseconds
+each), while the window indicators (momentum, Williams %R, Ichimoku, the RSI's stochastic), the numpy window
+features, votes and statistics run over the ``TAIL_LOOKBACK`` bars before ``s`` and the bars after it only.
+``compute_features_many`` does the same for many symbols with the window part in one pass over their tails
+laid end to end (what the daily update of a batch of symbols uses).
 """
 
 from __future__ import annotations
@@ -230,10 +231,11 @@ def compute_features(
 
     Notes
     -----
-    The TA-Lib indicators always run over the whole series (EMA and Wilder smoothing depend on every bar since
-    their seed, and TA-Lib's running sums carry rounding from the first bar). The numpy window features (VWMA,
-    the votes, the rating and every statistic) reduce each window on its own, so they are computed on the
-    ``TAIL_LOOKBACK`` bars before ``start`` and the bars after it only.
+    The TA-Lib indicators with running state always run over the whole series (EMA and Wilder smoothing depend
+    on every bar since their seed, and TA-Lib's running sums carry rounding from the first bar). The window
+    indicators (window maxima, minima, differences) and the numpy window features (VWMA, the votes, the rating
+    and every statistic) reduce each window on its own, so they are computed on the ``TAIL_LOOKBACK`` bars
+    before ``start`` and the bars after it only.
     """
     high, low, close, volume = _check_bars(high=high, low=low, close=close, volume=volume)
     start = _check_start(start, close.size)
@@ -333,18 +335,13 @@ def _whole_history_indicators(high: FloatArray, low: FloatArray, close: FloatArr
     f["cci_20"] = ind.cci(high, low, close, 20)
     f["plus_di_14"], f["minus_di_14"], f["adx_14"] = ind.dmi(high, low, close, 14)
     f["ao"] = ind.awesome_oscillator(high, low, 5, 34)
-    f["mom_10"] = ind.momentum(close, 10)
-    f["willr_14"] = ind.williams_r(high, low, close, 14)
     f["uo"] = ind.ultimate_oscillator(high, low, close, 7, 14, 28)
-    f["stochrsi_k"], f["stochrsi_d"] = ind.stoch_rsi(close, 3, 3, 14, 14)
     f["bull_power_13"], f["bear_power_13"] = ind.bull_bear_power(high, low, close, 13)
     f["bbpower"] = f["bull_power_13"] + f["bear_power_13"]
     for n in MA_LENGTHS:
         f[f"sma_{n}"] = ind.sma(close, n)
         f[f"ema_{n}"] = ind.ema(close, n)
     f["hma_9"] = ind.hull_ma(close, 9)
-    lines = ind.ichimoku(high, low, 9, 26, 52, 26)
-    f["ichimoku_conversion"], f["ichimoku_base"], f["ichimoku_lead1"], f["ichimoku_lead2"] = lines
     return f
 
 
@@ -356,13 +353,18 @@ def _window_features(
     volume: FloatArray,
     periods_per_year: float,
 ) -> dict[str, FloatArray]:
-    """Add the window features, votes, rating and statistics to the indicators ``f`` (all but history_length).
+    """Add the window indicators and features, votes, rating and statistics to ``f`` (all but history_length).
 
     Each value at bar ``t`` reads bars ``t - TAIL_LOOKBACK .. t`` only, so the series may be a tail, or several
     symbols' tails end to end.
     """
-    lines = (f["ichimoku_conversion"], f["ichimoku_base"], f["ichimoku_lead1"], f["ichimoku_lead2"])
-
+    # Window indicators: window maxima, minima, differences and sums of the window's bars only (no running state
+    # carried from the first bar), so equal on a tail.
+    f["mom_10"] = ind.momentum(close, 10)
+    f["willr_14"] = ind.williams_r(high, low, close, 14)
+    f["stochrsi_k"], f["stochrsi_d"] = ind.rsi_stochastic(f["rsi_14"], 3, 3, 14)
+    lines = ind.ichimoku(high, low, 9, 26, 52, 26)
+    f["ichimoku_conversion"], f["ichimoku_base"], f["ichimoku_lead1"], f["ichimoku_lead2"] = lines
     f["vwma_20"] = ind.vwma(close, volume, 20)
 
     # Votes and the rating.

@@ -239,6 +239,25 @@ def test_compute_features_many_equals_one_call_per_symbol_bit_for_bit(make_bars)
         np.testing.assert_array_equal(values, one, err_msg=f"seed {seed}, start {start}")
 
 
+def test_compute_features_many_one_new_day_equals_full_recompute_of_long_and_warming_up_histories(make_bars):
+    """The daily update's path: one new bar per symbol, batched, equals the full computation bit for bit.
+
+    Long histories (2,000 bars: EMA-200, Wilder and MACD states from the first bar), and histories whose tail
+    starts 0 to 20 bars after their first bar, so the RSI's warm-up NaNs (14 bars) sit inside the batch where
+    the window indicators (Williams %R, Ichimoku, the RSI's stochastic) run over the symbols' tails end to end.
+    """
+    lengths = [2000, 1999, 1500] + [252 + shift for shift in range(21)]
+    series = [tuple(_arrays(make_bars(100 + i, n, calendar_gaps=i % 3 == 0)).values()) for i, n in enumerate(lengths)]
+    many = compute_features_many(series, [n - 1 for n in lengths])
+    for n, bars, values in zip(lengths, series, many, strict=True):
+        full = compute_features(*bars)
+        assert values.shape == (len(FEATURE_COLUMNS), 1)
+        np.testing.assert_array_equal(values, full[:, n - 1 :], err_msg=f"{n} bars")
+    # The long histories' one-day values are defined for every column (no warm-up left), so the test is not
+    # comparing NaN with NaN.
+    assert not np.isnan(np.hstack(many[:3])).any()
+
+
 def test_compute_features_many_names_the_bad_input(make_bars):
     good = tuple(_arrays(make_bars(41, 300)).values())
     bad = (good[0], good[1], -good[2], good[3])
