@@ -67,11 +67,11 @@ def check_array(
     ValueError
         When its number of axes is not ``len(dims)``, or (with ``finite``) it holds NaN or inf.
     """
-    shape = _shape_label(dims)
+    # The label is built only for a message: this runs tens of thousands of times in a daily features update.
     if not isinstance(values, np.ndarray):
-        raise TypeError(f"`{name}` must be a numpy ndarray of shape {shape}, got {type(values).__name__}")
+        raise TypeError(f"`{name}` must be a numpy ndarray of shape {_shape_label(dims)}, got {type(values).__name__}")
     if values.ndim != len(dims):
-        raise ValueError(f"`{name}` must be {len(dims)}-D {shape}, got shape {values.shape}")
+        raise ValueError(f"`{name}` must be {len(dims)}-D {_shape_label(dims)}, got shape {values.shape}")
     if cast:
         values = values.astype(np.float64, copy=False)
     elif values.dtype != np.float64:
