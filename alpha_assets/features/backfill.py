@@ -69,8 +69,10 @@ __all__ = ["BackfillReport", "SymbolBackfill", "SymbolStatus", "backfill_feature
 MIN_SYMBOLS_PER_WORKER = 32
 #: Chunks per worker: small enough to balance uneven histories, large enough to amortise the hand-offs.
 CHUNKS_PER_WORKER = 4
-#: Processes per core: a worker waits on reads of bars files, so two per core keep the cores busy.
-WORKERS_PER_CORE = 2
+#: Processes per core: a worker reads bars (from the page cache, normally) and computes; the calling process
+#: commits. The work is CPU-bound, so one per core: a second one per core only added start-up and hand-offs
+#: (``bench_features.py --one-day-only`` times both).
+WORKERS_PER_CORE = 1
 #: Symbols a worker plans and computes together: the appended tails of a batch are computed in one pass
 #: (``compute_features_many``).
 SYMBOLS_PER_BATCH = 64
@@ -181,7 +183,7 @@ def backfill_features(
     workers : int, optional
         Processes to spread the symbols over. Default: ``WORKERS_PER_CORE`` per available core, but never
         fewer than ``MIN_SYMBOLS_PER_WORKER`` symbols per process (a small scope runs in the calling process).
-        ``1`` runs in the calling process. Each process writes on ``THREADS_PER_WORKER`` threads.
+        ``1`` runs in the calling process.
 
     Returns
     -------
