@@ -1,5 +1,6 @@
 """Suite-wide setup: the network guard (only loopback may be reached), the local exchange server fixture, the
-throwaway Postgres server fixture, and the guard that a test run leaves the tracked files of the checkout as it
+throwaway Postgres server fixture, the data-directory backends (a local folder, or a bucket of the tests' own S3
+server), and the guard that a test run leaves the tracked files of the checkout as it
 found them.
 
 Tests write to ``tmp_path`` or ``test-artifacts/`` (ignored by git), never to a tracked file: generated documents
@@ -12,10 +13,20 @@ Outside a git checkout, or without ``git``, the guard stands aside.
 
 from __future__ import annotations
 
+import secrets
+import shutil
 import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+from alpha_assets.lakehouse.storage import DataPath, is_object_store
+
+if TYPE_CHECKING:
+    from alpha_assets_tests.s3_server import S3Server
 
 pytest_plugins = [
     "alpha_assets_tests.socket_guard",
@@ -25,6 +36,8 @@ pytest_plugins = [
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+#: Where the data directory of a backend-parametrised test lives: a local folder, or ``s3://`` on moto's server.
+DATA_BACKENDS = ("local", "s3")
 #: Tracked files a conftest declared as written on purpose in this session (absolute paths), e.g. the reliability
 #: table when ``make reliability-doc`` asks for it.
 INTENDED_WRITES = pytest.StashKey[set[Path]]()
@@ -98,3 +111,63 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         )
     if session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@dataclass(frozen=True)
+class DataBackend:
+    """Where the data directories of a test module live: local folders, or buckets of the tests' S3 server.
+
+    ``name`` is ``local`` or ``s3`` (the test id's suffix). While an ``s3`` backend is in use, AWS's standard
+    variables point every process the tests start at the moto server (children inherit them).
+    """
+
+    name: str
+    tmp: pytest.TempPathFactory
+    server: S3Server | None
+
+    @property
+    def in_object_store(self) -> bool:
+        return self.server is not None
+
+    def fresh(self, name: str = "data") -> str:
+        """A new, empty data directory: ``<tmp>/<name>N/data`` or ``s3://<new bucket>/<name>``."""
+        if self.server is None:
+            return str(self.tmp.mktemp(name) / "data")
+        return f"s3://{self.server.create_bucket(f't-{secrets.token_hex(6)}')}/{name}"
+
+
+@pytest.fixture(scope="module", params=DATA_BACKENDS)
+def data_backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DataBackend]:
+    """Each test that asks for it runs twice: data directories in local folders, then in buckets on 127.0.0.1.
+
+    Module-scoped, so a module's expensive set-up (a whole cycle through Dagster) runs once per backend; for ``s3``
+    the session's moto server is started on first use and AWS's variables are set for the module's duration.
+    """
+    if request.param == "local":
+        yield DataBackend("local", tmp_path_factory, None)
+        return
+    server: S3Server = request.getfixturevalue("s3_server")
+    with pytest.MonkeyPatch.context() as patch:
+        for variable, value in server.env().items():
+            patch.setenv(variable, value)
+        yield DataBackend("s3", tmp_path_factory, server)
+
+
+@pytest.fixture
+def data_dir(data_backend: DataBackend) -> str:
+    """A fresh data directory of the test's backend (a local path or ``s3://bucket/data``), for one test."""
+    return data_backend.fresh()
+
+
+def remove_tree(path: DataPath) -> None:
+    """Delete the folder ``path`` and everything under it, in a local folder or a bucket (tests' clean-up)."""
+    if is_object_store(path):
+        if path.fs.exists(path.path):
+            path.fs.rm(path.path, recursive=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def copy_file(source: DataPath, target: DataPath) -> None:
+    """Copy one file or object (a test planting a file next to the product's)."""
+    target.write_bytes(source.read_bytes())

@@ -244,9 +244,34 @@ def load_delta_extension(connection: duckdb.DuckDBPyConnection) -> None:
 
 
 def connect(paths: LakehousePaths, *, read_only: bool = True) -> duckdb.DuckDBPyConnection:
-    """A connection to ``lakehouse.duckdb`` with the ``delta`` extension loaded, ready to query every view."""
-    connection = duckdb.connect(str(paths.duckdb_file), read_only=read_only)
-    load_delta_extension(connection)
+    """A connection to ``lakehouse.duckdb`` with the ``delta`` extension loaded, ready to query every view.
+
+    In a bucket the database is an object: it is attached read-only over ``httpfs`` (with the S3 access of
+    :func:`load_s3_access`, which its views need too) and made the connection's default database.
+
+    Raises
+    ------
+    ValueError
+        When ``read_only`` is false for a data directory in a bucket (the object is rebuilt by
+        :func:`refresh_views`, never written in place).
+    """
+    if not paths.in_object_store:
+        connection = duckdb.connect(str(paths.duckdb_file), read_only=read_only)
+        load_delta_extension(connection)
+        return connection
+    if not read_only:
+        raise ValueError(
+            f"{paths.duckdb_file} is an object in a bucket: it opens read-only (refresh_views rebuilds it)"
+        )
+    connection = duckdb.connect()
+    try:
+        load_delta_extension(connection)
+        load_s3_access(connection)
+        connection.execute(f"ATTACH {_quote(str(paths.duckdb_file))} AS lakehouse (READ_ONLY)")
+        connection.execute("USE lakehouse")
+    except BaseException:
+        connection.close()
+        raise
     return connection
 
 

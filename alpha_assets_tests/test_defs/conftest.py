@@ -1,4 +1,8 @@
-"""Fixtures that run the real cycles through Dagster: an on-disk instance, a tmp data folder, a fixed clock."""
+"""Fixtures that run the real cycles through Dagster: an on-disk instance, a data directory, a fixed clock.
+
+``flow_env`` (test_flows.py) runs once per data-directory backend (a local folder, a bucket on the tests' S3
+server: see ``data_backend`` in the suite's conftest); ``make_flow_env`` without a data directory uses a local one.
+"""
 
 from __future__ import annotations
 
@@ -41,31 +45,37 @@ TEST_MANIFEST = {
 
 @dataclass
 class FlowEnv:
-    """A data folder, an instance and the settings to build the code location over them."""
+    """A data directory, an instance and the settings to build the code location over them.
+
+    ``root`` is a local folder for the instance and the manifest; ``data_dir`` is ``<root>/data`` or an
+    ``s3://`` location.
+    """
 
     root: Path
     instance: DagsterInstance
     manifest_path: Path
+    data_dir: str
 
     @property
     def paths(self) -> LakehousePaths:
-        return LakehousePaths(self.root / "data")
+        return LakehousePaths(self.data_dir)
 
     def defs(self, *, clock: str = CLOCK, **source: Any) -> Definitions:
         return build_definitions(
             {
-                "lakehouse": LakehouseResource(data_dir=str(self.root / "data")),
+                "lakehouse": LakehouseResource(data_dir=self.data_dir),
                 "manifest": ManifestResource(path=str(self.manifest_path)),
                 "market_source": MarketSourceResource(clock=clock, **{"n_symbols": SIM_SYMBOLS, **source}),
             }
         )
 
 
-def make_flow_env(root: Path, *, project_instance: bool = False) -> FlowEnv:
-    """A data folder and an on-disk instance under ``root``.
+def make_flow_env(root: Path, data_dir: str | None = None, *, project_instance: bool = False) -> FlowEnv:
+    """A data directory and an on-disk instance under the local folder ``root``.
 
-    The instance is Dagster's default one, or with ``project_instance`` the project's ``dagster.yaml`` (the
-    storage the CLI and ``make ui`` use), its event log under the instance's folder.
+    The data is in ``data_dir`` (default ``<root>/data``; a local folder or ``s3://``). The instance is Dagster's
+    default one, or with ``project_instance`` the project's ``dagster.yaml`` (the storage the CLI and ``make ui``
+    use), its event log under the instance's folder.
     """
     root.mkdir(parents=True, exist_ok=True)
     manifest_path = root / "manifest.json"
@@ -79,12 +89,12 @@ def make_flow_env(root: Path, *, project_instance: bool = False) -> FlowEnv:
         instance = DagsterInstance.from_config(str(home))
     else:
         instance = DagsterInstance.local_temp(tempdir=str(home))
-    return FlowEnv(root=root, instance=instance, manifest_path=manifest_path)
+    return FlowEnv(root=root, instance=instance, manifest_path=manifest_path, data_dir=data_dir or str(root / "data"))
 
 
 @pytest.fixture(scope="module")
-def flow_env(tmp_path_factory) -> FlowEnv:
-    env = make_flow_env(tmp_path_factory.mktemp("flow"))
+def flow_env(tmp_path_factory, data_backend) -> FlowEnv:
+    env = make_flow_env(tmp_path_factory.mktemp("flow"), data_backend.fresh())
     yield env
     env.instance.dispose()
 

@@ -34,7 +34,7 @@ from deltalake import DeltaTable
 from alpha_assets import cli
 from alpha_assets.definitions import build_definitions
 from alpha_assets.defs import names
-from alpha_assets.defs.alpha.sensors import export_sensor
+from alpha_assets.defs.alpha.sensors import export_sensor, new_exports
 from alpha_assets.defs.chain import contiguous_ranges, link_succeeded
 from alpha_assets.defs.dataops.sensors import (
     discovery_succeeded_sensor,
@@ -216,7 +216,8 @@ def test_export_sensor_waits_for_a_run_in_flight_then_uses_defaults_for_a_droppe
         build_sensor_context(instance=instance, cursor=first.cursor, resources={"lakehouse": lakehouse})
     )
     assert isinstance(again, SkipReason) or "RUN_BUSY" not in {r.run_key for r in again.run_requests}
-    assert int(first.cursor) < env.paths.candidates_validated_file("RUN_BUSY").stat().st_mtime_ns
+    busy_mtime = env.paths.candidates_validated_file("RUN_BUSY").stat().st_mtime_ns
+    assert new_exports([("RUN_BUSY", busy_mtime)], first.cursor)[0] == ["RUN_BUSY"], "the cursor lets it through"
 
 
 def test_discovery_of_an_existing_run_id_never_rewrites_its_universe(chain):

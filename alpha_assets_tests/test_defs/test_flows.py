@@ -1,17 +1,18 @@
 """Both cycles end to end through Dagster on an on-disk instance: flow_data on the simulated exchange, then
 flow_production; the planted defects rejected, the contract files written, the gate blocking within and across
-runs, the offline guard, and a byte-identical re-run after the lakehouse changed.
+runs, the offline guard, and a byte-identical re-run after the lakehouse changed. Every test runs on both
+data-directory backends (``[local]``: a folder; ``[s3]``: a bucket on the tests' moto server on 127.0.0.1), each
+with a cycle of its own; files are read through the lakehouse's paths (pathlib or UPath), never as local files.
 
 Leaves to other modules: the ccxt source through Dagster (test_flow_ccxt.py), the UI/daemon (test_e2e).
 """
 
 from __future__ import annotations
 
-import shutil
+import io
 import socket
 
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey, materialize
 
@@ -29,8 +30,10 @@ from alpha_assets.lakehouse.features_store import (
 )
 from alpha_assets.lakehouse.hashing import file_sha256
 from alpha_assets.lakehouse.jsonio import read_json
+from alpha_assets.lakehouse.parquet import read_table
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA
 from alpha_assets.orchestration.runner import FlowFailedError, ensure_run_partition, run_flow_data, run_link
+from alpha_assets_tests.conftest import copy_file, remove_tree
 from alpha_assets_tests.test_defs.conftest import NEXT_DAY_CLOCK, clone_run
 
 RUN_ID = "RUN_TEST_1"
@@ -69,7 +72,7 @@ def test_flow_data_writes_every_contract_file(flow_env, first_run):
     assert "SIM_GONEUSDT" in candidates["excluded"], "the delisted pair is inactive and excluded by discovery"
     assert read_json(paths.audit_report_file(RUN_ID))["run_id"] == RUN_ID
     for key in (c["symbol_key"] for c in candidates["candidates"]):
-        table = pq.read_table(paths.ohlcv_file(key))
+        table = read_table(paths.ohlcv_file(key))
         assert table.schema.equals(OHLCV_SCHEMA, check_metadata=False), key
         assert paths.symbol_metadata_file(key).exists()
     validated = read_json(paths.candidates_validated_file(RUN_ID))["symbols"]
@@ -119,7 +122,7 @@ def test_flow_production_writes_the_run_report_with_plots(flow_env, first_run):
         assert profile in html
     assert html.count("<img") == 3
     for name in ("weights.png", "cluster_correlation.png", "equity_curves.png"):
-        with Image.open(paths.run_report_file(RUN_ID, name)) as image:
+        with Image.open(io.BytesIO(paths.run_report_file(RUN_ID, name).read_bytes())) as image:
             assert image.size[0] >= 600, name
 
 
@@ -164,7 +167,7 @@ def test_flow_data_refreshes_duckdb_views_queryable_by_name(flow_env, first_run)
             "select sum(Weight) from weights where run_id = ? and profile = 'min_variance'", [RUN_ID]
         ).fetchone()[0]
         features = db.execute("select count(distinct symbol) from features").fetchone()[0]
-    assert bars == len(pq.read_table(flow_env.paths.ohlcv_file("SIM_BTCUSDT")))
+    assert bars == len(read_table(flow_env.paths.ohlcv_file("SIM_BTCUSDT")))
     assert weights == pytest.approx(1.0, abs=1e-6)
     validated = read_json(flow_env.paths.candidates_validated_file(RUN_ID))["symbols"]
     featured = stored_features(
@@ -199,7 +202,7 @@ def test_rerun_after_the_features_table_advanced_and_was_vacuumed_reads_the_reco
     snapshot = read_json(paths.run_data_file(RUN_ID, "snapshot.json"))
     recorded = snapshot["features_table_version"]
     before = _portfolio_path(flow_env, RUN_ID).read_bytes()
-    frozen = pd.read_parquet(paths.run_data_file(RUN_ID, "features_asof.parquet"))
+    frozen = read_table(paths.run_data_file(RUN_ID, "features_asof.parquet")).to_pandas()
     clock = pd.Timestamp(NEXT_DAY_CLOCK) + pd.Timedelta(days=1)
     run_flow_data(
         flow_env.defs(clock=clock.isoformat()), flow_env.instance, paths, "RUN_TEST_ADVANCED", progress=lambda _: None
@@ -219,7 +222,7 @@ def test_rerun_after_the_features_table_advanced_and_was_vacuumed_reads_the_reco
 
 def test_gate_failure_stops_selection_and_writes_no_weights(flow_env, first_run):
     # A candidate whose bars are sound but whose features were never computed: the gate must name it.
-    shutil.copyfile(flow_env.paths.ohlcv_file("SIM_ETHUSDT"), flow_env.paths.ohlcv_file("SIM_NOFEATUSDT"))
+    copy_file(flow_env.paths.ohlcv_file("SIM_ETHUSDT"), flow_env.paths.ohlcv_file("SIM_NOFEATUSDT"))
     clone_run(flow_env, RUN_ID, "RUN_TEST_GATE", extra_symbols=["SIM_NOFEATUSDT"])
     with pytest.raises(FlowFailedError, match="blocking asset check failed"):
         run_link(flow_env.defs(), flow_env.instance, names.PRODUCTION_JOB, partition_key="RUN_TEST_GATE")
@@ -270,4 +273,4 @@ def test_flow_production_unknown_run_names_the_missing_export(flow_env, first_ru
     ensure_run_partition(flow_env.instance, "RUN_TEST_NO_EXPORT")
     with pytest.raises(FlowFailedError, match=r"candidates_validated\.json.*does not exist"):
         run_link(flow_env.defs(), flow_env.instance, names.PRODUCTION_JOB, partition_key="RUN_TEST_NO_EXPORT")
-    shutil.rmtree(flow_env.paths.run_dir("RUN_TEST_NO_EXPORT"), ignore_errors=True)
+    remove_tree(flow_env.paths.run_dir("RUN_TEST_NO_EXPORT"))

@@ -3,13 +3,14 @@
 Exercises: the export sensor (first tick, nothing new, a new RUN_ID, a stray folder), the daily schedule (adds
 its RUN_ID), and the automation conditions (selection only after the gate passed, across runs; no second
 features computation after a chain; features follow an ohlcv update alone, with a cursor that keeps no list of
-the missing partitions, unlike Dagster's eager()). The chain sensors are in test_chain.py.
+the missing partitions, unlike Dagster's eager()). The chain sensors are in test_chain.py. The export sensor and
+the automation tests run on both data-directory backends (``[local]`` folder, ``[s3]`` bucket on the tests' moto
+server), with the files' real modification times (an object's is whole seconds).
 Leaves to test_e2e: the daemon actually running them.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 
 import pytest
@@ -27,36 +28,36 @@ from dagster._daemon.asset_daemon import asset_daemon_cursor_to_instigator_seria
 
 from alpha_assets.definitions import build_definitions
 from alpha_assets.defs import names
-from alpha_assets.defs.alpha.sensors import export_sensor, new_exports
+from alpha_assets.defs.alpha.sensors import export_cursor, export_sensor, new_exports
 from alpha_assets.defs.automation import with_dagster_eager
 from alpha_assets.defs.resources import LakehouseResource
 from alpha_assets.lakehouse.jsonio import read_json, write_json_atomic
 from alpha_assets.orchestration.runner import ensure_run_partition, run_flow_data, run_link
+from alpha_assets_tests.conftest import copy_file
 from alpha_assets_tests.test_defs.conftest import make_flow_env
 
 
 @pytest.fixture
-def lakehouse(tmp_path):
-    return LakehouseResource(data_dir=str(tmp_path / "data"))
+def lakehouse(data_dir):
+    return LakehouseResource(data_dir=data_dir)
 
 
-def _export(lakehouse, run_id, mtime_ns):
-    path = lakehouse.paths.candidates_validated_file(run_id)
-    write_json_atomic({"run_id": run_id, "symbols": []}, path)
-    os.utime(path, ns=(mtime_ns, mtime_ns))
+def _export(lakehouse, run_id):
+    write_json_atomic({"run_id": run_id, "symbols": []}, lakehouse.paths.candidates_validated_file(run_id))
 
 
-def test_export_sensor_first_tick_without_exports_skips(tmp_path, lakehouse):
+def test_export_sensor_first_tick_without_exports_skips(lakehouse):
     with build_sensor_context(instance=None, resources={"lakehouse": lakehouse}) as context:
         result = export_sensor(context)
     assert isinstance(result, SkipReason)
 
 
-def test_export_sensor_new_export_requests_production_once_and_adds_partition(tmp_path, lakehouse):
+def test_export_sensor_new_export_requests_production_once_and_adds_partition(lakehouse):
     from dagster import DagsterInstance
 
-    _export(lakehouse, "RUN_A", 1_000)
-    (lakehouse.paths.export_root / "not a run id").mkdir()
+    _export(lakehouse, "RUN_A")
+    # A folder whose name is not a RUN_ID never becomes a partition key.
+    write_json_atomic({"run_id": "stray"}, lakehouse.paths.export_root / "not a run id" / "candidates_validated.json")
     with DagsterInstance.ephemeral() as instance:
         context = build_sensor_context(instance=instance, resources={"lakehouse": lakehouse})
         first = export_sensor(context)
@@ -64,26 +65,45 @@ def test_export_sensor_new_export_requests_production_once_and_adds_partition(tm
         assert [r.partition_key for r in first.run_requests] == ["RUN_A"]
         assert first.run_requests[0].run_key == "RUN_A"
         assert first.dynamic_partitions_requests[0].partition_keys == ["RUN_A"]
-        assert first.cursor == "1000"
 
         again = export_sensor(
             build_sensor_context(instance=instance, cursor=first.cursor, resources={"lakehouse": lakehouse})
         )
         assert isinstance(again, SkipReason)
 
-        _export(lakehouse, "RUN_B", 2_000)
+        # Written right after the tick: in a bucket usually within the same second, the only time S3 records.
+        _export(lakehouse, "RUN_B")
         instance.add_dynamic_partitions("runs", ["RUN_B"])
         second = export_sensor(
             build_sensor_context(instance=instance, cursor=first.cursor, resources={"lakehouse": lakehouse})
         )
         assert [r.partition_key for r in second.run_requests] == ["RUN_B"]
         assert second.dynamic_partitions_requests == [], "an existing partition is not added again"
-        assert second.cursor == "2000"
+        third = export_sensor(
+            build_sensor_context(instance=instance, cursor=second.cursor, resources={"lakehouse": lakehouse})
+        )
+        assert isinstance(third, SkipReason)
+
+
+def test_new_exports_tells_apart_exports_written_at_the_same_recorded_time():
+    """S3 records whole seconds: an export written after a tick can carry the very time that tick handled."""
+    fresh, cursor = new_exports([("A", 5_000_000_000)], None)
+    assert fresh == ["A"]
+    fresh, cursor = new_exports([("A", 5_000_000_000), ("B", 5_000_000_000)], cursor)
+    assert fresh == ["B"]
+    assert new_exports([("A", 5_000_000_000), ("B", 5_000_000_000)], cursor) == ([], cursor)
+    fresh, cursor = new_exports([("A", 5_000_000_000), ("B", 5_000_000_000), ("C", 6_000_000_000)], cursor)
+    assert fresh == ["C"] and cursor == export_cursor(6_000_000_000, {"C"})
 
 
 def test_new_exports_cursor_never_moves_back():
-    fresh, cursor = new_exports([("A", 5), ("B", 7)], "9")
-    assert fresh == [] and cursor == "9"
+    fresh, cursor = new_exports([("A", 5), ("B", 7)], export_cursor(9, {"X"}))
+    assert fresh == [] and cursor == export_cursor(9, {"X"})
+
+
+def test_new_exports_reads_the_bare_time_cursor_of_earlier_ticks_as_all_handled_at_that_time():
+    assert new_exports([("A", 5), ("B", 7)], "7") == ([], "7")
+    assert new_exports([("A", 5), ("B", 7), ("C", 8)], "7") == (["C"], export_cursor(8, {"C"}))
 
 
 def test_daily_schedule_adds_its_run_id_and_requests_discovery(tmp_path):
@@ -112,8 +132,8 @@ def test_daily_schedule_runs_by_default_only_when_the_user_opts_in():
 
 
 @pytest.fixture(scope="module")
-def automation_env(tmp_path_factory):
-    env = make_flow_env(tmp_path_factory.mktemp("automation"))
+def automation_env(tmp_path_factory, data_backend):
+    env = make_flow_env(tmp_path_factory.mktemp("automation"), data_backend.fresh())
     defs = env.defs()
     run_flow_data(defs, env.instance, env.paths, "RUN_AUTO", progress=lambda _: None)
     yield env, defs
@@ -137,9 +157,7 @@ def test_automation_selection_waits_for_a_passed_gate_across_runs(automation_env
     document = read_json(env.paths.candidates_validated_file("RUN_AUTO"))
     document.update(run_id="RUN_AUTO_BAD", symbols=[*document["symbols"], "SIM_NOFEATUSDT"])
     document["candidates"].append({"symbol_key": "SIM_NOFEATUSDT", "sector": "unknown"})
-    import shutil
-
-    shutil.copyfile(env.paths.ohlcv_file("SIM_ETHUSDT"), env.paths.ohlcv_file("SIM_NOFEATUSDT"))
+    copy_file(env.paths.ohlcv_file("SIM_ETHUSDT"), env.paths.ohlcv_file("SIM_NOFEATUSDT"))
     write_json_atomic(document, env.paths.candidates_validated_file("RUN_AUTO_BAD"))
     ensure_run_partition(env.instance, "RUN_AUTO_BAD")
     from dagster import materialize

@@ -11,6 +11,7 @@
 
 # No `from __future__ import annotations`: Dagster inspects the sensor's signature at decoration time.
 
+import json
 from dataclasses import dataclass
 
 from dagster import (
@@ -36,19 +37,49 @@ EXPORT_SENSOR_INTERVAL_S = 1
 
 
 def new_exports(exports: list[tuple[str, int]], cursor: str | None) -> tuple[list[str], str | None]:
-    """RUN_IDs whose export is newer than ``cursor`` (a modification time in ns), and the next cursor.
+    """RUN_IDs whose export is new since ``cursor``, and the next cursor.
+
+    The cursor holds the newest modification time handled (ns) and the RUN_IDs handled at that very time. A
+    time alone would lose exports: S3 dates an object to the second (``Last-Modified``) and a local file
+    system to its clock's tick, so an export written just after a tick can carry the time the tick already
+    handled; it is told apart by its RUN_ID. A cursor of the earlier form (a bare time) counts every export
+    at that time as handled.
 
     Parameters
     ----------
     exports : list of (RUN_ID, mtime_ns)
         Every validated export.
     cursor : str or None
-        The newest modification time already handled; None on the first tick.
+        What the previous tick returned; None on the first tick.
     """
-    seen = int(cursor) if cursor else -1
-    fresh = sorted(run_id for run_id, mtime in exports if mtime > seen)
-    newest = max([seen, *(mtime for _, mtime in exports)])
-    return fresh, (str(newest) if newest >= 0 else cursor)
+    seen, handled = _read_cursor(cursor)
+
+    def is_new(run_id: str, mtime: int) -> bool:
+        return mtime > seen or (mtime == seen and handled is not None and run_id not in handled)
+
+    fresh = sorted(run_id for run_id, mtime in exports if is_new(run_id, mtime))
+    if not fresh:
+        return [], cursor
+    newest = max(mtime for _, mtime in exports)
+    at_newest = {run_id for run_id, mtime in exports if mtime == newest}
+    if newest == seen:
+        at_newest |= handled or set()
+    return fresh, export_cursor(newest, at_newest)
+
+
+def export_cursor(mtime_ns: int, run_ids: set[str] | frozenset[str] = frozenset()) -> str:
+    """The cursor saying: exports up to ``mtime_ns`` were handled, at ``mtime_ns`` only those of ``run_ids``."""
+    return json.dumps({"mtime_ns": mtime_ns, "run_ids": sorted(run_ids)})
+
+
+def _read_cursor(cursor: str | None) -> tuple[int, set[str] | None]:
+    """(time, RUN_IDs handled at that time; None: all of them) of a cursor; (-1, set()) before the first tick."""
+    if not cursor:
+        return -1, set()
+    if cursor.lstrip("-").isdigit():
+        return int(cursor), None
+    document = json.loads(cursor)
+    return int(document["mtime_ns"]), set(document["run_ids"])
 
 
 @dataclass(frozen=True)
@@ -94,7 +125,7 @@ def export_sensor(context: SensorEvaluationContext, lakehouse: LakehouseResource
     if waiting:
         # Look at the waiting exports again next tick; the ones launched meanwhile are kept from a second
         # launch by their run key.
-        cursor = str(min(exports[run_id] for run_id in waiting) - 1)
+        cursor = export_cursor(min(exports[run_id] for run_id in waiting) - 1)
     for decision in decisions:
         if decision.reason:
             context.log.info(f"export {decision.run_id}: not launched yet, {decision.reason}")
