@@ -5,12 +5,13 @@ moto's S3 server on 127.0.0.1 (configured only by AWS's standard variables) and 
 DAGSTER_HOME of its own. The portfolio must be byte-identical, every contract file must be an object in the bucket
 (read back by an independent boto3 client), nothing must land in a local folder, the credentials must reach no
 output, object or instance file, and a bucket that does not exist must stop the command with exit code 6 naming it.
-Two ``flow-data`` processes at once on one bucket (and one DAGSTER_HOME) must both succeed, release every lease
-and store each feature row once (the Delta table's commits are conditional puts). A ``flow-data`` killed while it
-holds a lease, then run again, must store the bars of the uninterrupted run byte for byte.
+A ``flow-data`` killed while it holds a lease, then run again, must store the bars of the uninterrupted run byte
+for byte.
 
-Leaves to other modules: leases, moves and the DuckDB views on a bucket (test_lakehouse/test_object_store.py), the
-numbers of the cycles (test_defs/test_flows.py).
+Leaves to other modules, which run on a bucket as on a folder (the ``data_backend`` fixture): the cycles through
+Dagster (test_defs/test_flows.py), sensors and automation (test_defs/test_sensors.py), two ``flow-data`` at once
+and racing writers (test_reliability/test_concurrency.py), the SIGKILL campaign (test_reliability/
+test_crash_safety.py); leases, moves and the DuckDB views on a bucket (test_lakehouse/test_object_store.py).
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ import pytest
 
 from alpha_assets.cli import main
 from alpha_assets.errors import ExitCode
-from alpha_assets.lakehouse.features_store import read_features
-from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets_tests.s3_server import S3Server
 from alpha_assets_tests.test_reliability.conftest import CLOCK, SMALL_MANIFEST, flow_data_command
 
@@ -122,46 +121,6 @@ def test_a_bucket_that_does_not_exist_exits_environment_naming_it(s3_server, tmp
     assert code == ExitCode.ENVIRONMENT
     assert len(err) == 1 and "s3://no-such-bucket-here/data" in err[0] and "bucket does not exist" in err[0], err
     assert s3_server.secret_access_key not in err[0] and s3_server.access_key_id not in err[0]
-
-
-def test_two_flow_data_at_once_on_one_bucket_both_succeed_and_store_each_feature_row_once(s3_server, tmp_path):
-    bucket = s3_server.create_bucket("alpha-assets-twins")
-    manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps(SMALL_MANIFEST))
-    data_dir = f"s3://{bucket}/data"
-    env = {**os.environ, **s3_server.env(), "DAGSTER_HOME": str(tmp_path / "home")}
-    runs = {
-        run_id: subprocess.Popen(
-            flow_data_command(data_dir, manifest, run_id),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for run_id in ("TWIN_A", "TWIN_B")
-    }
-    outputs = {run_id: process.communicate(timeout=600) for run_id, process in runs.items()}
-    for run_id, (out, err) in outputs.items():
-        assert runs[run_id].returncode == 0, f"{run_id}: {err[-2000:]}"
-        assert f"RUN_ID {run_id}" in out
-    keys = set(s3_server.objects(bucket, "data/"))
-    assert {f"data/export/{run_id}/candidates_validated.json" for run_id in runs} <= keys
-    assert sum(1 for key in keys if key.startswith("data/lakehouse/") and key.endswith("_1d.parquet")) == 12
-    assert not [key for key in keys if "/_locks/" in key], "every lease was released"
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in s3_server.env().items():
-            patch.setenv(name, value)
-        paths = LakehousePaths(data_dir)
-        rows = read_features(
-            paths,
-            sorted(
-                key.removeprefix("data/lakehouse/").removesuffix("_1d.parquet")
-                for key in keys
-                if key.startswith("data/lakehouse/") and key.endswith("_1d.parquet")
-            ),
-        )
-    assert not rows.empty
-    assert not rows.duplicated(subset=["symbol", "date"]).any(), "no feature row stored twice"
 
 
 def test_flow_data_killed_mid_ingestion_on_a_bucket_then_rerun_stores_the_uninterrupted_bars(cycles, tmp_path):

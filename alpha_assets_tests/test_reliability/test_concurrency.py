@@ -5,6 +5,10 @@ rounds each) and an ingestion that walks the clock forward day by day (rewriting
 while this process keeps reading the lakehouse with DuckDB (``read_parquet`` over the globs) and pyarrow. Then
 two ``alpha-assets flow-data`` commands run at once on one ``DAGSTER_HOME`` (sqlite) and one data folder.
 
+Every test runs once per data-directory backend: ``[local]`` (a folder: ``flock`` and atomic renames) and ``[s3]``
+(a bucket on the tests' moto server: lease objects written with conditional puts, one PUT per file, Delta commits
+as conditional puts). The plain pyarrow path reads of the figures are ranged reads of the object on ``[s3]``.
+
 Leaves to other modules: kills (test_crash_safety.py), bad inputs (test_hostile_inputs.py).
 """
 
@@ -24,11 +28,12 @@ import pytest
 
 from alpha_assets.errors import LakehouseReadError
 from alpha_assets.features.backfill import backfill_features
-from alpha_assets.lakehouse.duckdb_views import load_delta_extension
+from alpha_assets.lakehouse.duckdb_views import load_delta_extension, load_s3_access
 from alpha_assets.lakehouse.features_store import read_features
 from alpha_assets.lakehouse.hashing import file_sha256
 from alpha_assets.lakehouse.parquet import read_table
 from alpha_assets.lakehouse.paths import LakehousePaths
+from alpha_assets.lakehouse.storage import DataPath, is_object_store
 from alpha_assets.sources.ingest import IngestStatus, ingest_symbols
 from alpha_assets.sources.params import IngestionParams
 from alpha_assets.sources.simulated import SimulatedExchange
@@ -68,10 +73,26 @@ def _backfill_rounds(data_dir: str, keys: list[str], rounds: int) -> list[str]:
     return failures
 
 
-def _reader(lakehouse: Path, stop: threading.Event, outcome: dict) -> None:
-    """Read every file and both globs until ``stop``; count reads, keep every error."""
+def _duckdb_reading(lakehouse: DataPath) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection that reads ``lakehouse``'s parquet files and Delta tables, local or in a bucket."""
     connection = duckdb.connect()
     load_delta_extension(connection)
+    if is_object_store(lakehouse):
+        load_s3_access(connection)
+    return connection
+
+
+def _read_by_path(path: DataPath) -> None:
+    """A plain pyarrow read given the file's path (footer and pages read separately), local or through s3fs."""
+    if is_object_store(path):
+        pq.read_table(path.path, filesystem=path.fs)
+    else:
+        pq.read_table(path)
+
+
+def _reader(lakehouse: DataPath, stop: threading.Event, outcome: dict) -> None:
+    """Read every file and both globs until ``stop``; count reads, keep every error."""
+    connection = _duckdb_reading(lakehouse)
     sources = [
         f"read_parquet('{lakehouse.as_posix()}/*_1d.parquet', filename = true)",
         f"delta_scan('{lakehouse.as_posix()}/features_matrix')",
@@ -98,7 +119,7 @@ def _reader(lakehouse: Path, stop: threading.Event, outcome: dict) -> None:
                 if "does not exist" not in err.reason:  # listed, then replaced by a rename
                     outcome["errors"].append(f"read_table {path.name}: {err.reason}")
             try:
-                pq.read_table(path)
+                _read_by_path(path)
             except FileNotFoundError:
                 pass
             except Exception as err:  # noqa: BLE001 - counted, see test_concurrent_readers_never_see_a_half_written_file
@@ -106,10 +127,9 @@ def _reader(lakehouse: Path, stop: threading.Event, outcome: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def race(tmp_path_factory):
+def race(data_backend):
     """Seed a lakehouse, race two backfills and an ingestion against readers; return what happened."""
-    root = tmp_path_factory.mktemp("race")
-    data, reference = root / "data", root / "reference"
+    data, reference = LakehousePaths(data_backend.fresh("race")).root, data_backend.fresh("reference")
     keys = [m.symbol_key for m in SimulatedExchange(seed=SEED, now=START, n_symbols=N_SYMBOLS).load_markets()][:8]
     _ingest_days(str(data), keys, [0])
     outcome = {"duckdb_reads": 0, "pyarrow_reads": 0, "errors": [], "path_reader_errors": []}
@@ -126,7 +146,7 @@ def race(tmp_path_factory):
     reader.join(timeout=30)
     final = backfill_features(LakehousePaths(data), keys, workers=1)
     # The same ingestion without any race (the planted defects are anchored on the clock: same days).
-    _ingest_days(str(reference), keys, list(range(DAYS_AHEAD + 1)))
+    _ingest_days(reference, keys, list(range(DAYS_AHEAD + 1)))
     return {
         "paths": LakehousePaths(data),
         "reference": LakehousePaths(reference),
@@ -186,8 +206,7 @@ def test_features_after_the_race_cover_every_bar_once(race):
     assert race["final"].failed == ()
     lakehouse = race["paths"].lakehouse_dir.as_posix()
     features = f"delta_scan('{race['paths'].features_table_uri}')"
-    connection = duckdb.connect()
-    load_delta_extension(connection)
+    connection = _duckdb_reading(race["paths"].lakehouse_dir)
     duplicated = connection.sql(
         f"select symbol, date, count(*) from {features} group by symbol, date having count(*) > 1"
     ).fetchall()
@@ -206,7 +225,7 @@ def test_features_after_the_race_cover_every_bar_once(race):
     assert extra == 0
 
 
-def _flow_data(data_dir: Path, home: Path, manifest: Path, run_id: str) -> subprocess.Popen:
+def _flow_data(data_dir: str, home: Path, manifest: Path, run_id: str) -> subprocess.Popen:
     command = flow_data_command(data_dir, manifest, run_id)
     return subprocess.Popen(
         command,
@@ -218,19 +237,27 @@ def _flow_data(data_dir: Path, home: Path, manifest: Path, run_id: str) -> subpr
 
 
 @pytest.mark.reliability(
-    fault="two `alpha-assets flow-data` at once on one DAGSTER_HOME (sqlite) and one data folder, different RUN_IDs",
-    expected="both exit 0 with their summaries; no 'database is locked' anywhere in their output",
+    fault="two `alpha-assets flow-data` at once on one DAGSTER_HOME (sqlite) and one data directory, different "
+    "RUN_IDs (on a fresh bucket too: both find no features table)",
+    expected="both exit 0 with their summaries; no 'database is locked' anywhere in their output; each feature row "
+    "stored once; in a bucket, every lease object released",
 )
-def test_two_flow_data_sharing_an_instance_both_succeed(tmp_path, small_manifest):
+def test_two_flow_data_sharing_an_instance_both_succeed(tmp_path, small_manifest, data_dir):
     home = tmp_path / "dagster_home"
     home.mkdir()
-    runs = {run_id: _flow_data(tmp_path / "data", home, small_manifest, run_id) for run_id in ("TWIN_A", "TWIN_B")}
-    outputs = {run_id: process.communicate(timeout=300) for run_id, process in runs.items()}
+    runs = {run_id: _flow_data(data_dir, home, small_manifest, run_id) for run_id in ("TWIN_A", "TWIN_B")}
+    outputs = {run_id: process.communicate(timeout=600) for run_id, process in runs.items()}
     for run_id, (out, err) in outputs.items():
         assert "database is locked" not in (out + err).lower(), f"{run_id}: {err[-2000:]}"
         assert runs[run_id].returncode == 0, f"{run_id}: {err[-2000:]}"
         assert f"RUN_ID {run_id}" in out
-    paths = LakehousePaths(tmp_path / "data")
+    paths = LakehousePaths(data_dir)
     for run_id in runs:
         assert paths.candidates_validated_file(run_id).exists()
-    assert len(list(paths.lakehouse_dir.glob("*_1d.parquet"))) == 12
+    bars = sorted(p.name.removesuffix("_1d.parquet") for p in paths.lakehouse_dir.glob("*_1d.parquet"))
+    assert len(bars) == 12
+    rows = read_features(paths, bars)
+    assert not rows.empty
+    assert not rows.duplicated(subset=["symbol", "date"]).any(), "no feature row stored twice"
+    if paths.in_object_store:
+        assert list((paths.lakehouse_dir / "_locks").rglob("*")) == [], "every lease was released"

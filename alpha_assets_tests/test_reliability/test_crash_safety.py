@@ -12,6 +12,13 @@ uninterrupted run from scratch in another folder. The features are a Delta table
 random: they are compared per symbol on their rows (``lakehouse/features_matrix/<KEY>`` in the listings below),
 read through the table's log, which is what any reader sees.
 
+The campaign runs once per data-directory backend: ``[local]`` (a folder: a write is a temporary file renamed over
+the old one, a kill can fall between the two steps and leave the temporary file, which must never match
+``*.parquet``) and ``[s3]`` (a bucket on the tests' moto server: a write is one PUT, so the kill between a rename's
+steps has no analogue and no temporary file is ever left; the kills fall mid-PUT, between a Delta commit and the
+provenance commit, and while a lease object is held). The reference run is on the same backend; the lakehouse is
+inspected through the lakehouse's own paths (pathlib or UPath), DuckDB over ``s3://`` with the project's S3 access.
+
 Leaves to other modules: concurrent writers (test_concurrency.py), bad inputs (test_hostile_inputs.py).
 """
 
@@ -23,7 +30,6 @@ import json
 import os
 import queue
 import re
-import shutil
 import signal
 import subprocess
 import threading
@@ -35,13 +41,15 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 
-from alpha_assets.lakehouse.duckdb_views import load_delta_extension
+from alpha_assets.lakehouse.duckdb_views import load_delta_extension, load_s3_access
 from alpha_assets.lakehouse.features_store import read_features
 from alpha_assets.lakehouse.hashing import file_sha256
+from alpha_assets.lakehouse.parquet import read_table
 from alpha_assets.lakehouse.paths import LakehousePaths
+from alpha_assets.lakehouse.storage import DataPath, is_object_store
+from alpha_assets_tests.conftest import remove_tree
 from alpha_assets_tests.test_reliability.conftest import flow_data_command
 
 SEED = 20261125
@@ -93,13 +101,14 @@ class Campaign:
     final_exit: int
     resets: int
     link_seconds: dict[str, float]
+    backend: str
 
     @property
     def kills(self) -> list[Attempt]:
         return [a for a in self.attempts if a.killed]
 
 
-def _start(data_dir: Path, manifest: Path, run_id: str, home: Path, log: Path) -> subprocess.Popen:
+def _start(data_dir: DataPath, manifest: Path, run_id: str, home: Path, log: Path) -> subprocess.Popen:
     env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         flow_data_command(data_dir, manifest, run_id),
@@ -134,7 +143,7 @@ def _link_of(line: str, current: str) -> str:
     return next((link for text, link in LINK_OF_TEXT if text in line), current)
 
 
-def _run_uninterrupted(data_dir: Path, manifest: Path, run_id: str, home: Path, log: Path) -> tuple[int, dict]:
+def _run_uninterrupted(data_dir: DataPath, manifest: Path, run_id: str, home: Path, log: Path) -> tuple[int, dict]:
     """Run the command to its end; return its exit code and each link's length in seconds (from the output)."""
     process = _start(data_dir, manifest, run_id, home, log)
     lines: queue.Queue = queue.Queue()
@@ -150,7 +159,7 @@ def _run_uninterrupted(data_dir: Path, manifest: Path, run_id: str, home: Path, 
 
 
 def _attempt(
-    data_dir: Path,
+    data_dir: DataPath,
     manifest: Path,
     home: Path,
     log: Path,
@@ -203,7 +212,7 @@ def _attempt(
 DELTA_TABLES = ("features_matrix", "features_provenance")
 
 
-def _feature_rows(data_dir: Path) -> dict[str, pd.DataFrame]:
+def _feature_rows(data_dir: DataPath) -> dict[str, pd.DataFrame]:
     """Each symbol's feature rows in the table's current version, as ``lakehouse/features_matrix/<KEY>``."""
     paths = LakehousePaths(data_dir)
     if not (paths.features_table_dir / "_delta_log").is_dir():
@@ -216,7 +225,7 @@ def _feature_rows(data_dir: Path) -> dict[str, pd.DataFrame]:
     return {f"{table}/{key}": rows.reset_index(drop=True) for key, rows in frame.groupby("symbol", sort=True)}
 
 
-def _parquet_hashes(data_dir: Path) -> dict[str, str]:
+def _parquet_hashes(data_dir: DataPath) -> dict[str, str]:
     lakehouse = data_dir / "lakehouse"
     if not lakehouse.exists():
         return {}
@@ -230,19 +239,19 @@ def _parquet_hashes(data_dir: Path) -> dict[str, str]:
     return hashes
 
 
-def _stored_rows(data_dir: Path) -> dict[str, pd.DataFrame]:
+def _stored_rows(data_dir: DataPath) -> dict[str, pd.DataFrame]:
     """The OHLCV bars (indexed by timestamp) and feature dates of every symbol, to compare after a kill."""
     lakehouse = data_dir / "lakehouse"
     stored = {}
     for path in sorted(lakehouse.glob("*_1d.parquet")):
-        stored[str(path.relative_to(data_dir))] = pq.read_table(path).to_pandas().set_index("timestamp")
+        stored[str(path.relative_to(data_dir))] = read_table(path).to_pandas().set_index("timestamp")
     for path, rows in _feature_rows(data_dir).items():
         stored[path] = rows[["date"]].set_index("date")
     return stored
 
 
 def _inspect(
-    data_dir: Path, before: dict[str, str], rows_before: dict[str, pd.DataFrame], reference: dict[str, str]
+    data_dir: DataPath, before: dict[str, str], rows_before: dict[str, pd.DataFrame], reference: dict[str, str]
 ) -> tuple[list[str], int, int]:
     """Problems of the lakehouse after an attempt, the number of files it changed and the temp files left."""
     problems = []
@@ -254,7 +263,7 @@ def _inspect(
     problems += [f"{path} existed before the attempt and is gone" for path in sorted(set(before) - set(after))]
     for path, digest in after.items():
         try:
-            table = features[path] if path in features else pq.read_table(data_dir / path).to_pandas()
+            table = features[path] if path in features else read_table(data_dir / path).to_pandas()
         except Exception as err:  # noqa: BLE001 - any reader error is the finding
             problems.append(f"{path} unreadable: {type(err).__name__}: {err}")
             continue
@@ -277,6 +286,8 @@ def _inspect(
     }
     with duckdb.connect() as connection:
         load_delta_extension(connection)
+        if is_object_store(data_dir):
+            load_s3_access(connection)
         for pattern, source in sources.items():
             if any(lakehouse.glob(pattern)):
                 try:
@@ -301,10 +312,11 @@ def _contract_files(hashes: dict[str, str]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def campaign(tmp_path_factory, small_manifest) -> Campaign:
+def campaign(tmp_path_factory, small_manifest, data_backend) -> Campaign:
     root = tmp_path_factory.mktemp("crash")
     log = root / "stderr.log"
-    reference_dir, data_dir, home = root / "reference", root / "data", root / "dagster_home"
+    reference_dir = LakehousePaths(data_backend.fresh("reference")).root
+    data_dir, home = LakehousePaths(data_backend.fresh("crash")).root, root / "dagster_home"
     (root / "reference_home").mkdir()
     home.mkdir()
     exit_code, link_seconds = _run_uninterrupted(
@@ -325,7 +337,7 @@ def campaign(tmp_path_factory, small_manifest) -> Campaign:
         attempts.append(Attempt(len(attempts) + 1, aim, killed, landed, problems, changed, temps))
         if _contract_files(_parquet_hashes(data_dir)) == _contract_files(reference):
             # Complete: start over so the next kills land in real writes, not in no-op resumes.
-            shutil.rmtree(data_dir)
+            remove_tree(data_dir)
             resets += 1
     if not data_dir.exists() or not any((data_dir / "lakehouse").glob("*_1d.parquet")):
         # Leave something to resume from: one last kill inside the ingestion of an empty folder.
@@ -341,6 +353,7 @@ def campaign(tmp_path_factory, small_manifest) -> Campaign:
         final_exit,
         resets,
         link_seconds,
+        data_backend.name,
     )
 
 
@@ -373,7 +386,7 @@ def _figures(campaign: Campaign) -> list[str]:
     "version (sha256); no stored bar lost; temp files never matched by `*.parquet`; every JSON valid",
 )
 def test_flow_data_killed_during_ingestion_leaves_previous_or_new_files(campaign, reliability_figures):
-    reliability_figures("Crash safety (SIGKILL campaign)", _figures(campaign))
+    reliability_figures(f"Crash safety (SIGKILL campaign, {campaign.backend})", _figures(campaign))
     print("\n".join(_figures(campaign)))
     _assert_kills_landed_without_problems(campaign, "ingestion")
 
