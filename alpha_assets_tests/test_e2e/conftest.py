@@ -4,6 +4,9 @@ GraphQL client for it.
 The fixture is parametrised over the two instances the project ships: ``sqlite`` (the project's dagster.yaml,
 the embedded default) and ``postgres`` (deploy/dagster.yaml, the deployment's, on a database of the session's
 throwaway Postgres server, with the environment docs/deploy.md prescribes). Every end-to-end test runs on both.
+A third server, ``sqlite-s3``, keeps its data directory in a bucket of the tests' S3 server (moto on 127.0.0.1,
+AWS's standard variables in the server's and the test process's environment); the modules that run on it too
+say so with ``pytest.mark.parametrize("dagster_dev", ON_EVERY_SERVER, indirect=True)``.
 The server runs from the project root on a free loopback port, in its own process group, with its own
 DAGSTER_HOME (that dagster.yaml copied in) and ALPHA_ASSETS_DATA_DIR, both under the session's tmp dir.
 Before it starts, ``alpha-assets flow-data`` prepares the data folder on the simulated exchange at a fixed clock,
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -33,12 +37,17 @@ import pytest
 from alpha_assets.defs.partitions import SYMBOLS_PER_RUN_ENV
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets_tests.postgres_server import DEPLOY_DAGSTER_YAML, DEPLOY_ENV, PG_ENV, PostgresServer
+from alpha_assets_tests.s3_server import S3Server
 
 T = TypeVar("T")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-#: Instance storages the end-to-end tests run on.
+#: Instance storages the end-to-end tests run on, each with a local data folder.
 INSTANCES = ("sqlite", "postgres")
+#: The sqlite instance with its data directory in a bucket (``s3://<bucket>/data``).
+S3_SERVER = "sqlite-s3"
+#: The servers of the modules that also run with the data directory in a bucket.
+ON_EVERY_SERVER = (*INSTANCES, S3_SERVER)
 #: Symbols per run of a backfill on both instances: small, so that a dozen symbols split into several runs.
 SYMBOLS_PER_RUN = 4
 LOCATION_NAME = "alpha_assets"
@@ -75,14 +84,17 @@ _LOCATION_QUERY = """
 
 @dataclass
 class DagsterDev:
-    """A running ``dagster dev``: its instance storage, URL, process, log file, instance folder and data folder."""
+    """A running ``dagster dev``: its instance storage, URL, process, log file, instance folder and data directory.
+
+    ``data_dir`` is a local folder or ``s3://bucket/prefix``.
+    """
 
     instance: str
     url: str
     process: subprocess.Popen[bytes]
     log_path: Path
     home: Path
-    data_dir: Path
+    data_dir: str | Path
 
     @property
     def paths(self) -> LakehousePaths:
@@ -170,7 +182,7 @@ def _group_alive(process: subprocess.Popen[bytes]) -> bool:
     return True
 
 
-def server_env(home: Path, data_dir: Path, extra: dict[str, str]) -> dict[str, str]:
+def server_env(home: Path, data_dir: str | Path, extra: dict[str, str]) -> dict[str, str]:
     """The server's environment: this one without the developer's settings, plus ``extra``, home and data."""
     env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
     env.update(extra, DAGSTER_HOME=str(home), ALPHA_ASSETS_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
@@ -180,7 +192,7 @@ def server_env(home: Path, data_dir: Path, extra: dict[str, str]) -> dict[str, s
 
 def _instance_home(request: pytest.FixtureRequest, home: Path) -> dict[str, str]:
     """Write the parametrised instance's dagster.yaml into ``home``; return the environment it needs."""
-    if request.param == "sqlite":
+    if request.param in ("sqlite", S3_SERVER):
         shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
         return {}
     server: PostgresServer = request.getfixturevalue("postgres_server")
@@ -188,7 +200,7 @@ def _instance_home(request: pytest.FixtureRequest, home: Path) -> dict[str, str]
     return {**server.env(server.create_database("e2e_dagster")), **DEPLOY_ENV}
 
 
-def _prepare_data(root: Path, env: dict[str, str], data_dir: Path) -> None:
+def _prepare_data(root: Path, env: dict[str, str], data_dir: str | Path) -> None:
     log_path = root / "flow_data.log"
     command = [
         venv_command("alpha-assets"),
@@ -230,7 +242,7 @@ def _location_loaded(server: DagsterDev) -> bool | None:
     return True
 
 
-def start_dagster_dev(root: Path, home: Path, data_dir: Path, env: dict[str, str], instance: str) -> DagsterDev:
+def start_dagster_dev(root: Path, home: Path, data_dir: str | Path, env: dict[str, str], instance: str) -> DagsterDev:
     """Start ``dagster dev`` on a free loopback port in its own process group; return once it serves.
 
     The caller stops it with :func:`stop_process_group` (the fixture below, ``bench/bench_chain.py``).
@@ -271,17 +283,25 @@ def start_dagster_dev(root: Path, home: Path, data_dir: Path, env: dict[str, str
 
 @pytest.fixture(scope="session", params=INSTANCES)
 def dagster_dev(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev]:
-    """``dagster dev`` over a prepared data folder, serving on 127.0.0.1, stopped by its process group."""
+    """``dagster dev`` over a prepared data directory, serving on 127.0.0.1, stopped by its process group."""
     root = tmp_path_factory.mktemp(f"e2e_{request.param}")
     home, data_dir = root / "dagster_home", root / "data"
     home.mkdir()
-    env = server_env(home, data_dir, _instance_home(request, home))
-    _prepare_data(root, env, data_dir)
-    server = start_dagster_dev(root, home, data_dir, env, request.param)
-    try:
-        yield server
-    finally:
-        stop_process_group(server.process)
+    with pytest.MonkeyPatch.context() as patch:
+        extra = _instance_home(request, home)
+        if request.param == S3_SERVER:
+            s3: S3Server = request.getfixturevalue("s3_server")
+            data_dir = f"s3://{s3.create_bucket(f'e2e-{secrets.token_hex(4)}')}/data"
+            extra.update(s3.env())
+            for variable, value in s3.env().items():  # the tests read the bucket too
+                patch.setenv(variable, value)
+        env = server_env(home, data_dir, extra)
+        _prepare_data(root, env, data_dir)
+        server = start_dagster_dev(root, home, data_dir, env, request.param)
+        try:
+            yield server
+        finally:
+            stop_process_group(server.process)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -1,6 +1,8 @@
 """The code location served by a real ``dagster dev``, driven only through its GraphQL API: a partition
 backfill of three symbols run by the daemon, and the export sensor launching flow_production for a dropped
-export.
+export. Both run on every server of the conftest: the sqlite and Postgres instances over a local data folder, and
+the sqlite instance over a bucket of the tests' S3 server (``[sqlite-s3]``: the daemon's runs write the bars,
+the features table and the portfolio as objects; the export sensor sees an object's whole-second time).
 
 Leaves to other modules: the asset logic and the sensors' decisions in-process (test_defs), the UI page
 (test_ui_page.py).
@@ -11,20 +13,21 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import pytest
 
 from alpha_assets.defs import names
 from alpha_assets.lakehouse.jsonio import read_json, write_json_atomic
+from alpha_assets.lakehouse.parquet import read_table
 from alpha_assets_tests.test_e2e.conftest import (
     LOCATION_NAME,
+    ON_EVERY_SERVER,
     PREPARED_RUN_ID,
     PROFILE,
     REPOSITORY_NAME,
     DagsterDev,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("dagster_dev", ON_EVERY_SERVER, indirect=True)]
 
 BACKFILL_SYMBOLS = ["SIM_BTCUSDT", "SIM_ETHUSDT", "SIM_SOLUSDT"]
 #: One day after the prepared clock: the backfill must append exactly one closed bar per symbol.
@@ -142,7 +145,7 @@ def test_partition_backfill_of_three_symbols_appends_one_bar_to_each(dagster_dev
     new_bars = {e["label"]: e.get("intValue") for e in ohlcv_event["metadataEntries"]}["new_bars"]
     assert new_bars == len(BACKFILL_SYMBOLS), "one new closed daily bar per symbol"
     for symbol_key in BACKFILL_SYMBOLS:
-        bars = pq.read_table(dagster_dev.paths.ohlcv_file(symbol_key), columns=["timestamp"])
+        bars = read_table(dagster_dev.paths.ohlcv_file(symbol_key))
         assert str(pc.max(bars["timestamp"]).as_py().date()) == NEW_LAST_BAR, symbol_key
 
 
