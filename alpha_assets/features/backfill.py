@@ -48,6 +48,7 @@ from alpha_assets.lakehouse.atomic import read_file_bytes
 from alpha_assets.lakehouse.calendars import TradingCalendar, exchange_market
 from alpha_assets.lakehouse.features_store import (
     FeatureRows,
+    StaleAppendError,
     StoredFeatures,
     UpsertResult,
     archive_legacy_features,
@@ -79,6 +80,8 @@ SYMBOLS_PER_BATCH = 64
 #: Rows committed at once at most (held in memory as float64, 8 bytes per feature column per row): one new day of
 #: any universe is one commit, a full backfill a few.
 COMMIT_ROWS = 500_000
+#: Commits of one batch of rows whose appends another writer overtook: planned again on the rows stored then.
+REPLAN_ATTEMPTS = 3
 #: The bar columns the features read, hashed in this order to recognise bars already used.
 _INPUT_COLUMNS = ("timestamp", "high", "low", "close", "volume")
 
@@ -214,7 +217,7 @@ def backfill_features(
         workers = max(1, min(WORKERS_PER_CORE * _available_cores(), len(scope) // MIN_SYMBOLS_PER_WORKER))
     workers = min(workers, max(1, len(scope)))
     results: dict[str, SymbolBackfill] = {}
-    pending = _Pending(paths)
+    pending = _Pending(paths, periods)
     if workers == 1:
         for first in range(0, len(scope), SYMBOLS_PER_BATCH):  # batch by batch: rows are committed as they come
             for outcome in _plan_batch(paths, scope[first : first + SYMBOLS_PER_BATCH], stored, periods):
@@ -271,10 +274,16 @@ def symbol_periods_per_year(paths: LakehousePaths, symbol_keys: Sequence[str]) -
 
 
 class _Pending:
-    """Rows computed by the workers, committed together once they reach ``COMMIT_ROWS`` (and at the end)."""
+    """Rows computed by the workers, committed together once they reach ``COMMIT_ROWS`` (and at the end).
 
-    def __init__(self, paths: LakehousePaths) -> None:
+    Another writer (a concurrent backfill, an ingestion's) may store rows of the same symbols between the plan and
+    the commit: appends planned on the older rows are then planned again on what is stored now, up to
+    ``REPLAN_ATTEMPTS`` times (they usually become ``unchanged``: the other writer stored the same rows).
+    """
+
+    def __init__(self, paths: LakehousePaths, periods: Mapping[str, float]) -> None:
         self._paths = paths
+        self._periods = periods
         self._writes: list[_Write] = []
         self._rows = 0
 
@@ -290,20 +299,40 @@ class _Pending:
     def commit(self, results: dict[str, SymbolBackfill]) -> None:
         """One commit of every pending row; a refused commit fails its symbols (a full disk stops the backfill)."""
         writes, self._writes, self._rows = self._writes, [], 0
-        if not writes:
-            return
-        try:
-            written = write_features(
-                self._paths, [w.rows for w in writes], FEATURE_COLUMNS, dictionary_columns=DISCRETE_COLUMNS
+        for attempt in range(1, REPLAN_ATTEMPTS + 1):
+            if not writes:
+                return
+            try:
+                written = write_features(
+                    self._paths, [w.rows for w in writes], FEATURE_COLUMNS, dictionary_columns=DISCRETE_COLUMNS
+                )
+            except DiskFullError:
+                raise
+            except StaleAppendError as err:
+                if attempt < REPLAN_ATTEMPTS:
+                    writes = self._replan(writes, set(err.symbol_keys), results)
+                    continue
+                results.update((w.rows.symbol_key, _failure(w.rows.symbol_key, err)) for w in writes)
+                return
+            except Exception as err:  # noqa: BLE001 - the report names every symbol of a refused commit
+                results.update((w.rows.symbol_key, _failure(w.rows.symbol_key, err)) for w in writes)
+                return
+            results.update(
+                (w.rows.symbol_key, _written(w.rows.symbol_key, written[w.rows.symbol_key], w.last_date))
+                for w in writes
             )
-        except DiskFullError:
-            raise
-        except Exception as err:  # noqa: BLE001 - the report names every symbol of a refused commit
-            results.update((w.rows.symbol_key, _failure(w.rows.symbol_key, err)) for w in writes)
             return
-        results.update(
-            (w.rows.symbol_key, _written(w.rows.symbol_key, written[w.rows.symbol_key], w.last_date)) for w in writes
-        )
+
+    def _replan(self, writes: list[_Write], stale: set[str], results: dict[str, SymbolBackfill]) -> list[_Write]:
+        """``writes`` with the symbols of ``stale`` planned again on their rows stored now."""
+        keys = [w.rows.symbol_key for w in writes if w.rows.symbol_key in stale]
+        kept = [w for w in writes if w.rows.symbol_key not in stale]
+        for outcome in _plan_batch(self._paths, keys, stored_features(self._paths, keys), self._periods):
+            if isinstance(outcome, SymbolBackfill):
+                results[outcome.symbol_key] = outcome
+            else:
+                kept.append(outcome)
+        return kept
 
 
 @dataclass(frozen=True)

@@ -98,8 +98,13 @@ def _disk_full(err: OSError, path: Path) -> OSError:
 
 def read_file_bytes(path: DataPath) -> bytes:
     """A file's bytes, or a :class:`LakehouseReadError` naming it (missing, a directory, unreadable)."""
+    path = as_data_path(path)
     try:
-        return as_data_path(path).read_bytes()
+        if is_object_store(path):
+            # One GET of the whole object. A file object (``read_bytes``) asks for its size, then reads ranges on
+            # that ETag, and fails when a writer replaced the object in between.
+            return path.fs.cat_file(path.path)
+        return path.read_bytes()
     except FileNotFoundError as err:
         raise LakehouseReadError(str(path), "file does not exist") from err
     except IsADirectoryError as err:

@@ -110,6 +110,21 @@ _PROVENANCE_SCHEMA = pa.schema(
 )
 
 
+class StaleAppendError(ValueError):
+    """Appends that start on or before their symbol's last stored date: planned before another writer stored rows.
+
+    ``symbol_keys`` names every such symbol of the write; a writer that planned them on an older read plans them
+    again on what is stored now (the feature backfill does).
+    """
+
+    def __init__(self, symbol_keys: Sequence[str], first_date: int) -> None:
+        self.symbol_keys = tuple(symbol_keys)
+        super().__init__(
+            f"`dates` must all be after the last stored date of {', '.join(self.symbol_keys)} to append, got "
+            f"{pd.Timestamp(first_date, unit='ms', tz='UTC')}"
+        )
+
+
 @dataclass(frozen=True)
 class UpsertResult:
     """What one symbol's write did.
@@ -257,9 +272,10 @@ def write_features(
 
     Raises
     ------
+    StaleAppendError
+        When appends start on or before their symbol's last stored date (a ``ValueError`` naming them all).
     ValueError
-        When an entry breaks the layout above, a symbol repeats, an append starts on or before the last stored
-        date, or ``feature_columns`` differ from the table's.
+        When an entry breaks the layout above, a symbol repeats, or ``feature_columns`` differ from the table's.
     LakehouseReadError
         When a stored table cannot be read.
     CommitFailedError
@@ -294,6 +310,7 @@ def _write_once(
     stored = stored_features(paths, keys)
     table = _open_table(paths, None, reader=False) or _create_table(paths, names)
     _check_table_columns(paths, table, names)
+    stale: list[FeatureRows] = []
     for entry in rows:
         before = stored.get(entry.symbol_key)
         if entry.append and before is not None and list(before.feature_columns) != names:
@@ -303,10 +320,9 @@ def _write_once(
             )
         if entry.append and entry.dates.size and before is not None and before.last_date is not None:
             if entry.dates[0] <= before.last_date:
-                raise ValueError(
-                    f"`dates` must all be after the last stored date of {entry.symbol_key} to append, got "
-                    f"{pd.Timestamp(int(entry.dates[0]), unit='ms', tz='UTC')}"
-                )
+                stale.append(entry)
+    if stale:
+        raise StaleAppendError([entry.symbol_key for entry in stale], int(stale[0].dates[0]))
     merged = _merge_with_stored(paths, table, [entry for entry in rows if not entry.append], names)
     results: dict[str, UpsertResult] = {}
     stored_rows: list[tuple[str, np.ndarray, np.ndarray]] = []

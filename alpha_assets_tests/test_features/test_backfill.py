@@ -101,6 +101,32 @@ def test_backfill_one_new_day_changes_exactly_one_row_per_symbol(lakehouse, make
     pd.testing.assert_frame_equal(after.iloc[:260], before, check_exact=True)
 
 
+@pytest.mark.parametrize(("other_days", "status"), [(1, SymbolStatus.WRITTEN), (2, SymbolStatus.UNCHANGED)])
+def test_backfill_overtaken_by_another_writers_append_plans_again_and_stores_each_row_once(
+    lakehouse, make_bars, monkeypatch, other_days, status
+):
+    """Planned on 260 stored rows to append two days; another writer stores ``other_days`` before the commit."""
+    bars = make_bars(100, 262)
+    write_ohlcv(lakehouse, KEYS[0], bars.iloc[:260])
+    backfill_features(lakehouse, KEYS[:1], workers=1)
+    planned_on = backfill.stored_features(lakehouse, KEYS[:1])
+    write_ohlcv(lakehouse, KEYS[0], bars.iloc[: 260 + other_days])
+    backfill_features(lakehouse, KEYS[:1], workers=1)  # the other writer commits first
+    write_ohlcv(lakehouse, KEYS[0], bars)
+    reads = []
+
+    def first_read_before_the_other_commit(paths, keys):
+        reads.append(list(keys))
+        return planned_on if len(reads) == 1 else features_store.stored_features(paths, keys)
+
+    monkeypatch.setattr(backfill, "stored_features", first_read_before_the_other_commit)
+    report = backfill_features(lakehouse, KEYS[:1], workers=1)
+    assert report.failed == () and report.symbols[0].status is status
+    assert reads == [KEYS[:1], KEYS[:1]], "planned again once, on the rows stored at the commit"
+    stored = read_features(lakehouse, KEYS[:1])
+    pd.testing.assert_frame_equal(stored, compute_symbol_features(bars, KEYS[0]), check_exact=True)
+
+
 def test_backfill_duplicate_keys_are_done_once(lakehouse):
     report = backfill_features(lakehouse, [KEYS[0], KEYS[0]], workers=1)
     assert len(report.symbols) == 1
