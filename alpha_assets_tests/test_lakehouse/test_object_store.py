@@ -31,7 +31,7 @@ from upath import UPath
 from alpha_assets.alpha.withdrawal import withdraw_downstream
 from alpha_assets.errors import UnsafeKeyError
 from alpha_assets.lakehouse import storage
-from alpha_assets.lakehouse.duckdb_views import load_s3_access, refresh_views
+from alpha_assets.lakehouse.duckdb_views import connect, load_s3_access, refresh_views
 from alpha_assets.lakehouse.jsonio import read_json, write_json_atomic
 from alpha_assets.lakehouse.locks import exclusive_lock
 from alpha_assets.lakehouse.parquet import read_table
@@ -160,6 +160,11 @@ def test_duckdb_views_over_a_bucket_count_the_rows_of_the_local_folder(s3_data_d
         assert f"{s3_data_dir}/lakehouse/*_1d.parquet" in sql
         load_s3_access(connection)
         assert connection.execute("select count(*) from ohlcv").fetchone()[0] == local["ohlcv"]
+    # connect() attaches the object itself, read-only, with the S3 access its views need.
+    with connect(LakehousePaths(s3_data_dir)) as connection:
+        assert connection.execute("select count(*) from ohlcv").fetchone()[0] == local["ohlcv"]
+    with pytest.raises(ValueError, match="lakehouse.duckdb is an object in a bucket: it opens read-only"):
+        connect(LakehousePaths(s3_data_dir), read_only=False)
 
 
 def test_withdrawal_in_a_bucket_moves_every_file_and_loses_none(s3_data_dir):
