@@ -79,8 +79,13 @@ def tracked_changes(root: Path = PROJECT_ROOT) -> set[str] | None:
     return changed
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    """Note the tracked files already changed before any test ran."""
+    """Note the tracked files already changed before any test ran.
+
+    First of every ``pytest_configure``: a folder's conftest (test_reliability's) adds to ``INTENDED_WRITES`` in its
+    own, and pluggy calls the later-registered conftests first otherwise.
+    """
     config.stash[INTENDED_WRITES] = set()
     config.stash[_TRACKED_BEFORE] = tracked_changes()
 
