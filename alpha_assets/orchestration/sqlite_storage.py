@@ -53,6 +53,7 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from dagster import DagsterEventType, EventLogEntry, Field, StringSource
+from dagster._core.events import ASSET_EVENTS
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.event_log import SqliteEventLogStorage
 from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, SqlEventLogStorageTable
@@ -103,6 +104,7 @@ class PooledSqliteEventLogStorage(PlannedCheckRowsSerialisedOnce, SqliteEventLog
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._engines_lock = threading.Lock()
         self._tables: set[str] = set()
+        self._asset_key_columns: set[str] = set()
         self._open = threading.local()  # this thread's connections inside store_event(_batch), by database
         self._held_evaluations: list[EventLogEntry] = []  # guarded by _db_lock
         super().__init__(base_dir, inst_data=inst_data)
@@ -208,11 +210,8 @@ class PooledSqliteEventLogStorage(PlannedCheckRowsSerialisedOnce, SqliteEventLog
         with ExitStack() as transactions:
             index = transactions.enter_context(self._connect(INDEX_SHARD_NAME))
             for run_id in sorted({row["run_id"] for row in rows}):
-                run = transactions.enter_context(self._connect(run_id))
-                run.execute(SqlEventLogStorageTable.insert(), [row for row in rows if row["run_id"] == run_id])
-            # One statement per row (SQLite returns no ids from a bulk insert), compiled once.
-            insert = SqlEventLogStorageTable.insert().returning(SqlEventLogStorageTable.c.id)
-            event_ids = [index.execute(insert, row).scalar_one() for row in rows]
+                transactions.enter_context(self._connect(run_id))
+            event_ids = self._insert_event_rows(index, rows)
             updated = index.execute(
                 _UPDATE_CHECK_EXECUTION,
                 [_check_execution_values(e, row, i) for e, row, i in zip(events, rows, event_ids, strict=True)],
@@ -222,13 +221,52 @@ class PooledSqliteEventLogStorage(PlannedCheckRowsSerialisedOnce, SqliteEventLog
                     self._update_asset_check_evaluation(event, event_id)
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
-        """Store a batch (``DAGSTER_EVENT_BATCH_SIZE``) in one transaction per database, instead of per event."""
+        """Store a batch (``DAGSTER_EVENT_BATCH_SIZE``) in one transaction per database, instead of per event.
+
+        A batch of asset events (Dagster batches a run's planned materialisations and an output's partition
+        materialisations) is written in bulk: the event rows of each run in one statement, the index rows
+        compiled once, the tags in one statement, and the asset's entry updated once per event type instead of
+        once per event (the entry's columns end as Dagster's per-event updates leave them: each takes the value
+        of the last event that sets it, and each event type sets the same columns).
+        """
         with ExitStack() as transactions:
-            transactions.enter_context(self._connect(INDEX_SHARD_NAME))
+            index = transactions.enter_context(self._connect(INDEX_SHARD_NAME))
             for run_id in sorted({e.run_id for e in events}):
                 transactions.enter_context(self._connect(run_id))
-            for e in events:
-                super().store_event(e)
+            if not all(e.is_dagster_event and e.dagster_event_type in ASSET_EVENTS for e in events):
+                for e in events:
+                    super().store_event(e)
+                return
+            rows = [self._event_to_row(event) for event in events]
+            event_ids = self._insert_event_rows(index, rows)
+            self._store_asset_event_tags(index, events, event_ids)
+            last: dict[tuple[str | None, DagsterEventType | None], tuple[EventLogEntry, int]] = {}
+            for event, event_id in zip(events, event_ids, strict=True):
+                asset_key = event.get_dagster_event().asset_key
+                key = (None if asset_key is None else asset_key.to_string(), event.dagster_event_type)
+                last.pop(key, None)  # re-inserted: the dict keeps the order of each key's last event
+                last[key] = (event, event_id)
+            for event, event_id in last.values():
+                self._store_asset_event(index, event, event_id)
+
+    def _insert_event_rows(self, index: Connection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Insert event rows in their runs' databases (one statement per run) and the index; the index ids."""
+        for run_id in sorted({row["run_id"] for row in rows}):
+            with self._connect(run_id) as run:
+                run.execute(SqlEventLogStorageTable.insert(), [row for row in rows if row["run_id"] == run_id])
+        # One statement per row (SQLite returns no ids from a bulk insert), compiled once.
+        insert = SqlEventLogStorageTable.insert().returning(SqlEventLogStorageTable.c.id)
+        return [index.execute(insert, row).scalar_one() for row in rows]
+
+    def _has_asset_key_col_on_connection(self, conn: Connection, column_name: str) -> bool:
+        """Whether the asset key table has ``column_name``; Dagster asks for every asset event.
+
+        Columns are only ever added (by migrations), so a column seen once is remembered.
+        """
+        if column_name not in self._asset_key_columns:
+            if super()._has_asset_key_col_on_connection(conn, column_name):
+                self._asset_key_columns.add(column_name)
+        return column_name in self._asset_key_columns
 
     def has_table(self, table_name: str) -> bool:
         """Whether the index database has ``table_name``; Dagster asks before most writes.

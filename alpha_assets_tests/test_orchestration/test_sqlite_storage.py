@@ -37,6 +37,7 @@ from dagster import (
     asset,
     define_asset_job,
 )
+from dagster._core.events import ASSET_EVENTS
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.event_log import SqliteEventLogStorage
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
@@ -285,11 +286,35 @@ def recorded_run(tmp_path_factory) -> tuple[Path, list]:
             instance.dispose()
 
 
+def _store_as_dagster_hands_them(storage, events: list) -> None:
+    """Store ``events`` in order, each run of consecutive asset events of one type as a batch, as Dagster does
+    with ``DAGSTER_EVENT_BATCH_SIZE`` set (a run's planned materialisations, an output's materialisations)."""
+    batch: list = []
+    for event in [*events, None]:
+        if batch and (event is None or event.dagster_event_type != batch[0].dagster_event_type):
+            if len(batch) > 1:
+                storage.store_event_batch(batch)
+            else:
+                storage.store_event(batch[0])
+            batch = []
+        if event is not None and event.dagster_event_type in ASSET_EVENTS:
+            batch.append(event)
+        elif event is not None:
+            storage.store_event(event)
+
+
 def _rows(storage, run_id: str) -> dict[str, list[tuple]]:
     """The rows a run left in the index and in its own database, with the columns each storage fills the same way."""
     with storage.index_connection() as conn:
         index = conn.exec_driver_sql("SELECT id, event, dagster_event_type, partition FROM event_logs ORDER BY id")
         index_rows = index.fetchall()
+        assets = conn.exec_driver_sql(
+            "SELECT asset_key, last_materialization, last_run_id, last_materialization_timestamp, wipe_timestamp, "
+            "cached_status_data FROM asset_keys ORDER BY asset_key"
+        ).fetchall()
+        tags = conn.exec_driver_sql(
+            "SELECT event_id, asset_key, key, value FROM asset_event_tags ORDER BY id"
+        ).fetchall()
         checks = conn.exec_driver_sql(
             "SELECT asset_key, check_name, partition, run_id, execution_status, evaluation_event, "
             "evaluation_event_timestamp, evaluation_event_storage_id, materialization_event_storage_id "
@@ -297,13 +322,14 @@ def _rows(storage, run_id: str) -> dict[str, list[tuple]]:
         ).fetchall()
     with storage.run_connection(run_id) as conn:
         run_rows = conn.exec_driver_sql("SELECT id, event, step_key FROM event_logs ORDER BY id").fetchall()
-    return {"index": index_rows, "checks": checks, "run": run_rows}
+    return {"index": index_rows, "checks": checks, "run": run_rows, "assets": assets, "tags": tags}
 
 
 def test_pooled_storage_writes_the_rows_dagster_writes_for_a_run_with_per_partition_checks(tmp_path, recorded_run):
-    # The same events (a range run: planned check rows over 60 partitions, 60 evaluations, one failing) stored by
-    # Dagster's storage and by ours, which holds the evaluations and writes them in bulk: identical rows, ids and
-    # order included, in the index, the run's database and the check execution table.
+    # The same events (a range run: 60 planned materialisations, planned check rows over 60 partitions, 60
+    # materialisations, 60 evaluations, one failing) stored by Dagster's storage and by ours, which writes the
+    # batches and the held evaluations in bulk: identical rows, ids and order included, in the index, the run's
+    # database, the check execution table, the asset's entry and its tags.
     home, events = recorded_run
     run_id = events[0].run_id
     assert sum(e.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION for e in events) == len(KEYS)
@@ -312,12 +338,12 @@ def test_pooled_storage_writes_the_rows_dagster_writes_for_a_run_with_per_partit
     for name, storage_class in (("dagster", SqliteEventLogStorage), ("pooled", PooledSqliteEventLogStorage)):
         storage = storage_class(str(tmp_path / name))
         try:
-            for event in events:
-                storage.store_event(event)
+            _store_as_dagster_hands_them(storage, events)
             stored[name] = _rows(storage, run_id)
         finally:
             storage.dispose()
     assert stored["pooled"] == stored["dagster"]
+    assert [row[0] for row in stored["pooled"]["assets"]] == ['["checked_bars"]']
     statuses = {row[2]: row[4] for row in stored["pooled"]["checks"]}
     assert statuses == {key: "FAILED" if key == FAILING_KEY else "SUCCEEDED" for key in KEYS}
     # Each evaluation's row points at its own event in the index.
