@@ -17,6 +17,10 @@ queried, so ``duckdb data/lakehouse.duckdb`` (or any DuckDB client) sees the fil
   closed, then renamed over it with ``os.replace``: a reader that has the old file open keeps its view of it
   (POSIX keeps an open file alive) and the next connection opens the new one. The file is rebuilt by every
   refresh: keep your own tables in another database (``ATTACH``).
+- **Buckets being written.** In a bucket, DuckDB reads an object in several ranged requests and fails a query
+  whose object was replaced between two of them (it never mixes versions). Writers take no pause for readers,
+  so the views' own queries go through :func:`fetch_all`, which runs such a query again; a reader of a bucket
+  being written should do the same.
 - **Delta tables.** The ``features`` view reads the ``features_matrix`` Delta table with ``delta_scan`` (DuckDB's
   ``delta`` extension, installed with the project as the ``duckdb-extension-delta`` wheel: DuckDB never downloads
   it). A session that queries the view loads it first: :func:`connect` does, or
@@ -32,6 +36,7 @@ import re
 import shutil
 import string
 import tempfile
+import time
 import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -56,6 +61,12 @@ from alpha_assets.lakehouse.storage import DataPath, is_object_store, make_folde
 # with the sentinel replaced by ``*``, so the patterns follow any change of layout in ``paths.py``.
 _SYMBOL_SENTINEL = "GLOBSENTINEL_KEY"
 _RUN_SENTINEL = "GLOBSENTINEL-RUN"
+#: How many times :func:`fetch_all` runs a query whose objects keep being replaced while DuckDB reads them.
+CHANGED_OBJECT_ATTEMPTS = 8
+# Seconds before re-run ``k`` (1-based) is ``k`` times this: a writer replaces an object with one PUT.
+_CHANGED_OBJECT_WAIT_S = 0.05
+# Where DuckDB's messages for a changed object name it (an ETag that changed, a 416 for a range past the end).
+_CHANGED_OBJECT_NAME = re.compile(r"""(?:reading file "|GET error on ')([^"']+)""")
 # The ``key`` of a Delta table source (its views name no file).
 _DELTA_KEY = "<delta>"
 # A data folder whose path holds a glob metacharacter cannot be globbed literally: list its files instead.
@@ -230,7 +241,7 @@ def load_s3_access(connection: duckdb.DuckDBPyConnection) -> None:
         # An S3-compatible server: its host and port, path-style URLs, TLS as its URL says.
         clauses += [f"ENDPOINT {_quote(endpoint.netloc)}", "URL_STYLE 'path'", f"USE_SSL {endpoint.scheme == 'https'}"]
     try:
-        connection.execute(f"CREATE OR REPLACE TEMPORARY SECRET alpha_assets_s3 (TYPE s3, {', '.join(clauses)})")
+        connection.execute(f"CREATE OR REPLACE TEMPORARY SECRET alpha_assets_s3 ({', '.join(['TYPE s3', *clauses])})")
     except duckdb.Error as err:
         # DuckDB may quote the statement back, and the statement holds the secret: name the error class only.
         raise UnusableEnvironmentError(
@@ -241,6 +252,68 @@ def load_s3_access(connection: duckdb.DuckDBPyConnection) -> None:
 def load_delta_extension(connection: duckdb.DuckDBPyConnection) -> None:
     """Load DuckDB's ``delta`` extension from the installed wheel (DuckDB would otherwise try to download it)."""
     connection.execute(f"LOAD {_quote(delta_extension_path().as_posix())}")
+
+
+def _object_changed(err: Exception) -> bool:
+    """Whether ``err`` is DuckDB refusing to combine two versions of an object that was replaced mid-read."""
+    # DuckDB 1.5.5's Python binding decodes the HTTP response body into the exception's text: for a binary object
+    # (parquet) that raises UnicodeDecodeError, which no other failure of a query raises (DuckDB strings are UTF-8).
+    # A 416 answers a range computed from a length the object no longer has (it shrank).
+    if isinstance(err, UnicodeDecodeError):
+        return True
+    return isinstance(err, duckdb.HTTPException) and (err.status_code == 416 or "ETag" in str(err))
+
+
+def fetch_all(
+    connection: duckdb.DuckDBPyConnection, sql: str, *, attempts: int = CHANGED_OBJECT_ATTEMPTS
+) -> list[tuple]:
+    """The rows of ``sql``, run again when an object in a bucket was replaced while DuckDB read it.
+
+    DuckDB reads an object with several ranged GETs and fails the query when one returns another ETag than the
+    first (the object was replaced in between: ``duckdb.HTTPException`` "ETag ... has changed", or
+    ``UnicodeDecodeError`` for a binary object, see ``_object_changed``). Writers replace the lakehouse's
+    objects whole while readers take no lock, so a query over a bucket being written can meet this; as DuckDB
+    advises for parquet sources, the whole query runs again and sees each object whole. Local files are renamed
+    into place, never changed under an open handle, so this never happens to them.
+
+    Parameters
+    ----------
+    connection : duckdb.DuckDBPyConnection
+        A connection, with :func:`load_s3_access` done for ``s3://`` sources.
+    sql : str
+        One statement; it runs up to ``attempts`` times, so it must be safe to repeat (a query, or
+        ``CREATE OR REPLACE``).
+    attempts : int
+        Runs at most, waiting 0.05 s, 0.10 s, ... between them.
+
+    Returns
+    -------
+    list of tuple
+        The statement's rows (empty for one that returns none).
+
+    Raises
+    ------
+    LakehouseReadError
+        When the objects changed during each of the ``attempts`` runs (the message names the last object
+        DuckDB named, when it named one).
+    duckdb.Error
+        Any other failure of the statement, as DuckDB raised it.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return connection.execute(sql).fetchall()
+        except (duckdb.Error, UnicodeDecodeError) as err:
+            if not _object_changed(err):
+                raise
+            if attempt == attempts:
+                changed = _CHANGED_OBJECT_NAME.search(str(err)) if isinstance(err, duckdb.Error) else None
+                raise LakehouseReadError(
+                    changed.group(1) if changed else "objects of the query",
+                    f"replaced by a writer during each of {attempts} reads in a row (DuckDB reads an object in "
+                    "several ranged requests and refuses to mix two versions); read again when the writer is done",
+                ) from err
+            time.sleep(_CHANGED_OBJECT_WAIT_S * attempt)
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def connect(paths: LakehousePaths, *, read_only: bool = True) -> duckdb.DuckDBPyConnection:
@@ -464,8 +537,9 @@ def _create_empty_view(connection: duckdb.DuckDBPyConnection, name: str, body: s
 
 def _create_view(connection: duckdb.DuckDBPyConnection, name: str, body: str, source: _Source) -> int:
     """Create (or replace, on a second attempt) view ``name`` over ``source``; return its row count."""
-    connection.execute(f"CREATE OR REPLACE VIEW {name} AS {string.Template(body).substitute(source)}")
-    return int(connection.execute(f"SELECT count(*) FROM {name}").fetchone()[0])
+    fetch_all(connection, f"CREATE OR REPLACE VIEW {name} AS {string.Template(body).substitute(source)}")
+    [(count,)] = fetch_all(connection, f"SELECT count(*) FROM {name}")
+    return int(count)
 
 
 def refresh_views(
