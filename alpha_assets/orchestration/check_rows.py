@@ -1,24 +1,87 @@
-"""The planned rows of an asset check over many partitions, as Dagster's SQL event logs write them, serialised once.
+"""Asset check rows as Dagster's SQL event logs write them, in fewer statements: planned rows and evaluations.
 
-When a run is created, Dagster's ``SqlEventLogStorage`` stores each check's planned event and one row per planned
-partition in ``asset_check_executions``, each row holding the serialised planned event, and it serialises the
-event again for every row: the planned event carries the run's partition subset, so a range run over 505 symbol
-partitions serialised six 505-key events 505 times each (most of the ingest run's creation, bench/README.md).
-The mixin writes the same rows with the event serialised once, in one bulk insert. It overrides Dagster's
-private ``_store_asset_check_evaluation_planned``, so the Dagster pin moves with it
+**Planned rows.** When a run is created, Dagster's ``SqlEventLogStorage`` stores each check's planned event and one
+row per planned partition in ``asset_check_executions``, each row holding the serialised planned event, and it
+serialises the event again for every row: the planned event carries the run's partition subset, so a range run over
+505 symbol partitions serialised six 505-key events 505 times each (most of the ingest run's creation,
+bench/README.md). The mixin writes the same rows with the event serialised once, in one bulk insert. It overrides
+Dagster's private ``_store_asset_check_evaluation_planned``, so the Dagster pin moves with it
 (``alpha_assets_tests/test_orchestration`` compares the rows with those Dagster's own storages write).
+
+**Evaluations.** A run's evaluation of one partition of a check updates the planned row of that partition;
+``UPDATE_CHECK_EXECUTION`` with :func:`check_execution_values` writes the values Dagster's own update writes, for
+many evaluations in one executemany (the project's SQLite and Postgres event logs, which hold a step's per-partition
+evaluations and write them together).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from dagster import EventLogEntry
+from dagster import DagsterEventType, EventLogEntry
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
 from dagster._serdes import serialize_value
+from sqlalchemy import and_, bindparam
 
-__all__ = ["PlannedCheckRowsSerialisedOnce"]
+__all__ = [
+    "CHECK_EVALUATION_BUFFER",
+    "UPDATE_CHECK_EXECUTION",
+    "PlannedCheckRowsSerialisedOnce",
+    "check_execution_values",
+    "is_partition_check_evaluation",
+]
+
+#: Per-partition check evaluations a storage holds before it writes them even if nothing else comes first.
+CHECK_EVALUATION_BUFFER = 1000
+#: One planned check execution row per partition becomes the evaluation's row (the unique index on
+#: asset key, check name, run id and partition lets each evaluation match at most one row).
+UPDATE_CHECK_EXECUTION = (
+    AssetCheckExecutionsTable.update()
+    .where(
+        and_(
+            AssetCheckExecutionsTable.c.asset_key == bindparam("b_asset_key"),
+            AssetCheckExecutionsTable.c.check_name == bindparam("b_check_name"),
+            AssetCheckExecutionsTable.c.run_id == bindparam("b_run_id"),
+            AssetCheckExecutionsTable.c.partition == bindparam("b_partition"),
+        )
+    )
+    .values(
+        execution_status=bindparam("b_execution_status"),
+        evaluation_event=bindparam("b_evaluation_event"),
+        evaluation_event_timestamp=bindparam("b_evaluation_event_timestamp"),
+        evaluation_event_storage_id=bindparam("b_evaluation_event_storage_id"),
+        materialization_event_storage_id=bindparam("b_materialization_event_storage_id"),
+    )
+)
+
+
+def is_partition_check_evaluation(event: EventLogEntry) -> bool:
+    """Whether ``event`` is a run's evaluation of one partition of a check (what the storages write in bulk)."""
+    return (
+        bool(event.run_id)
+        and event.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION
+        and event.get_dagster_event().asset_check_evaluation_data.partition is not None
+    )
+
+
+def check_execution_values(event: EventLogEntry, row: Mapping[str, Any], event_id: int) -> dict[str, Any]:
+    """``UPDATE_CHECK_EXECUTION``'s parameters for one evaluation and its event ``row``: what Dagster writes."""
+    evaluation = event.get_dagster_event().asset_check_evaluation_data
+    target = evaluation.target_materialization_data
+    status = AssetCheckExecutionRecordStatus.SUCCEEDED if evaluation.passed else AssetCheckExecutionRecordStatus.FAILED
+    return {
+        "b_asset_key": evaluation.asset_key.to_string(),
+        "b_check_name": evaluation.check_name,
+        "b_run_id": event.run_id,
+        "b_partition": evaluation.partition,
+        "b_execution_status": status.value,
+        "b_evaluation_event": row["event"],
+        "b_evaluation_event_timestamp": row["timestamp"],
+        "b_evaluation_event_storage_id": event_id,
+        "b_materialization_event_storage_id": None if target is None else target.storage_id,
+    }
 
 
 class PlannedCheckRowsSerialisedOnce:

@@ -8,8 +8,16 @@ run's time (``bench/bench_instance.py``, bench/README.md). Dagster already has t
 ``optimize_for_webserver`` swaps each storage's engine for a pooled one (one connection kept, recycled hourly,
 a small overflow). This class applies it in every process that loads the instance: webserver, daemon, run
 workers, step processes. Its event log also writes a check's planned rows over many partitions with the planned
-event serialised once (``check_rows.py``; dagster-postgres serialises it again for each partition). Schema,
-migrations, queries and durability stay dagster-postgres' own.
+event serialised once (``check_rows.py``; dagster-postgres serialises it again for each partition), and writes a
+step's per-partition check evaluations in bulk: dagster-postgres stores each on its own (the event row and a
+NOTIFY in one transaction, the check execution row's update in another, the event serialised twice), which was
+more than half of the 505-symbol ingest run (six ohlcv checks x 505 symbols, bench/README.md). The event log holds
+the evaluations it is handed and writes them in one transaction (the event rows in one multi-row insert, the
+updates in one executemany) before it touches the database for anything else in this process (the step always
+logs another event after its evaluations) and at ``CHECK_EVALUATION_BUFFER`` evaluations. No NOTIFY is sent for
+them: dagster-postgres keeps NOTIFY only for older versions' watchers, and every process runs the pinned version.
+A process killed while holding evaluations loses them all (never a part), as it loses the step's end events.
+Schema, migrations, queries and durability stay dagster-postgres' own.
 
 Each process then holds up to one connection per storage (three) plus overflow while it lives; size the
 server's ``max_connections`` for the processes that run at once, or put PgBouncer in front (docs/deploy.md).
@@ -30,14 +38,27 @@ server, checks the connections are reused and compares its check rows with dagst
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from dagster import EventLogEntry
 from dagster._core.storage.config import PostgresStorageConfig
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, SqlEventLogStorageTable
 from dagster._serdes import ConfigurableClassData
 from dagster_postgres import DagsterPostgresStorage, PostgresEventLogStorage
 from dagster_postgres.utils import get_token_provider_from_config, pg_url_from_config
+from sqlalchemy.engine import Connection
 
-from alpha_assets.orchestration.check_rows import PlannedCheckRowsSerialisedOnce
+from alpha_assets.orchestration.check_rows import (
+    CHECK_EVALUATION_BUFFER,
+    UPDATE_CHECK_EXECUTION,
+    PlannedCheckRowsSerialisedOnce,
+    check_execution_values,
+    is_partition_check_evaluation,
+)
 
-__all__ = ["PooledPostgresStorage", "PostgresEventLogWithPlannedRowsOnce"]
+__all__ = ["PooledPostgresStorage", "PostgresEventLogWithCheckRowsInBulk"]
 
 #: Seconds a connection is reused before it is replaced (Dagster's webserver default).
 POOL_RECYCLE_S = 3600
@@ -47,8 +68,88 @@ POOL_MAX_OVERFLOW = 4
 NO_STATEMENT_TIMEOUT = 0
 
 
-class PostgresEventLogWithPlannedRowsOnce(PlannedCheckRowsSerialisedOnce, PostgresEventLogStorage):
-    """dagster-postgres' event log, writing the planned rows of a check with one serialisation of the event."""
+class PostgresEventLogWithCheckRowsInBulk(PlannedCheckRowsSerialisedOnce, PostgresEventLogStorage):
+    """dagster-postgres' event log: a check's planned rows serialised once, per-partition evaluations in bulk."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self._held_evaluations: list[EventLogEntry] = []  # guarded by _held_lock
+        self._held_lock = threading.RLock()
+        self._writing = threading.local()  # this thread's connection while it writes held evaluations
+        super().__init__(*args, **kwargs)
+
+    @contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        """dagster-postgres' connection, after the held evaluations are written (inside their write: its own)."""
+        connection = getattr(self._writing, "connection", None)
+        if connection is not None:
+            yield connection
+            return
+        if self._held_evaluations:
+            with self._held_lock:
+                self._write_held_evaluations()
+        with super()._connect() as connection:
+            yield connection
+
+    def store_event(self, event: EventLogEntry) -> None:
+        """Store ``event`` as dagster-postgres does, except a run's evaluation of a check partition: held."""
+        if is_partition_check_evaluation(event):
+            with self._held_lock:
+                self._held_evaluations.append(event)
+                if len(self._held_evaluations) >= CHECK_EVALUATION_BUFFER:
+                    self._write_held_evaluations()
+            return
+        super().store_event(event)
+
+    def _write_held_evaluations(self) -> None:
+        """Write the held evaluations in one transaction: event rows, then their check execution rows.
+
+        Should a planned row be missing (Dagster's own storage tolerates it), dagster-postgres' per-evaluation
+        update-or-insert runs for that evaluation, in the same transaction. On failure nothing is committed and
+        the evaluations are held again, ahead of any held since.
+        """
+        events, self._held_evaluations = self._held_evaluations, []
+        if not events:
+            return
+        try:
+            with super()._connect() as connection, connection.begin():
+                self._writing.connection = connection
+                try:
+                    self._write_check_evaluations(connection, events)
+                finally:
+                    del self._writing.connection
+        except BaseException:
+            self._held_evaluations[:0] = events
+            raise
+
+    def _write_check_evaluations(self, connection: Connection, events: Sequence[EventLogEntry]) -> None:
+        rows = [self._event_to_row(event) for event in events]
+        # Postgres returns a multi-row insert's ids in the order of its rows (dagster-postgres' batches rely on it).
+        event_ids = (
+            connection.execute(SqlEventLogStorageTable.insert().values(rows).returning(SqlEventLogStorageTable.c.id))
+            .scalars()
+            .all()
+        )
+        connection.execute(
+            UPDATE_CHECK_EXECUTION,
+            [check_execution_values(e, row, i) for e, row, i in zip(events, rows, event_ids, strict=True)],
+        )
+        # psycopg2 reports no reliable row count for an executemany: look the evaluations up instead.
+        written = set(
+            connection.execute(
+                AssetCheckExecutionsTable.select()
+                .with_only_columns(AssetCheckExecutionsTable.c.evaluation_event_storage_id)
+                .where(AssetCheckExecutionsTable.c.evaluation_event_storage_id.in_(event_ids))
+            ).scalars()
+        )
+        for event, event_id in zip(events, event_ids, strict=True):
+            if event_id not in written:
+                self._update_asset_check_evaluation(event, event_id)
+
+    def dispose(self) -> None:
+        """Write the held evaluations, then close the engine."""
+        with self._held_lock:
+            self._write_held_evaluations()
+        super().dispose()
 
 
 class PooledPostgresStorage(DagsterPostgresStorage):
@@ -62,9 +163,9 @@ class PooledPostgresStorage(DagsterPostgresStorage):
         token_provider=None,
     ) -> None:
         super().__init__(postgres_url, should_autocreate_tables, inst_data=inst_data, token_provider=token_provider)
-        # dagster-postgres builds its own event log class; this one differs only in the planned rows' writes.
+        # dagster-postgres builds its own event log class; this one differs only in how it writes check rows.
         self._event_log_storage.dispose()
-        self._event_log_storage = PostgresEventLogWithPlannedRowsOnce(
+        self._event_log_storage = PostgresEventLogWithCheckRowsInBulk(
             postgres_url, should_autocreate_tables, token_provider=token_provider
         )
         for storage in (self.run_storage, self.event_log_storage, self.schedule_storage):

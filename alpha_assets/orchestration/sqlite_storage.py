@@ -54,17 +54,21 @@ from typing import Any
 
 from dagster import DagsterEventType, EventLogEntry, Field, StringSource
 from dagster._core.events import ASSET_EVENTS
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.event_log import SqliteEventLogStorage
-from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, SqlEventLogStorageTable
+from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME
 from dagster._core.storage.sql import create_engine
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
-from sqlalchemy import and_, bindparam
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.event import listen
 
-from alpha_assets.orchestration.check_rows import PlannedCheckRowsSerialisedOnce
+from alpha_assets.orchestration.check_rows import (
+    CHECK_EVALUATION_BUFFER,
+    UPDATE_CHECK_EXECUTION,
+    PlannedCheckRowsSerialisedOnce,
+    check_execution_values,
+    is_partition_check_evaluation,
+)
 
 __all__ = ["PooledSqliteEventLogStorage"]
 
@@ -72,29 +76,6 @@ __all__ = ["PooledSqliteEventLogStorage"]
 OPEN_RUN_SHARDS = 4
 #: Events Dagster buffers before handing them to ``store_event_batch`` (as deploy/dagster.yaml's environment).
 EVENT_BATCH_SIZE = "1000"
-#: Per-partition check evaluations held before they are written even if nothing else comes first.
-CHECK_EVALUATION_BUFFER = 1000
-
-#: One planned check execution row per partition becomes the evaluation's row (the unique index on
-#: asset key, check name, run id and partition lets each evaluation match at most one row).
-_UPDATE_CHECK_EXECUTION = (
-    AssetCheckExecutionsTable.update()
-    .where(
-        and_(
-            AssetCheckExecutionsTable.c.asset_key == bindparam("b_asset_key"),
-            AssetCheckExecutionsTable.c.check_name == bindparam("b_check_name"),
-            AssetCheckExecutionsTable.c.run_id == bindparam("b_run_id"),
-            AssetCheckExecutionsTable.c.partition == bindparam("b_partition"),
-        )
-    )
-    .values(
-        execution_status=bindparam("b_execution_status"),
-        evaluation_event=bindparam("b_evaluation_event"),
-        evaluation_event_timestamp=bindparam("b_evaluation_event_timestamp"),
-        evaluation_event_storage_id=bindparam("b_evaluation_event_storage_id"),
-        materialization_event_storage_id=bindparam("b_materialization_event_storage_id"),
-    )
-)
 
 
 class PooledSqliteEventLogStorage(PlannedCheckRowsSerialisedOnce, SqliteEventLogStorage):
@@ -180,7 +161,7 @@ class PooledSqliteEventLogStorage(PlannedCheckRowsSerialisedOnce, SqliteEventLog
         A run's evaluation of a partitioned check is held and written with the evaluations that follow it, before
         this storage writes or reads anything else.
         """
-        if _is_partition_check_evaluation(event):
+        if is_partition_check_evaluation(event):
             with self._db_lock:
                 self._held_evaluations.append(event)
                 if len(self._held_evaluations) >= CHECK_EVALUATION_BUFFER:
@@ -213,8 +194,8 @@ class PooledSqliteEventLogStorage(PlannedCheckRowsSerialisedOnce, SqliteEventLog
                 transactions.enter_context(self._connect(run_id))
             event_ids = self._insert_event_rows(index, rows)
             updated = index.execute(
-                _UPDATE_CHECK_EXECUTION,
-                [_check_execution_values(e, row, i) for e, row, i in zip(events, rows, event_ids, strict=True)],
+                UPDATE_CHECK_EXECUTION,
+                [check_execution_values(e, row, i) for e, row, i in zip(events, rows, event_ids, strict=True)],
             ).rowcount
             if updated != len(events):
                 for event, event_id in zip(events, event_ids, strict=True):
@@ -289,33 +270,6 @@ class PooledSqliteEventLogStorage(PlannedCheckRowsSerialisedOnce, SqliteEventLog
         with self._engines_lock:
             while self._engines:
                 self._engines.popitem()[1].dispose()
-
-
-def _is_partition_check_evaluation(event: EventLogEntry) -> bool:
-    """Whether ``event`` is a run's evaluation of one partition of a check (what the storage writes in bulk)."""
-    return (
-        bool(event.run_id)
-        and event.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION
-        and event.get_dagster_event().asset_check_evaluation_data.partition is not None
-    )
-
-
-def _check_execution_values(event: EventLogEntry, row: Mapping[str, Any], event_id: int) -> dict[str, Any]:
-    """``_UPDATE_CHECK_EXECUTION``'s parameters for one evaluation: the values Dagster's own update writes."""
-    evaluation = event.get_dagster_event().asset_check_evaluation_data
-    target = evaluation.target_materialization_data
-    status = AssetCheckExecutionRecordStatus.SUCCEEDED if evaluation.passed else AssetCheckExecutionRecordStatus.FAILED
-    return {
-        "b_asset_key": evaluation.asset_key.to_string(),
-        "b_check_name": evaluation.check_name,
-        "b_run_id": event.run_id,
-        "b_partition": evaluation.partition,
-        "b_execution_status": status.value,
-        "b_evaluation_event": row["event"],
-        "b_evaluation_event_timestamp": row["timestamp"],
-        "b_evaluation_event_storage_id": event_id,
-        "b_materialization_event_storage_id": None if target is None else target.storage_id,
-    }
 
 
 def _write_ahead_log(dbapi_connection: Any, _record: Any) -> None:

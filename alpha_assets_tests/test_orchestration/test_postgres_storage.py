@@ -15,16 +15,18 @@ import psycopg2
 import pytest
 import sqlalchemy
 from dagster import AssetKey, DagsterEventType, DagsterInstance
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster_postgres import PostgresEventLogStorage
 from sqlalchemy.pool import NullPool, QueuePool
 
 from alpha_assets.orchestration.postgres_storage import (
     POOL_MAX_OVERFLOW,
     PooledPostgresStorage,
-    PostgresEventLogWithPlannedRowsOnce,
+    PostgresEventLogWithCheckRowsInBulk,
 )
 from alpha_assets_tests.postgres_server import DEPLOY_DAGSTER_YAML, DEPLOY_ENV, PostgresServer, storage_yaml
 from alpha_assets_tests.test_orchestration.test_sqlite_storage import (  # noqa: F401 (recorded_run: a fixture)
+    BARS_COMPLETE,
     FAILING_KEY,
     KEYS,
     _backfill,
@@ -78,7 +80,7 @@ def test_deployment_instance_records_a_backfill_on_a_few_pooled_connections(
         monkeypatch.setenv(name, value)
     instance = _instance(tmp_path, monkeypatch, postgres_server, "deploy_yaml", DEPLOY_DAGSTER_YAML.read_text())
     try:
-        assert isinstance(instance.event_log_storage, PostgresEventLogWithPlannedRowsOnce)
+        assert isinstance(instance.event_log_storage, PostgresEventLogWithCheckRowsInBulk)
         engines = [s._engine for s in (instance.run_storage, instance.event_log_storage, instance.schedule_storage)]
         assert all(isinstance(engine.pool, QueuePool) for engine in engines)
         before = len(connects)
@@ -106,25 +108,70 @@ def test_dagster_postgres_own_storage_connects_for_every_statement(postgres_serv
         instance.dispose()
 
 
-def test_event_log_writes_the_check_rows_dagster_postgres_writes(postgres_server, recorded_run):  # noqa: F811
+def _postgres_rows(storage) -> dict[str, list[tuple]]:
+    with storage.index_connection() as conn:
+        return {
+            "events": conn.exec_driver_sql(
+                "SELECT id, run_id, event, dagster_event_type, partition FROM event_logs ORDER BY id"
+            ).fetchall(),
+            "checks": conn.exec_driver_sql(
+                "SELECT asset_key, check_name, partition, run_id, execution_status, evaluation_event, "
+                "evaluation_event_timestamp, evaluation_event_storage_id, materialization_event_storage_id "
+                "FROM asset_check_executions ORDER BY asset_key, check_name, partition"
+            ).fetchall(),
+        }
+
+
+def test_event_log_writes_the_rows_dagster_postgres_writes(postgres_server, recorded_run):  # noqa: F811
     # The events of a range run with a check planned over 60 partitions (one evaluation each, one failing),
-    # stored by dagster-postgres' event log and by ours, which serialises the planned event once: same rows.
+    # stored by dagster-postgres' event log and by ours, which serialises the planned event once and holds the
+    # evaluations to write them in bulk: same event rows (ids and order included) and check rows.
     _home, events = recorded_run
-    rows = {}
-    for storage_class in (PostgresEventLogStorage, PostgresEventLogWithPlannedRowsOnce):
+    rows, held = {}, 0
+    for storage_class in (PostgresEventLogStorage, PostgresEventLogWithCheckRowsInBulk):
         storage = storage_class(postgres_server.url(postgres_server.create_database(storage_class.__name__.lower())))
         try:
             for event in events:
                 storage.store_event(event)
-            with storage.index_connection() as conn:
-                rows[storage_class] = conn.exec_driver_sql(
-                    "SELECT asset_key, check_name, partition, run_id, execution_status, evaluation_event, "
-                    "evaluation_event_timestamp, evaluation_event_storage_id, materialization_event_storage_id "
-                    "FROM asset_check_executions ORDER BY asset_key, check_name, partition"
-                ).fetchall()
+                held = max(held, len(getattr(storage, "_held_evaluations", [])))
+            rows[storage_class] = _postgres_rows(storage)
         finally:
             storage.dispose()
-    assert rows[PostgresEventLogWithPlannedRowsOnce] == rows[PostgresEventLogStorage]
-    assert {row[2]: row[4] for row in rows[PostgresEventLogStorage]} == {
+    assert held == len(KEYS)  # every evaluation was held, then written together before the step's next event
+    assert rows[PostgresEventLogWithCheckRowsInBulk] == rows[PostgresEventLogStorage]
+    assert {row[2]: row[4] for row in rows[PostgresEventLogStorage]["checks"]} == {
         key: "FAILED" if key == FAILING_KEY else "SUCCEEDED" for key in KEYS
     }
+
+
+def test_held_evaluations_are_read_back_in_this_process_and_held_again_when_their_write_fails(
+    postgres_server,
+    recorded_run,  # noqa: F811
+    monkeypatch,
+):
+    _home, events = recorded_run
+    first = next(i for i, e in enumerate(events) if e.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION)
+    storage = PostgresEventLogWithCheckRowsInBulk(postgres_server.url(postgres_server.create_database("held")))
+    try:
+        for event in events[: first + 3]:
+            storage.store_event(event)
+        assert storage._held_evaluations == events[first : first + 3]
+        real_write = storage._write_check_evaluations
+        monkeypatch.setattr(
+            storage, "_write_check_evaluations", lambda _c, _e: (_ for _ in ()).throw(OSError("network"))
+        )
+        with pytest.raises(OSError, match="network"):  # a read writes them first
+            storage.get_records_for_run(events[0].run_id)
+        assert storage._held_evaluations == events[first : first + 3]  # nothing half-written, all held again
+        monkeypatch.setattr(storage, "_write_check_evaluations", real_write)
+        stored = [r.event_log_entry for r in storage.get_records_for_run(events[0].run_id).records]
+        assert stored == events[: first + 3] and storage._held_evaluations == []
+        statuses = {
+            info.partition_key: info.latest_execution_status
+            for info in storage.get_asset_check_partition_info([BARS_COMPLETE])
+        }
+        assert [statuses[e.get_dagster_event().asset_check_evaluation_data.partition] for e in stored[first:]] == [
+            AssetCheckExecutionRecordStatus.SUCCEEDED
+        ] * 3
+    finally:
+        storage.dispose()
