@@ -28,6 +28,7 @@ from sqlalchemy import and_, bindparam
 __all__ = [
     "CHECK_EVALUATION_BUFFER",
     "UPDATE_CHECK_EXECUTION",
+    "HeldCheckEvaluations",
     "PlannedCheckRowsSerialisedOnce",
     "check_execution_values",
     "is_partition_check_evaluation",
@@ -105,3 +106,25 @@ class PlannedCheckRowsSerialisedOnce:
         }
         with self.index_connection() as conn:
             conn.execute(AssetCheckExecutionsTable.insert(), [{**common, "partition": key} for key in partition_keys])
+
+
+class HeldCheckEvaluations:
+    """Mixin: a storage that holds a run's per-partition check evaluations and writes them in bulk.
+
+    The storage defines ``_held_evaluations`` (a list), ``_held_lock`` (a re-entrant lock guarding it, the one
+    its writes take) and ``_write_held_evaluations`` (writes and empties the list), and writes the held
+    evaluations before anything else it writes or reads.
+    """
+
+    _held_evaluations: list[EventLogEntry]
+    _held_lock: Any
+
+    def _hold(self, event: EventLogEntry) -> bool:
+        """Hold ``event`` if it is a run's evaluation of a check partition (all are written at the buffer's size)."""
+        if not is_partition_check_evaluation(event):
+            return False
+        with self._held_lock:
+            self._held_evaluations.append(event)
+            if len(self._held_evaluations) >= CHECK_EVALUATION_BUFFER:
+                self._write_held_evaluations()
+        return True

@@ -51,11 +51,10 @@ from dagster_postgres.utils import get_token_provider_from_config, pg_url_from_c
 from sqlalchemy.engine import Connection
 
 from alpha_assets.orchestration.check_rows import (
-    CHECK_EVALUATION_BUFFER,
     UPDATE_CHECK_EXECUTION,
+    HeldCheckEvaluations,
     PlannedCheckRowsSerialisedOnce,
     check_execution_values,
-    is_partition_check_evaluation,
 )
 
 __all__ = ["PooledPostgresStorage", "PostgresEventLogWithCheckRowsInBulk"]
@@ -68,7 +67,9 @@ POOL_MAX_OVERFLOW = 4
 NO_STATEMENT_TIMEOUT = 0
 
 
-class PostgresEventLogWithCheckRowsInBulk(PlannedCheckRowsSerialisedOnce, PostgresEventLogStorage):
+class PostgresEventLogWithCheckRowsInBulk(
+    HeldCheckEvaluations, PlannedCheckRowsSerialisedOnce, PostgresEventLogStorage
+):
     """dagster-postgres' event log: a check's planned rows serialised once, per-partition evaluations in bulk."""
 
     def __init__(self, *args, **kwargs) -> None:
@@ -92,13 +93,8 @@ class PostgresEventLogWithCheckRowsInBulk(PlannedCheckRowsSerialisedOnce, Postgr
 
     def store_event(self, event: EventLogEntry) -> None:
         """Store ``event`` as dagster-postgres does, except a run's evaluation of a check partition: held."""
-        if is_partition_check_evaluation(event):
-            with self._held_lock:
-                self._held_evaluations.append(event)
-                if len(self._held_evaluations) >= CHECK_EVALUATION_BUFFER:
-                    self._write_held_evaluations()
-            return
-        super().store_event(event)
+        if not self._hold(event):
+            super().store_event(event)
 
     def _write_held_evaluations(self) -> None:
         """Write the held evaluations in one transaction: event rows, then their check execution rows.

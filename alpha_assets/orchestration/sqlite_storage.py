@@ -63,11 +63,10 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.event import listen
 
 from alpha_assets.orchestration.check_rows import (
-    CHECK_EVALUATION_BUFFER,
     UPDATE_CHECK_EXECUTION,
+    HeldCheckEvaluations,
     PlannedCheckRowsSerialisedOnce,
     check_execution_values,
-    is_partition_check_evaluation,
 )
 
 __all__ = ["PooledSqliteEventLogStorage"]
@@ -78,7 +77,7 @@ OPEN_RUN_SHARDS = 4
 EVENT_BATCH_SIZE = "1000"
 
 
-class PooledSqliteEventLogStorage(PlannedCheckRowsSerialisedOnce, SqliteEventLogStorage):
+class PooledSqliteEventLogStorage(HeldCheckEvaluations, PlannedCheckRowsSerialisedOnce, SqliteEventLogStorage):
     """``SqliteEventLogStorage`` with long-lived engines, a transaction per event or batch, and WAL commits."""
 
     def __init__(self, base_dir: str, inst_data=None) -> None:
@@ -91,6 +90,7 @@ class PooledSqliteEventLogStorage(PlannedCheckRowsSerialisedOnce, SqliteEventLog
         super().__init__(base_dir, inst_data=inst_data)
         # Re-entrant, so that the statements of one event (or one batch) share a transaction per database.
         self._db_lock = threading.RLock()
+        self._held_lock = self._db_lock  # held evaluations are written inside _connect, under the same lock
         os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)
 
     @classmethod
@@ -161,11 +161,7 @@ class PooledSqliteEventLogStorage(PlannedCheckRowsSerialisedOnce, SqliteEventLog
         A run's evaluation of a partitioned check is held and written with the evaluations that follow it, before
         this storage writes or reads anything else.
         """
-        if is_partition_check_evaluation(event):
-            with self._db_lock:
-                self._held_evaluations.append(event)
-                if len(self._held_evaluations) >= CHECK_EVALUATION_BUFFER:
-                    self._write_held_evaluations()
+        if self._hold(event):
             return
         with self._connect(INDEX_SHARD_NAME):
             super().store_event(event)
