@@ -4,11 +4,16 @@ A single-run backfill over many symbol partitions is recorded completely (every 
 the check evaluated) through a handful of pooled connections, with Dagster's event batching on; dagster-postgres'
 own storage, on the same server, opens a connection for every statement (why it was slower than SQLite here,
 bench/README.md) and records the same thing. If a later dagster-postgres pools by itself, the second test fails
-and the subclass can go.
+and the subclass can go. The event log writes the event and check rows dagster-postgres writes for a recorded run
+(its per-partition evaluations held and written in one transaction), reads held evaluations back in the process,
+holds them all again when their write fails, and a process killed while holding them loses them whole.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import psycopg2
@@ -173,5 +178,39 @@ def test_held_evaluations_are_read_back_in_this_process_and_held_again_when_thei
         assert [statuses[e.get_dagster_event().asset_check_evaluation_data.partition] for e in stored[first:]] == [
             AssetCheckExecutionRecordStatus.SUCCEEDED
         ] * 3
+    finally:
+        storage.dispose()
+
+
+def test_killed_process_loses_its_held_evaluations_whole_never_a_part(
+    postgres_server,
+    recorded_run,  # noqa: F811
+    monkeypatch,
+):
+    home, events = recorded_run
+    evaluations = [i for i, e in enumerate(events) if e.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION]
+    stop = evaluations[0] + 40  # 40 evaluations held when the process dies
+    url = postgres_server.url(postgres_server.create_database("killed"))
+    script = textwrap.dedent(
+        f"""
+        import os, sys
+        from dagster import DagsterInstance
+        from alpha_assets.orchestration.postgres_storage import PostgresEventLogWithCheckRowsInBulk
+        events = DagsterInstance.get().all_logs({events[0].run_id!r})
+        storage = PostgresEventLogWithCheckRowsInBulk(sys.argv[1])
+        for event in events[:{stop}]:
+            storage.store_event(event)
+        os._exit(9)
+        """
+    )
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    child = subprocess.run([sys.executable, "-c", script, url], capture_output=True, text=True)
+    assert child.returncode == 9, child.stderr
+    storage = PostgresEventLogWithCheckRowsInBulk(url)
+    try:
+        stored = [r.event_log_entry for r in storage.get_records_for_run(events[0].run_id).records]
+        assert stored == events[: evaluations[0]]
+        partitions = storage.get_asset_check_partition_info([BARS_COMPLETE])
+        assert {info.latest_execution_status for info in partitions} == {AssetCheckExecutionRecordStatus.PLANNED}
     finally:
         storage.dispose()
