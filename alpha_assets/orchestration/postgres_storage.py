@@ -13,10 +13,12 @@ step's per-partition check evaluations in bulk: dagster-postgres stores each on 
 NOTIFY in one transaction, the check execution row's update in another, the event serialised twice), which was
 more than half of the 505-symbol ingest run (six ohlcv checks x 505 symbols, bench/README.md). The event log holds
 the evaluations it is handed and writes them in one transaction (the event rows in one multi-row insert, the
-updates in one executemany) before it touches the database for anything else in this process (the step always
+updates sent in one round trip) before it touches the database for anything else in this process (the step always
 logs another event after its evaluations) and at ``CHECK_EVALUATION_BUFFER`` evaluations. No NOTIFY is sent for
 them: dagster-postgres keeps NOTIFY only for older versions' watchers, and every process runs the pinned version.
-A process killed while holding evaluations loses them all (never a part), as it loses the step's end events.
+A process killed while holding evaluations loses them all (never a part), as it loses the step's end events. A
+batch of planned materialisations (505 when a run over 505 symbols is created) is written in bulk too, where
+dagster-postgres writes it one event at a time.
 Schema, migrations, queries and durability stay dagster-postgres' own.
 
 Each process then holds up to one connection per storage (three) plus overflow while it lives; size the
@@ -42,12 +44,13 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from dagster import EventLogEntry
+from dagster import DagsterEventType, EventLogEntry
 from dagster._core.storage.config import PostgresStorageConfig
 from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, SqlEventLogStorageTable
 from dagster._serdes import ConfigurableClassData
 from dagster_postgres import DagsterPostgresStorage, PostgresEventLogStorage
 from dagster_postgres.utils import get_token_provider_from_config, pg_url_from_config
+from psycopg2.extras import execute_batch
 from sqlalchemy.engine import Connection
 
 from alpha_assets.orchestration.check_rows import (
@@ -96,6 +99,33 @@ class PostgresEventLogWithCheckRowsInBulk(
         if not self._hold(event):
             super().store_event(event)
 
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        """A batch as dagster-postgres stores it, except a run's planned materialisations: in bulk.
+
+        dagster-postgres writes a batch of materialisations or observations in bulk and any other batch one event
+        at a time; a run over 505 symbol partitions hands it 505 planned materialisations when it is created. They
+        are written like its materialisation batches: the event rows in one insert, their tags in one, and the
+        asset's entry once per asset key, from its last event (the entry's values come from that event alone, so
+        the row ends as the per-event upserts leave it).
+        """
+        if not events or any(e.dagster_event_type != DagsterEventType.ASSET_MATERIALIZATION_PLANNED for e in events):
+            super().store_event_batch(events)
+            return
+        with self.index_transaction() as connection:
+            event_ids = (
+                connection.execute(self.prepare_insert_event_batch(events).returning(SqlEventLogStorageTable.c.id))
+                .scalars()
+                .all()
+            )
+            self._store_asset_event_tags(connection, events, event_ids)
+            last: dict[str, tuple[EventLogEntry, int]] = {}
+            for event, event_id in zip(events, event_ids, strict=True):
+                key = event.get_dagster_event().asset_key.to_string()
+                last.pop(key, None)  # re-inserted: the dict keeps the order of each key's last event
+                last[key] = (event, event_id)
+            for event, event_id in last.values():
+                self._store_asset_event(connection, event, event_id)
+
     def _write_held_evaluations(self) -> None:
         """Write the held evaluations in one transaction: event rows, then their check execution rows.
 
@@ -125,11 +155,16 @@ class PostgresEventLogWithCheckRowsInBulk(
             .scalars()
             .all()
         )
-        connection.execute(
-            UPDATE_CHECK_EXECUTION,
-            [check_execution_values(e, row, i) for e, row, i in zip(events, rows, event_ids, strict=True)],
-        )
-        # psycopg2 reports no reliable row count for an executemany: look the evaluations up instead.
+        # psycopg2's executemany is a round trip per row; execute_batch sends them all in one, on the same
+        # connection and transaction (the update's SQL is compiled by the connection's own dialect).
+        with connection.connection.driver_connection.cursor() as cursor:
+            execute_batch(
+                cursor,
+                str(UPDATE_CHECK_EXECUTION.compile(dialect=connection.dialect)),
+                [check_execution_values(e, row, i) for e, row, i in zip(events, rows, event_ids, strict=True)],
+                page_size=len(events),
+            )
+        # execute_batch reports the row count of its last statement only: look the evaluations up instead.
         written = set(
             connection.execute(
                 AssetCheckExecutionsTable.select()

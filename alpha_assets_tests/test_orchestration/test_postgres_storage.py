@@ -35,6 +35,7 @@ from alpha_assets_tests.test_orchestration.test_sqlite_storage import (  # noqa:
     FAILING_KEY,
     KEYS,
     _backfill,
+    _store_as_dagster_hands_them,
     bars,
     recorded_run,
 )
@@ -124,26 +125,42 @@ def _postgres_rows(storage) -> dict[str, list[tuple]]:
                 "evaluation_event_timestamp, evaluation_event_storage_id, materialization_event_storage_id "
                 "FROM asset_check_executions ORDER BY asset_key, check_name, partition"
             ).fetchall(),
+            "assets": conn.exec_driver_sql(
+                "SELECT asset_key, last_materialization, last_run_id, last_materialization_timestamp, "
+                "wipe_timestamp, cached_status_data FROM asset_keys ORDER BY asset_key"
+            ).fetchall(),
+            "tags": conn.exec_driver_sql(
+                "SELECT event_id, asset_key, key, value FROM asset_event_tags ORDER BY id"
+            ).fetchall(),
         }
 
 
 def test_event_log_writes_the_rows_dagster_postgres_writes(postgres_server, recorded_run):  # noqa: F811
-    # The events of a range run with a check planned over 60 partitions (one evaluation each, one failing),
-    # stored by dagster-postgres' event log and by ours, which serialises the planned event once and holds the
-    # evaluations to write them in bulk: same event rows (ids and order included) and check rows.
+    # The events of a range run with a check planned over 60 partitions (one evaluation each, one failing), handed
+    # over as Dagster hands them (planned materialisations and materialisations in batches), stored by
+    # dagster-postgres' event log and by ours, which writes the planned batch in bulk, serialises the planned check
+    # event once and writes the held evaluations together: the same event rows (ids and order included), check
+    # rows, asset entry and tags.
     _home, events = recorded_run
-    rows, held = {}, 0
+    rows, written_together = {}, []
     for storage_class in (PostgresEventLogStorage, PostgresEventLogWithCheckRowsInBulk):
         storage = storage_class(postgres_server.url(postgres_server.create_database(storage_class.__name__.lower())))
+        if storage_class is PostgresEventLogWithCheckRowsInBulk:
+            real_write = storage._write_held_evaluations
+
+            def recording_write(storage=storage, real_write=real_write):
+                written_together.append(len(storage._held_evaluations))
+                real_write()
+
+            storage._write_held_evaluations = recording_write
         try:
-            for event in events:
-                storage.store_event(event)
-                held = max(held, len(getattr(storage, "_held_evaluations", [])))
+            _store_as_dagster_hands_them(storage, events)
             rows[storage_class] = _postgres_rows(storage)
         finally:
             storage.dispose()
-    assert held == len(KEYS)  # every evaluation was held, then written together before the step's next event
+    assert [n for n in written_together if n] == [len(KEYS)]  # every evaluation held, then written at once
     assert rows[PostgresEventLogWithCheckRowsInBulk] == rows[PostgresEventLogStorage]
+    assert [row[0] for row in rows[PostgresEventLogStorage]["assets"]] == ['["checked_bars"]']
     assert {row[2]: row[4] for row in rows[PostgresEventLogStorage]["checks"]} == {
         key: "FAILED" if key == FAILING_KEY else "SUCCEEDED" for key in KEYS
     }
