@@ -270,11 +270,11 @@ def fetch_all(
     """The rows of ``sql``, run again when an object in a bucket was replaced while DuckDB read it.
 
     DuckDB reads an object with several ranged GETs and fails the query when one returns another ETag than the
-    first (the object was replaced in between: ``duckdb.HTTPException`` "ETag ... has changed", or
-    ``UnicodeDecodeError`` for a binary object, see ``_object_changed``). Writers replace the lakehouse's
-    objects whole while readers take no lock, so a query over a bucket being written can meet this; as DuckDB
-    advises for parquet sources, the whole query runs again and sees each object whole. Local files are renamed
-    into place, never changed under an open handle, so this never happens to them.
+    first (the object was replaced in between: ``duckdb.HTTPException`` "ETag ... has changed", a 416 when the
+    object shrank, or ``UnicodeDecodeError`` for a binary object, see ``_object_changed``). Writers replace the
+    lakehouse's objects whole while readers take no lock, so a query over a bucket being written can meet this;
+    as DuckDB advises for parquet sources, the whole query runs again and sees each object whole. Local files are
+    renamed into place, never changed under an open handle, so this never happens to them.
 
     Parameters
     ----------
