@@ -11,9 +11,6 @@ holds them all again when their write fails, and a process killed while holding 
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import psycopg2
@@ -36,6 +33,7 @@ from alpha_assets_tests.test_orchestration.test_sqlite_storage import (  # noqa:
     KEYS,
     _backfill,
     _store_as_dagster_hands_them,
+    assert_a_killed_process_loses_its_held_evaluations_whole,
     bars,
     recorded_run,
 )
@@ -204,30 +202,7 @@ def test_killed_process_loses_its_held_evaluations_whole_never_a_part(
     recorded_run,  # noqa: F811
     monkeypatch,
 ):
-    home, events = recorded_run
-    evaluations = [i for i, e in enumerate(events) if e.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION]
-    stop = evaluations[0] + 40  # 40 evaluations held when the process dies
     url = postgres_server.url(postgres_server.create_database("killed"))
-    script = textwrap.dedent(
-        f"""
-        import os, sys
-        from dagster import DagsterInstance
-        from alpha_assets.orchestration.postgres_storage import PostgresEventLogWithCheckRowsInBulk
-        events = DagsterInstance.get().all_logs({events[0].run_id!r})
-        storage = PostgresEventLogWithCheckRowsInBulk(sys.argv[1])
-        for event in events[:{stop}]:
-            storage.store_event(event)
-        os._exit(9)
-        """
+    assert_a_killed_process_loses_its_held_evaluations_whole(
+        PostgresEventLogWithCheckRowsInBulk, url, recorded_run, monkeypatch
     )
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    child = subprocess.run([sys.executable, "-c", script, url], capture_output=True, text=True)
-    assert child.returncode == 9, child.stderr
-    storage = PostgresEventLogWithCheckRowsInBulk(url)
-    try:
-        stored = [r.event_log_entry for r in storage.get_records_for_run(events[0].run_id).records]
-        assert stored == events[: evaluations[0]]
-        partitions = storage.get_asset_check_partition_info([BARS_COMPLETE])
-        assert {info.latest_execution_status for info in partitions} == {AssetCheckExecutionRecordStatus.PLANNED}
-    finally:
-        storage.dispose()

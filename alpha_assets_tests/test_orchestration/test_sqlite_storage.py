@@ -407,27 +407,31 @@ def test_held_evaluations_stay_held_when_their_write_fails_and_are_written_by_di
         reopened.dispose()
 
 
-def test_killed_process_loses_its_held_evaluations_whole_never_a_part(tmp_path, monkeypatch, recorded_run):
+def assert_a_killed_process_loses_its_held_evaluations_whole(
+    storage_class: type, target: str, recorded_run: tuple[Path, list], monkeypatch
+) -> None:
+    """A child process stores the recorded run's events through ``storage_class(target)`` and dies (``os._exit``)
+    while it holds 40 evaluations: reopened, the storage has every event before them and none of them, and the
+    check's rows are all still planned."""
     home, events = recorded_run
     evaluations = [i for i, e in enumerate(events) if e.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION]
-    stop = evaluations[0] + 40  # 40 evaluations held when the process dies
+    stop = evaluations[0] + 40
     script = textwrap.dedent(
         f"""
         import os, sys
         from dagster import DagsterInstance
-        from alpha_assets.orchestration.sqlite_storage import PooledSqliteEventLogStorage
-        source = DagsterInstance.get()
-        events = source.all_logs({events[0].run_id!r})
-        storage = PooledSqliteEventLogStorage(sys.argv[1])
+        from {storage_class.__module__} import {storage_class.__name__} as Storage
+        events = DagsterInstance.get().all_logs({events[0].run_id!r})
+        storage = Storage(sys.argv[1])
         for event in events[:{stop}]:
             storage.store_event(event)
         os._exit(9)
         """
     )
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    child = subprocess.run([sys.executable, "-c", script, str(tmp_path / "pooled")], capture_output=True, text=True)
+    child = subprocess.run([sys.executable, "-c", script, target], capture_output=True, text=True)
     assert child.returncode == 9, child.stderr
-    storage = PooledSqliteEventLogStorage(str(tmp_path / "pooled"))
+    storage = storage_class(target)
     try:
         stored = [r.event_log_entry for r in storage.get_records_for_run(events[0].run_id).records]
         assert stored == events[: evaluations[0]]
@@ -435,3 +439,9 @@ def test_killed_process_loses_its_held_evaluations_whole_never_a_part(tmp_path, 
         assert {info.latest_execution_status for info in partitions} == {AssetCheckExecutionRecordStatus.PLANNED}
     finally:
         storage.dispose()
+
+
+def test_killed_process_loses_its_held_evaluations_whole_never_a_part(tmp_path, monkeypatch, recorded_run):
+    assert_a_killed_process_loses_its_held_evaluations_whole(
+        PooledSqliteEventLogStorage, str(tmp_path / "pooled"), recorded_run, monkeypatch
+    )
