@@ -10,13 +10,13 @@ Dagster's private ``_store_asset_check_evaluation_planned``, so the Dagster pin 
 
 **Evaluations.** A run's evaluation of one partition of a check updates the planned row of that partition;
 ``UPDATE_CHECK_EXECUTION`` with :func:`check_execution_values` writes the values Dagster's own update writes, for
-many evaluations in one executemany (the project's SQLite and Postgres event logs, which hold a step's per-partition
+many evaluations at once (the project's SQLite and Postgres event logs, which hold a step's per-partition
 evaluations and write them together).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dagster import DagsterEventType, EventLogEntry
@@ -32,6 +32,7 @@ __all__ = [
     "PlannedCheckRowsSerialisedOnce",
     "check_execution_values",
     "is_partition_check_evaluation",
+    "last_event_per_asset",
 ]
 
 #: Per-partition check evaluations a storage holds before it writes them even if nothing else comes first.
@@ -112,8 +113,8 @@ class HeldCheckEvaluations:
     """Mixin: a storage that holds a run's per-partition check evaluations and writes them in bulk.
 
     The storage defines ``_held_evaluations`` (a list), ``_held_lock`` (a re-entrant lock guarding it, the one
-    its writes take) and ``_write_held_evaluations`` (writes and empties the list), and writes the held
-    evaluations before anything else it writes or reads.
+    its writes take) and ``_write_check_evaluations(events)`` (writes them in one transaction), and writes the
+    held evaluations before anything else it writes or reads.
     """
 
     _held_evaluations: list[EventLogEntry]
@@ -128,3 +129,35 @@ class HeldCheckEvaluations:
             if len(self._held_evaluations) >= CHECK_EVALUATION_BUFFER:
                 self._write_held_evaluations()
         return True
+
+    def _write_held_evaluations(self) -> None:
+        """Write the held evaluations; on failure nothing is committed and they are held again, ahead of any since."""
+        events, self._held_evaluations = self._held_evaluations, []
+        if not events:
+            return
+        try:
+            self._write_check_evaluations(events)
+        except BaseException:
+            self._held_evaluations[:0] = events
+            raise
+
+    def dispose(self) -> None:
+        """Write the held evaluations, then dispose of the storage."""
+        with self._held_lock:
+            self._write_held_evaluations()
+        super().dispose()
+
+
+def last_event_per_asset(events: Sequence[EventLogEntry], event_ids: Sequence[int]) -> list[tuple[EventLogEntry, int]]:
+    """The last of ``events`` (with its id) for each asset key and event type, in the order of those last events.
+
+    An asset's entry takes its values from one event alone, so writing it from these leaves it as writing it
+    once per event would.
+    """
+    last: dict[tuple[str | None, DagsterEventType | None], tuple[EventLogEntry, int]] = {}
+    for event, event_id in zip(events, event_ids, strict=True):
+        asset_key = event.get_dagster_event().asset_key
+        key = (None if asset_key is None else asset_key.to_string(), event.dagster_event_type)
+        last.pop(key, None)  # re-inserted: the dict keeps the order of each key's last event
+        last[key] = (event, event_id)
+    return list(last.values())

@@ -58,6 +58,7 @@ from alpha_assets.orchestration.check_rows import (
     HeldCheckEvaluations,
     PlannedCheckRowsSerialisedOnce,
     check_execution_values,
+    last_event_per_asset,
 )
 
 __all__ = ["PooledPostgresStorage", "PostgresEventLogWithCheckRowsInBulk"]
@@ -118,36 +119,23 @@ class PostgresEventLogWithCheckRowsInBulk(
                 .all()
             )
             self._store_asset_event_tags(connection, events, event_ids)
-            last: dict[str, tuple[EventLogEntry, int]] = {}
-            for event, event_id in zip(events, event_ids, strict=True):
-                key = event.get_dagster_event().asset_key.to_string()
-                last.pop(key, None)  # re-inserted: the dict keeps the order of each key's last event
-                last[key] = (event, event_id)
-            for event, event_id in last.values():
+            for event, event_id in last_event_per_asset(events, event_ids):
                 self._store_asset_event(connection, event, event_id)
 
-    def _write_held_evaluations(self) -> None:
-        """Write the held evaluations in one transaction: event rows, then their check execution rows.
+    def _write_check_evaluations(self, events: Sequence[EventLogEntry]) -> None:
+        """Write evaluations in one transaction: event rows, then their check execution rows.
 
         Should a planned row be missing (Dagster's own storage tolerates it), dagster-postgres' per-evaluation
-        update-or-insert runs for that evaluation, in the same transaction. On failure nothing is committed and
-        the evaluations are held again, ahead of any held since.
+        update-or-insert runs for that evaluation, in the same transaction (``_connect`` hands it this one).
         """
-        events, self._held_evaluations = self._held_evaluations, []
-        if not events:
-            return
-        try:
-            with super()._connect() as connection, connection.begin():
-                self._writing.connection = connection
-                try:
-                    self._write_check_evaluations(connection, events)
-                finally:
-                    del self._writing.connection
-        except BaseException:
-            self._held_evaluations[:0] = events
-            raise
+        with super()._connect() as connection, connection.begin():
+            self._writing.connection = connection
+            try:
+                self._write_rows(connection, events)
+            finally:
+                del self._writing.connection
 
-    def _write_check_evaluations(self, connection: Connection, events: Sequence[EventLogEntry]) -> None:
+    def _write_rows(self, connection: Connection, events: Sequence[EventLogEntry]) -> None:
         rows = [self._event_to_row(event) for event in events]
         # Postgres returns a multi-row insert's ids in the order of its rows (dagster-postgres' batches rely on it).
         event_ids = (
@@ -175,12 +163,6 @@ class PostgresEventLogWithCheckRowsInBulk(
         for event, event_id in zip(events, event_ids, strict=True):
             if event_id not in written:
                 self._update_asset_check_evaluation(event, event_id)
-
-    def dispose(self) -> None:
-        """Write the held evaluations, then close the engine."""
-        with self._held_lock:
-            self._write_held_evaluations()
-        super().dispose()
 
 
 class PooledPostgresStorage(DagsterPostgresStorage):

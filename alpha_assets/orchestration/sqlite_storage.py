@@ -52,7 +52,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from dagster import DagsterEventType, EventLogEntry, Field, StringSource
+from dagster import EventLogEntry, Field, StringSource
 from dagster._core.events import ASSET_EVENTS
 from dagster._core.storage.event_log import SqliteEventLogStorage
 from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
@@ -67,6 +67,7 @@ from alpha_assets.orchestration.check_rows import (
     HeldCheckEvaluations,
     PlannedCheckRowsSerialisedOnce,
     check_execution_values,
+    last_event_per_asset,
 )
 
 __all__ = ["PooledSqliteEventLogStorage"]
@@ -166,23 +167,14 @@ class PooledSqliteEventLogStorage(HeldCheckEvaluations, PlannedCheckRowsSerialis
         with self._connect(INDEX_SHARD_NAME):
             super().store_event(event)
 
-    def _write_held_evaluations(self) -> None:
-        """Write the held check evaluations as Dagster's ``store_event`` would, in one transaction per database.
+    def _write_check_evaluations(self, events: Sequence[EventLogEntry]) -> None:
+        """Write evaluations as Dagster's ``store_event`` would, in one transaction per database.
 
         Rows, in order: each event in its run's database and in the index (whose id is the evaluation's storage
         id), then the evaluation on the check execution row its planned event created. Each event is serialised
         once. Should a planned row be missing (Dagster's own storage tolerates it), Dagster's per-evaluation
         update-or-insert runs instead, in the same transaction.
         """
-        events, self._held_evaluations = self._held_evaluations, []
-        try:
-            self._write_check_evaluations(events)
-        except BaseException:
-            # Nothing of them was committed: held again, ahead of any evaluation since, for the next write.
-            self._held_evaluations[:0] = events
-            raise
-
-    def _write_check_evaluations(self, events: Sequence[EventLogEntry]) -> None:
         rows = [self._event_to_row(event) for event in events]
         with ExitStack() as transactions:
             index = transactions.enter_context(self._connect(INDEX_SHARD_NAME))
@@ -217,13 +209,7 @@ class PooledSqliteEventLogStorage(HeldCheckEvaluations, PlannedCheckRowsSerialis
             rows = [self._event_to_row(event) for event in events]
             event_ids = self._insert_event_rows(index, rows)
             self._store_asset_event_tags(index, events, event_ids)
-            last: dict[tuple[str | None, DagsterEventType | None], tuple[EventLogEntry, int]] = {}
-            for event, event_id in zip(events, event_ids, strict=True):
-                asset_key = event.get_dagster_event().asset_key
-                key = (None if asset_key is None else asset_key.to_string(), event.dagster_event_type)
-                last.pop(key, None)  # re-inserted: the dict keeps the order of each key's last event
-                last[key] = (event, event_id)
-            for event, event_id in last.values():
+            for event, event_id in last_event_per_asset(events, event_ids):
                 self._store_asset_event(index, event, event_id)
 
     def _insert_event_rows(self, index: Connection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
@@ -259,9 +245,6 @@ class PooledSqliteEventLogStorage(HeldCheckEvaluations, PlannedCheckRowsSerialis
 
     def dispose(self) -> None:
         """Write the held evaluations, stop watching and close every engine."""
-        with self._db_lock:
-            if self._held_evaluations:
-                self._write_held_evaluations()
         super().dispose()
         with self._engines_lock:
             while self._engines:

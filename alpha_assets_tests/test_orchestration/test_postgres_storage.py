@@ -178,7 +178,7 @@ def test_held_evaluations_are_read_back_in_this_process_and_held_again_when_thei
         assert storage._held_evaluations == events[first : first + 3]
         real_write = storage._write_check_evaluations
         monkeypatch.setattr(
-            storage, "_write_check_evaluations", lambda _c, _e: (_ for _ in ()).throw(OSError("network"))
+            storage, "_write_check_evaluations", lambda _events: (_ for _ in ()).throw(OSError("network"))
         )
         with pytest.raises(OSError, match="network"):  # a read writes them first
             storage.get_records_for_run(events[0].run_id)
