@@ -165,15 +165,6 @@ class LakehousePaths:
         return self.ingest_logs_dir / f"{validate_symbol_key(symbol_key)}.json"
 
     @property
-    def audit_dir(self) -> DataPath:
-        """``lakehouse/audit/``: the latest audit verdict per symbol."""
-        return self.lakehouse_dir / "audit"
-
-    def audit_file(self, symbol_key: str) -> DataPath:
-        """``lakehouse/audit/<KEY>.json``."""
-        return self.audit_dir / f"{validate_symbol_key(symbol_key)}.json"
-
-    @property
     def duckdb_file(self) -> DataPath:
         """``lakehouse.duckdb``: views over the lakehouse and the run artifacts."""
         return self.root / "lakehouse.duckdb"

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from dagster import AssetKey, DagsterInstance, materialize
+from dagster._serdes import serialize_value
 
 from alpha_assets.dataops.audit.engine import AuditParams
 from alpha_assets.definitions import defs
@@ -27,7 +28,8 @@ from alpha_assets.defs.resources import ManifestResource
 from alpha_assets.features.matrix import FEATURE_COLUMNS
 from alpha_assets.lakehouse.features_store import features_schema
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA, RETURNS_MATRIX_LAYOUT, SYMBOLS_SCHEMA
-from alpha_assets_tests.test_defs.conftest import make_flow_env
+from alpha_assets.sources.simulated import SimulatedExchange
+from alpha_assets_tests.test_defs.conftest import SIM_SYMBOLS, make_flow_env
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SPECS = {spec.key: spec for spec in defs.resolve_all_asset_specs()}
@@ -110,6 +112,50 @@ def test_ohlcv_row_count_covers_the_whole_lakehouse_not_the_last_run(tmp_path):
         assert last["dagster/row_count"].value == stored
         assert last["run_bars"].value == pq.read_metadata(env.paths.ohlcv_file(universe[2])).num_rows < stored
         assert env.instance.get_latest_materialization_event(AssetKey("ohlcv")) is not None
+    finally:
+        env.instance.dispose()
+
+
+def _ingest_range(env, universe: list[str], n_listed: int) -> list:
+    """One ``ohlcv`` run over the partition range ``universe`` of a simulated exchange listing ``n_listed``."""
+    env.instance.add_dynamic_partitions("symbols", universe)
+    result = materialize(
+        [ohlcv],
+        instance=env.instance,
+        resources=env.defs(n_symbols=n_listed).resources,
+        tags={"dagster/asset_partition_range_start": universe[0], "dagster/asset_partition_range_end": universe[-1]},
+        selection=[names.OHLCV],
+    )
+    materialisations = result.asset_materializations_for_node("ohlcv")
+    assert sorted(m.partition for m in materialisations) == universe
+    return materialisations
+
+
+def test_ohlcv_metadata_of_a_long_run_lists_the_symbols_to_note_and_stays_small(tmp_path):
+    """Dagster copies a range run's metadata into each partition's materialisation: no table of every symbol."""
+    env = make_flow_env(tmp_path)
+    n_listed = 40
+    universe = sorted(m.symbol_key for m in SimulatedExchange(n_symbols=n_listed).load_markets() if m.active)[:30]
+    assert "SIM_HOLEUSDT" in universe, "the pair whose planted gaps every ingest finds"
+    try:
+        materialisations = _ingest_range(env, universe, n_listed)
+        table = materialisations[0].metadata["per_symbol"].value
+        listed = [line.split(" | ")[0].strip("| ") for line in table.splitlines()[2:] if line.startswith("| SIM_")]
+        assert listed == ["SIM_HOLEUSDT"]
+        assert f"{len(universe) - 1} of {len(universe)} symbols had nothing to note" in table
+        largest = max(len(serialize_value(m)) for m in materialisations)
+        assert largest < 4_000, f"a partition's materialisation carries {largest} bytes"
+    finally:
+        env.instance.dispose()
+
+
+def test_ohlcv_metadata_of_a_short_run_lists_every_symbol(tmp_path):
+    env = make_flow_env(tmp_path)
+    universe = ["SIM_BTCUSDT", "SIM_ETHUSDT"]
+    try:
+        table = _ingest_range(env, universe, SIM_SYMBOLS)[0].metadata["per_symbol"].value
+        assert [k for k in universe if f"| {k} | ok |" in table] == universe
+        assert "nothing to note" not in table
     finally:
         env.instance.dispose()
 

@@ -180,7 +180,6 @@ def test_lakehouse_paths_follow_the_contract(aud_lake: LakehousePaths) -> None:
     root = aud_lake.root
     assert aud_lake.ohlcv_file(KEY) == root / "lakehouse" / "BINANCE_BTCUSDT_1d.parquet"
     assert aud_lake.symbol_metadata_file(KEY) == root / "lakehouse" / "symbols.parquet" / f"{KEY}.parquet"
-    assert aud_lake.audit_file(KEY) == root / "lakehouse" / "audit" / "BINANCE_BTCUSDT.json"
     assert aud_lake.candidates_file("R1") == root / "export" / "R1" / "candidates.json"
     assert aud_lake.candidates_validated_file("R1") == root / "export" / "R1" / "candidates_validated.json"
     assert aud_lake.run_data_file("R1", "snapshot.json") == (
@@ -191,7 +190,7 @@ def test_lakehouse_paths_follow_the_contract(aud_lake: LakehousePaths) -> None:
 @pytest.mark.parametrize("key", UNSAFE_KEYS[:8], ids=UNSAFE_KEY_IDS[:8])
 @pytest.mark.parametrize(
     "builder",
-    ["ohlcv_file", "symbol_metadata_file", "quarantine_file", "repair_log_file", "audit_file"],
+    ["ohlcv_file", "symbol_metadata_file", "quarantine_file", "repair_log_file"],
 )
 def test_lakehouse_paths_unsafe_symbol_key_refused_and_nothing_created(
     aud_lake: LakehousePaths, builder: str, key: str

@@ -41,6 +41,7 @@ from alpha_assets.defs.metadata import (
     file_metadata,
     markdown_table,
     stored_row_count,
+    symbols_table,
 )
 from alpha_assets.defs.partitions import runs_asset, symbols_asset, symbols_partitions
 from alpha_assets.defs.resources import LakehouseResource, ManifestResource
@@ -227,20 +228,18 @@ def ohlcv(
         )
         for r in reports
     ]
-    for verdict in verdicts:
-        # Derived from the bars and rewritten by every ingest of the symbol: no directory fsync per file.
-        write_json_atomic(verdict.to_json_dict(), paths.audit_file(verdict.symbol_key), sync_directory=False)
     statuses = Counter(r.status.value for r in reports)
     context.log.info(
         f"ingest: {len(reports)} symbols {dict(statuses)}, {sum(r.new_bars for r in reports)} new bars, "
         f"{source.requests_made} requests; audit {dict(Counter(v.verdict.value for v in verdicts))}"
     )
+    # A listed symbol's report counts its stored bars; only the other partitions' files are opened.
+    unreported = set(context.instance.get_dynamic_partitions(symbols_partitions.name)) - by_key.keys()
+    stored_bars = sum(r.bars_after for r in listed) + stored_row_count(paths.ohlcv_file(k) for k in unreported)
     yield MaterializeResult(
         metadata={
             # The lakehouse's bars of every symbol partition, not only this run's (those are `run_bars`).
-            "dagster/row_count": stored_row_count(
-                paths.ohlcv_file(k) for k in context.instance.get_dynamic_partitions(symbols_partitions.name)
-            ),
+            "dagster/row_count": stored_bars,
             "run_bars": sum(r.bars_after for r in reports),
             "symbols": len(reports),
             "new_bars": sum(r.new_bars for r in reports),
@@ -251,7 +250,7 @@ def ohlcv(
             "short_history": MetadataValue.json(
                 {r.symbol_key: r.history.to_json_dict() for r in reports if r.history is not None}
             ),
-            "per_symbol": markdown_table(
+            "per_symbol": symbols_table(
                 [r.to_json_dict() for r in reports],
                 [
                     "symbol_key",
@@ -260,10 +259,12 @@ def ohlcv(
                     "bars_after",
                     "first_bar",
                     "last_bar",
+                    "gaps_found",
                     "gaps_repaired",
+                    "quarantined",
                     "error",
                 ],
-                limit=200,
+                noted=_ingest_worth_noting,
             ),
             "lakehouse_dir": MetadataValue.path(str(paths.lakehouse_dir)),
             **skipped_files_metadata(source),
@@ -433,8 +434,10 @@ def features_matrix(
             "rows_changed": sum(r["rows_changed"] for r in rows),
             "failed_symbols": MetadataValue.json(sorted(r["symbol_key"] for r in rows if r["error"])),
             "failures": MetadataValue.json({r["symbol_key"]: r["error"] for r in rows if r["error"]}),
-            "per_symbol": markdown_table(
-                rows, ["symbol_key", "rows_written", "rows_changed", "last_date", "error"], limit=200
+            "per_symbol": symbols_table(
+                rows,
+                ["symbol_key", "rows_written", "rows_changed", "last_date", "error"],
+                noted=lambda r: bool(r["error"]),
             ),
         },
         data_version=DataVersion(features_data_version(paths, symbol_keys)[:24]),
@@ -451,6 +454,11 @@ def skipped_files_metadata(source: object) -> dict[str, Any]:
         "skipped_files": MetadataValue.json(skipped),
         "skipped_files_table": markdown_table(skipped, ["name", "reason"], limit=200),
     }
+
+
+def _ingest_worth_noting(report: dict[str, Any]) -> bool:
+    """Whether a symbol's ingest did more than add bars: it failed, found gaps, refused rows or moved a file aside."""
+    return bool(report["error"] or report["gaps_found"] or report["quarantined"] or report["moved_aside"])
 
 
 def _unlisted_report(symbol_key: str, exchange_key: str) -> IngestReport:
