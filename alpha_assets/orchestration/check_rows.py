@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dagster import DagsterEventType, EventLogEntry
+from dagster._core.events import ASSET_EVENTS
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
 from dagster._serdes import serialize_value
@@ -146,6 +147,11 @@ class HeldCheckEvaluations:
         with self._held_lock:
             self._write_held_evaluations()
         super().dispose()
+
+
+def is_asset_event(event: EventLogEntry) -> bool:
+    """Whether ``event`` is an asset event Dagster may batch (``ASSET_EVENTS``: planned, materialised, observed...)."""
+    return event.is_dagster_event and event.dagster_event_type in ASSET_EVENTS
 
 
 def last_event_per_asset(events: Sequence[EventLogEntry], event_ids: Sequence[int]) -> list[tuple[EventLogEntry, int]]:

@@ -43,6 +43,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from itertools import groupby
 
 from dagster import DagsterEventType, EventLogEntry
 from dagster._core.storage.config import PostgresStorageConfig
@@ -104,23 +105,26 @@ class PostgresEventLogWithCheckRowsInBulk(
         """A batch as dagster-postgres stores it, except a run's planned materialisations: in bulk.
 
         dagster-postgres writes a batch of materialisations or observations in bulk and any other batch one event
-        at a time; a run over 505 symbol partitions hands it 505 planned materialisations when it is created. They
-        are written like its materialisation batches: the event rows in one insert, their tags in one, and the
-        asset's entry once per asset key, from its last event (the entry's values come from that event alone, so
-        the row ends as the per-event upserts leave it).
+        at a time; a run over 505 symbol partitions hands it 505 planned materialisations when it is created, its
+        planned checks among them. Each run of consecutive planned materialisations is written like a
+        materialisation batch: the event rows in one insert, their tags in one, and the asset's entry once per
+        asset key, from its last event (the entry's values come from that event alone, so the row ends as the
+        per-event upserts leave it); the other events as dagster-postgres writes them, in their place.
         """
-        if not events or any(e.dagster_event_type != DagsterEventType.ASSET_MATERIALIZATION_PLANNED for e in events):
-            super().store_event_batch(events)
-            return
-        with self.index_transaction() as connection:
-            event_ids = (
-                connection.execute(self.prepare_insert_event_batch(events).returning(SqlEventLogStorageTable.c.id))
-                .scalars()
-                .all()
-            )
-            self._store_asset_event_tags(connection, events, event_ids)
-            for event, event_id in last_event_per_asset(events, event_ids):
-                self._store_asset_event(connection, event, event_id)
+        for planned, group in groupby(events, key=_is_planned_materialisation):
+            if not planned:
+                super().store_event_batch(list(group))
+                continue
+            in_bulk = list(group)
+            with self.index_transaction() as connection:
+                event_ids = (
+                    connection.execute(self.prepare_insert_event_batch(in_bulk).returning(SqlEventLogStorageTable.c.id))
+                    .scalars()
+                    .all()
+                )
+                self._store_asset_event_tags(connection, in_bulk, event_ids)
+                for event, event_id in last_event_per_asset(in_bulk, event_ids):
+                    self._store_asset_event(connection, event, event_id)
 
     def _write_check_evaluations(self, events: Sequence[EventLogEntry]) -> None:
         """Write evaluations in one transaction: event rows, then their check execution rows.
@@ -197,3 +201,7 @@ class PooledPostgresStorage(DagsterPostgresStorage):
             inst_data=inst_data,
             token_provider=get_token_provider_from_config(config_value),
         )
+
+
+def _is_planned_materialisation(event: EventLogEntry) -> bool:
+    return event.dagster_event_type == DagsterEventType.ASSET_MATERIALIZATION_PLANNED

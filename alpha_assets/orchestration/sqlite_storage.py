@@ -50,10 +50,10 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
+from itertools import groupby
 from typing import Any
 
 from dagster import EventLogEntry, Field, StringSource
-from dagster._core.events import ASSET_EVENTS
 from dagster._core.storage.event_log import SqliteEventLogStorage
 from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME
@@ -67,6 +67,7 @@ from alpha_assets.orchestration.check_rows import (
     HeldCheckEvaluations,
     PlannedCheckRowsSerialisedOnce,
     check_execution_values,
+    is_asset_event,
     last_event_per_asset,
 )
 
@@ -192,25 +193,27 @@ class PooledSqliteEventLogStorage(HeldCheckEvaluations, PlannedCheckRowsSerialis
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         """Store a batch (``DAGSTER_EVENT_BATCH_SIZE``) in one transaction per database, instead of per event.
 
-        A batch of asset events (Dagster batches a run's planned materialisations and an output's partition
-        materialisations) is written in bulk: the event rows of each run in one statement, the index rows
-        compiled once, the tags in one statement, and the asset's entry updated once per event type instead of
-        once per event (the entry's columns end as Dagster's per-event updates leave them: each takes the value
-        of the last event that sets it, and each event type sets the same columns).
+        Each run of consecutive asset events (Dagster batches a run's planned materialisations, with its planned
+        checks among them, and an output's partition materialisations) is written in bulk: the event rows of
+        each run in one statement, the index rows compiled once, the tags in one statement, and the asset's entry
+        updated once per event type instead of once per event (the entry's columns end as Dagster's per-event
+        updates leave them: each takes the value of the last event that sets it, and each event type sets the
+        same columns). Any other event of the batch is stored on its own, in its place: the ids keep the order.
         """
         with ExitStack() as transactions:
             index = transactions.enter_context(self._connect(INDEX_SHARD_NAME))
             for run_id in sorted({e.run_id for e in events}):
                 transactions.enter_context(self._connect(run_id))
-            if not all(e.is_dagster_event and e.dagster_event_type in ASSET_EVENTS for e in events):
-                for e in events:
-                    super().store_event(e)
-                return
-            rows = [self._event_to_row(event) for event in events]
-            event_ids = self._insert_event_rows(index, rows)
-            self._store_asset_event_tags(index, events, event_ids)
-            for event, event_id in last_event_per_asset(events, event_ids):
-                self._store_asset_event(index, event, event_id)
+            for asset_events, group in groupby(events, key=is_asset_event):
+                if not asset_events:
+                    for event in group:
+                        super().store_event(event)
+                    continue
+                in_bulk = list(group)
+                event_ids = self._insert_event_rows(index, [self._event_to_row(event) for event in in_bulk])
+                self._store_asset_event_tags(index, in_bulk, event_ids)
+                for event, event_id in last_event_per_asset(in_bulk, event_ids):
+                    self._store_asset_event(index, event, event_id)
 
     def _insert_event_rows(self, index: Connection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
         """Insert event rows in their runs' databases (one statement per run) and the index; the index ids."""

@@ -286,18 +286,27 @@ def recorded_run(tmp_path_factory) -> tuple[Path, list]:
             instance.dispose()
 
 
+#: What Dagster reports as one batch when it creates a run: every planned materialisation and planned check.
+PLANNED = {DagsterEventType.ASSET_MATERIALIZATION_PLANNED, DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED}
+
+
+def _batch_kind(event) -> object:
+    return "planned" if event.dagster_event_type in PLANNED else event.dagster_event_type
+
+
 def _store_as_dagster_hands_them(storage, events: list) -> None:
-    """Store ``events`` in order, each run of consecutive asset events of one type as a batch, as Dagster does
-    with ``DAGSTER_EVENT_BATCH_SIZE`` set (a run's planned materialisations, an output's materialisations)."""
+    """Store ``events`` in order and in Dagster's batches (``DAGSTER_EVENT_BATCH_SIZE`` set): a run's planned
+    materialisations with its planned checks among them (one batch when the run is created), each run of an
+    output's materialisations; every other event on its own."""
     batch: list = []
     for event in [*events, None]:
-        if batch and (event is None or event.dagster_event_type != batch[0].dagster_event_type):
+        if batch and (event is None or _batch_kind(event) != _batch_kind(batch[0])):
             if len(batch) > 1:
                 storage.store_event_batch(batch)
             else:
                 storage.store_event(batch[0])
             batch = []
-        if event is not None and event.dagster_event_type in ASSET_EVENTS:
+        if event is not None and (event.dagster_event_type in ASSET_EVENTS or event.dagster_event_type in PLANNED):
             batch.append(event)
         elif event is not None:
             storage.store_event(event)
@@ -349,6 +358,34 @@ def test_pooled_storage_writes_the_rows_dagster_writes_for_a_run_with_per_partit
     # Each evaluation's row points at its own event in the index.
     index_events = {row[0]: row[1] for row in stored["pooled"]["index"]}
     assert all(index_events[row[7]] == row[5] for row in stored["pooled"]["checks"])
+
+
+def test_a_runs_planned_batch_goes_in_bulk_with_only_its_planned_checks_stored_one_by_one(
+    tmp_path, recorded_run, monkeypatch
+):
+    # Dagster hands the planned materialisations of a new run and its planned checks over as one batch; the
+    # materialisations must not fall back to one write each (505 of them made a next-day ingest 0.6 s slower).
+    _home, events = recorded_run
+    planned = [e for e in events if e.dagster_event_type in PLANNED]
+    assert {e.dagster_event_type for e in planned} == PLANNED
+    one_by_one = []
+    store_one = SqliteEventLogStorage.store_event
+
+    def recording_store_event(self, event):
+        one_by_one.append(event.dagster_event_type)
+        store_one(self, event)
+
+    monkeypatch.setattr(SqliteEventLogStorage, "store_event", recording_store_event)
+    storage = PooledSqliteEventLogStorage(str(tmp_path / "pooled"))
+    try:
+        storage.store_event_batch(planned)
+        checks = sum(e.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED for e in planned)
+        assert one_by_one == [DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED] * checks
+        with storage.index_connection() as conn:
+            stored = conn.exec_driver_sql("SELECT dagster_event_type FROM event_logs ORDER BY id").scalars().all()
+        assert stored == [e.dagster_event_type.value for e in planned], "every event stored, in the batch's order"
+    finally:
+        storage.dispose()
 
 
 def test_held_evaluations_are_written_before_any_read_or_other_event(tmp_path, recorded_run):
