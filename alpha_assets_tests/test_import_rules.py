@@ -23,6 +23,7 @@ PURE_SHARED = (
     "alpha_assets.parameters",
     "alpha_assets.netguard",
     "alpha_assets.validation",
+    "alpha_assets.processes",
 )
 
 

@@ -23,7 +23,6 @@ old directory is moved to ``lakehouse/_legacy/`` (kept, not deleted).
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -63,6 +62,7 @@ from alpha_assets.lakehouse.parquet import parse_parquet_bytes
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA
 from alpha_assets.lakehouse.symbols import current_calendar
+from alpha_assets.processes import available_cores
 
 __all__ = ["BackfillReport", "SymbolBackfill", "SymbolStatus", "backfill_features"]
 
@@ -214,7 +214,7 @@ def backfill_features(
     stored = stored_features(paths, [key for key in scope if _valid(key)])
     periods = symbol_periods_per_year(paths, scope)
     if workers is None:
-        workers = max(1, min(WORKERS_PER_CORE * _available_cores(), len(scope) // MIN_SYMBOLS_PER_WORKER))
+        workers = max(1, min(WORKERS_PER_CORE * available_cores(), len(scope) // MIN_SYMBOLS_PER_WORKER))
     workers = min(workers, max(1, len(scope)))
     results: dict[str, SymbolBackfill] = {}
     pending = _Pending(paths, periods)
@@ -512,10 +512,3 @@ def _timestamp(milliseconds: int | None) -> pd.Timestamp | None:
 
 def _failure(symbol_key: str, err: BaseException) -> SymbolBackfill:
     return SymbolBackfill(symbol_key, SymbolStatus.FAILED, error=f"{type(err).__name__}: {err}")
-
-
-def _available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1

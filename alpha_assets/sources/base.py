@@ -94,3 +94,13 @@ def listed_exchange_keys(source: MarketSource) -> frozenset[str]:
     so with an ``exchange_keys`` attribute; every other source lists its ``exchange_key`` alone.
     """
     return frozenset(getattr(source, "exchange_keys", (source.exchange_key,)))
+
+
+def is_fork_safe(source: MarketSource) -> bool:
+    """Whether forks of this process may call ``source``, each on its own symbols.
+
+    A source that reads this machine (the files source, the simulated exchange) says so with ``fork_safe =
+    True``. An exchange over the network never is: its client's connections and its pacing of requests to the
+    exchange's rate limit must stay one, in the process that made them.
+    """
+    return getattr(source, "fork_safe", False) is True

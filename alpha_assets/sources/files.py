@@ -146,6 +146,9 @@ class FileSource:
         When ``exchange_key`` is not in ``[A-Z0-9]``.
     """
 
+    #: Reads local files and keeps no state but counters: forked workers may each ingest their own symbols.
+    fork_safe = True
+
     def __init__(self, directory: Path, exchange_key: str | None = None, *, now: pd.Timestamp | None = None) -> None:
         directory = Path(directory)
         if not directory.is_dir():

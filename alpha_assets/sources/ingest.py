@@ -39,7 +39,8 @@ from alpha_assets.lakehouse.ohlcv import (
 )
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.quarantine import append_quarantine, move_aside_unreadable
-from alpha_assets.sources.base import HISTORY_LIMIT_ATTR, Market, MarketSource, listed_exchange_keys
+from alpha_assets.processes import map_chunks_in_forked_processes
+from alpha_assets.sources.base import HISTORY_LIMIT_ATTR, Market, MarketSource, is_fork_safe, listed_exchange_keys
 from alpha_assets.sources.params import IngestionParams
 from alpha_assets.sources.repair import UnrepairedGap, repair_gaps
 from alpha_assets.typing import IntArray
@@ -141,12 +142,18 @@ def ingest_symbols(
     *,
     now: pd.Timestamp,
     params: IngestionParams,
+    processes: int = 1,
 ) -> list[IngestReport]:
-    """Ingest each market in turn; one symbol's failure is reported, never raised.
+    """Ingest each market; one symbol's failure is reported, never raised.
 
     Every symbol key is validated before anything is read or written, so an unsafe key stops the run with
     nothing written. The renames of the files written are made durable together before this returns
-    (:func:`~alpha_assets.lakehouse.atomic.directory_syncs_batched`).
+    (:func:`~alpha_assets.lakehouse.atomic.directory_syncs_batched`, in each worker process for its files).
+
+    With ``processes > 1``, a source that forks may call (:func:`~alpha_assets.sources.base.is_fork_safe`) over
+    a local lakehouse is ingested by that many forked workers, each on its share of the markets, and the
+    requests they sent are added to ``source.requests_made``; any other source, or a lakehouse in an object
+    store (whose client's connections do not survive a fork), is ingested here, one market after the other.
 
     Parameters
     ----------
@@ -160,6 +167,8 @@ def ingest_symbols(
         Timezone-aware clock; bars opening before the start of its UTC day are closed.
     params : IngestionParams
         History length and repair bounds.
+    processes : int, default 1
+        The most worker processes to use (see above).
 
     Returns
     -------
@@ -172,13 +181,23 @@ def ingest_symbols(
         When a market's symbol key is not a safe key.
     TypeError, ValueError
         As :func:`ingest_symbol`, for the arguments shared by all symbols.
+    WorkerProcessDiedError
+        When a worker process was killed; every file it wrote is complete, and a new run brings the rest.
     """
     now = _validate_common(source, paths, now, params)
     for market in markets:
         _validate_market(source, market)
-    # Each file's bytes are synced before its rename; the directories' fsyncs once for the batch, not per file.
-    with directory_syncs_batched():
-        return [ingest_symbol(source, market, paths, now=now, params=params) for market in markets]
+
+    def ingest(some: Sequence[Market]) -> list[IngestReport]:
+        # Each file's bytes are synced before its rename; the directories' fsyncs once per batch, not per file.
+        with directory_syncs_batched():
+            return [ingest_symbol(source, market, paths, now=now, params=params) for market in some]
+
+    if processes <= 1 or not is_fork_safe(source) or paths.in_object_store:
+        return ingest(markets)
+    reports = map_chunks_in_forked_processes(ingest, markets, processes=processes)
+    source.requests_made += sum(r.requests for r in reports)
+    return reports
 
 
 def ingest_symbol(

@@ -200,6 +200,9 @@ class SimulatedExchange:
         When ``seed`` or ``n_symbols`` is not an int.
     """
 
+    #: Served from this process's memory: forked workers may each ingest their own symbols.
+    fork_safe = True
+
     def __init__(
         self,
         seed: int = 7,

@@ -1,0 +1,84 @@
+"""Per-symbol work spread over forked worker processes, and how many cores this process may use.
+
+Threads do not help here: a symbol's work is short Python and numpy steps between file system calls, and a
+thread returning from a call waits for the GIL (bench/README.md, "No per-symbol audit copies"). Forked workers
+inherit the caller's objects, so a source or a closure need not be pickled; only each worker's results travel
+back.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import TypeVar
+
+from alpha_assets.errors import AlphaAssetsError
+
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
+
+#: The chunk function of the workers of the pool being run: set in each worker when it starts (inherited
+#: through the fork, never pickled).
+_chunk_function: Callable[[Sequence], list] | None = None
+
+
+class WorkerProcessDiedError(AlphaAssetsError):
+    """A worker process ended without returning its results (killed, e.g. for memory)."""
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity on Linux, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def map_chunks_in_forked_processes(
+    function: Callable[[Sequence[_Item]], list[_Result]], items: Sequence[_Item], *, processes: int
+) -> list[_Result]:
+    """``function(items)``, computed as ``function(chunk)`` for ``processes`` chunks of ``items`` in forked workers.
+
+    ``function`` takes a sequence of items and returns one result per item, in order; the chunks interleave the
+    items (every ``processes``-th), so slow and fast items spread evenly, and the results come back in the
+    order of ``items``. With ``processes <= 1`` or fewer than two items, ``function(items)`` runs here.
+
+    Each worker is a fork of this process: ``function`` may use any object of the caller (a source, a
+    closure); what it changes in them stays in the worker. An error raised by ``function`` in a worker is
+    raised here.
+
+    Raises
+    ------
+    WorkerProcessDiedError
+        When a worker ends without returning its results (killed); the other workers' results are lost too.
+    """
+    processes = min(processes, len(items))
+    if processes <= 1:
+        return function(items)
+    chunks = [items[first::processes] for first in range(processes)]
+    fork = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(processes, mp_context=fork, initializer=_start_worker, initargs=(function,)) as pool:
+        try:
+            results = list(pool.map(_run_chunk, chunks))
+        except BrokenProcessPool as err:
+            raise WorkerProcessDiedError(f"a worker process died before returning its results ({err})") from err
+    ordered: list[_Result] = [None] * len(items)  # type: ignore[list-item]
+    for first, chunk_results in enumerate(results):
+        ordered[first::processes] = chunk_results
+    return ordered
+
+
+def _start_worker(function: Callable[[Sequence], list]) -> None:
+    global _chunk_function  # noqa: PLW0603 - the worker's one job, set once when it starts
+    _chunk_function = function
+
+
+def _run_chunk(chunk: Sequence) -> list:
+    assert _chunk_function is not None, "set by _start_worker"
+    results = _chunk_function(chunk)
+    if len(results) != len(chunk):
+        raise ValueError(f"the chunk function returned {len(results)} results for {len(chunk)} items")
+    return results
