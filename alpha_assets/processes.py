@@ -8,6 +8,7 @@ back.
 
 from __future__ import annotations
 
+import contextvars
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
@@ -47,8 +48,10 @@ def map_chunks_in_forked_processes(
     order of ``items``. With ``processes <= 1`` or fewer than two items, ``function(items)`` runs here.
 
     Each worker is a fork of this process: ``function`` may use any object of the caller (a source, a
-    closure); what it changes in them stays in the worker. An error raised by ``function`` in a worker is
-    raised here.
+    closure); what it changes in them stays in the worker. So it runs in an empty context: a context variable
+    the caller set (e.g. :func:`~alpha_assets.lakehouse.atomic.directory_syncs_batched`'s directories owed an
+    fsync) would collect the worker's additions where the caller never sees them. An error raised by
+    ``function`` in a worker is raised here.
 
     Raises
     ------
@@ -78,7 +81,7 @@ def _start_worker(function: Callable[[Sequence], list]) -> None:
 
 def _run_chunk(chunk: Sequence) -> list:
     assert _chunk_function is not None, "set by _start_worker"
-    results = _chunk_function(chunk)
+    results = contextvars.Context().run(_chunk_function, chunk)
     if len(results) != len(chunk):
         raise ValueError(f"the chunk function returned {len(results)} results for {len(chunk)} items")
     return results

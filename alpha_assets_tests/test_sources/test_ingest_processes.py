@@ -8,6 +8,7 @@ store; a worker that dies or raises; the helper's order and its refusal of a chu
 
 from __future__ import annotations
 
+import contextvars
 import os
 import signal
 from pathlib import Path
@@ -104,6 +105,23 @@ def test_map_chunks_returns_the_results_in_the_order_of_the_items_from_other_pro
     assert all(len(set(pids[first::3])) == 1 for first in range(3)), "the chunks interleave the items"
     assert map_chunks_in_forked_processes(_square_each, list(range(11)), processes=3) == [x * x for x in range(11)]
     assert map_chunks_in_forked_processes(lambda chunk: [os.getpid()], [1], processes=4) == [os.getpid()]
+
+
+#: Set by a caller around a call of the helper (as ``directory_syncs_batched`` sets the directories it owes).
+CALLERS_VARIABLE: contextvars.ContextVar[str | None] = contextvars.ContextVar("callers_variable", default=None)
+
+
+def test_map_chunks_runs_the_workers_in_an_empty_context():
+    # A directory fsync owed in a worker to the caller's batch of syncs would never be made: whatever the caller
+    # set in its context stays behind, and the worker's write batches are its own.
+    token = CALLERS_VARIABLE.set("the caller's")
+    try:
+        seen = map_chunks_in_forked_processes(
+            lambda chunk: [CALLERS_VARIABLE.get()] * len(chunk), list(range(4)), processes=2
+        )
+    finally:
+        CALLERS_VARIABLE.reset(token)
+    assert seen == [None] * 4
 
 
 def test_map_chunks_raises_the_error_of_a_worker():
