@@ -38,6 +38,14 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def workers_for(n_items: int, *, min_items_each: int, per_core: int = 1) -> int:
+    """Worker processes for ``n_items``: ``per_core`` per available core, each with ``min_items_each`` or more.
+
+    At least 1 (a scope too small to share runs in the calling process).
+    """
+    return max(1, min(per_core * available_cores(), n_items // min_items_each))
+
+
 def map_chunks_in_forked_processes(
     function: Callable[[Sequence[_Item]], list[_Result]], items: Sequence[_Item], *, processes: int
 ) -> list[_Result]:

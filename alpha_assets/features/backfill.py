@@ -62,7 +62,7 @@ from alpha_assets.lakehouse.parquet import parse_parquet_bytes
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA
 from alpha_assets.lakehouse.symbols import current_calendar
-from alpha_assets.processes import available_cores
+from alpha_assets.processes import workers_for
 
 __all__ = ["BackfillReport", "SymbolBackfill", "SymbolStatus", "backfill_features"]
 
@@ -214,7 +214,7 @@ def backfill_features(
     stored = stored_features(paths, [key for key in scope if _valid(key)])
     periods = symbol_periods_per_year(paths, scope)
     if workers is None:
-        workers = max(1, min(WORKERS_PER_CORE * available_cores(), len(scope) // MIN_SYMBOLS_PER_WORKER))
+        workers = workers_for(len(scope), min_items_each=MIN_SYMBOLS_PER_WORKER, per_core=WORKERS_PER_CORE)
     workers = min(workers, max(1, len(scope)))
     results: dict[str, SymbolBackfill] = {}
     pending = _Pending(paths, periods)

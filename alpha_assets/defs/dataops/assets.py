@@ -54,7 +54,7 @@ from alpha_assets.lakehouse.keys import split_symbol_key, validate_run_id
 from alpha_assets.lakehouse.ohlcv import GAP_FACTOR
 from alpha_assets.lakehouse.schemas import OHLCV_SCHEMA, SYMBOLS_SCHEMA
 from alpha_assets.lakehouse.symbols import upsert_symbol_metadata
-from alpha_assets.processes import available_cores
+from alpha_assets.processes import workers_for
 from alpha_assets.sources.base import Market
 from alpha_assets.sources.discovery import discover_candidates
 from alpha_assets.sources.files import FileSource
@@ -71,11 +71,6 @@ _dataops_symbols_asset = functools.partial(symbols_asset, group_name=names.DATAO
 #: Symbols per worker process below which a step's ingestion stays in its own process: a fork of the run's
 #: process and the reports' trip back cost more than a few dozen symbols' work.
 MIN_SYMBOLS_PER_PROCESS = 64
-
-
-def worker_processes(n_symbols: int) -> int:
-    """Worker processes for a step over ``n_symbols``: one per core, ``MIN_SYMBOLS_PER_PROCESS`` symbols each."""
-    return max(1, min(available_cores(), n_symbols // MIN_SYMBOLS_PER_PROCESS))
 
 
 #: Tries to add the symbol partitions when concurrent runs keep inserting some of the same keys.
@@ -226,7 +221,7 @@ def ohlcv(
         paths,
         now=now,
         params=profile.sections["ingestion"],
-        processes=worker_processes(len(symbol_keys)),
+        processes=workers_for(len(symbol_keys), min_items_each=MIN_SYMBOLS_PER_PROCESS),
     )
     by_key = {r.symbol_key: r for r in listed}
     reports = [by_key.get(k) or _unlisted_report(k, source.exchange_key) for k in symbol_keys]
