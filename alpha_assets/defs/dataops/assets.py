@@ -241,14 +241,15 @@ def ohlcv(
         f"ingest: {len(reports)} symbols {dict(statuses)}, {sum(r.new_bars for r in reports)} new bars, "
         f"{source.requests_made} requests; audit {dict(Counter(v.verdict.value for v in verdicts))}"
     )
-    # A listed symbol's report counts its stored bars; only the other partitions' files are opened.
+    # A listed symbol's report counts its stored bars (an unlisted one's counts none): only the other
+    # partitions' files are opened.
+    run_bars = sum(r.bars_after for r in listed)
     unreported = set(context.instance.get_dynamic_partitions(symbols_partitions.name)) - by_key.keys()
-    stored_bars = sum(r.bars_after for r in listed) + stored_row_count(paths.ohlcv_file(k) for k in unreported)
     yield MaterializeResult(
         metadata={
             # The lakehouse's bars of every symbol partition, not only this run's (those are `run_bars`).
-            "dagster/row_count": stored_bars,
-            "run_bars": sum(r.bars_after for r in reports),
+            "dagster/row_count": run_bars + stored_row_count(paths.ohlcv_file(k) for k in unreported),
+            "run_bars": run_bars,
             "symbols": len(reports),
             "new_bars": sum(r.new_bars for r in reports),
             "requests": source.requests_made,
