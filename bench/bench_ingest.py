@@ -116,21 +116,23 @@ def main() -> None:
     write_results("ingest", size, {**results, "peak_rss_mb": round(peak_rss_mb(), 1)})
 
 
+def write_manifest(path: Path, n_days: int) -> None:
+    """The benchmark's manifest: every eligible pair on both days, ``n_days`` of history on the first."""
+    document = {
+        "defaults": {
+            # Every eligible pair, both days: a stable universe, so day 2 adds exactly one bar each.
+            "discovery": {"top_n": 5000, "min_traded_value_24h": 0},
+            "ingestion": {"history_days": n_days - WARMUP_DAYS, "warmup_days": WARMUP_DAYS},
+        }
+    }
+    path.write_text(json.dumps(document))
+
+
 def _measure(storage: str, n_symbols: int, n_days: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         manifest = root / "manifest.json"
-        manifest.write_text(
-            json.dumps(
-                {
-                    "defaults": {
-                        # Every eligible pair, both days: a stable universe, so day 2 adds exactly one bar each.
-                        "discovery": {"top_n": 5000, "min_traded_value_24h": 0},
-                        "ingestion": {"history_days": n_days - WARMUP_DAYS, "warmup_days": WARMUP_DAYS},
-                    }
-                }
-            )
-        )
+        write_manifest(manifest, n_days)
         paths = LakehousePaths(root / "data")
         # The simulated exchange also lists stablecoins, a leveraged token, other quotes and a delisted pair.
         listed = n_symbols + 6

@@ -25,6 +25,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 N_LISTED = 506  # 500 ordinary pairs and the 6 the simulated exchange lists besides: 505 candidates
+N_DAYS = 1000
 
 
 def _worker(step: str, state: Path) -> dict:
@@ -39,16 +40,6 @@ def _worker(step: str, state: Path) -> dict:
     shutil.rmtree(work, ignore_errors=True)
     if step == "setup":
         (work / "home").mkdir(parents=True)
-        manifest.write_text(
-            json.dumps(
-                {
-                    "defaults": {
-                        "discovery": {"top_n": 5000, "min_traded_value_24h": 0},
-                        "ingestion": {"history_days": 1000 - bench_ingest.WARMUP_DAYS, "warmup_days": 300},
-                    }
-                }
-            )
-        )
         shutil.copyfile(PROJECT_DAGSTER_YAML, work / "home" / "dagster.yaml")
     else:
         shutil.copytree(state / "base", work)
@@ -71,10 +62,8 @@ def _worker(step: str, state: Path) -> dict:
 
 def _run(tree: Path, step: str, state: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    script = tree / "bench" / Path(__file__).name
-    if not script.exists():  # an older checkout without this script: run this one against its code
-        script = Path(__file__)
-    command = [sys.executable, "-W", "ignore", str(script), "--worker", step]
+    # This script, against the tree's code and its bench_ingest (the same procedure for every tree).
+    command = [sys.executable, "-W", "ignore", __file__, "--worker", step]
     command += ["--state", str(state), "--tree", str(tree)]
     answer = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
     return json.loads(answer.stdout.strip().splitlines()[-1])
@@ -96,12 +85,15 @@ def main() -> None:
     if args.baseline_src is not None:
         trees = {"baseline": args.baseline_src.resolve(), **trees}
     sys.path.insert(0, str(REPO / "bench"))
+    from bench_ingest import write_manifest
     from common import write_results
 
     with tempfile.TemporaryDirectory() as tmp:
         states = {label: Path(tmp) / label for label in trees}
         for label, tree in trees.items():
             states[label].mkdir()
+            # This checkout's manifest for every tree: the measured code differs, the input does not.
+            write_manifest(states[label] / "manifest.json", N_DAYS)
             _run(tree, "setup", states[label])
         trials: dict[str, list[float]] = {label: [] for label in trees}
         for _ in range(args.trials):
