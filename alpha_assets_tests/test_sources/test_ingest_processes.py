@@ -9,6 +9,7 @@ store; a worker that dies or raises; the helper's order and its refusal of a chu
 from __future__ import annotations
 
 import contextvars
+import gc
 import os
 import signal
 from pathlib import Path
@@ -142,3 +143,23 @@ def test_map_chunks_names_a_worker_that_was_killed():
 
     with pytest.raises(WorkerProcessDiedError, match="died before returning its results"):
         map_chunks_in_forked_processes(die, list(range(4)), processes=2)
+
+
+def test_map_chunks_leaves_the_callers_objects_out_of_the_workers_collections():
+    # Collected in a worker, each object inherited from the caller would have its page copied (copy-on-write).
+    tracked_here = len(gc.get_objects())
+    frozen_in_workers = map_chunks_in_forked_processes(
+        lambda chunk: [gc.get_freeze_count()] * len(chunk), list(range(4)), processes=2
+    )
+    assert min(frozen_in_workers) >= tracked_here * 0.9, "a worker inherits the caller's objects frozen"
+    assert gc.get_freeze_count() == 0, "the caller's objects are collected again after the workers ended"
+
+
+def test_map_chunks_keeps_objects_the_caller_froze_frozen():
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        map_chunks_in_forked_processes(lambda chunk: list(chunk), list(range(4)), processes=2)
+        assert gc.get_freeze_count() >= frozen
+    finally:
+        gc.unfreeze()
