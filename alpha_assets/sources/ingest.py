@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -135,6 +135,9 @@ class IngestReport:
         }
 
 
+_FollowUp = TypeVar("_FollowUp")
+
+
 def ingest_symbols(
     source: MarketSource,
     markets: Sequence[Market],
@@ -184,20 +187,48 @@ def ingest_symbols(
     WorkerProcessDiedError
         When a worker process was killed; every file it wrote is complete, and a new run brings the rest.
     """
+    ingested = ingest_symbols_then(
+        source, markets, paths, now=now, params=params, processes=processes, then=_no_follow_up
+    )
+    return [report for report, _ in ingested]
+
+
+def ingest_symbols_then(
+    source: MarketSource,
+    markets: Sequence[Market],
+    paths: LakehousePaths,
+    *,
+    now: pd.Timestamp,
+    params: IngestionParams,
+    then: Callable[[Market, IngestReport], _FollowUp],
+    processes: int = 1,
+) -> list[tuple[IngestReport, _FollowUp]]:
+    """:func:`ingest_symbols`, each symbol followed by ``then(market, report)`` in the process that ingested it.
+
+    The follow-up (e.g. the audit of the file just written) runs in the worker processes with the ingestion,
+    when there are workers, instead of after them in this one; its results come back with the reports, in the
+    order of ``markets``. Arguments, other than ``then``, and errors are those of :func:`ingest_symbols`; an
+    error ``then`` raises is raised here.
+    """
     now = _validate_common(source, paths, now, params)
     for market in markets:
         _validate_market(source, market)
 
-    def ingest(some: Sequence[Market]) -> list[IngestReport]:
+    def ingest(some: Sequence[Market]) -> list[tuple[IngestReport, _FollowUp]]:
         # Each file's bytes are synced before its rename; the directories' fsyncs once per batch, not per file.
         with directory_syncs_batched():
-            return [ingest_symbol(source, market, paths, now=now, params=params) for market in some]
+            reports = [ingest_symbol(source, market, paths, now=now, params=params) for market in some]
+        return [(report, then(market, report)) for market, report in zip(some, reports, strict=True)]
 
     if processes <= 1 or not is_fork_safe(source) or paths.in_object_store:
         return ingest(markets)
-    reports = map_chunks_in_forked_processes(ingest, markets, processes=processes)
-    source.requests_made += sum(r.requests for r in reports)
-    return reports
+    ingested = map_chunks_in_forked_processes(ingest, markets, processes=processes)
+    source.requests_made += sum(report.requests for report, _ in ingested)
+    return ingested
+
+
+def _no_follow_up(_market: Market, _report: IngestReport) -> None:
+    return None
 
 
 def ingest_symbol(

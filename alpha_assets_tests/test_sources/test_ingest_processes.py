@@ -17,10 +17,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from alpha_assets.lakehouse.ohlcv import read_ohlcv
 from alpha_assets.lakehouse.paths import LakehousePaths
 from alpha_assets.processes import WorkerProcessDiedError, map_chunks_in_forked_processes
 from alpha_assets.sources.base import Market, is_fork_safe
-from alpha_assets.sources.ingest import ingest_symbols
+from alpha_assets.sources.ingest import ingest_symbols, ingest_symbols_then
 from alpha_assets.sources.params import IngestionParams
 from alpha_assets.sources.simulated import SimulatedExchange
 
@@ -94,6 +95,36 @@ def test_an_object_store_lakehouse_is_ingested_in_this_process(tmp_path, s3_data
     markets = _markets(source)[:4]
     reports = ingest_symbols(source, markets, LakehousePaths(s3_data_dir), now=DAY_1, params=PARAMS, processes=2)
     assert pids == {os.getpid()} and [r.status.value for r in reports] == ["ok"] * 4
+
+
+def test_a_follow_up_runs_after_each_symbol_in_the_process_that_ingested_it(tmp_path):
+    paths = LakehousePaths(tmp_path)
+    source = SimulatedExchange(n_symbols=N_LISTED, now=DAY_1)
+    markets = _markets(source)
+
+    def stored_rows(market, report):
+        # The file the ingestion just wrote, read back where it was written.
+        return os.getpid(), market.symbol_key, len(read_ohlcv(paths, market.symbol_key)), report.bars_after
+
+    ingested = ingest_symbols_then(source, markets, paths, now=DAY_1, params=PARAMS, processes=2, then=stored_rows)
+    follow_ups = [follow_up for _, follow_up in ingested]
+    assert (
+        [key for _, key, _, _ in follow_ups] == [r.symbol_key for r, _ in ingested] == [m.symbol_key for m in markets]
+    )
+    assert all(rows == bars_after > 0 for _, _, rows, bars_after in follow_ups)
+    pids = {pid for pid, _, _, _ in follow_ups}
+    assert len(pids) == 2 and os.getpid() not in pids
+    assert source.requests_made == sum(r.requests for r, _ in ingested) + 1  # and load_markets
+    one = ingest_symbols_then(
+        SimulatedExchange(n_symbols=N_LISTED, now=DAY_1),
+        markets,
+        LakehousePaths(tmp_path / "one"),
+        now=DAY_1,
+        params=PARAMS,
+        then=lambda market, report: os.getpid(),
+    )
+    assert {pid for _, pid in one} == {os.getpid()}
+    assert [r for r, _ in one] == [r for r, _ in ingested]
 
 
 def _square_each(chunk):

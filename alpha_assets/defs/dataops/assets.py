@@ -23,6 +23,7 @@ from dagster import (
 )
 
 from alpha_assets.dataops.audit.engine import AuditParams, audit_symbol_file
+from alpha_assets.dataops.audit.records import AuditVerdict
 from alpha_assets.dataops.candidates import check_same_universe, validate_candidates
 from alpha_assets.defs import names
 from alpha_assets.defs.automation import ON_DEPS_UPDATED
@@ -58,7 +59,7 @@ from alpha_assets.processes import workers_for
 from alpha_assets.sources.base import Market
 from alpha_assets.sources.discovery import discover_candidates
 from alpha_assets.sources.files import FileSource
-from alpha_assets.sources.ingest import IngestReport, IngestStatus, ingest_symbols
+from alpha_assets.sources.ingest import IngestReport, IngestStatus, ingest_symbols_then
 from alpha_assets.sources.markets import classify_markets
 
 OWNERS = ["team:dataops"]
@@ -215,27 +216,28 @@ def ohlcv(
     source = market_source.build(profile.sections["source"], exchange_credentials)
     now = market_source.now()
     markets = {m.symbol_key: m for m in classify_markets(source.load_markets(), profile.sections["markets"])}
-    listed = ingest_symbols(
+    audit_params = profile.sections["audit"]
+
+    def audit(symbol_key: str, calendar: str | None) -> AuditVerdict:
+        return audit_symbol_file(paths, symbol_key, as_of=now, params=audit_params, calendar=calendar)
+
+    # Each file audited right after its ingestion, in the same worker process (bench/README.md).
+    ingested = ingest_symbols_then(
         source,
         [markets[k] for k in symbol_keys if k in markets],
         paths,
         now=now,
         params=profile.sections["ingestion"],
         processes=workers_for(len(symbol_keys), min_items_each=MIN_SYMBOLS_PER_PROCESS),
+        then=lambda market, _report: audit(market.symbol_key, market.calendar),
     )
-    by_key = {r.symbol_key: r for r in listed}
-    reports = [by_key.get(k) or _unlisted_report(k, source.exchange_key) for k in symbol_keys]
-    # In this process: audited in the ingestion's worker processes, the run took longer (bench/README.md).
-    verdicts = [
-        audit_symbol_file(
-            paths,
-            r.symbol_key,
-            as_of=now,
-            params=profile.sections["audit"],
-            calendar=markets[r.symbol_key].calendar if r.symbol_key in markets else None,
-        )
-        for r in reports
-    ]
+    listed = [report for report, _ in ingested]
+    by_key = {report.symbol_key: (report, verdict) for report, verdict in ingested}
+    reports, verdicts = [], []
+    for key in symbol_keys:
+        report, verdict = by_key.get(key) or (_unlisted_report(key, source.exchange_key), audit(key, None))
+        reports.append(report)
+        verdicts.append(verdict)
     statuses = Counter(r.status.value for r in reports)
     context.log.info(
         f"ingest: {len(reports)} symbols {dict(statuses)}, {sum(r.new_bars for r in reports)} new bars, "
