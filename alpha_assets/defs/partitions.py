@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from dagster import AssetCheckSpec, AssetKey, AssetsDefinition, BackfillPolicy, DynamicPartitionsDefinition, asset
 
 from alpha_assets.defs.versions import asset_code_version
+from alpha_assets.processes import objects_left_out_of_collections
 
 #: One partition per symbol key (``BINANCE_BTCUSDT``), added by discovery.
 symbols_partitions = DynamicPartitionsDefinition(name="symbols")
@@ -78,8 +80,13 @@ def symbols_asset(
     one status per symbol, so a one-symbol run never turns another symbol's failure green. ``kinds`` are the
     storage kinds the UI shows (``deltalake`` for a table rather than files). ``options`` are the asset's other
     arguments (``deps``, ``metadata``, ...).
+
+    The compute function is a generator (results, then per-symbol check evaluations). It runs, with Dagster's
+    handling of what it yields, leaving the objects the step's process held before it out of garbage collections
+    (:func:`~alpha_assets.processes.objects_left_out_of_collections`): a range run makes thousands of events, and
+    one full collection of a Dagster process took as long as 500 of them.
     """
-    return asset(
+    define = asset(
         key=key,
         group_name=group_name,
         partitions_def=symbols_partitions,
@@ -93,3 +100,13 @@ def symbols_asset(
         code_version=asset_code_version(key),
         **options,
     )
+
+    def decorator(compute: Callable[..., Iterator[Any]]) -> AssetsDefinition:
+        @functools.wraps(compute)
+        def compute_with_older_objects_left_out(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            with objects_left_out_of_collections():
+                yield from compute(*args, **kwargs)
+
+        return define(compute_with_older_objects_left_out)
+
+    return decorator
