@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from common import peak_rss_mb, timed, write_results
+from common import cpu_seconds, peak_rss_mb, timed, write_results
 from dagster import DagsterInstance
 from postgres_instance import postgres_instance
 
@@ -72,12 +72,15 @@ def _ingest(defs, instance, paths, run_id):
     symbols = candidate_symbols(paths, run_id)
     (tags,) = symbol_link_tags(instance, symbols, {names.RUN_ID_TAG: run_id})
     # The ingest link without its features step: this benchmark measures ingestion (bench_features the rest).
+    cpu_before = cpu_seconds()
     ingest_s, link = timed(lambda: run_link(defs, instance, names.INGEST_JOB, tags=tags, asset_selection=[names.OHLCV]))
+    ingest_cpu_s = cpu_seconds() - cpu_before
     meta = link.materializations["ohlcv"]
     return {
         "symbols": len(symbols),
         "discovery_s": round(discovery_s, 3),
         "ingest_s": round(ingest_s, 3),
+        "ingest_cpu_s": round(ingest_cpu_s, 3),
         "new_bars": meta["new_bars"],
         "requests": meta["requests"],
         "requests_per_symbol": meta["requests_per_symbol"],
