@@ -40,7 +40,9 @@ from dagster import (
 from dagster._core.events import ASSET_EVENTS
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from sqlalchemy import create_engine
 from sqlalchemy.event import listen
 
 from alpha_assets.cli import PROJECT_DAGSTER_YAML
@@ -482,3 +484,39 @@ def test_killed_process_loses_its_held_evaluations_whole_never_a_part(tmp_path, 
     assert_a_killed_process_loses_its_held_evaluations_whole(
         PooledSqliteEventLogStorage, str(tmp_path / "pooled"), recorded_run, monkeypatch
     )
+
+
+def _event_rows(n: int, step_key: str = "ohlcv") -> list[dict]:
+    return [
+        {
+            "run_id": "r",
+            "event": f"e{i}",
+            "dagster_event_type": "T",
+            "timestamp": None,
+            "step_key": step_key,
+            "asset_key": None,
+            "partition": None,
+        }
+        for i in range(n)
+    ]
+
+
+def test_bulk_inserted_events_get_the_ids_sqlite_gave_them_or_the_write_fails(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path / 'index.db'}")
+    SqlEventLogStorageTable.metadata.create_all(engine, tables=[SqlEventLogStorageTable])
+    with engine.begin() as conn:
+        assert sqlite_storage._insert_with_consecutive_ids(conn, []) == []
+        conn.execute(SqlEventLogStorageTable.insert(), _event_rows(3))
+        ids = sqlite_storage._insert_with_consecutive_ids(conn, _event_rows(5))
+        stored = conn.exec_driver_sql("SELECT id, event FROM event_logs WHERE id > 3 ORDER BY id").fetchall()
+    assert ids == [4, 5, 6, 7, 8] and stored == [(i, f"e{i - 4}") for i in ids]
+    # Another row slipped in between (here by a trigger): the ids would be wrong, so nothing is written.
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TRIGGER one_more AFTER INSERT ON event_logs WHEN NEW.step_key = 'doubled' "
+            "BEGIN INSERT INTO event_logs (run_id, event) VALUES ('other', 'slipped in'); END"
+        )
+    with pytest.raises(RuntimeError, match="event ids not consecutive: 4 rows from id 9"), engine.begin() as conn:
+        sqlite_storage._insert_with_consecutive_ids(conn, _event_rows(2) + _event_rows(2, step_key="doubled"))
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT max(id) FROM event_logs").scalar_one() == 8
