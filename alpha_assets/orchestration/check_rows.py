@@ -1,12 +1,14 @@
 """Asset check rows as Dagster's SQL event logs write them, in fewer statements: planned rows and evaluations.
 
 **Planned rows.** When a run is created, Dagster's ``SqlEventLogStorage`` stores each check's planned event and one
-row per planned partition in ``asset_check_executions``, each row holding the serialised planned event, and it
-serialises the event again for every row: the planned event carries the run's partition subset, so a range run over
-505 symbol partitions serialised six 505-key events 505 times each (most of the ingest run's creation,
-bench/README.md). The mixin writes the same rows with the event serialised once, in one bulk insert. It overrides
-Dagster's private ``_store_asset_check_evaluation_planned``, so the Dagster pin moves with it
-(``alpha_assets_tests/test_orchestration`` compares the rows with those Dagster's own storages write).
+row per planned partition in ``asset_check_executions``, each row holding the whole planned event, serialised again
+for every row: the event carries the run's partition subset, so a range run over 505 symbol partitions serialised
+six 505-key events 505 times each and stored 3,030 copies of them (9.4 KB each, 28 MB per run; bench/README.md). The
+mixin writes the same rows in one bulk insert, each holding the planned event narrowed to the row's own partition
+(a key set of one), made from one serialisation. What Dagster reads from a planned row's event (its run, its step)
+is unchanged; the run's event log keeps the whole event. It overrides Dagster's private
+``_store_asset_check_evaluation_planned``, so the Dagster pin moves with it (``alpha_assets_tests/test_orchestration``
+compares the rows with those Dagster's own storages write).
 
 **Evaluations.** A run's evaluation of one partition of a check updates the planned row of that partition;
 ``UPDATE_CHECK_EXECUTION`` with :func:`check_execution_values` writes the values Dagster's own update writes, for
@@ -16,24 +18,29 @@ evaluations and write them together).
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dagster import DagsterEventType, EventLogEntry
+from dagster._core.definitions.partitions.subset import DefaultPartitionsSubset
 from dagster._core.events import ASSET_EVENTS
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
 from dagster._serdes import serialize_value
+from dagster_shared.record import replace
 from sqlalchemy import and_, bindparam
 
 __all__ = [
     "CHECK_EVALUATION_BUFFER",
     "UPDATE_CHECK_EXECUTION",
     "HeldCheckEvaluations",
-    "PlannedCheckRowsSerialisedOnce",
+    "PlannedCheckRowsInBulk",
     "check_execution_values",
     "is_partition_check_evaluation",
     "last_event_per_asset",
+    "planned_row_events",
 ]
 
 #: Per-partition check evaluations a storage holds before it writes them even if nothing else comes first.
@@ -87,27 +94,55 @@ def check_execution_values(event: EventLogEntry, row: Mapping[str, Any], event_i
     }
 
 
-class PlannedCheckRowsSerialisedOnce:
-    """Mixin before a ``SqlEventLogStorage`` subclass: planned check rows with one serialisation per event."""
+class PlannedCheckRowsInBulk:
+    """Mixin before a ``SqlEventLogStorage`` subclass: a check's planned rows in one insert, each its partition's."""
 
     index_connection: Any
     _event_insert_timestamp: Any
 
     def _store_asset_check_evaluation_planned(self, event: EventLogEntry, event_id: int | None) -> None:
-        """Dagster's planned rows of a check (one per partition), with the event serialised once, not per row."""
+        """Dagster's planned rows of a check (one per partition), each holding :func:`planned_row_events`' event."""
         planned = event.get_dagster_event().event_specific_data
-        partition_keys = planned.partitions_subset.get_partition_keys() if planned.partitions_subset else [None]
         common = {
             "asset_key": planned.asset_key.to_string(),
             "check_name": planned.check_name,
             "run_id": event.run_id,
             "execution_status": AssetCheckExecutionRecordStatus.PLANNED.value,
-            "evaluation_event": serialize_value(event),
             "evaluation_event_timestamp": self._event_insert_timestamp(event),
             "evaluation_event_storage_id": event_id,
         }
+        rows = [
+            {**common, "partition": key, "evaluation_event": serialised}
+            for key, serialised in planned_row_events(event)
+        ]
         with self.index_connection() as conn:
-            conn.execute(AssetCheckExecutionsTable.insert(), [{**common, "partition": key} for key in partition_keys])
+            conn.execute(AssetCheckExecutionsTable.insert(), rows)
+
+
+def planned_row_events(event: EventLogEntry) -> list[tuple[str | None, str]]:
+    """``(partition key, serialised event)`` of each planned row of a check's planned ``event``, in the plan's key order.
+
+    An unpartitioned plan has one row (key ``None``) holding ``event``. A plan over a set of keys (the
+    dynamic ``symbols`` and ``runs`` partitions) has one row per key holding ``event`` narrowed to that key:
+    ``serialize_value`` of the narrowed event, byte for byte, from one serialisation with a marker key whose
+    JSON text is then replaced by each key's. Any other subset (e.g. time windows) is stored whole in each row,
+    serialised once.
+    """
+    planned = event.get_dagster_event().event_specific_data
+    subset = planned.partitions_subset
+    if subset is None:
+        return [(None, serialize_value(event))]
+    keys = list(subset.get_partition_keys())
+    if not isinstance(subset, DefaultPartitionsSubset):
+        serialised = serialize_value(event)
+        return [(key, serialised) for key in keys]
+    marker = f"\x00{uuid.uuid4().hex}"  # a partition key never holds NUL (keys are validated names)
+    narrowed = replace(planned, partitions_subset=DefaultPartitionsSubset({marker}))
+    template = serialize_value(event._replace(dagster_event=event.dagster_event._replace(event_specific_data=narrowed)))
+    head, quoted_marker, tail = template.partition(json.dumps(marker))
+    if not quoted_marker or quoted_marker in tail:
+        raise RuntimeError(f"the planned event of {planned.check_name!r} does not hold its marker key exactly once")
+    return [(key, head + json.dumps(key) + tail) for key in keys]
 
 
 class HeldCheckEvaluations:

@@ -57,7 +57,7 @@ from sqlalchemy.engine import Connection
 from alpha_assets.orchestration.check_rows import (
     UPDATE_CHECK_EXECUTION,
     HeldCheckEvaluations,
-    PlannedCheckRowsSerialisedOnce,
+    PlannedCheckRowsInBulk,
     check_execution_values,
     last_event_per_asset,
 )
@@ -72,9 +72,7 @@ POOL_MAX_OVERFLOW = 4
 NO_STATEMENT_TIMEOUT = 0
 
 
-class PostgresEventLogWithCheckRowsInBulk(
-    HeldCheckEvaluations, PlannedCheckRowsSerialisedOnce, PostgresEventLogStorage
-):
+class PostgresEventLogWithCheckRowsInBulk(HeldCheckEvaluations, PlannedCheckRowsInBulk, PostgresEventLogStorage):
     """dagster-postgres' event log: a check's planned rows serialised once, per-partition evaluations in bulk."""
 
     def __init__(self, *args, **kwargs) -> None:

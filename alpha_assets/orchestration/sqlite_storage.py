@@ -66,7 +66,7 @@ from sqlalchemy.event import listen
 from alpha_assets.orchestration.check_rows import (
     UPDATE_CHECK_EXECUTION,
     HeldCheckEvaluations,
-    PlannedCheckRowsSerialisedOnce,
+    PlannedCheckRowsInBulk,
     check_execution_values,
     is_asset_event,
     last_event_per_asset,
@@ -80,7 +80,7 @@ OPEN_RUN_SHARDS = 4
 EVENT_BATCH_SIZE = "1000"
 
 
-class PooledSqliteEventLogStorage(HeldCheckEvaluations, PlannedCheckRowsSerialisedOnce, SqliteEventLogStorage):
+class PooledSqliteEventLogStorage(HeldCheckEvaluations, PlannedCheckRowsInBulk, SqliteEventLogStorage):
     """``SqliteEventLogStorage`` with long-lived engines, a transaction per event or batch, and WAL commits."""
 
     def __init__(self, base_dir: str, inst_data=None) -> None:

@@ -32,16 +32,20 @@ from dagster import (
     DagsterInstance,
     Definitions,
     DynamicPartitionsDefinition,
+    EventLogEntry,
     MaterializeResult,
     Output,
     asset,
     define_asset_job,
 )
+from dagster._core.definitions.partitions.subset import DefaultPartitionsSubset
 from dagster._core.events import ASSET_EVENTS
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.event_log import SqliteEventLogStorage
 from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from dagster._serdes import deserialize_value, serialize_value
+from dagster_shared.record import replace
 from sqlalchemy import create_engine
 from sqlalchemy.event import listen
 
@@ -360,6 +364,39 @@ def test_pooled_storage_writes_the_rows_dagster_writes_for_a_run_with_per_partit
     # Each evaluation's row points at its own event in the index.
     index_events = {row[0]: row[1] for row in stored["pooled"]["index"]}
     assert all(index_events[row[7]] == row[5] for row in stored["pooled"]["checks"])
+
+
+def test_planned_check_rows_hold_the_planned_event_narrowed_to_their_partition(tmp_path, recorded_run):
+    # Stored up to the first evaluation, a run's check rows are all planned: ours differ from Dagster's only in the
+    # event each holds, the planned event of the row's partition alone instead of the run's 60-key plan, and
+    # Dagster reads them back as the same planned executions (status, run, step).
+    home, events = recorded_run
+    first = next(i for i, e in enumerate(events) if e.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION)
+    stored, history = {}, {}
+    for name, storage_class in (("dagster", SqliteEventLogStorage), ("pooled", PooledSqliteEventLogStorage)):
+        storage = storage_class(str(tmp_path / name))
+        try:
+            _store_as_dagster_hands_them(storage, events[:first])
+            stored[name] = _rows(storage, events[0].run_id)["checks"]
+            history[name] = storage.get_asset_check_execution_history(BARS_COMPLETE, limit=100)
+        finally:
+            storage.dispose()
+    assert len(stored["dagster"]) == len(KEYS)
+    event_column = 5
+    without_event = [[row[:event_column] + row[event_column + 1 :] for row in stored[name]] for name in stored]
+    assert without_event[0] == without_event[1]
+    for ours, dagsters in zip(stored["pooled"], stored["dagster"], strict=True):
+        whole = deserialize_value(dagsters[event_column], EventLogEntry)
+        planned = whole.get_dagster_event().event_specific_data
+        assert len(planned.partitions_subset.get_partition_keys()) == len(KEYS)
+        narrowed = replace(planned, partitions_subset=DefaultPartitionsSubset({ours[2]}))
+        assert ours[event_column] == serialize_value(
+            whole._replace(dagster_event=whole.dagster_event._replace(event_specific_data=narrowed))
+        )
+    assert len(stored["pooled"][0][event_column]) * 2 < len(stored["dagster"][0][event_column])
+    read = {name: [(r.partition, r.status, r.run_id, r.event.step_key) for r in history[name]] for name in history}
+    assert sorted(read["pooled"]) == sorted(read["dagster"])
+    assert {status for _, status, _, _ in read["pooled"]} == {AssetCheckExecutionRecordStatus.PLANNED}
 
 
 def test_a_runs_planned_batch_goes_in_bulk_with_only_its_planned_checks_stored_one_by_one(
