@@ -120,7 +120,7 @@ class PlannedCheckRowsInBulk:
 
 
 def planned_row_events(event: EventLogEntry) -> list[tuple[str | None, str]]:
-    """``(partition key, serialised event)`` of each planned row of a check's planned ``event``, in the plan's key order.
+    """``(partition key, serialised event)`` of each planned row of a check's planned ``event``, in the plan's order.
 
     An unpartitioned plan has one row (key ``None``) holding ``event``. A plan over a set of keys (the
     dynamic ``symbols`` and ``runs`` partitions) has one row per key holding ``event`` narrowed to that key:
