@@ -7,11 +7,12 @@ connection to the server (a new server process, a password handshake) and closes
 run's time (``bench/bench_instance.py``, bench/README.md). Dagster already has the cure, for its webserver only:
 ``optimize_for_webserver`` swaps each storage's engine for a pooled one (one connection kept, recycled hourly,
 a small overflow). This class applies it in every process that loads the instance: webserver, daemon, run
-workers, step processes. Its event log also writes a check's planned rows over many partitions with the planned
-event serialised once (``check_rows.py``; dagster-postgres serialises it again for each partition), and writes a
-step's per-partition check evaluations in bulk: dagster-postgres stores each on its own (the event row and a
-NOTIFY in one transaction, the check execution row's update in another, the event serialised twice), which was
-more than half of the 505-symbol ingest run (six ohlcv checks x 505 symbols, bench/README.md). The event log holds
+workers, step processes. Its event log also writes a check's planned rows over many partitions in one statement,
+each with the planned event narrowed to its partition (``check_rows.py``; dagster-postgres serialises the whole
+event again for each partition), and writes a step's per-partition check evaluations in bulk: dagster-postgres
+stores each on its own (the event row and a NOTIFY in one transaction, the check execution row's update in
+another, the event serialised twice), which was more than half of the 505-symbol ingest run (six ohlcv checks x
+505 symbols, bench/README.md). The event log holds
 the evaluations it is handed and writes them in one transaction (the event rows in one multi-row insert, the
 updates sent in one round trip) before it touches the database for anything else in this process (the step always
 logs another event after its evaluations) and at ``CHECK_EVALUATION_BUFFER`` evaluations. No NOTIFY is sent for
@@ -73,7 +74,7 @@ NO_STATEMENT_TIMEOUT = 0
 
 
 class PostgresEventLogWithCheckRowsInBulk(HeldCheckEvaluations, PlannedCheckRowsInBulk, PostgresEventLogStorage):
-    """dagster-postgres' event log: a check's planned rows serialised once, per-partition evaluations in bulk."""
+    """dagster-postgres' event log: a check's planned rows and its per-partition evaluations written in bulk."""
 
     def __init__(self, *args, **kwargs) -> None:
         self._held_evaluations: list[EventLogEntry] = []  # guarded by _held_lock

@@ -18,8 +18,9 @@ needs for per-symbol status), so that bookkeeping was most of the run's time (be
   evaluations it is handed and writes them together, in one transaction per database, before it touches the
   databases for anything else (the next event of the run, which a step always logs after its evaluations, or
   any read in this process) and at ``CHECK_EVALUATION_BUFFER`` evaluations; each event is serialised once;
-- inserts the planned rows of a check over many partitions with the planned event serialised once
-  (``check_rows.py``), where Dagster serialises the whole event again for every partition;
+- inserts the planned rows of a check over many partitions in one statement, each holding the planned event
+  narrowed to its partition, from one serialisation (``check_rows.py``), where Dagster serialises the whole
+  event, with the run's every partition, again for every row;
 - commits with ``synchronous=NORMAL`` in WAL mode (SQLite's documented pairing for WAL): a commit is a write to
   the log, synced at checkpoints. Nothing committed is lost when a process crashes or is killed; a power loss or
   an operating system crash can roll back the last transactions before it (never corrupts the database).

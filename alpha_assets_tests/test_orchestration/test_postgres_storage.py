@@ -136,9 +136,10 @@ def _postgres_rows(storage) -> dict[str, list[tuple]]:
 def test_event_log_writes_the_rows_dagster_postgres_writes(postgres_server, recorded_run):  # noqa: F811
     # The events of a range run with a check planned over 60 partitions (one evaluation each, one failing), handed
     # over as Dagster hands them (planned materialisations and materialisations in batches), stored by
-    # dagster-postgres' event log and by ours, which writes the planned batch in bulk, serialises the planned check
-    # event once and writes the held evaluations together: the same event rows (ids and order included), check
-    # rows, asset entry and tags.
+    # dagster-postgres' event log and by ours, which writes the planned batch and the planned check rows in bulk
+    # and the held evaluations together: the same event rows (ids and order included), check rows (once
+    # evaluated: a planned row's own event is narrowed to its partition, test_sqlite_storage.py), asset entry
+    # and tags.
     _home, events = recorded_run
     rows, written_together = {}, []
     for storage_class in (PostgresEventLogStorage, PostgresEventLogWithCheckRowsInBulk):
