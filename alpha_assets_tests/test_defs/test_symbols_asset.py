@@ -5,6 +5,7 @@ left out of garbage collections, and Dagster still injects its context and resou
 from __future__ import annotations
 
 import gc
+import threading
 
 from dagster import ConfigurableResource, DagsterInstance, MaterializeResult, materialize
 
@@ -75,3 +76,42 @@ def test_objects_a_caller_froze_stay_frozen_after_the_block():
         assert gc.get_freeze_count() >= frozen
     finally:
         gc.unfreeze()
+
+
+def test_nested_blocks_ask_what_is_frozen_once_and_unfreeze_at_the_last(monkeypatch):
+    # get_freeze_count walks every frozen object: an inner block (a step's forked workers) must not pay it again.
+    calls = []
+    real_count = gc.get_freeze_count
+    monkeypatch.setattr(gc, "get_freeze_count", lambda: calls.append(1) or real_count())
+    with objects_left_out_of_collections():
+        with objects_left_out_of_collections():
+            pass
+        assert real_count() > 0, "the inner block's end leaves the outer block's objects frozen"
+    assert len(calls) == 1
+    assert real_count() == 0
+
+
+def test_blocks_open_in_two_threads_unfreeze_when_both_ended():
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    frozen_after_first: list[int] = []
+
+    def first() -> None:
+        with objects_left_out_of_collections():
+            first_in.set()
+            second_in.wait(5)
+        first_out.set()
+
+    def second() -> None:
+        first_in.wait(5)
+        with objects_left_out_of_collections():
+            second_in.set()
+            first_out.wait(5)
+            frozen_after_first.append(gc.get_freeze_count())
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert frozen_after_first and frozen_after_first[0] > 0, "still frozen while the second thread's block is open"
+    assert gc.get_freeze_count() == 0
