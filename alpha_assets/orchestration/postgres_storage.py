@@ -2,25 +2,24 @@
 
 ``DagsterPostgresStorage`` (the ``storage: postgres:`` block of ``dagster.yaml``) gives its run, event log and
 schedule storages SQLAlchemy engines without a pool (``NullPool``): every statement a run writes opens a new
-connection to the server (a new server process, a password handshake) and closes it. A single-run backfill over
-505 symbol partitions writes about 2,000 events, several statements each, and that handling is most of the
-run's time (``bench/bench_instance.py``, bench/README.md). Dagster already has the cure, for its webserver only:
-``optimize_for_webserver`` swaps each storage's engine for a pooled one (one connection kept, recycled hourly,
-a small overflow). This class applies it in every process that loads the instance: webserver, daemon, run
-workers, step processes. Its event log also writes a check's planned rows over many partitions in one statement,
-each with the planned event narrowed to its partition (``check_rows.py``; dagster-postgres serialises the whole
-event again for each partition), and writes a step's per-partition check evaluations in bulk: dagster-postgres
-stores each on its own (the event row and a NOTIFY in one transaction, the check execution row's update in
-another, the event serialised twice), which was more than half of the 505-symbol ingest run (six ohlcv checks x
-505 symbols, bench/README.md). The event log holds
-the evaluations it is handed and writes them in one transaction (the event rows in one multi-row insert, the
-updates sent in one round trip) before it touches the database for anything else in this process (the step always
-logs another event after its evaluations) and at ``CHECK_EVALUATION_BUFFER`` evaluations. No NOTIFY is sent for
-them: dagster-postgres keeps NOTIFY only for older versions' watchers, and every process runs the pinned version.
-A process killed while holding evaluations loses them all (never a part), as it loses the step's end events. A
-batch of planned materialisations (505 when a run over 505 symbols is created) is written in bulk too, where
-dagster-postgres writes it one event at a time.
-Schema, migrations, queries and durability stay dagster-postgres' own.
+connection to the server (a new server process, a password handshake) and closes it. A single-run backfill over 505
+symbol partitions writes about 2,000 events, several statements each, and that handling is most of the run's time
+(``bench/bench_instance.py``, bench/README.md). Dagster already has the cure, for its webserver only:
+``optimize_for_webserver`` swaps each storage's engine for a pooled one (one connection kept, recycled hourly, a
+small overflow). This class applies it in every process that loads the instance: webserver, daemon, run workers,
+step processes. Its event log also writes a check's planned rows over many partitions in one statement, each with
+the planned event narrowed to its partition (``check_rows.py``; dagster-postgres serialises the whole event again
+for each partition), and writes a step's per-partition check evaluations in bulk: dagster-postgres stores each on
+its own (the event row and a NOTIFY in one transaction, the check execution row's update in another, the event
+serialised twice), which was more than half of the 505-symbol ingest run (six ohlcv checks x 505 symbols,
+bench/README.md). The event log holds the evaluations it is handed and writes them in one transaction (the event
+rows in one multi-row insert, the updates sent in one round trip) before it touches the database for anything else
+in this process (the step always logs another event after its evaluations) and at ``CHECK_EVALUATION_BUFFER``
+evaluations. No NOTIFY is sent for them: dagster-postgres keeps NOTIFY only for older versions' watchers, and every
+process runs the pinned version. A process killed while holding evaluations loses them all (never a part), as it
+loses the step's end events. A batch of planned materialisations (505 when a run over 505 symbols is created) is
+written in bulk too, where dagster-postgres writes it one event at a time. Schema, migrations, queries and
+durability stay dagster-postgres' own.
 
 Each process then holds up to one connection per storage (three) plus overflow while it lives; size the
 server's ``max_connections`` for the processes that run at once, or put PgBouncer in front (docs/deploy.md).
