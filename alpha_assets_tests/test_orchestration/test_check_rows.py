@@ -44,7 +44,8 @@ def _planned(subset) -> EventLogEntry:
     )
 
 
-def _narrowed(event: EventLogEntry, key: str) -> EventLogEntry:
+def narrowed_to(event: EventLogEntry, key: str) -> EventLogEntry:
+    """``event`` (a check's planned event) with its plan reduced to ``key``, built as Dagster builds any event."""
     planned = event.get_dagster_event().event_specific_data
     narrowed = AssetCheckEvaluationPlanned(
         asset_key=planned.asset_key, check_name=planned.check_name, partitions_subset=DefaultPartitionsSubset({key})
@@ -61,7 +62,7 @@ def test_each_key_gets_the_event_narrowed_to_it_byte_for_byte():
     )
     assert sorted(key for key, _ in rows) == sorted(KEYS)
     for key, serialised in rows:
-        assert serialised == serialize_value(_narrowed(event, key))
+        assert serialised == serialize_value(narrowed_to(event, key))
         read = deserialize_value(serialised, EventLogEntry)
         assert list(read.get_dagster_event().event_specific_data.partitions_subset.get_partition_keys()) == [key]
         assert (read.run_id, read.step_key, read.timestamp) == (event.run_id, event.step_key, event.timestamp)
@@ -85,7 +86,7 @@ def test_a_key_holding_the_marker_text_cannot_be_confused_with_it():
     event = _planned(DefaultPartitionsSubset({"\\u0000", "SIM_BTCUSDT"}))
     rows = dict(planned_row_events(event))
     for key, serialised in rows.items():
-        assert serialised == serialize_value(_narrowed(event, key))
+        assert serialised == serialize_value(narrowed_to(event, key))
 
 
 @pytest.mark.parametrize("n_keys", [1, 505])

@@ -38,14 +38,12 @@ from dagster import (
     asset,
     define_asset_job,
 )
-from dagster._core.definitions.partitions.subset import DefaultPartitionsSubset
 from dagster._core.events import ASSET_EVENTS
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.event_log import SqliteEventLogStorage
 from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from dagster._serdes import deserialize_value, serialize_value
-from dagster_shared.record import replace
 from sqlalchemy import create_engine
 from sqlalchemy.event import listen
 
@@ -53,6 +51,7 @@ from alpha_assets.cli import PROJECT_DAGSTER_YAML
 from alpha_assets.defs.dataops.assets import _add_symbol_partitions
 from alpha_assets.orchestration import sqlite_storage
 from alpha_assets.orchestration.sqlite_storage import OPEN_RUN_SHARDS, PooledSqliteEventLogStorage
+from alpha_assets_tests.test_orchestration.test_check_rows import narrowed_to
 
 KEYS = [f"SIM_T{i:03d}USDT" for i in range(60)]
 PARTITIONS = DynamicPartitionsDefinition(name="test_symbols")
@@ -389,10 +388,7 @@ def test_planned_check_rows_hold_the_planned_event_narrowed_to_their_partition(t
         whole = deserialize_value(dagsters[event_column], EventLogEntry)
         planned = whole.get_dagster_event().event_specific_data
         assert len(planned.partitions_subset.get_partition_keys()) == len(KEYS)
-        narrowed = replace(planned, partitions_subset=DefaultPartitionsSubset({ours[2]}))
-        assert ours[event_column] == serialize_value(
-            whole._replace(dagster_event=whole.dagster_event._replace(event_specific_data=narrowed))
-        )
+        assert ours[event_column] == serialize_value(narrowed_to(whole, ours[2]))
     assert len(stored["pooled"][0][event_column]) * 2 < len(stored["dagster"][0][event_column])
     read = {name: [(r.partition, r.status, r.run_id, r.event.step_key) for r in history[name]] for name in history}
     assert sorted(read["pooled"]) == sorted(read["dagster"])
